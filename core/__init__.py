@@ -1,0 +1,92 @@
+"""Real-ESRGAN studio core: a pure library (no Streamlit, no FastAPI).
+
+Image convention: see :mod:`core._io`. Public API below; everything else is private.
+"""
+
+from __future__ import annotations
+
+from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
+from ._device import DeviceChoice, available_devices, resolve_device
+from ._errors import (
+    CancelledError,
+    ConversionError,
+    DeviceUnavailableError,
+    DownloadError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    OutOfMemoryError,
+    StudioError,
+    UnknownModelError,
+    UnsupportedImageError,
+    UnsupportedModelError,
+    WeightsMissingError,
+)
+from ._io import ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._ncnn import NcnnModel, convert_ncnn
+from ._resize import RESIZE_METHODS, imresize, resize, target_size
+from ._samples import list_samples, load_sample
+from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled
+from ._upscaler import UpscaleResult, UpscaleSettings, Upscaler, default_tile
+from ._weights import (
+    LoadedModel,
+    ModelInfo,
+    default_weights_dir,
+    download_weights,
+    list_models,
+    load_model,
+    model_info,
+    ncnn_model_files,
+)
+
+__all__ = [
+    "CATALOGUE",
+    "DEFAULT_MODEL",
+    "RESIZE_METHODS",
+    "CancelledError",
+    "ConversionError",
+    "DeviceChoice",
+    "DeviceUnavailableError",
+    "DownloadError",
+    "ImageDecodeError",
+    "ImageLimits",
+    "ImageTooLargeError",
+    "LoadedModel",
+    "ModelInfo",
+    "ModelSpec",
+    "NcnnModel",
+    "OutOfMemoryError",
+    "StudioError",
+    "Tile",
+    "UnknownModelError",
+    "UnsupportedImageError",
+    "UnsupportedModelError",
+    "UpscaleResult",
+    "UpscaleSettings",
+    "Upscaler",
+    "WeightsMissingError",
+    "available_devices",
+    "blend_ramp",
+    "convert_ncnn",
+    "decode_image",
+    "default_tile",
+    "default_weights_dir",
+    "download_weights",
+    "encode_png",
+    "image_info",
+    "imresize",
+    "list_models",
+    "list_samples",
+    "load_model",
+    "load_sample",
+    "model_info",
+    "ncnn_model_files",
+    "plan_axis",
+    "plan_tiles",
+    "read_image",
+    "resize",
+    "resolve_device",
+    "run_tiled",
+    "target_size",
+    "to_display",
+    "write_png",
+]

@@ -1,0 +1,122 @@
+"""Device and precision: chosen here and nowhere else.
+
+Rules: CUDA if present, else Apple MPS, else CPU. Precision ``auto`` means fp16 on
+CUDA when the model supports it, fp32 everywhere else; bf16 only on request; never
+fp16 on the CPU (slow and inaccurate there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ._errors import DeviceUnavailableError
+
+__all__ = ["DeviceChoice", "Precision", "DeviceName", "available_devices", "resolve_device"]
+
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """A resolved device and precision.
+
+    Attributes:
+        device: the torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (never ``"auto"``).
+        reason: one line explaining the choice, for the UI.
+    """
+
+    device: str
+    precision: str
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _DTYPES[self.precision]
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    def label(self) -> str:
+        return f"{self.device} · {self.precision}"
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine, best first (always ends with ``"cpu"``)."""
+    devices = [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        devices.append("mps")
+    return [*devices, "cpu"]
+
+
+def resolve_device(
+    device: str = "auto",
+    precision: str = "auto",
+    *,
+    supports_half: bool = True,
+    supports_bfloat16: bool = True,
+) -> DeviceChoice:
+    """Resolve a requested device and precision into a concrete :class:`DeviceChoice`.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+        supports_half / supports_bfloat16: what the model allows (spandrel tells).
+
+    Raises:
+        DeviceUnavailableError: the device is absent, or the precision is impossible
+            there (fp16 on CPU, a half precision the model does not support).
+    """
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif _mps_available():
+            device = "mps"
+        else:
+            device = "cpu"
+        where = f"auto: {device} is the fastest device here"
+    else:
+        where = f"{device} as requested"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                "CUDA was requested but no CUDA GPU is visible to PyTorch; choose 'auto' or 'cpu'."
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"There is no GPU number {index} on this machine.")
+    elif device == "mps":
+        if not _mps_available():
+            raise DeviceUnavailableError("Apple MPS was requested but is not available here.")
+    elif device != "cpu":
+        raise DeviceUnavailableError(f"Unknown device {device!r}; use auto, cpu, cuda or mps.")
+
+    if precision == "auto":
+        if device.startswith("cuda") and supports_half:
+            return DeviceChoice(device, "fp16", f"{where}; fp16 (model supports half precision)")
+        return DeviceChoice(device, "fp32", f"{where}; fp32")
+    if precision not in _DTYPES:
+        raise DeviceUnavailableError(f"Unknown precision {precision!r}; use auto, fp32, fp16 or bf16.")
+    if precision == "fp16":
+        if device == "cpu":
+            raise DeviceUnavailableError("fp16 is not used on the CPU (slow and inaccurate); use fp32.")
+        if not supports_half:
+            raise DeviceUnavailableError("This model does not support fp16; use fp32 or auto.")
+    if precision == "bf16":
+        if not supports_bfloat16:
+            raise DeviceUnavailableError("This model does not support bf16; use fp32 or auto.")
+        if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+            raise DeviceUnavailableError("This GPU does not support bf16; use fp16 or fp32.")
+    return DeviceChoice(device, precision, f"{where}; {precision} as requested")

@@ -1,0 +1,255 @@
+"""Image input and output, and the one image convention of the project.
+
+Image convention (every module follows it):
+
+* At the edges (decode, encode, dashboard, API, CLI) an image is a numpy array of
+  dtype ``uint8`` or ``uint16``, shape ``(H, W, C)`` with ``C`` in ``{1, 3, 4}``:
+  grey, RGB or RGBA, channels in RGB order. Grey stays grey and 16-bit stays 16-bit.
+* Inside inference images are ``torch.float32`` (or the model's half dtype)
+  tensors of shape ``(1, C, H, W)``, RGB, values in ``[0, 1]``.
+* BGR exists only inside OpenCV calls (this module converts at the boundary).
+* Metric maths is done in ``float64``.
+
+Decoding applies EXIF orientation, converts palette / CMYK / LA / YCbCr images to
+RGB(A), keeps alpha and 16 bits per channel, and enforces :class:`ImageLimits`
+before the pixels are decompressed (decompression-bomb protection).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+
+__all__ = [
+    "ImageLimits",
+    "decode_image",
+    "encode_png",
+    "image_info",
+    "to_display",
+    "read_image",
+    "write_png",
+]
+
+# Pillow's own bomb check would fire at import-time defaults; we check sizes ourselves
+# against ImageLimits before decoding, so Pillow's global limit is only a backstop.
+_PIL_BACKSTOP_PIXELS = 1 << 30
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Size limits applied to every decoded image and every requested output.
+
+    Attributes:
+        max_file_bytes: largest accepted encoded file.
+        max_input_pixels: largest accepted ``H * W`` of an input image.
+        max_output_pixels: largest ``H * W`` an upscale may produce.
+    """
+
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_input_pixels: int = 4096 * 4096
+    max_output_pixels: int = 8192 * 8192
+
+    def check_input(self, width: int, height: int) -> None:
+        """Raise :class:`ImageTooLargeError` if a ``width x height`` input is too large."""
+        if width <= 0 or height <= 0:
+            raise ImageDecodeError(f"The image has an empty size ({width}x{height}).")
+        if width * height > self.max_input_pixels:
+            raise ImageTooLargeError(
+                f"The image is {width}x{height} = {width * height / 1e6:.1f} MP; the limit is "
+                f"{self.max_input_pixels / 1e6:.1f} MP. Crop or downscale it first, "
+                "or raise the input limit."
+            )
+
+    def check_output(self, width: int, height: int) -> None:
+        """Raise :class:`ImageTooLargeError` if a ``width x height`` output is too large."""
+        if width * height > self.max_output_pixels:
+            raise ImageTooLargeError(
+                f"The result would be {width}x{height} = {width * height / 1e6:.1f} MP; the "
+                f"limit is {self.max_output_pixels / 1e6:.1f} MP. Choose a smaller output "
+                "scale, a region of interest, or raise the output limit."
+            )
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation value (1..8) to an ``(H, W, C)`` array."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: np.rot90(a, k=1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def _is_high_bit_depth(im: Image.Image, data: bytes) -> bool:
+    if im.mode.startswith("I;16") or im.mode == "I":
+        return True
+    if im.format == "PNG" and len(data) > 24 and data[12:16] == b"IHDR":
+        return data[24] == 16
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(bits) > 8
+    return False
+
+
+def _decode_high_bit_depth(data: bytes, orientation: int) -> np.ndarray:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageDecodeError("The 16-bit image could not be decoded (truncated or corrupt).")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedImageError(
+            f"Images with {array.dtype} samples are not supported; use 8- or 16-bit PNG or TIFF."
+        )
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.shape[2] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    elif array.shape[2] == 4:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA)
+    else:
+        raise UnsupportedImageError(f"Images with {array.shape[2]} channels are not supported.")
+    return _orient(array, orientation)
+
+
+def _pil_to_array(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode == "P":
+        mode_to = "RGBA" if "transparency" in im.info else "RGB"
+        im = im.convert(mode_to)
+    elif mode in ("1", "L"):
+        im = im.convert("L")
+    elif mode in ("LA", "La", "PA", "RGBa", "RGBA"):
+        im = im.convert("RGBA")
+    elif mode in ("RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    else:
+        raise UnsupportedImageError(f"Images in Pillow mode {mode!r} are not supported.")
+    array = np.asarray(im)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array)
+
+
+def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
+    """Decode encoded image bytes into the edge convention (``uint8``/``uint16`` HWC RGB(A)).
+
+    Args:
+        data: the encoded file (PNG, JPEG, WebP, BMP, TIFF, GIF, ...).
+        limits: size limits; defaults to :class:`ImageLimits()`.
+
+    Returns:
+        ``(H, W, C)`` array, ``C`` in ``{1, 3, 4}``, EXIF orientation applied.
+
+    Raises:
+        ImageDecodeError: empty, truncated or not an image.
+        ImageTooLargeError: file or pixel count over the limits (checked before decoding).
+        UnsupportedImageError: a mode we cannot represent (e.g. 32-bit float).
+    """
+    limits = limits or ImageLimits()
+    if not data:
+        raise ImageDecodeError("The file is empty.")
+    if len(data) > limits.max_file_bytes:
+        raise ImageTooLargeError(
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, _PIL_BACKSTOP_PIXELS)
+            im = Image.open(io.BytesIO(data))
+            limits.check_input(*im.size)
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            if _is_high_bit_depth(im, data):
+                if im.mode == "F":
+                    raise UnsupportedImageError("32-bit float images are not supported.")
+                return _decode_high_bit_depth(data, orientation)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _pil_to_array(im)
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(
+            "The file is not an image we can read (supported: PNG, JPEG, WebP, BMP, TIFF, GIF)."
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"The image is too large to decode safely: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"The image is truncated or corrupt: {exc}") from exc
+
+
+def read_image(path: str | Path, limits: ImageLimits | None = None) -> np.ndarray:
+    """Read and decode an image file; see :func:`decode_image`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"Cannot read {Path(path).name}: {exc.strerror}.") from exc
+    return decode_image(data, limits)
+
+
+def encode_png(image: np.ndarray, compression: int = 3) -> bytes:
+    """Encode an edge-convention image as PNG, lossless, keeping bit depth and alpha.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` ``uint8``/``uint16``, ``C`` in ``{1, 3, 4}``.
+        compression: zlib level 0-9 (3 is a good speed/size balance).
+    """
+    if image.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedImageError(f"Cannot encode {image.dtype} as PNG; use uint8 or uint16.")
+    array = image if image.ndim == 3 else image[:, :, None]
+    channels = array.shape[2]
+    if channels == 1:
+        bgr = array[:, :, 0]
+    elif channels == 3:
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    elif channels == 4:
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
+    else:
+        raise UnsupportedImageError(f"Cannot encode an image with {channels} channels as PNG.")
+    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid input, checked above
+        raise UnsupportedImageError("OpenCV could not encode the image as PNG.")
+    return buffer.tobytes()
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` as PNG atomically (temporary file, then rename); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(encode_png(image))
+    tmp.replace(path)
+    return path
+
+
+def image_info(image: np.ndarray) -> str:
+    """Human description such as ``"640x480 RGBA 16-bit"``."""
+    height, width = image.shape[:2]
+    channels = image.shape[2] if image.ndim == 3 else 1
+    mode = {1: "grey", 3: "RGB", 4: "RGBA"}.get(channels, f"{channels}-channel")
+    bits = 16 if image.dtype == np.uint16 else 8
+    return f"{width}x{height} {mode} {bits}-bit"
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """An 8-bit view for screens: ``uint16`` scaled to ``uint8``, grey as ``(H, W)``."""
+    array = image
+    if array.dtype == np.uint16:
+        array = np.rint(array / 257.0).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return array

