@@ -26,7 +26,7 @@ from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled
-from ._upscaler import UpscaleResult, UpscaleSettings, Upscaler, default_tile
+from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, default_tile
 from ._weights import (
     LoadedModel,
     ModelInfo,

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ._catalogue import DEFAULT_MODEL
 from ._errors import StudioError
 from ._io import ImageLimits, read_image, write_png
-from ._upscaler import UpscaleSettings, Upscaler
+from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import list_models
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}

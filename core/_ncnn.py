@@ -190,7 +190,8 @@ def _map_rrdb(convs: list[tuple[NcnnLayer, list[np.ndarray]]]) -> tuple[dict[str
         if ".rdb" in name:
             j = int(name[-1])
             expected = (grow if j < 5 else num_feat, num_feat + (j - 1) * grow)
-            _expect(weight.shape[:2] == expected, f"{layer.name} ({name}) has shape {weight.shape}, expected {expected}.")
+            _expect(weight.shape[:2] == expected,
+                    f"{layer.name} ({name}) has shape {weight.shape}, expected {expected}.")
         elif 0 < index < len(names) - 1:
             _expect(weight.shape[:2] == (num_feat, num_feat), f"{layer.name} ({name}) has shape {weight.shape}.")
         state[f"{name}.weight"] = weight

@@ -37,9 +37,7 @@ def target_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _restore(result: np.ndarray, dtype: np.dtype, channels_last_dim: bool) -> np.ndarray:
-    if not channels_last_dim:
-        result = result[:, :, None]
+def _restore(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         top = np.iinfo(dtype).max
         return np.clip(np.rint(result), 0, top).astype(dtype)
@@ -70,7 +68,7 @@ def imresize(
     tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(torch.float64)
     out = _bicubic_imresize(tensor, scale=scale, sizes=size, antialiasing=antialiasing)
     result = out.numpy().transpose(1, 2, 0)
-    return _restore(result if not squeeze else result[:, :, 0], image.dtype, not squeeze)
+    return _restore(result[:, :, 0] if squeeze else result, image.dtype)
 
 
 def resize(image: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:

@@ -1,0 +1,49 @@
+"""Device and precision are resolved in one place, by fixed rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import core
+
+
+def test_auto_picks_the_best_device_and_a_safe_precision() -> None:
+    choice = core.resolve_device()
+    if torch.cuda.is_available():
+        assert choice.device == "cuda" and choice.precision == "fp16"
+        assert core.resolve_device(supports_half=False).precision == "fp32"
+    else:
+        assert choice.precision == "fp32"
+    assert core.available_devices()[-1] == "cpu"
+
+
+def test_cpu_rules() -> None:
+    assert core.resolve_device("cpu").label() == "cpu · fp32"
+    assert core.resolve_device("cpu", "bf16").dtype == torch.bfloat16
+    with pytest.raises(core.DeviceUnavailableError, match="fp16"):
+        core.resolve_device("cpu", "fp16")
+    with pytest.raises(core.DeviceUnavailableError, match="bf16"):
+        core.resolve_device("cpu", "bf16", supports_bfloat16=False)
+
+
+def test_unknown_or_absent_devices_are_clear_errors() -> None:
+    with pytest.raises(core.DeviceUnavailableError, match="Unknown device"):
+        core.resolve_device("tpu")
+    with pytest.raises(core.DeviceUnavailableError, match="Unknown precision"):
+        core.resolve_device("cpu", "int4")
+    if not torch.cuda.is_available():
+        with pytest.raises(core.DeviceUnavailableError, match="CUDA"):
+            core.resolve_device("cuda")
+    with pytest.raises(core.DeviceUnavailableError):
+        core.resolve_device(f"cuda:{torch.cuda.device_count() + 3}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_half_precision_upscale_matches_fp32(weights_dir) -> None:
+    image = core.load_sample("chelsea")[:64, :64]
+    half = core.Upscaler.load("realesr-animevideov3", device="cuda", weights_dir=weights_dir)
+    full = core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir)
+    assert half.choice.precision == "fp16"
+    a, b = half.upscale(image).image, full.upscale(image).image
+    assert abs(a.astype(int) - b.astype(int)).mean() < 1.0

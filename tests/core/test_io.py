@@ -1,0 +1,141 @@
+"""Decoding and encoding at the edges: formats, modes, bit depth, orientation, limits, errors."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import core
+
+
+def _pil_bytes(im: Image.Image, fmt: str, **kw) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    return core.load_sample("chelsea")[:40, :60]
+
+
+FORMATS = [("PNG", True), ("BMP", True), ("TIFF", True), ("WEBP", False), ("JPEG", False)]
+
+
+@pytest.mark.parametrize(("fmt", "lossless"), FORMATS)
+def test_common_formats_decode_to_rgb(rgb: np.ndarray, fmt: str, lossless: bool) -> None:
+    data = _pil_bytes(Image.fromarray(rgb), fmt, **({"quality": 95} if not lossless else {}))
+    out = core.decode_image(data)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    if lossless:
+        np.testing.assert_array_equal(out, rgb)
+    else:
+        assert np.abs(out.astype(int) - rgb).mean() < 6
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("ext", [".png", ".tiff"])
+def test_sixteen_bit_is_kept(channels: int, ext: str) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 65536, size=(12, 10, channels), dtype=np.uint16)
+    code = cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGRA
+    bgr = image[:, :, 0] if channels == 1 else cv2.cvtColor(image, code)
+    ok, data = cv2.imencode(ext, bgr)
+    assert ok
+    out = core.decode_image(data.tobytes())
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_round_trip_keeps_depth_and_alpha(channels: int, dtype) -> None:
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, np.iinfo(dtype).max + 1, size=(9, 7, channels)).astype(dtype)
+    np.testing.assert_array_equal(core.decode_image(core.encode_png(image)), image)
+
+
+def test_palette_la_cmyk_and_bilevel_are_converted(rgb: np.ndarray) -> None:
+    palette = Image.fromarray(rgb).quantize(16)
+    out = core.decode_image(_pil_bytes(palette, "PNG"))
+    assert out.shape == (40, 60, 3)
+    palette.info["transparency"] = 0
+    assert core.decode_image(_pil_bytes(palette, "PNG", transparency=0)).shape == (40, 60, 4)
+    la = Image.fromarray(rgb).convert("LA")
+    out = core.decode_image(_pil_bytes(la, "PNG"))
+    assert out.shape == (40, 60, 4) and (out[:, :, 0] == out[:, :, 1]).all()
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    out = core.decode_image(_pil_bytes(cmyk, "JPEG", quality=95))
+    assert out.shape == (40, 60, 3) and np.abs(out.astype(int) - rgb).mean() < 8
+    grey = core.decode_image(_pil_bytes(Image.fromarray(rgb).convert("1"), "PNG"))
+    assert grey.shape == (40, 60, 1) and set(np.unique(grey)) <= {0, 255}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(rgb: np.ndarray, orientation: int) -> None:
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    data = _pil_bytes(im, "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    out = core.decode_image(data)
+    np.testing.assert_array_equal(out, expected)
+    if orientation in (5, 6, 7, 8):
+        assert out.shape[:2] == (60, 40)
+
+
+def test_exif_orientation_on_sixteen_bit_images(rgb: np.ndarray) -> None:
+    """The 16-bit path (OpenCV) must orient exactly like the 8-bit path (Pillow)."""
+    for orientation in range(1, 9):
+        grey16 = (rgb[:, :, 0].astype(np.uint16) * 257)
+        im16 = Image.fromarray(grey16)
+        exif = im16.getexif()
+        exif[0x0112] = orientation
+        out16 = core.decode_image(_pil_bytes(im16, "PNG", exif=exif))
+        im8 = Image.fromarray(rgb[:, :, 0])
+        exif8 = im8.getexif()
+        exif8[0x0112] = orientation
+        out8 = core.decode_image(_pil_bytes(im8, "PNG", exif=exif8))
+        assert out16.dtype == np.uint16
+        np.testing.assert_array_equal(out16 // 257, out8, err_msg=f"orientation {orientation}")
+
+
+def test_errors_are_typed_and_readable(rgb: np.ndarray) -> None:
+    with pytest.raises(core.ImageDecodeError, match="empty"):
+        core.decode_image(b"")
+    with pytest.raises(core.ImageDecodeError, match="not an image"):
+        core.decode_image(b"hello, this is text")
+    png = _pil_bytes(Image.fromarray(rgb), "PNG")
+    with pytest.raises(core.ImageDecodeError, match="truncated"):
+        core.decode_image(png[: len(png) // 2])
+    with pytest.raises(core.ImageTooLargeError, match="limit"):
+        core.decode_image(png, core.ImageLimits(max_input_pixels=1000))
+    with pytest.raises(core.ImageTooLargeError, match="MB"):
+        core.decode_image(png, core.ImageLimits(max_file_bytes=100))
+    with pytest.raises(core.ImageDecodeError, match="Cannot read"):
+        core.read_image("/nonexistent/file.png")
+    with pytest.raises(core.UnsupportedImageError):
+        core.encode_png(np.zeros((4, 4, 3), np.float32))
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    """A tiny file that claims a huge size is refused from its header."""
+    big = Image.new("L", (20000, 20000))
+    data = _pil_bytes(big, "PNG", optimize=True)
+    assert len(data) < 1_000_000
+    with pytest.raises(core.ImageTooLargeError, match="MP"):
+        core.decode_image(data)
+
+
+def test_write_png_is_atomic_and_display_view(tmp_path, rgb: np.ndarray) -> None:
+    target = core.write_png(tmp_path / "sub" / "out.png", rgb)
+    assert target.exists() and not list(target.parent.glob(".*part"))
+    np.testing.assert_array_equal(core.read_image(target), rgb)
+    assert core.to_display(rgb.astype(np.uint16) * 257).dtype == np.uint8
+    np.testing.assert_array_equal(core.to_display(rgb.astype(np.uint16) * 257), rgb)
+    assert core.to_display(rgb[:, :, :1]).shape == (40, 60)
+    assert core.image_info(rgb) == "60x40 RGB 8-bit"

@@ -1,0 +1,42 @@
+"""Project-level rules: core stays a pure library, code passes ruff, no weights in git."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_core_never_imports_ui_or_web_frameworks() -> None:
+    offenders = []
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("streamlit", "fastapi")]
+    assert not offenders, offenders
+
+
+def test_core_public_api_is_declared() -> None:
+    import core
+
+    missing = [name for name in core.__all__ if not hasattr(core, name)]
+    assert not missing and len(core.__all__) == len(set(core.__all__))
+
+
+def test_ruff_passes() -> None:
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_model_weights_are_tracked() -> None:
+    if not (ROOT / ".git").exists():
+        return
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    weights = [f for f in files if f.endswith((".pth", ".pt", ".safetensors", ".ckpt", ".bin", ".onnx"))]
+    assert not weights, weights
