@@ -38,11 +38,6 @@ __all__ = [
     "write_png",
 ]
 
-# Pillow's own bomb check would fire at import-time defaults; we check sizes ourselves
-# against ImageLimits before decoding, so Pillow's global limit is only a backstop.
-_PIL_BACKSTOP_PIXELS = 1 << 30
-
-
 @dataclass(frozen=True)
 class ImageLimits:
     """Size limits applied to every decoded image and every requested output.
@@ -169,9 +164,10 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB."
         )
     try:
+        # Our own limit is checked from the header, before any pixel is decoded; Pillow's
+        # global bomb check (about 179 MP) stays in place as a backstop.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, _PIL_BACKSTOP_PIXELS)
             im = Image.open(io.BytesIO(data))
             limits.check_input(*im.size)
             orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
@@ -187,7 +183,10 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
             "The file is not an image we can read (supported: PNG, JPEG, WebP, BMP, TIFF, GIF)."
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"The image is too large to decode safely: {exc}") from exc
+        raise ImageTooLargeError(
+            "The image declares an enormous size and was refused before decoding "
+            "(possible decompression bomb)."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"The image is truncated or corrupt: {exc}") from exc
 

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import streamlit as st
@@ -37,11 +39,40 @@ def bicubic(_image: np.ndarray, key: str, size: tuple[int, int], method: str) ->
     return core.resize(_image, size, method)
 
 
-@st.cache_resource(max_entries=1)
-def result_store() -> dict[tuple[str, str, str, str, core.UpscaleSettings], core.UpscaleResult]:
+ResultKey = tuple[str, str, str, str, core.UpscaleSettings]
+
+
+class ResultStore:
     """Finished upscales keyed by (image hash, model, device, precision, settings).
 
-    A plain dict in a resource, not ``st.cache_data``: the computation reports
-    progress to the page, which a cached function must not do.
+    Not ``st.cache_data``: the computation reports progress to the page, which a cached
+    function must not do. Bounded (least recently used entries go first) and thread-safe.
     """
-    return {}
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self._items: OrderedDict[ResultKey, core.UpscaleResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, key: ResultKey) -> core.UpscaleResult | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: ResultKey, result: core.UpscaleResult) -> None:
+        with self._lock:
+            self._items[key] = result
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def __contains__(self, key: ResultKey) -> bool:
+        with self._lock:
+            return key in self._items
+
+
+@st.cache_resource
+def result_store() -> ResultStore:
+    return ResultStore()

@@ -75,7 +75,7 @@ def render() -> None:
             bar.progress(done / total, text=f"Tile {done}/{total} · {elapsed:.1f} s elapsed · ETA {eta:.1f} s")
 
         try:
-            store[key] = upscaler.upscale(image, settings, progress=on_progress)
+            store.put(key, upscaler.upscale(image, settings, progress=on_progress))
         except core.StudioError as exc:
             st.error(str(exc))
             return

@@ -123,12 +123,14 @@ def test_errors_are_typed_and_readable(rgb: np.ndarray) -> None:
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
-    """A tiny file that claims a huge size is refused from its header."""
-    big = Image.new("L", (20000, 20000))
-    data = _pil_bytes(big, "PNG", optimize=True)
-    assert len(data) < 1_000_000
-    with pytest.raises(core.ImageTooLargeError, match="MP"):
+    """Tiny files that claim a huge size are refused from their header."""
+    data = _pil_bytes(Image.new("L", (5000, 5000)), "PNG", optimize=True)
+    assert len(data) < 100_000
+    with pytest.raises(core.ImageTooLargeError, match="25.0 MP; the limit is 16.8 MP"):
         core.decode_image(data)
+    data = _pil_bytes(Image.new("1", (20000, 20000)), "PNG", optimize=True)
+    with pytest.raises(core.ImageTooLargeError, match="decompression bomb"):
+        core.decode_image(data, core.ImageLimits(max_input_pixels=10**9))
 
 
 def test_write_png_is_atomic_and_display_view(tmp_path, rgb: np.ndarray) -> None:
