@@ -6,6 +6,7 @@ Image convention: see :mod:`core._io`. Public API below; everything else is priv
 from __future__ import annotations
 
 from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
+from ._datasets import Dataset, DatasetError, DatasetItem, download_div2k, extract_zip, open_dataset
 from ._device import DeviceChoice, available_devices, resolve_device
 from ._errors import (
     CancelledError,
@@ -21,7 +22,9 @@ from ._errors import (
     UnsupportedModelError,
     WeightsMissingError,
 )
+from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
 from ._io import ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, ssim
 from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
@@ -39,6 +42,26 @@ from ._weights import (
 )
 
 __all__ = [
+    "BASELINES",
+    "METRICS",
+    "Dataset",
+    "DatasetError",
+    "DatasetItem",
+    "EvalResult",
+    "EvalRow",
+    "EvalSettings",
+    "MetricInfo",
+    "ResultDB",
+    "compute_metric",
+    "download_div2k",
+    "evaluate",
+    "extract_zip",
+    "niqe",
+    "open_dataset",
+    "psnr",
+    "rgb_to_y",
+    "ssim",
+    "write_results",
     "CATALOGUE",
     "DEFAULT_MODEL",
     "RESIZE_METHODS",

@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core models | upscale``.
+"""Command-line interface: ``python -m core models | upscale | evaluate | div2k``.
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
 nothing could run (unknown model, missing weights, bad device).
@@ -14,12 +14,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ._catalogue import DEFAULT_MODEL
+from ._datasets import download_div2k, open_dataset
 from ._errors import StudioError
-from ._io import ImageLimits, read_image, write_png
+from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
+from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
+from ._metrics import METRICS
 from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import list_models
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 def _out(text: str) -> None:
@@ -106,6 +107,84 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+        _out("  ".join(cells))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    try:
+        dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir)
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        _err(f"error: unknown metrics {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        return 2
+    known_models = {info.name for info in list_models(args.weights_dir) if info.available}
+    bad = [m for m in methods if m not in BASELINES and m != "hr" and m not in known_models]
+    if bad:
+        _err(f"error: unknown or unavailable methods {', '.join(bad)}; baselines: {', '.join(BASELINES)}, hr; "
+             f"models: {', '.join(sorted(known_models))}")
+        return 2
+    settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, tile=args.tile,
+                            device=args.device, precision=args.precision)
+    out = Path(args.out)
+    db = ResultDB(args.db or out / "results.sqlite")
+    _err(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}")
+    bar = tqdm(total=len(dataset) * len(methods), unit="step", disable=args.quiet)
+
+    def on_progress(done: int, total: int, label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update(done - bar.n)
+
+    try:
+        result = evaluate(dataset, methods, metrics, settings, db=db, progress=on_progress,
+                          upscaler_factory=lambda name: Upscaler.load(
+                              name, device=args.device, precision=args.precision, weights_dir=args.weights_dir))
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    finally:
+        bar.close()
+        db.close()
+    csv_path, json_path = write_results(result, out)
+    rows = [["method", *(f"{METRICS[m].title} {METRICS[m].arrow}" for m in metrics), "s/image", "images"]]
+    for method, means in result.means().items():
+        rows.append([method, *(f"{means[m]:.4f}" if means[m] is not None else "-" for m in metrics),
+                     f"{means['seconds']:.2f}" if means["seconds"] is not None else "-", f"{means['images']:.0f}"])
+    _table(rows)
+    errors = [row for row in result.rows if row.error]
+    for row in errors:
+        _err(f"failed {row.image} · {row.method}: {row.error}")
+    _err(f"{result.computed} computed, {result.reused} reused from {db.path}; wrote {csv_path} and {json_path}")
+    return 1 if errors else 0
+
+
+def _cmd_div2k(args: argparse.Namespace) -> int:
+    bars: dict[str, tqdm] = {}
+
+    def on_progress(name: str, done: int, total: int | None) -> None:
+        bar = bars.setdefault(name, tqdm(total=total, unit="B", unit_scale=True, desc=name))
+        bar.update(done - bar.n)
+
+    try:
+        download_div2k(Path(args.dest), tuple(args.scales), split=args.split, progress=on_progress)
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    finally:
+        for bar in bars.values():
+            bar.close()
+    _out(f"DIV2K {args.split} ready in {args.dest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Real-ESRGAN studio core.")
     parser.add_argument("--weights-dir", type=Path, default=None,
@@ -127,6 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allow downloading official weights when no local copy exists")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     up.set_defaults(func=_cmd_upscale)
+    ev = sub.add_parser("evaluate", help="score methods on a dataset (PSNR / SSIM / NIQE), resumably")
+    ev.add_argument("--dataset", default="samples", help="'samples', a DIV2K root, an HR folder or a zip")
+    ev.add_argument("--lr-dir", default=None, help="folder of LR images paired by file stem")
+    ev.add_argument("--scale", type=int, default=4)
+    ev.add_argument("--methods", default="bicubic,RealESRGAN_x4plus",
+                    help="comma-separated: bicubic, bicubic-opencv, lanczos, hr, or model names")
+    ev.add_argument("--metrics", default="psnr,ssim,niqe")
+    ev.add_argument("--channel", default="y", choices=["y", "rgb"])
+    ev.add_argument("--crop-border", type=int, default=None, help="default: the scale")
+    ev.add_argument("--out", default="results", help="folder for results.csv / results.json")
+    ev.add_argument("--db", default=None, help="SQLite result store (default: OUT/results.sqlite)")
+    ev.add_argument("--tile", type=int, default=None)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+    dv = sub.add_parser("div2k", help="download and extract DIV2K (needs internet; resumable)")
+    dv.add_argument("--dest", required=True)
+    dv.add_argument("--scales", type=int, nargs="+", default=[4], choices=[2, 3, 4])
+    dv.add_argument("--split", default="valid", choices=["valid", "train"])
+    dv.set_defaults(func=_cmd_div2k)
     return parser
 
 

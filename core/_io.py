@@ -73,6 +73,7 @@ class ImageLimits:
             )
 
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 _EXIF_ORIENTATION = 0x0112
 
 

@@ -65,7 +65,7 @@ def imresize(
         raise ValueError("Give exactly one of scale or size.")
     squeeze = image.ndim == 2
     array = image[:, :, None] if squeeze else image
-    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(torch.float64)
+    tensor = torch.from_numpy(np.array(array.transpose(2, 0, 1), dtype=np.float64))
     out = _bicubic_imresize(tensor, scale=scale, sizes=size, antialiasing=antialiasing)
     result = out.numpy().transpose(1, 2, 0)
     return _restore(result[:, :, 0] if squeeze else result, image.dtype)

@@ -103,6 +103,13 @@ class ModelInfo:
     def downloadable(self) -> bool:
         return self.spec is not None
 
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights in use (file name and size), for result caches."""
+        if self.path is not None and self.path.is_file():
+            return f"{self.path.name}:{self.path.stat().st_size}"
+        return self.name
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -320,11 +327,11 @@ def load_model(
 
     official = _official_file(spec, folder)
     if official is not None:
-        descriptor = _load_file(official)
+        descriptor, used = _load_file(official), official
         source = f"official file {official.name} in the weights folder"
     else:
         converted = _converted_file(spec, folder)
-        descriptor, source = None, ""
+        descriptor, source, used = None, "", converted
         if converted.is_file():
             try:
                 descriptor = _load_file(converted)
@@ -334,21 +341,21 @@ def load_model(
         download_error: StudioError | None = None
         if descriptor is None and allow_download:
             try:
-                path = download_weights(spec.url, folder / spec.filename, progress=progress)
-                descriptor, source = _load_file(path), f"downloaded from {spec.url}"
+                used = download_weights(spec.url, folder / spec.filename, progress=progress)
+                descriptor, source = _load_file(used), f"downloaded from {spec.url}"
             except DownloadError as exc:
                 download_error = exc
         if descriptor is None:
             try:
-                path = _convert_and_cache(spec, folder)
+                used = _convert_and_cache(spec, folder)
             except WeightsMissingError:
                 if download_error is not None:
                     raise download_error from None
                 raise
-            descriptor = _load_file(path)
-            source = f"converted from the ncnn package {_NCNN_DIST} (cached as {path.name})"
+            descriptor = _load_file(used)
+            source = f"converted from the ncnn package {_NCNN_DIST} (cached as {used.name})"
     if descriptor.scale != spec.net_scale:
         raise UnsupportedModelError(
             f"The weights for {name} have scale x{descriptor.scale}, expected x{spec.net_scale}."
         )
-    return LoadedModel(descriptor, replace(info, source=source))
+    return LoadedModel(descriptor, replace(info, source=source, path=used))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from spandrel.architectures.Compact import Compact
 
 import core
 from core import _catalogue
+from tests.loopback import LoopbackServer
 
 
 def _tiny_state(scale: int = 2) -> dict[str, torch.Tensor]:
@@ -102,48 +101,15 @@ def test_dropped_in_files_become_models_and_bad_ones_are_listed(folder: Path) ->
     assert out.shape == (30, 36, 3)
 
 
-class _Server:
-    """A loopback HTTP server serving a dict of paths; can lie about Content-Length."""
-
-    def __init__(self, files: dict[str, bytes], lie: set[str] | None = None) -> None:
-        files_, lie_ = files, lie or set()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = files_.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body) + (1000 if self.path in lie_ else 0)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[_Server]:
+def server(tmp_path: Path) -> Iterator[LoopbackServer]:
     model = _tiny_pth(tmp_path / "model.pth", scale=4).read_bytes()
     files = {"/good.pth": model, "/short.pth": model, "/text.pth": b"hello" * 100}
-    with _Server(files, lie={"/short.pth"}) as running:
+    with LoopbackServer(files, lie={"/short.pth"}) as running:
         yield running
 
 
-def test_download_is_atomic_with_progress(server: _Server, folder: Path) -> None:
+def test_download_is_atomic_with_progress(server: LoopbackServer, folder: Path) -> None:
     seen: list[tuple[int, int | None]] = []
     path = core.download_weights(f"{server.url}/good.pth", folder / "good.pth",
                                  progress=lambda d, t: seen.append((d, t)))
@@ -156,7 +122,7 @@ def test_download_is_atomic_with_progress(server: _Server, folder: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == ["good.pth"]  # no temporary files left
 
 
-def test_load_model_downloads_only_when_allowed(server: _Server, folder: Path, monkeypatch) -> None:
+def test_load_model_downloads_only_when_allowed(server: LoopbackServer, folder: Path, monkeypatch) -> None:
     spec = core.CATALOGUE["realesr-general-x4v3"]
     monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/good.pth"))
     with pytest.raises(core.WeightsMissingError):
@@ -167,7 +133,7 @@ def test_load_model_downloads_only_when_allowed(server: _Server, folder: Path, m
     assert "official file" in core.load_model(spec.name, folder).info.source
 
 
-def test_failed_download_falls_back_to_the_ncnn_conversion(server: _Server, folder: Path, monkeypatch) -> None:
+def test_failed_download_falls_back_to_the_ncnn_conversion(server: LoopbackServer, folder: Path, monkeypatch) -> None:
     spec = core.CATALOGUE["realesr-animevideov3"]
     monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/missing.pth"))
     loaded = core.load_model(spec.name, folder, allow_download=True)

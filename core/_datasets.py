@@ -1,0 +1,296 @@
+"""Evaluation datasets: bundled samples, HR folders, paired HR/LR folders, and DIV2K.
+
+A :class:`Dataset` is a list of :class:`DatasetItem` (a name, an HR image reference and,
+when the dataset ships one, an LR reference). References point into a folder or into a
+zip file, so DIV2K works from its official zips without extracting them. When no LR is
+given, it is made on the fly with MATLAB-style bicubic (``imresize(HR, 1/scale)``, rounded
+to the HR's bit depth) after cropping the HR to a multiple of the scale, as DIV2K did.
+
+DIV2K download (for users with internet): resumable (HTTP ``Range``), atomic (``.part``
+then rename), and extracted safely (no absolute paths, no ``..``, no links, size limits).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import DownloadError, StudioError
+from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
+from ._resize import imresize
+from ._samples import SAMPLES_DIR
+
+__all__ = [
+    "DIV2K_URL",
+    "Dataset",
+    "DatasetError",
+    "DatasetItem",
+    "ImageRef",
+    "download_div2k",
+    "extract_zip",
+    "open_dataset",
+]
+
+DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K"
+
+
+class DatasetError(StudioError):
+    """A dataset path or layout that cannot be used."""
+
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image in a folder (``member`` is ``None``) or inside a zip file."""
+
+    path: Path
+    member: str | None = None
+
+    def read_bytes(self) -> bytes:
+        if self.member is None:
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.read(self.member)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    name: str
+    hr: ImageRef
+    lr: ImageRef | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named list of items at one scale; ``lr_source`` says where LR images come from."""
+
+    name: str
+    scale: int
+    items: tuple[DatasetItem, ...]
+    lr_source: str
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, item: DatasetItem, limits: ImageLimits | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Decode ``(lr, hr)`` for ``item``; HR is cropped to a multiple of the scale.
+
+        Raises:
+            DatasetError: the LR file's size is not HR / scale.
+        """
+        hr = decode_image(item.hr.read_bytes(), limits)
+        height, width = hr.shape[0] - hr.shape[0] % self.scale, hr.shape[1] - hr.shape[1] % self.scale
+        hr = hr[:height, :width]
+        if item.lr is None:
+            return imresize(hr, 1 / self.scale), hr
+        lr = decode_image(item.lr.read_bytes(), limits)
+        if lr.shape[:2] != (height // self.scale, width // self.scale):
+            raise DatasetError(
+                f"{item.name}: LR is {lr.shape[1]}x{lr.shape[0]}, expected "
+                f"{width // self.scale}x{height // self.scale} for x{self.scale}."
+            )
+        return lr, hr
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _zip_images(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _lr_stem(stem: str, scale: int) -> str:
+    """``0801x4`` -> ``0801``; other stems unchanged."""
+    return re.sub(rf"x{scale}$", "", stem, flags=re.IGNORECASE)
+
+
+def _pair(hr_refs: dict[str, ImageRef], lr_refs: dict[str, ImageRef], where: str) -> tuple[DatasetItem, ...]:
+    missing = sorted(set(hr_refs) - set(lr_refs))
+    if missing:
+        raise DatasetError(f"{len(missing)} HR images have no LR partner in {where} (e.g. {missing[0]}).")
+    return tuple(DatasetItem(name, hr_refs[name], lr_refs[name]) for name in sorted(hr_refs))
+
+
+def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
+    hr_dir, hr_zip = root / f"DIV2K_{split}_HR", root / f"DIV2K_{split}_HR.zip"
+    lr_dir = root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
+    lr_zip = root / f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
+    if hr_dir.is_dir():
+        hr_refs = {p.stem: ImageRef(p) for p in _images_in(hr_dir)}
+    elif hr_zip.is_file():
+        hr_refs = {Path(m).stem: ImageRef(hr_zip, m) for m in _zip_images(hr_zip)}
+    else:
+        return None
+    if lr_dir.is_dir():
+        lr_refs = {_lr_stem(p.stem, scale): ImageRef(p) for p in _images_in(lr_dir)}
+        source = f"DIV2K bicubic X{scale} (folder)"
+    elif lr_zip.is_file():
+        lr_refs = {_lr_stem(Path(m).stem, scale): ImageRef(lr_zip, m) for m in _zip_images(lr_zip)}
+        source = f"DIV2K bicubic X{scale} (zip)"
+    else:
+        raise DatasetError(
+            f"DIV2K {split} HR found in {root} but no LR for x{scale}: add DIV2K_{split}_LR_bicubic_X{scale}.zip "
+            f"or its extracted folder, or download it with `python -m core div2k --dest {root}`."
+        )
+    return Dataset(f"DIV2K {split}", scale, _pair(hr_refs, lr_refs, str(root)), source)
+
+
+def open_dataset(source: str | Path, scale: int = 4, *, lr_dir: str | Path | None = None) -> Dataset:
+    """Open a dataset.
+
+    Args:
+        source: ``"samples"`` (the bundled images), a DIV2K root (folders or official zips,
+            validation split preferred), or a folder of HR images.
+        scale: 2, 3 or 4 (any integer >= 1 for folders).
+        lr_dir: a folder of LR images paired with ``source`` by file stem (``0801x4`` pairs
+            with ``0801``); without it LR images are made by MATLAB bicubic.
+
+    Raises:
+        DatasetError: no images, unpaired images, or a path that does not exist.
+    """
+    if scale < 1:
+        raise DatasetError("scale must be >= 1.")
+    if str(source) == "samples":
+        refs = tuple(DatasetItem(p.stem, ImageRef(p)) for p in _images_in(SAMPLES_DIR))
+        return Dataset("samples", scale, refs, "MATLAB bicubic (on the fly)")
+    root = Path(source)
+    if not root.exists():
+        raise DatasetError(f"No such dataset folder: {root}.")
+    if root.is_dir():
+        for split in ("valid", "train"):
+            found = _div2k(root, scale, split)
+            if found is not None:
+                return found
+    if root.is_file() and root.suffix.lower() == ".zip":
+        hr_refs = {Path(m).stem: ImageRef(root, m) for m in _zip_images(root)}
+    else:
+        hr_refs = {p.stem: ImageRef(p) for p in _images_in(root)}
+    if not hr_refs:
+        raise DatasetError(f"No images found in {root}.")
+    if lr_dir is not None:
+        lr_refs = {_lr_stem(p.stem, scale): ImageRef(p) for p in _images_in(Path(lr_dir))}
+        return Dataset(root.name, scale, _pair(hr_refs, lr_refs, str(lr_dir)), f"paired LR folder {lr_dir}")
+    items = tuple(DatasetItem(name, ref) for name, ref in sorted(hr_refs.items()))
+    return Dataset(root.name, scale, items, "MATLAB bicubic (on the fly)")
+
+
+# ---------------------------------------------------------------- download and extraction
+
+MAX_MEMBER_BYTES = 200 * 1024 * 1024
+MAX_TOTAL_BYTES = 20 * 1024 * 1024 * 1024
+MAX_MEMBERS = 20_000
+
+
+def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_MEMBER_BYTES,
+                max_total_bytes: int = MAX_TOTAL_BYTES, max_members: int = MAX_MEMBERS) -> list[Path]:
+    """Extract a zip safely; returns the extracted files.
+
+    Refuses (before writing anything) absolute names, ``..`` components, links, too many
+    members, or declared sizes over the limits; stops if a member inflates past its size.
+
+    Raises:
+        DatasetError: an unsafe or oversized archive, or not a zip file.
+    """
+    try:
+        archive = zipfile.ZipFile(archive_path)
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{archive_path.name} is not a valid zip file.") from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        if len(infos) > max_members:
+            raise DatasetError(f"{archive_path.name} has {len(infos)} files; the limit is {max_members}.")
+        total = 0
+        for info in infos:
+            name = Path(info.filename)
+            if name.is_absolute() or ".." in name.parts or info.filename.startswith(("/", "\\")):
+                raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise DatasetError(f"{archive_path.name}: links are not allowed ({info.filename}).")
+            if info.file_size > max_member_bytes:
+                raise DatasetError(f"{archive_path.name}: {info.filename} is too large ({info.file_size} bytes).")
+            total += info.file_size
+        if total > max_total_bytes:
+            raise DatasetError(f"{archive_path.name} would extract to {total} bytes; the limit is {max_total_bytes}.")
+        written = []
+        dest_resolved = dest.resolve()
+        for info in infos:
+            target = (dest / info.filename).resolve()
+            if dest_resolved not in target.parents:
+                raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            with archive.open(info) as source, tmp.open("wb") as out:
+                copied = 0
+                while chunk := source.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > info.file_size:
+                        tmp.unlink(missing_ok=True)
+                        raise DatasetError(f"{archive_path.name}: {info.filename} inflates beyond its size.")
+                    out.write(chunk)
+            tmp.replace(target)
+            written.append(target)
+        return written
+
+
+def _download_resumable(url: str, target: Path, progress: Callable[[int, int | None], None] | None,
+                        timeout: float) -> Path:
+    part = target.with_name(target.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            resumed = start and response.status == 206
+            mode = "ab" if resumed else "wb"
+            done = start if resumed else 0
+            length = response.headers.get("Content-Length")
+            total = done + int(length) if length else None
+            with part.open(mode) as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(
+            f"Could not download {url}: {getattr(exc, 'reason', exc)}. Run again to resume."
+        ) from exc
+    if total is not None and done != total:
+        raise DownloadError(f"Download of {url} stopped at {done} of {total} bytes. Run again to resume.")
+    part.replace(target)
+    return target
+
+
+def download_div2k(dest: Path, scales: tuple[int, ...] = (4,), *, split: str = "valid", base_url: str = DIV2K_URL,
+                   extract: bool = True, progress: Callable[[str, int, int | None], None] | None = None,
+                   timeout: float = 60.0) -> Path:
+    """Download DIV2K (HR and bicubic LR for ``scales``) into ``dest``; returns ``dest``.
+
+    Finished zips are kept and skipped next time; an interrupted download resumes.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in scales]
+    for name in names:
+        target = dest / name
+        if not target.exists():
+            callback = (lambda d, t, name=name: progress(name, d, t)) if progress else None
+            _download_resumable(f"{base_url}/{name}", target, callback, timeout)
+        if extract:
+            marker = dest / f".{name}.extracted"
+            if not marker.exists():
+                extract_zip(target, dest)
+                marker.touch()
+    return dest
+

@@ -1,0 +1,221 @@
+"""Datasets (samples, folders, pairs, DIV2K folders and zips), DIV2K download, and resumable evaluation."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core
+from core._cli import main
+from tests.loopback import LoopbackServer
+
+NAMES = ("0801", "0802", "0803")
+
+
+def _hr_images() -> dict[str, np.ndarray]:
+    crops = [core.load_sample("chelsea")[100:196, 200:296], core.load_sample("coffee")[50:146, 300:396],
+             core.load_sample("rocket")[200:296, 100:196]]
+    return dict(zip(NAMES, crops))
+
+
+@pytest.fixture(scope="module")
+def div2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DIV2K validation set in the official layout (folders), 96x96 HR, x4 LR."""
+    root = tmp_path_factory.mktemp("div2k")
+    for name, hr in _hr_images().items():
+        core.write_png(root / "DIV2K_valid_HR" / f"{name}.png", hr)
+        core.write_png(root / "DIV2K_valid_LR_bicubic" / "X4" / f"{name}x4.png", core.imresize(hr, 0.25))
+    return root
+
+
+def _zip_folder(folder: Path, archive: Path, base: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(folder.rglob("*.png")):
+            out.write(path, path.relative_to(base).as_posix())
+    return archive
+
+
+@pytest.fixture(scope="module")
+def div2k_zips(div2k: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("div2k_zips")
+    _zip_folder(div2k / "DIV2K_valid_HR", root / "DIV2K_valid_HR.zip", div2k)
+    _zip_folder(div2k / "DIV2K_valid_LR_bicubic" / "X4", root / "DIV2K_valid_LR_bicubic_X4.zip", div2k)
+    return root
+
+
+def test_samples_and_hr_folders_make_lr_on_the_fly(tmp_path: Path) -> None:
+    samples = core.open_dataset("samples", 4)
+    assert len(samples) == 6 and "bicubic" in samples.lr_source
+    lr, hr = samples.load(next(i for i in samples.items if i.name == "chelsea"))
+    assert hr.shape == (300, 448, 3) and lr.shape == (75, 112, 3)
+    np.testing.assert_array_equal(lr, core.imresize(hr, 0.25))
+    for name, hr in _hr_images().items():
+        core.write_png(tmp_path / f"{name}.png", hr[:95, :94])  # not a multiple of 3: cropped
+    folder = core.open_dataset(tmp_path, 3)
+    lr, hr = folder.load(folder.items[0])
+    assert hr.shape == (93, 93, 3) and lr.shape == (31, 31, 3)
+
+
+def test_div2k_folders_and_zips_give_the_same_pairs(div2k: Path, div2k_zips: Path) -> None:
+    from_folders, from_zips = core.open_dataset(div2k, 4), core.open_dataset(div2k_zips, 4)
+    assert from_folders.name == from_zips.name == "DIV2K valid"
+    assert [i.name for i in from_folders.items] == [i.name for i in from_zips.items] == list(NAMES)
+    for a, b in zip(from_folders.items, from_zips.items):
+        for x, y in zip(from_folders.load(a), from_zips.load(b)):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(core.DatasetError, match="X2"):
+        core.open_dataset(div2k, 2)
+
+
+def test_paired_folders_and_their_errors(div2k: Path, tmp_path: Path) -> None:
+    paired = core.open_dataset(div2k / "DIV2K_valid_HR", 4, lr_dir=div2k / "DIV2K_valid_LR_bicubic" / "X4")
+    assert len(paired) == 3 and paired.items[0].lr is not None
+    lonely = tmp_path / "lr"
+    lonely.mkdir()
+    core.write_png(lonely / "0801x4.png", np.zeros((24, 24, 3), np.uint8))
+    with pytest.raises(core.DatasetError, match="no LR partner"):
+        core.open_dataset(div2k / "DIV2K_valid_HR", 4, lr_dir=lonely)
+    quarter = tmp_path / "quarter"
+    quarter.mkdir()
+    for path in (div2k / "DIV2K_valid_LR_bicubic" / "X4").iterdir():
+        (quarter / path.name.replace("x4", "")).write_bytes(path.read_bytes())
+    wrong = core.open_dataset(div2k / "DIV2K_valid_HR", 2, lr_dir=quarter)  # x4 LR used as x2
+    with pytest.raises(core.DatasetError, match="expected 48x48"):
+        wrong.load(wrong.items[0])
+    with pytest.raises(core.DatasetError, match="No such"):
+        core.open_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(core.DatasetError, match="No images"):
+        core.open_dataset(tmp_path / "empty", 4)
+
+
+def test_evaluate_baselines_and_a_model_and_write_results(div2k: Path, weights_dir: Path, tmp_path: Path) -> None:
+    dataset = core.open_dataset(div2k, 4)
+    result = core.evaluate(dataset, ["hr", "bicubic", "lanczos", "realesr-animevideov3"], ["psnr", "ssim", "niqe"],
+                           core.EvalSettings(device="cpu"), db=core.ResultDB(tmp_path / "r.sqlite"))
+    assert len(result.rows) == 12 and not any(r.error for r in result.rows)
+    hr_row = next(r for r in result.rows if r.method == "hr" and r.image == "0801")
+    assert set(hr_row.metrics) == {"niqe"}
+    bic = next(r for r in result.rows if r.method == "bicubic" and r.image == "0801")
+    lr, hr = dataset.load(dataset.items[0])
+    expected = core.psnr(core.imresize(lr, 4), hr, crop_border=4)
+    assert bic.metrics["psnr"] == pytest.approx(expected)
+    model = next(r for r in result.rows if r.method == "realesr-animevideov3")
+    assert model.device == "cpu" and model.precision == "fp32" and "ncnn" in model.source
+    csv_path, json_path = core.write_results(result, tmp_path / "out")
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("image,method,psnr,ssim,niqe,seconds") and len(lines) == 13
+    payload = json.loads(json_path.read_text())
+    assert payload["settings"]["crop_border"] == 4 and payload["settings"]["channel"] == "y"
+    means = payload["means"]
+    assert means["bicubic"]["psnr"] == pytest.approx(np.mean([r.metrics["psnr"] for r in result.rows
+                                                              if r.method == "bicubic"]))
+    assert means["hr"]["psnr"] is None and means["hr"]["niqe"] < means["bicubic"]["niqe"]
+
+
+def test_an_interrupted_run_resumes_with_only_the_rest(div2k: Path, tmp_path: Path) -> None:
+    dataset = core.open_dataset(div2k, 4)
+    db = core.ResultDB(tmp_path / "r.sqlite")
+    methods = ["bicubic", "bicubic-opencv", "lanczos"]
+
+    def crash_at_five(done: int, total: int, label: str) -> None:
+        if done == 5:
+            raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        core.evaluate(dataset, methods, ["psnr", "ssim"], db=db, progress=crash_at_five)
+    resumed = core.evaluate(dataset, methods, ["psnr", "ssim"], db=db)
+    assert resumed.reused == 5 and resumed.computed == 4
+    again = core.evaluate(dataset, methods, ["psnr", "ssim"], db=db)
+    assert again.reused == 9 and again.computed == 0
+    assert [r.metrics for r in again.rows] == [r.metrics for r in resumed.rows]
+    more = core.evaluate(dataset, methods, ["psnr", "ssim", "niqe"], db=db)  # a new metric: computed
+    assert more.computed == 9
+    other = core.evaluate(dataset, methods, ["psnr"], core.EvalSettings(channel="rgb"), db=db)
+    assert other.computed == 9  # different settings are different results
+
+
+def test_cancel_keeps_partial_results(div2k: Path, tmp_path: Path) -> None:
+    dataset = core.open_dataset(div2k, 4)
+    polls = []
+    result = core.evaluate(dataset, ["bicubic"], ["psnr"], db=core.ResultDB(tmp_path / "r.sqlite"),
+                           cancel=lambda: polls.append(1) or len(polls) > 2)
+    assert result.cancelled and len(result.rows) == 2
+
+
+def test_a_bad_image_is_recorded_and_the_rest_goes_on(div2k: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for path in (div2k / "DIV2K_valid_HR").iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "0800.png").write_bytes(b"broken")
+    result = core.evaluate(core.open_dataset(folder, 4), ["bicubic"], ["psnr"])
+    assert [r.image for r in result.rows if r.error] == ["0800"]
+    assert len([r for r in result.rows if not r.error]) == 3
+
+
+def test_cli_evaluate_on_samples_and_div2k(div2k_zips: Path, weights_dir: Path, tmp_path: Path, capsys) -> None:
+    code = main(["--weights-dir", str(weights_dir), "evaluate", "--dataset", "samples", "--methods",
+                 "bicubic,lanczos,hr", "--metrics", "psnr,niqe", "--out", str(tmp_path / "s"), "-q"])
+    assert code == 0
+    out = capsys.readouterr()
+    assert "bicubic" in out.out and "PSNR ↑" in out.out and "NIQE ↓" in out.out
+    assert "18 computed" in out.err
+    code = main(["--weights-dir", str(weights_dir), "evaluate", "--dataset", str(div2k_zips), "--methods",
+                 "bicubic,realesr-animevideov3", "--out", str(tmp_path / "d"), "-q", "--device", "cpu"])
+    assert code == 0 and (tmp_path / "d" / "results.csv").is_file()
+    assert main(["evaluate", "--methods", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert main(["evaluate", "--metrics", "lpips", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_div2k_download_resumes_and_extracts(div2k_zips: Path, tmp_path: Path) -> None:
+    files = {f"/{p.name}": p.read_bytes() for p in div2k_zips.iterdir()}
+    dest = tmp_path / "DIV2K"
+    dest.mkdir()
+    hr_zip = files["/DIV2K_valid_HR.zip"]
+    (dest / "DIV2K_valid_HR.zip.part").write_bytes(hr_zip[: len(hr_zip) // 2])  # an interrupted download
+    with LoopbackServer(files) as server:
+        core.download_div2k(dest, (4,), base_url=server.url)
+        assert ("/DIV2K_valid_HR.zip", f"bytes={len(hr_zip) // 2}-") in server.requests
+    assert (dest / "DIV2K_valid_HR.zip").read_bytes() == hr_zip
+    assert not list(dest.glob("*.part"))
+    dataset = core.open_dataset(dest, 4)
+    assert [i.name for i in dataset.items] == list(NAMES) and dataset.items[0].hr.member is None
+    with LoopbackServer({}) as server, pytest.raises(core.DownloadError, match="resume"):
+        core.download_div2k(tmp_path / "other", (2,), base_url=server.url)
+
+
+@pytest.mark.parametrize("member", ["../evil.png", "/abs/evil.png", "a/../../evil.png"])
+def test_unsafe_zips_are_refused_before_writing(tmp_path: Path, member: str) -> None:
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("ok.png", b"fine")
+        out.writestr(member, b"evil")
+    dest = tmp_path / "dest"
+    with pytest.raises(core.DatasetError, match="unsafe"):
+        core.extract_zip(archive, dest)
+    assert not dest.exists() and not (tmp_path / "evil.png").exists()
+
+
+def test_zip_links_and_size_limits_are_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        info = zipfile.ZipInfo("link.png")
+        info.external_attr = (0o120777 << 16)
+        out.writestr(info, "/etc/passwd")
+    with pytest.raises(core.DatasetError, match="links"):
+        core.extract_zip(archive, tmp_path / "d1")
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr("zeros.png", b"\0" * 100_000)
+    with pytest.raises(core.DatasetError, match="too large"):
+        core.extract_zip(big, tmp_path / "d2", max_member_bytes=10_000)
+    with pytest.raises(core.DatasetError, match="would extract"):
+        core.extract_zip(big, tmp_path / "d3", max_total_bytes=10_000)
+    (tmp_path / "not.zip").write_bytes(b"nope")
+    with pytest.raises(core.DatasetError, match="not a valid zip"):
+        core.extract_zip(tmp_path / "not.zip", tmp_path / "d4")

@@ -1,0 +1,80 @@
+"""Metrics reproduce the published BasicSR / MATLAB references on the bundled images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import core
+
+# Computed with BasicSR 1.4.2's own functions on scikit-image 0.26's images (see the issue):
+# LR = imresize(HR, 1/4) kept in float, bicubic = imresize(LR, 4) rounded to uint8.
+REFERENCE = {
+    "astronaut": (26.8663, 0.8434, 25.3663, 0.8155, 3.0649, 7.1883),
+    "chelsea": (31.4792, 0.8066, 30.0564, 0.7813, 2.6255, 8.0464),
+    "coffee": (27.2945, 0.7651, 25.8029, 0.7371, 4.1152, 7.7011),
+}
+
+
+def _bicubic_round_trip(hr: np.ndarray) -> np.ndarray:
+    lr = core.imresize(hr.astype(np.float64), 0.25)
+    return np.clip(np.rint(core.imresize(lr, 4)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_reference_values(name: str) -> None:
+    psnr_y, ssim_y, psnr_rgb, ssim_rgb, niqe_hr, niqe_bic = REFERENCE[name]
+    hr = core.load_sample(name)
+    bic = _bicubic_round_trip(hr)
+    got = {
+        "PSNR_Y": (core.psnr(bic, hr, crop_border=4), psnr_y, 0.005),
+        "SSIM_Y": (core.ssim(bic, hr, crop_border=4), ssim_y, 0.0005),
+        "PSNR_RGB": (core.psnr(bic, hr, crop_border=4, channel="rgb"), psnr_rgb, 0.005),
+        "SSIM_RGB": (core.ssim(bic, hr, crop_border=4, channel="rgb"), ssim_rgb, 0.0005),
+        "NIQE(HR)": (core.niqe(hr), niqe_hr, 0.01),
+        "NIQE(bicubic)": (core.niqe(bic), niqe_bic, 0.01),
+    }
+    wrong = {k: f"{v:.4f} vs {ref}" for k, (v, ref, tol) in got.items() if abs(v - ref) > tol}
+    assert not wrong, f"{name}: {wrong}"
+
+
+def test_metrics_are_bit_depth_independent_and_validate_inputs() -> None:
+    hr = core.load_sample("chelsea")
+    bic = _bicubic_round_trip(hr)
+    hr16, bic16 = hr.astype(np.uint16) * 257, bic.astype(np.uint16) * 257
+    assert core.psnr(bic16, hr16, crop_border=4) == pytest.approx(core.psnr(bic, hr, crop_border=4), abs=1e-9)
+    assert core.ssim(bic16, hr16, crop_border=4) == pytest.approx(core.ssim(bic, hr, crop_border=4), abs=1e-9)
+    assert core.psnr(hr, hr) == float("inf") and core.ssim(hr, hr) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        core.psnr(hr[:10], hr)
+    with pytest.raises(ValueError, match="same dtype"):
+        core.psnr(hr16, hr)
+    with pytest.raises(ValueError, match="too small"):
+        core.psnr(hr[:8, :8], hr[:8, :8], crop_border=4)
+    with pytest.raises(ValueError, match="96x96"):
+        core.niqe(hr[:90])
+    with pytest.raises(ValueError, match="uint8"):
+        core.psnr(hr.astype(np.float32), hr.astype(np.float32))
+
+
+def test_metric_directions_follow_quality() -> None:
+    """Blurrier images: PSNR and SSIM go down, NIQE goes up."""
+    hr = core.load_sample("coffee")
+    mild = _bicubic_round_trip(hr)
+    strong = np.clip(np.rint(core.imresize(core.imresize(hr.astype(np.float64), 0.125), 8)), 0, 255).astype(np.uint8)
+    assert core.psnr(strong, hr, crop_border=8) < core.psnr(mild, hr, crop_border=8)
+    assert core.ssim(strong, hr, crop_border=8) < core.ssim(mild, hr, crop_border=8)
+    assert core.niqe(hr) < core.niqe(mild) < core.niqe(strong)
+
+
+def test_registry_describes_every_metric() -> None:
+    assert set(core.METRICS) == {"psnr", "ssim", "niqe"}
+    assert core.METRICS["psnr"].kind == "full-reference" and core.METRICS["psnr"].higher_is_better
+    assert core.METRICS["niqe"].kind == "no-reference" and not core.METRICS["niqe"].higher_is_better
+    hr = core.load_sample("astronaut")
+    assert core.compute_metric("niqe", hr) == pytest.approx(core.niqe(hr))
+    with pytest.raises(ValueError, match="full-reference"):
+        core.compute_metric("ssim", hr)
+    with pytest.raises(KeyError):
+        core.compute_metric("lpips", hr, hr)
+
