@@ -7,6 +7,24 @@ from __future__ import annotations
 
 from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
 from ._datasets import Dataset, DatasetError, DatasetItem, download_div2k, extract_zip, open_dataset
+from ._degradations import (
+    PRESETS,
+    DegradationConfig,
+    DegradationParams,
+    DegradationResult,
+    FinalParams,
+    NoiseParams,
+    StageConfig,
+    StageImage,
+    StageParams,
+    apply_params,
+    config_from_dict,
+    config_to_dict,
+    degrade,
+    make_pair,
+    params_from_dict,
+    sample_params,
+)
 from ._device import DeviceChoice, available_devices, resolve_device
 from ._errors import (
     CancelledError,
@@ -24,6 +42,7 @@ from ._errors import (
 )
 from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
 from ._io import ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, ssim
 from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
@@ -42,6 +61,25 @@ from ._weights import (
 )
 
 __all__ = [
+    "PRESETS",
+    "DegradationConfig",
+    "DegradationParams",
+    "DegradationResult",
+    "FinalParams",
+    "KernelParams",
+    "NoiseParams",
+    "StageConfig",
+    "StageImage",
+    "StageParams",
+    "apply_params",
+    "config_from_dict",
+    "config_to_dict",
+    "degrade",
+    "make_kernel",
+    "make_pair",
+    "params_from_dict",
+    "sample_params",
+    "sinc_kernel",
     "BASELINES",
     "METRICS",
     "Dataset",

@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core models | upscale | evaluate | div2k``.
+"""Command-line interface: ``python -m core models | upscale | evaluate | degrade | div2k``.
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
 nothing could run (unknown model, missing weights, bad device).
@@ -7,14 +7,20 @@ nothing could run (unknown model, missing weights, bad device).
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+import yaml
 from tqdm import tqdm
 
 from ._catalogue import DEFAULT_MODEL
 from ._datasets import download_div2k, open_dataset
+from ._degradations import PRESETS, DegradationConfig, config_to_dict, degrade
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
@@ -114,11 +120,32 @@ def _table(rows: list[list[str]]) -> None:
         _out("  ".join(cells))
 
 
+def load_degradation(spec: str) -> DegradationConfig:
+    """A preset name or a JSON / YAML file; raises ValueError with a readable message."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"{spec!r} is neither a preset ({', '.join(PRESETS)}) nor a config file.")
+    text = path.read_text()
+    try:
+        return DegradationConfig.from_json(text) if path.suffix == ".json" else DegradationConfig.from_yaml(text)
+    except (ValueError, TypeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
-        dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir)
+        degradation = load_degradation(args.degradation) if args.degradation else None
+        if degradation is not None and degradation.scale != args.scale:
+            degradation = replace(degradation, scale=args.scale)
+        dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir, degradation=degradation,
+                               seed=args.seed)
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        return 2
     except StudioError as exc:
         _err(f"error: {exc}")
         return 2
@@ -164,6 +191,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _err(f"failed {row.image} · {row.method}: {row.error}")
     _err(f"{result.computed} computed, {result.reused} reused from {db.path}; wrote {csv_path} and {json_path}")
     return 1 if errors else 0
+
+
+def _cmd_degrade(args: argparse.Namespace) -> int:
+    try:
+        config = load_degradation(args.config) if args.config else PRESETS[args.preset]
+        if args.scale is not None:
+            config = replace(config, scale=args.scale)
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        return 2
+    outdir = Path(args.output)
+    failures = 0
+    files = list(_inputs(args.inputs))
+    for index, path in enumerate(files):
+        seed = args.seed + index
+        try:
+            hr = read_image(path)
+            cropped = hr[: hr.shape[0] - hr.shape[0] % config.scale, : hr.shape[1] - hr.shape[1] % config.scale]
+            result = degrade(cropped, config, seed, keep_stages=args.save_stages)
+        except (StudioError, ValueError) as exc:
+            failures += 1
+            _err(f"skipped {path}: {exc}")
+            continue
+        target = write_png(outdir / f"{path.stem}_lr.png", result.lr)
+        (outdir / f"{path.stem}_params.json").write_text(
+            json.dumps({"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}, indent=2))
+        for number, stage in enumerate(result.stages):
+            if stage.applied:
+                eight = np.rint(np.clip(stage.image, 0, 1) * 255).astype(np.uint8)
+                label = re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
+                write_png(outdir / f"{path.stem}_stage{number:02d}_{label}.png", eight)
+        _out(f"{path} -> {target} (seed {seed}, {config.name})")
+    return 1 if failures else (0 if files else 2)
 
 
 def _cmd_div2k(args: argparse.Namespace) -> int:
@@ -220,8 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tile", type=int, default=None)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    ev.add_argument("--degradation", default=None,
+                    help=f"make LR with a degradation preset ({', '.join(PRESETS)}) or a JSON/YAML config")
+    ev.add_argument("--seed", type=int, default=0, help="base seed of the degradation draws")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)
+    dg = sub.add_parser("degrade", help="apply the Real-ESRGAN degradation pipeline (seeded)")
+    dg.add_argument("inputs", nargs="+", help="image files or folders")
+    dg.add_argument("-o", "--output", required=True)
+    group = dg.add_mutually_exclusive_group()
+    group.add_argument("--preset", default="realesrgan", choices=sorted(PRESETS))
+    group.add_argument("--config", default=None, help="JSON or YAML configuration file")
+    dg.add_argument("--scale", type=int, default=None, help="override the configuration's scale")
+    dg.add_argument("--seed", type=int, default=0, help="seed of the first image (+1 per further image)")
+    dg.add_argument("--save-stages", action="store_true", help="also write the image after every stage")
+    dg.set_defaults(func=_cmd_degrade)
     dv = sub.add_parser("div2k", help="download and extract DIV2K (needs internet; resumable)")
     dv.add_argument("--dest", required=True)
     dv.add_argument("--scales", type=int, nargs="+", default=[4], choices=[2, 3, 4])

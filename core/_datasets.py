@@ -16,12 +16,14 @@ import re
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._degradations import DegradationConfig, make_pair
 from ._errors import DownloadError, StudioError
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from ._resize import imresize
@@ -79,6 +81,8 @@ class Dataset:
     scale: int
     items: tuple[DatasetItem, ...]
     lr_source: str
+    degradation: DegradationConfig | None = None
+    seed: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -93,6 +97,9 @@ class Dataset:
         height, width = hr.shape[0] - hr.shape[0] % self.scale, hr.shape[1] - hr.shape[1] % self.scale
         hr = hr[:height, :width]
         if item.lr is None:
+            if self.degradation is not None:  # one reproducible draw per image
+                seed = self.seed + zlib.crc32(item.name.encode())
+                return make_pair(hr, self.degradation, seed)
             return imresize(hr, 1 / self.scale), hr
         lr = decode_image(item.lr.read_bytes(), limits)
         if lr.shape[:2] != (height // self.scale, width // self.scale):
@@ -148,7 +155,14 @@ def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
     return Dataset(f"DIV2K {split}", scale, _pair(hr_refs, lr_refs, str(root)), source)
 
 
-def open_dataset(source: str | Path, scale: int = 4, *, lr_dir: str | Path | None = None) -> Dataset:
+def open_dataset(
+    source: str | Path,
+    scale: int = 4,
+    *,
+    lr_dir: str | Path | None = None,
+    degradation: DegradationConfig | None = None,
+    seed: int = 0,
+) -> Dataset:
     """Open a dataset.
 
     Args:
@@ -156,16 +170,22 @@ def open_dataset(source: str | Path, scale: int = 4, *, lr_dir: str | Path | Non
             validation split preferred), or a folder of HR images.
         scale: 2, 3 or 4 (any integer >= 1 for folders).
         lr_dir: a folder of LR images paired with ``source`` by file stem (``0801x4`` pairs
-            with ``0801``); without it LR images are made by MATLAB bicubic.
+            with ``0801``); without it LR images are made by MATLAB bicubic, or by
+        degradation: a degradation configuration (its scale must equal ``scale``), one
+            seeded draw per image (``seed`` + a hash of the image name).
 
     Raises:
         DatasetError: no images, unpaired images, or a path that does not exist.
     """
     if scale < 1:
         raise DatasetError("scale must be >= 1.")
+    if degradation is not None and degradation.scale != scale:
+        raise DatasetError(f"The degradation is x{degradation.scale} but the dataset scale is x{scale}.")
+    on_the_fly = (f"degradation '{degradation.name}' (seed {seed})" if degradation is not None
+                  else "MATLAB bicubic (on the fly)")
     if str(source) == "samples":
         refs = tuple(DatasetItem(p.stem, ImageRef(p)) for p in _images_in(SAMPLES_DIR))
-        return Dataset("samples", scale, refs, "MATLAB bicubic (on the fly)")
+        return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
     root = Path(source)
     if not root.exists():
         raise DatasetError(f"No such dataset folder: {root}.")
@@ -184,7 +204,7 @@ def open_dataset(source: str | Path, scale: int = 4, *, lr_dir: str | Path | Non
         lr_refs = {_lr_stem(p.stem, scale): ImageRef(p) for p in _images_in(Path(lr_dir))}
         return Dataset(root.name, scale, _pair(hr_refs, lr_refs, str(lr_dir)), f"paired LR folder {lr_dir}")
     items = tuple(DatasetItem(name, ref) for name, ref in sorted(hr_refs.items()))
-    return Dataset(root.name, scale, items, "MATLAB bicubic (on the fly)")
+    return Dataset(root.name, scale, items, on_the_fly, degradation, seed)
 
 
 # ---------------------------------------------------------------- download and extraction

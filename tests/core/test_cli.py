@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,36 @@ def test_module_entry_point_runs(weights_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = core.read_image(tmp_path / "out" / "in_x2.png")
     assert out.shape == (32, 32, 1)
+
+
+def test_degrade_writes_lr_params_and_stages(tmp_path: Path, capsys) -> None:
+    image = core.write_png(tmp_path / "in.png", core.load_sample("coffee")[:101, :130])
+    out = tmp_path / "out"
+    assert main(["degrade", str(image), "-o", str(out), "--seed", "4", "--save-stages"]) == 0
+    lr = core.read_image(out / "in_lr.png")
+    assert lr.shape == (25, 32, 3)
+    saved = json.loads((out / "in_params.json").read_text())
+    assert saved["seed"] == 4 and saved["config"]["name"] == "Real-ESRGAN training default"
+    replay = core.apply_params(core.read_image(image)[:100, :128], core.params_from_dict(saved["params"]))
+    np.testing.assert_array_equal(replay.lr, lr)
+    stages = sorted(p.name for p in out.glob("in_stage*.png"))
+    assert stages[0] == "in_stage00_input.png" and stages[-1].endswith("output.png") and len(stages) >= 6
+    config = tmp_path / "c.yaml"
+    config.write_text(core.PRESETS["mild"].to_yaml())
+    assert main(["degrade", str(image), "-o", str(out / "y"), "--config", str(config), "--scale", "2"]) == 0
+    assert core.read_image(out / "y" / "in_lr.png").shape == (50, 65, 3)
+    config.write_text("first: {blur_sigma: [3, 1]}")
+    assert main(["degrade", str(image), "-o", str(out / "z"), "--config", str(config)]) == 2
+    assert "blur_sigma" in capsys.readouterr().err
+
+
+def test_evaluate_with_a_degradation_preset(tmp_path: Path, capsys) -> None:
+    args = ["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "-q",
+            "--out", str(tmp_path)]
+    assert main([*args, "--degradation", "severe", "--seed", "1"]) == 0
+    severe = json.loads((tmp_path / "results.json").read_text())
+    assert "severe" in severe["lr_source"]
+    assert main([*args, "--degradation", "none"]) == 0
+    clean = json.loads((tmp_path / "results.json").read_text())
+    assert severe["means"]["bicubic"]["psnr"] < clean["means"]["bicubic"]["psnr"] - 1
+    assert main([*args, "--degradation", "nope"]) == 2
