@@ -25,7 +25,7 @@ from ._degradations import (
     params_from_dict,
     sample_params,
 )
-from ._device import DeviceChoice, available_devices, resolve_device
+from ._device import DeviceChoice, available_devices, resolve_device, system_info
 from ._errors import (
     CancelledError,
     ConversionError,
@@ -42,11 +42,13 @@ from ._errors import (
 )
 from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
 from ._io import ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
-from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, ssim
+from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
 from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
+from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled
 from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, default_tile
 from ._weights import (
@@ -61,6 +63,15 @@ from ._weights import (
 )
 
 __all__ = [
+    "SWEEP_PARAMETERS",
+    "SweepPoint",
+    "run_sweep",
+    "sweep_params",
+    "system_info",
+    "Job",
+    "JobContext",
+    "JobManager",
+    "JobSnapshot",
     "PRESETS",
     "DegradationConfig",
     "DegradationParams",
@@ -98,6 +109,7 @@ __all__ = [
     "open_dataset",
     "psnr",
     "rgb_to_y",
+    "score_images",
     "ssim",
     "write_results",
     "CATALOGUE",

@@ -7,6 +7,7 @@ fp16 on the CPU (slow and inaccurate there).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +15,7 @@ import torch
 
 from ._errors import DeviceUnavailableError
 
-__all__ = ["DeviceChoice", "Precision", "DeviceName", "available_devices", "resolve_device"]
+__all__ = ["DeviceChoice", "DeviceName", "Precision", "available_devices", "resolve_device", "system_info"]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -120,3 +121,34 @@ def resolve_device(
         if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
             raise DeviceUnavailableError("This GPU does not support bf16; use fp16 or fp32.")
     return DeviceChoice(device, precision, f"{where}; {precision} as requested")
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def system_info() -> dict[str, object]:
+    """Versions, devices and memory, for the Models & System page and bug reports."""
+    import platform
+
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda (torch build)": torch.version.cuda or "none",
+        "cuda available": torch.cuda.is_available(),
+        "mps available": _mps_available(),
+        "cpu threads (torch)": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "process memory (MB)": round(_rss_mb() or 0.0, 1),
+    }
+    for index in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(index)
+        info[f"gpu {index}"] = torch.cuda.get_device_name(index)
+        info[f"gpu {index} memory (free / total GB)"] = f"{free / 2**30:.1f} / {total / 2**30:.1f}"
+        info[f"gpu {index} allocated by torch (GB)"] = round(torch.cuda.memory_allocated(index) / 2**30, 2)
+    return info

@@ -175,6 +175,7 @@ def evaluate(
     upscaler_factory: UpscalerFactory | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    on_row: Callable[[EvalRow], None] | None = None,
 ) -> EvalResult:
     """Score ``methods`` on every image of ``dataset``.
 
@@ -186,6 +187,7 @@ def evaluate(
         upscaler_factory: builds the upscaler of a model name (default: ``Upscaler.load``).
         progress: called with ``(steps done, steps total, "image · method")``.
         cancel: polled between steps; returns the partial result with ``cancelled=True``.
+        on_row: called with each finished row (to show results as they come).
 
     A failing image is recorded as a row with ``error`` set; the others go on.
     """
@@ -220,6 +222,8 @@ def evaluate(
             except StudioError as exc:
                 row = EvalRow(item.name, method, {}, 0.0, "", "", "", error=str(exc))
             result.rows.append(row)
+            if on_row is not None:
+                on_row(row)
             step += 1
             if progress is not None:
                 progress(step, total, f"{item.name} · {method}")

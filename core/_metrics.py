@@ -35,7 +35,7 @@ from skimage.metrics import structural_similarity
 
 from ._resize import imresize
 
-__all__ = ["METRICS", "Channel", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y", "ssim"]
+__all__ = ["METRICS", "Channel", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y", "score_images", "ssim"]
 
 Channel = Literal["y", "rgb"]
 
@@ -211,6 +211,33 @@ METRICS: dict[str, MetricInfo] = {
     "ssim": MetricInfo("ssim", "SSIM", True, True, "", "Structural similarity, 11x11 Gaussian window, sigma 1.5."),
     "niqe": MetricInfo("niqe", "NIQE", False, False, "", "Natural image quality evaluator (MATLAB), on Y."),
 }
+
+
+def score_images(
+    images: dict[str, np.ndarray],
+    reference: np.ndarray | None = None,
+    *,
+    crop_border: int = 0,
+    channel: Channel = "y",
+) -> dict[str, dict[str, float | None]]:
+    """NIQE of every image, and PSNR / SSIM against ``reference`` when given.
+
+    A metric that cannot be computed (NIQE below 96x96, a reference of another size) is
+    ``None``; nothing raises for those, so a UI can show the rest.
+    """
+    table: dict[str, dict[str, float | None]] = {}
+    for name, image in images.items():
+        row: dict[str, float | None] = {}
+        try:
+            row["niqe"] = niqe(image)
+        except ValueError:
+            row["niqe"] = None
+        if reference is not None:
+            usable = reference.shape == image.shape and reference.dtype == image.dtype
+            row["psnr"] = psnr(image, reference, crop_border=crop_border, channel=channel) if usable else None
+            row["ssim"] = ssim(image, reference, crop_border=crop_border, channel=channel) if usable else None
+        table[name] = row
+    return table
 
 
 def compute_metric(

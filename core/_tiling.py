@@ -153,11 +153,12 @@ def _run_one(
         except torch.OutOfMemoryError as exc:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            current = (current or max(y1 - y0, x1 - x0)) // 2
+            first = max(y1 - y0, x1 - x0)
+            current = (current or first) // 2
             if current < MIN_TILE:
                 raise OutOfMemoryError(
-                    "Out of device memory even with the smallest tile; close other GPU programs, "
-                    "choose a smaller model, or run on the CPU."
+                    f"Out of device memory: tiles from {first} px down to {MIN_TILE} px were tried. Close other "
+                    "GPU programs, choose a smaller model, or run on the CPU."
                 ) from exc
 
 

@@ -1,7 +1,7 @@
 """The one module that holds Streamlit caches.
 
 * The upscaler is a shared resource, one per (model, device, precision).
-* Results are cached on the image bytes' hash plus the frozen settings, because
+* Results are keyed on the image bytes' hash plus a frozen settings dataclass, because
   Streamlit only samples large arrays when hashing them.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -27,6 +28,11 @@ def decode(data: bytes) -> np.ndarray:
     return core.decode_image(data)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def sample(name: str) -> np.ndarray:
+    return core.load_sample(name)
+
+
 def image_key(image: np.ndarray) -> str:
     """A content hash of an image (shape, dtype and every byte)."""
     digest = hashlib.sha256(image.tobytes())
@@ -34,41 +40,57 @@ def image_key(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def bicubic(_image: np.ndarray, key: str, size: tuple[int, int], method: str) -> np.ndarray:
+@st.cache_data(show_spinner=False, max_entries=32)
+def baseline(_image: np.ndarray, key: str, size: tuple[int, int], method: str) -> np.ndarray:
     return core.resize(_image, size, method)
 
 
-ResultKey = tuple[str, str, str, str, core.UpscaleSettings]
+@st.cache_data(show_spinner="Computing metrics…", max_entries=32)
+def scores(_images: dict[str, np.ndarray], _reference: np.ndarray | None, key: str,
+           crop_border: int) -> dict[str, dict[str, float | None]]:
+    return core.score_images(_images, _reference, crop_border=crop_border)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def model_summary(name: str, fingerprint: str) -> dict[str, Any]:
+    """Parameter count and precision support of a model (loads it once on the CPU)."""
+    loaded = core.load_model(name)
+    descriptor = loaded.descriptor
+    return {
+        "parameters": sum(p.numel() for p in descriptor.model.parameters()),
+        "fp16": descriptor.supports_half,
+        "bf16": descriptor.supports_bfloat16,
+        "detected": f"{descriptor.architecture.name} x{descriptor.scale}",
+    }
 
 
 class ResultStore:
-    """Finished upscales keyed by (image hash, model, device, precision, settings).
+    """Finished results keyed by a hashable key (image hash, model, device, precision, settings).
 
-    Not ``st.cache_data``: the computation reports progress to the page, which a cached
-    function must not do. Bounded (least recently used entries go first) and thread-safe.
+    Not ``st.cache_data``: the computation runs in a background job that reports progress,
+    which a cached function must not do. Bounded (least recently used first) and thread-safe.
     """
 
-    def __init__(self, max_entries: int = 16) -> None:
-        self._items: OrderedDict[ResultKey, core.UpscaleResult] = OrderedDict()
+    def __init__(self, max_entries: int = 32) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
 
-    def get(self, key: ResultKey) -> core.UpscaleResult | None:
+    def get(self, key: Any) -> Any:
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: ResultKey, result: core.UpscaleResult) -> None:
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
-            self._items[key] = result
+            self._items[key] = value
             self._items.move_to_end(key)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
 
-    def __contains__(self, key: ResultKey) -> bool:
+    def __contains__(self, key: Any) -> bool:
         with self._lock:
             return key in self._items
 

@@ -1,95 +1,191 @@
-"""Upscale & Compare: pick a sample or upload, upscale, compare with bicubic, download."""
+"""Upscale & Compare: pick or upload, upscale with one or two models, compare, score, download."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 import core
 from dashboard import cache
+from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metric_header, pick_image, show_error
+from dashboard.slider import comparison
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
-
-
-def _source_image() -> tuple[np.ndarray, str] | None:
-    choice = st.radio("Image", ["Bundled sample", "Upload"], horizontal=True, key="source")
-    if choice == "Upload":
-        upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
-        if upload is None:
-            st.info("Upload a PNG, JPEG, WebP, BMP or TIFF image (16-bit and alpha are kept).")
-            return None
-        try:
-            return cache.decode(upload.getvalue()), upload.name.rsplit(".", 1)[0]
-        except core.StudioError as exc:
-            st.error(f"{upload.name}: {exc}")
-            return None
-    samples = core.list_samples()
-    name = st.selectbox("Sample", samples, index=samples.index("chelsea") if "chelsea" in samples else 0,
-                        key="sample")
-    return core.load_sample(name), name
+REFERENCE_MODES = ["No reference", "Downscale my image first and compare to it", "Upload an HR reference"]
 
 
-def _crop(image: np.ndarray, on_cpu: bool) -> np.ndarray:
+@dataclass(frozen=True)
+class Request:
+    """Everything that determines the result (the cache key)."""
+
+    image: str
+    models: tuple[str, ...]
+    device: str
+    precision: str
+    settings: core.UpscaleSettings
+
+
+def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
     height, width = image.shape[:2]
-    crop = st.checkbox("Upscale only a centre region (fast on CPU)", value=on_cpu and max(height, width) > 160,
-                       key="roi")
-    if not crop:
-        return image
-    size = st.slider("Region size (input pixels)", 32, max(32, min(512, height, width)),
-                     min(128, height, width), step=16, key="roi_size")
-    top, left = (height - min(size, height)) // 2, (width - min(size, width)) // 2
-    return image[top : top + size, left : left + size]
+    default = on_cpu and max(height, width) > 160
+    if not st.checkbox("Upscale only a region (fast on CPU)", value=default, key="roi"):
+        return image, (0, 0)
+    largest = max(32, min(512, height, width))
+    cols = st.columns(3)
+    size = cols[0].slider("Region size (px)", 32, largest, min(128, largest), step=16, key="roi_size")
+    x = cols[1].slider("Region left", 0, max(0, width - size), max(0, (width - size) // 2), key="roi_x")
+    y = cols[2].slider("Region top", 0, max(0, height - size), max(0, (height - size) // 2), key="roi_y")
+    return image[y : y + size, x : x + size], (x, y)
+
+
+def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """``(input, reference, factor)`` according to the reference mode.
+
+    ``image`` is the (region of the) source; ``full_height`` and ``origin`` locate the region
+    in the source, so an uploaded full-size reference is cut to the same region.
+    """
+    mode = st.radio("Reference for PSNR / SSIM", REFERENCE_MODES, key="reference_mode")
+    if mode == REFERENCE_MODES[1]:
+        factor = st.selectbox("Downscale by (MATLAB bicubic)", [2, 3, 4], index=2, key="ref_factor")
+        config = replace(core.PRESETS["none"], scale=factor)
+        lr, hr = core.make_pair(image, config, 0)
+        st.caption(f"Input {lr.shape[1]}x{lr.shape[0]} made from your {hr.shape[1]}x{hr.shape[0]} image, "
+                   "which becomes the reference.")
+        return lr, hr, factor
+    if mode == REFERENCE_MODES[2]:
+        upload = st.file_uploader("HR reference (same scene, output size)", type=UPLOAD_TYPES, key="ref_upload")
+        if upload is not None:
+            try:
+                reference = cache.decode(upload.getvalue())
+            except core.StudioError as exc:
+                show_error(exc, upload.name)
+                return image, None, None
+            ratio = reference.shape[0] / full_height
+            x, y = origin
+            top, left = round(y * ratio), round(x * ratio)
+            region = reference[top : top + round(image.shape[0] * ratio), left : left + round(image.shape[1] * ratio)]
+            return image, region, None
+    return image, None, None
+
+
+def _start(request: Request, image: np.ndarray, upscalers: list[core.Upscaler]) -> None:
+    counts = [u.count_tiles(*image.shape[:2], request.settings, image.shape[2]) for u in upscalers]
+
+    def work(ctx: core.JobContext) -> dict[str, core.UpscaleResult]:
+        results, offset = {}, 0
+        for upscaler, count in zip(upscalers, counts):
+            name = upscaler.info.name
+
+            def report(done: int, total: int, offset: int = offset, name: str = name) -> None:
+                ctx.progress(offset + done, sum(counts), f"{name}, tile {done}/{total}")
+
+            results[name] = upscaler.upscale(image, request.settings, progress=report, cancel=ctx.cancelled)
+            offset += count
+        return results
+
+    job = jobs().start("Upscaling", work)
+    st.session_state.upscale_job = (job.id, request)
+
+
+def _finish(snap: core.JobSnapshot) -> None:
+    job_id, request = st.session_state.pop("upscale_job")
+    if snap.status == "done":
+        cache.result_store().put(request, snap.result)
+    else:
+        st.session_state.upscale_error = snap.error or snap.status
+
+
+def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
+             reference: np.ndarray | None, stem: str) -> None:
+    first = results[request.models[0]]
+    out = first.image
+    if len(request.models) > 1:
+        other_name = request.models[1]
+        other = results[other_name].image
+    else:
+        other_name = "bicubic (OpenCV)"
+        other = cache.baseline(image, request.image, out.shape[:2], "bicubic")
+    timing = ", ".join(f"{r.model} {r.seconds:.2f} s" for r in results.values())
+    st.success(f"{first.model} · {first.device} · {first.precision} · {timing} · {core.image_info(out)}")
+    shown = [(other_name, other), (request.models[0], out)]
+    if reference is not None:
+        shown.append(("HR reference", reference))
+    comparison(shown, key="compare")
+
+    if reference is not None and reference.shape != out.shape:
+        st.warning(f"The reference is {reference.shape[1]}x{reference.shape[0]} but the result is "
+                   f"{out.shape[1]}x{out.shape[0]}: PSNR / SSIM need the same size (set the output scale).")
+    border = round(request.settings.outscale or 1) if reference is not None else 0
+    table = cache.scores({other_name: other, request.models[0]: out}, reference,
+                         f"{request}|{cache.image_key(reference) if reference is not None else ''}", border)
+    rows = []
+    for name, values in table.items():
+        run = results.get(name)
+        row = {"method": name, **{metric_header(m): v for m, v in values.items()}}
+        row |= {"seconds": run.seconds if run else None, "device": run.device if run else "cpu",
+                "precision": run.precision if run else "—"}
+        rows.append(row)
+    st.subheader("Metrics")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
+                 column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
+                                for m in ("psnr", "ssim", "niqe")})
+    if reference is None:
+        st.caption("NIQE needs no reference (lower is better). For PSNR / SSIM, choose a reference above. "
+                   f"PSNR / SSIM are on the Y channel with {border} px cropped.")
+    for name in request.models:
+        st.download_button(f"Download {name} result (PNG, {core.image_info(results[name].image)})",
+                           core.encode_png(results[name].image), file_name=f"{stem}_{name}.png",
+                           mime="image/png", key=f"download_{name}")
 
 
 def render() -> None:
     st.title("Upscale & Compare")
-    source = _source_image()
+    source = pick_image("up")
     if source is None:
         return
     image, stem = source
-    try:
-        upscaler = cache.get_upscaler(st.session_state.model, st.session_state.device,
-                                      st.session_state.precision)
-    except core.StudioError as exc:
-        st.error(f"Cannot load {st.session_state.model}: {exc}")
+    upscaler = load_upscaler(st.session_state.model)
+    if upscaler is None:
         return
     st.caption(upscaler.describe())
-    image = _crop(image, upscaler.choice.device == "cpu")
-    outscale = st.number_input("Output scale", 0.25, 16.0, float(upscaler.scale), 0.25, key="outscale")
-    alpha = st.selectbox("Alpha channel", ["model", "bicubic", "drop"], key="alpha",
-                         disabled=image.shape[2] != 4)
-    settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.tile, alpha=alpha)
-    key = (cache.image_key(image), upscaler.info.name, upscaler.choice.device,
-           upscaler.choice.precision, settings)
-    store = cache.result_store()
-    st.write(f"Input: {core.image_info(image)}")
-    if key not in store and st.button("Upscale", type="primary", key="run"):
-        bar = st.progress(0.0, text="Starting…")
-        start = time.perf_counter()
+    full_height = image.shape[0]
+    image, origin = _region(image, upscaler.choice.device == "cpu")
+    image, reference, factor = _reference(image, full_height, origin)
+    others = [i.name for i in core.list_models() if i.available and i.name != upscaler.info.name]
+    left, right, third = st.columns(3)
+    versus = left.selectbox("Compare with", ["bicubic", *others], key="compare_with")
+    outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or upscaler.scale), 0.25, key="outscale")
+    alpha = third.selectbox("Alpha channel", ["model", "bicubic", "drop"], key="alpha",
+                            disabled=image.shape[2] != 4, help="RGBA images only")
+    settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)
+    models = (upscaler.info.name,) if versus == "bicubic" else (upscaler.info.name, versus)
+    request = Request(cache.image_key(image), models, upscaler.choice.device, upscaler.choice.precision, settings)
+    out_h, out_w = upscaler.output_size(*image.shape[:2], outscale)
+    st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
 
-        def on_progress(done: int, total: int) -> None:
-            elapsed = time.perf_counter() - start
-            eta = elapsed / done * (total - done)
-            bar.progress(done / total, text=f"Tile {done}/{total} · {elapsed:.1f} s elapsed · ETA {eta:.1f} s")
-
-        try:
-            store.put(key, upscaler.upscale(image, settings, progress=on_progress))
-        except core.StudioError as exc:
-            st.error(str(exc))
-            return
-        finally:
-            bar.empty()
-    result = store.get(key)
-    if result is None:
+    if "upscale_error" in st.session_state:
+        st.error(st.session_state.pop("upscale_error"))
+    running = st.session_state.get("upscale_job")
+    results = cache.result_store().get(request)
+    if running is not None:
+        job_panel(running[0], _finish, key="upscale")
         return
-    out = result.image
-    baseline = cache.bicubic(image, key[0], out.shape[:2], "bicubic")
-    st.success(f"{result.model} · {result.device} · {result.precision} · {result.seconds:.2f} s · "
-               f"{core.image_info(out)}")
-    left, right = st.columns(2)
-    left.image(core.to_display(baseline), caption="Bicubic (OpenCV)", width="stretch")
-    right.image(core.to_display(out), caption=result.model, width="stretch")
-    st.download_button("Download PNG", core.encode_png(out), file_name=f"{stem}_{result.model}.png",
-                       mime="image/png", key="download")
+    if results is None:
+        if st.button("Upscale", type="primary", key="run"):
+            upscalers = [upscaler] + [u for u in (load_upscaler(m) for m in models[1:]) if u is not None]
+            if len(upscalers) == len(models):
+                try:
+                    for u in upscalers:
+                        settings.limits.check_input(image.shape[1], image.shape[0])
+                        out_h, out_w = u.output_size(*image.shape[:2], outscale)
+                        settings.limits.check_output(out_w, out_h)
+                except core.StudioError as exc:
+                    show_error(exc)
+                    return
+                _start(request, image, upscalers)
+                st.rerun()
+        return
+    _results(request, results, image, reference, stem)

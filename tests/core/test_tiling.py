@@ -122,7 +122,7 @@ def test_out_of_memory_at_the_smallest_tile_is_a_typed_error() -> None:
     def never(x: torch.Tensor) -> torch.Tensor:
         raise torch.OutOfMemoryError("fake CUDA out of memory")
 
-    with pytest.raises(core.OutOfMemoryError, match="smallest tile"):
+    with pytest.raises(core.OutOfMemoryError, match="were tried"):
         _run(torch.rand(1, 3, 4 * MIN_TILE, 4 * MIN_TILE), never, tile=64)
 
 

@@ -1,54 +1,166 @@
-"""The dashboard, driven with Streamlit's AppTest (real script runs, real model)."""
+"""Every dashboard page, driven with Streamlit's AppTest: main paths and error paths.
+
+Pages run real core code (real models on small crops) through the real page functions;
+background jobs run in threads of the test process, so a test reruns the script until the
+job has finished, as the page's polling fragment would.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+import core
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
-@pytest.fixture
-def app(weights_dir: Path) -> AppTest:  # weights_dir sets STUDIO_WEIGHTS_DIR for the app
-    at = AppTest.from_file(APP, default_timeout=120)
+def run_page(page: str, state: dict | None = None) -> None:
+    """AppTest script: the frame (sidebar unless ``state`` replaces it) and one page."""
+    import streamlit as st
+
+    from dashboard import frame
+
+    if state is None:
+        frame.setup()
+    else:
+        frame.setup(with_sidebar=False)
+        for key, value in state.items():
+            st.session_state.setdefault(key, value)
+    frame.PAGES[page][0]()
+
+
+def open_page(page: str, state: dict | None = None) -> AppTest:
+    at = AppTest.from_function(run_page, args=(page, state), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
     return at
 
 
-def test_opens_on_defaults_with_offline_models(app: AppTest) -> None:
-    assert app.title[0].value == "Upscale & Compare"
-    models = app.sidebar.selectbox(key="model")
+def wait(at: AppTest, done, timeout: float = 120.0) -> AppTest:
+    """Rerun until ``done(at)`` (a background job finished and its result is shown)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return at
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; errors: {[e.value for e in at.error]}")
+
+
+@pytest.fixture(autouse=True)
+def _folders(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
+
+
+def test_entry_script_opens_on_defaults_with_offline_models() -> None:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Upscale & Compare"
+    models = at.sidebar.selectbox(key="model")
     assert models.value == "RealESRGAN_x4plus"
     assert "realesr-animevideov3" in models.options and "RealESRNet_x4plus" not in models.options
-    assert any("weights:" in c.value and "ncnn" in c.value for c in app.caption)
-    assert app.selectbox(key="sample").value == "chelsea"
-    assert app.checkbox(key="roi").value  # CPU: a fast centre region by default
+    assert any("In use: RealESRGAN_x4plus · cpu · fp32" in c.value and "ncnn" in c.value for c in at.sidebar.caption)
+    assert any("RealESRNet_x4plus" in c.value and "Download it" in c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
 
 
-def test_upscale_a_sample_and_compare_with_bicubic(app: AppTest) -> None:
-    app.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
-    app.slider(key="roi_size").set_value(64).run()
-    app.button(key="run").click().run()
-    assert not app.exception, app.exception
-    assert not app.error, [e.value for e in app.error]
-    assert "realesr-animevideov3" in app.success[0].value and "256x256 RGB 8-bit" in app.success[0].value
-    assert len(app.get("image")) == 2
-    assert app.get("download_button")
-    # same inputs again: the stored result is shown at once, no button to run again
-    app.run()
-    assert not _has_button(app)
-    assert "realesr-animevideov3" in app.success[0].value and len(app.get("image")) == 2
-    # a different region is a different input: it needs a new run
-    app.slider(key="roi_size").set_value(48).run()
-    assert _has_button(app) and not app.success
+def test_upscale_compare_and_cache() -> None:
+    at = open_page("upscale")
+    at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
+    at.slider(key="roi_size").set_value(64).run()
+    at.button(key="run").click().run()
+    wait(at, lambda a: bool(a.success))
+    assert "realesr-animevideov3" in at.success[0].value and "256x256 RGB 8-bit" in at.success[0].value
+    metrics = at.dataframe[0].value
+    assert list(metrics["method"]) == ["bicubic (OpenCV)", "realesr-animevideov3"]
+    niqe = metrics["NIQE ↓"]
+    assert niqe.notna().all() and (niqe > 0).all() and niqe.iloc[0] != niqe.iloc[1]
+    assert len(at.get("download_button")) == 1
+    at.run()  # same inputs: shown at once from the store, nothing to run
+    assert not [b for b in at.button if b.key == "run"] and at.success
 
 
-def _has_button(app: AppTest) -> bool:
-    try:
-        app.button(key="run")
-    except KeyError:
-        return False
-    return True
+def test_downscale_first_gives_psnr_and_ssim() -> None:
+    at = open_page("upscale")
+    at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
+    at.slider(key="roi_size").set_value(96).run()
+    at.radio(key="reference_mode").set_value("Downscale my image first and compare to it").run()
+    at.button(key="run").click().run()
+    wait(at, lambda a: bool(a.success))
+    metrics = at.dataframe[0].value
+    assert {"PSNR ↑", "SSIM ↑", "NIQE ↓"} <= set(metrics.columns)
+    assert (metrics["PSNR ↑"] > 20).all() and (metrics["SSIM ↑"] > 0.5).all()
+    assert "96x96" in at.success[0].value
+
+
+def test_bad_upload_and_too_large_input_are_messages() -> None:
+    at = open_page("upscale")
+    at.radio(key="up_source").set_value("Upload").run()
+    at.file_uploader(key="up_upload").set_value(("photo.png", b"not a png at all", "image/png")).run()
+    assert not at.exception
+    assert "photo.png" in at.error[0].value and "not an image" in at.error[0].value
+    big = core.encode_png(np.zeros((1, 20_000), np.uint8))  # 20000x1 is fine...
+    at.file_uploader(key="up_upload").set_value(("wide.png", big, "image/png")).run()
+    assert not at.error  # ...a thin image is under the pixel limit
+    bomb = core.encode_png(np.zeros((5000, 5000), np.uint8))
+    at.file_uploader(key="up_upload").set_value(("huge.png", bomb, "image/png")).run()
+    assert "limit is 16.8 MP" in at.error[0].value
+
+
+def test_missing_weights_offer_a_way_forward() -> None:
+    at = open_page("upscale", {"model": "RealESRNet_x4plus", "device": "auto", "precision": "auto", "tile": None})
+    text = at.error[0].value
+    assert "RealESRNet_x4plus" in text and "bicubic" in text and "Models & System" in text
+
+
+def test_benchmark_runs_in_the_background_and_reloads() -> None:
+    at = open_page("benchmark")
+    at.multiselect(key="bench_methods").set_value(["bicubic", "lanczos"]).run()
+    at.multiselect(key="bench_metrics").set_value(["psnr", "niqe"]).run()
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: any("Per-method means" in s.value for s in a.subheader))
+    means = at.dataframe[0].value.set_index("method")
+    assert set(means.index) == {"bicubic", "lanczos"} and (means["PSNR ↑"] > 20).all()
+    assert means.loc["bicubic", "images"] == 6
+    rows = at.dataframe[1].value
+    assert len(rows) == 12 and rows["NIQE ↓"].notna().all()
+    assert len(at.get("download_button")) == 2
+    again = open_page("benchmark")  # a new session finds the run in the results folder
+    assert again.selectbox(key="bench_run_pick").options and any(
+        "Per-method means" in s.value for s in again.subheader)
+
+
+def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
+    at = open_page("degradation")
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert captions[0].startswith("input: 256x256")
+    assert any(c.startswith("blur 1 kernel (") for c in captions)  # the kernel heat map
+    assert any(c.startswith("blur 1: ") for c in captions) and any(c.startswith("output: 64x64") for c in captions)
+    at.number_input(key="lab_seed").set_value(1).run()
+    assert [image.proto.imgs[0].caption for image in at.get("image")] != captions  # another draw
+    at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()
+    assert not at.exception
+    at.multiselect(key="lab_methods").set_value(["bicubic"]).run()
+    at.button(key="lab_run").click().run()
+    wait(at, lambda a: any(df.value.shape[0] == 1 and "PSNR ↑" in df.value.columns for df in a.dataframe))
+    scores = next(df.value for df in at.dataframe if "PSNR ↑" in df.value.columns)
+    assert scores["method"].tolist() == ["bicubic"] and 10 < scores["PSNR ↑"].iloc[0] < 40
+
+
+def test_models_and_system_page() -> None:
+    at = open_page("models")
+    table = at.dataframe[0].value.set_index("model")
+    assert set(core.CATALOGUE) <= set(table.index)
+    assert bool(table.loc["RealESRGAN_x4plus", "available"]) and table.loc["RealESRGAN_x4plus", "parameters"] > 16e6
+    assert not bool(table.loc["RealESRNet_x4plus", "available"])
+    system = at.dataframe[1].value
+    assert "torch" in system[""].tolist()
+    at.button(key="clear_models").click().run()
+    assert "cleared" in at.success[0].value

@@ -1,0 +1,148 @@
+"""Background jobs: long work in a thread, with progress, ETA, cancel and partial results.
+
+Front ends start a job and poll it; the job object is shared (thread-safe), so a page can
+be left and reopened while the work goes on. The work function receives a
+:class:`JobContext` to report progress, publish partial results and check for
+cancellation. Typed core errors become a readable ``error``; anything else is reported as
+an internal error without a traceback (the traceback is kept in ``detail`` for logs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import CancelledError, StudioError
+
+__all__ = ["Job", "JobContext", "JobManager", "JobSnapshot"]
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's state for rendering."""
+
+    id: str
+    label: str
+    status: str  # running | done | failed | cancelled
+    done: int
+    total: int
+    message: str
+    elapsed: float
+    eta: float | None
+    error: str
+    partial: tuple[Any, ...]
+    result: Any
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass
+class Job:
+    id: str
+    label: str
+    started: float = field(default_factory=time.monotonic)
+    status: str = "running"
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    error: str = ""
+    detail: str = ""
+    result: Any = None
+    finished_at: float | None = None
+    partial: list[Any] = field(default_factory=list)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            end = self.finished_at or time.monotonic()
+            elapsed = end - self.started
+            eta = elapsed / self.done * (self.total - self.done) if self.done and self.total else None
+            return JobSnapshot(self.id, self.label, self.status, self.done, self.total, self.message, elapsed,
+                               eta if self.status == "running" else 0.0, self.error, tuple(self.partial),
+                               self.result)
+
+
+class JobContext:
+    """Handed to the work function: report progress, publish partial results, check cancel."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        with self._job._lock:
+            self._job.done, self._job.total, self._job.message = done, total, message
+
+    def publish(self, item: Any) -> None:
+        with self._job._lock:
+            self._job.partial.append(item)
+
+    def cancelled(self) -> bool:
+        return self._job._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`CancelledError` if the job was cancelled."""
+        if self.cancelled():
+            raise CancelledError("Cancelled; results finished before the cancel are kept.")
+
+
+class JobManager:
+    """Starts and keeps jobs (the most recent ``keep`` of them)."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def start(self, label: str, work: Callable[[JobContext], Any]) -> Job:
+        job = Job(uuid.uuid4().hex[:12], label)
+
+        def run() -> None:
+            context = JobContext(job)
+            try:
+                result = work(context)
+                status, error = ("cancelled", "Cancelled.") if context.cancelled() else ("done", "")
+            except CancelledError as exc:
+                result, status, error = None, "cancelled", str(exc)
+            except StudioError as exc:
+                result, status, error = None, "failed", str(exc)
+            except Exception as exc:  # a bug: say so without a traceback, keep it for the logs
+                result, status, error = None, "failed", f"Internal error ({type(exc).__name__}); see the server log."
+                job.detail = traceback.format_exc()
+            with job._lock:
+                job.result, job.status, job.error, job.finished_at = result, status, error, time.monotonic()
+
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self._keep:
+                oldest = next(iter(self._jobs))
+                if self._jobs[oldest].status == "running":
+                    break
+                self._jobs.pop(oldest)
+        threading.Thread(target=run, name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        if job_id is None:
+            return None
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def running(self) -> list[Job]:
+        with self._lock:
+            return [job for job in self._jobs.values() if job.status == "running"]

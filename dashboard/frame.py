@@ -1,0 +1,53 @@
+"""The frame around every page: page config and the shared sidebar (model, device, precision, tile)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import core
+from dashboard.common import load_upscaler
+from pages import benchmark, degradation_lab, models, upscale
+
+
+def sidebar() -> None:
+    st.sidebar.header("Model")
+    infos = core.list_models()
+    names = [info.name for info in infos if info.available]
+    default = names.index(core.DEFAULT_MODEL) if core.DEFAULT_MODEL in names else 0
+    st.sidebar.selectbox("Model", names, index=default, key="model",
+                         help="Models with weights available offline or in the weights folder.")
+    st.sidebar.selectbox("Device", ["auto", *core.available_devices()], key="device")
+    st.sidebar.selectbox("Precision", ["auto", "fp32", "fp16", "bf16"], key="precision",
+                         help="auto: fp16 on CUDA where the model supports it, fp32 elsewhere.")
+    st.sidebar.number_input("Tile size (0 = no tiling)", min_value=0, max_value=2048, value=None,
+                            step=32, key="tile", placeholder="auto",
+                            help="Tiles bound memory use; auto picks a size for the device.")
+    with st.sidebar:
+        upscaler = load_upscaler(st.session_state.model)
+        if upscaler is not None:
+            st.caption(f"In use: {upscaler.describe()}")
+    missing = [info for info in infos if not info.available]
+    if missing:
+        with st.sidebar.expander(f"{len(missing)} models not available"):
+            for info in missing:
+                st.caption(f"**{info.name}**: {info.reason}")
+
+
+def setup(*, with_sidebar: bool = True) -> None:
+    st.set_page_config(page_title="Real-ESRGAN studio", page_icon=":material/compare:", layout="wide")
+    if with_sidebar:
+        sidebar()
+
+
+PAGES = {
+    "upscale": (upscale.render, "Upscale & Compare", ":material/compare:"),
+    "benchmark": (benchmark.render, "Benchmark", ":material/bar_chart:"),
+    "degradation": (degradation_lab.render, "Degradation Lab", ":material/science:"),
+    "models": (models.render, "Models & System", ":material/memory:"),
+}
+
+
+def navigation() -> None:
+    pages = [st.Page(render, title=title, icon=icon, url_path=path, default=path == "upscale")
+             for path, (render, title, icon) in PAGES.items()]
+    st.navigation(pages).run()

@@ -1,0 +1,246 @@
+"""Benchmark: score methods on a dataset in a background job, browse and export the results."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import core
+from dashboard import cache
+from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metric_header, show_error
+from dashboard.slider import comparison
+
+SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs"]
+
+
+def results_dir() -> Path:
+    root = os.environ.get("STUDIO_RESULTS_DIR")
+    return Path(root) if root else Path(__file__).resolve().parent.parent / "results"
+
+
+def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
+    hr_files = st.file_uploader("HR images", type=UPLOAD_TYPES, accept_multiple_files=True, key="bench_hr")
+    lr_files = st.file_uploader("LR images (same names, optionally with an xN suffix)", type=UPLOAD_TYPES,
+                                accept_multiple_files=True, key="bench_lr")
+    if not hr_files:
+        st.info("Upload HR images (and their LR partners, or leave LR empty to make them with bicubic).")
+        return None
+    if "bench_upload_dir" not in st.session_state:
+        st.session_state.bench_upload_dir = tempfile.mkdtemp(prefix="studio-upload-")
+    root = Path(st.session_state.bench_upload_dir)
+    for folder, files in (("hr", hr_files), ("lr", lr_files or [])):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for upload in files:
+            (root / folder / Path(upload.name).name).write_bytes(upload.getvalue())
+    return str(root / "hr"), (str(root / "lr") if lr_files else None)
+
+
+def _dataset_form() -> tuple[dict, core.Dataset] | None:
+    source = st.radio("Dataset", SOURCES, horizontal=True, key="bench_source")
+    cols = st.columns(3)
+    scale = cols[0].selectbox("Scale", [2, 3, 4], index=2, key="bench_scale")
+    lr_mode = cols[1].selectbox("LR images (when the dataset has none)", ["MATLAB bicubic", *core.PRESETS],
+                                key="bench_lr_mode", help="or one of the degradation presets")
+    seed = cols[2].number_input("Degradation seed", 0, 2**31 - 1, 0, key="bench_seed")
+    spec: dict = {"source": "samples", "scale": scale, "lr_dir": None, "degradation": None, "seed": int(seed)}
+    if lr_mode != "MATLAB bicubic":
+        spec["degradation"] = lr_mode
+    if source == SOURCES[1]:
+        path = st.text_input("Folder path (a DIV2K root with its zips or folders, or a folder of HR images)",
+                             key="bench_path")
+        with st.expander("Download DIV2K (needs internet)"):
+            _div2k_download()
+        if not path:
+            return None
+        spec["source"] = path
+    elif source == SOURCES[2]:
+        pair = _uploaded_pairs(scale)
+        if pair is None:
+            return None
+        spec["source"], spec["lr_dir"] = pair
+    try:
+        return spec, _open(spec)
+    except core.StudioError as exc:
+        show_error(exc)
+        return None
+
+
+def _open(spec: dict) -> core.Dataset:
+    degradation = core.PRESETS[spec["degradation"]] if spec.get("degradation") else None
+    if degradation is not None and degradation.scale != spec["scale"]:
+        degradation = replace(degradation, scale=spec["scale"])
+    return core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
+                             seed=spec.get("seed", 0))
+
+
+def _div2k_download() -> None:
+    dest = st.text_input("Download into", str(results_dir().parent / "data" / "DIV2K"), key="div2k_dest")
+    scales = st.multiselect("LR scales", [2, 3, 4], default=[4], key="div2k_scales")
+    if st.button("Download DIV2K validation set", key="div2k_go"):
+        def work(ctx: core.JobContext) -> str:
+            core.download_div2k(Path(dest), tuple(scales),
+                                progress=lambda name, done, total: ctx.progress(done, total or 0, name))
+            return dest
+
+        st.session_state.div2k_job = jobs().start("DIV2K download", work).id
+    job_id = st.session_state.get("div2k_job")
+    if job_id:
+        def finish(snap: core.JobSnapshot) -> None:
+            st.session_state.pop("div2k_job", None)
+            st.session_state.div2k_message = (f"DIV2K ready in {snap.result}" if snap.status == "done"
+                                              else snap.error)
+
+        job_panel(job_id, finish, key="div2k")
+    if "div2k_message" in st.session_state:
+        st.info(st.session_state.pop("div2k_message"))
+
+
+def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame([{"image": r["image"], "method": r["method"],
+                           **{metric_header(m): r["metrics"].get(m) for m in metrics},
+                           "seconds": r["seconds"], "reused": r.get("reused", False), "error": r.get("error", "")}
+                          for r in rows])
+    return frame
+
+
+def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[str],
+           settings: core.EvalSettings) -> None:
+    run_dir = results_dir() / time.strftime("%Y%m%d-%H%M%S")
+    db_path = results_dir() / "results.sqlite"
+
+    def work(ctx: core.JobContext) -> str:
+        db = core.ResultDB(db_path)
+        try:
+            result = core.evaluate(dataset, methods, metrics, settings, db=db, progress=ctx.progress,
+                                   cancel=ctx.cancelled, on_row=lambda row: ctx.publish(row))
+        finally:
+            db.close()
+        core.write_results(result, run_dir)
+        (run_dir / "run.json").write_text(json.dumps(spec | {"methods": methods, "metrics": metrics}))
+        return str(run_dir)
+
+    st.session_state.bench_job = jobs().start(f"Benchmark on {dataset.name}", work).id
+
+
+def _finish(snap: core.JobSnapshot) -> None:
+    st.session_state.pop("bench_job", None)
+    if snap.result:
+        st.session_state.bench_run = Path(snap.result).name
+    if snap.status != "done":
+        st.session_state.bench_message = snap.error or snap.status
+
+
+def _live(snap: core.JobSnapshot) -> None:
+    if snap.partial:
+        rows = [{"image": r.image, "method": r.method, **{k: v for k, v in r.metrics.items()},
+                 "seconds": round(r.seconds, 3), "reused": r.reused, "error": r.error} for r in snap.partial]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="bench_live")
+
+
+def _show_run(run: Path) -> None:
+    payload = json.loads((run / "results.json").read_text())
+    metrics = list(payload["metrics"])
+    st.caption(f"{payload['dataset']} · x{payload['scale']} · LR: {payload['lr_source']} · "
+               f"crop {payload['settings']['crop_border']} px · channel {payload['settings']['channel']}"
+               + (" · cancelled (partial)" if payload["cancelled"] else ""))
+    means = pd.DataFrame([{"method": m, **{metric_header(k): v.get(k) for k in metrics},
+                           "s/image": v.get("seconds"), "images": v.get("images")}
+                          for m, v in payload["means"].items()])
+    st.subheader("Per-method means")
+    st.dataframe(means, hide_index=True, key="bench_means")
+    frame = _rows_frame(payload["rows"], metrics)
+    chart_metric = st.selectbox("Chart", metrics, key="bench_chart_metric", format_func=metric_header)
+    column = metric_header(chart_metric)
+    left, right = st.columns(2)
+    left.bar_chart(means.set_index("method")[column], horizontal=True)
+    right.scatter_chart(frame.dropna(subset=[column]), x="method", y=column, color="image")
+    st.subheader("Per image (select a row to compare in the slider)")
+    event = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key="bench_rows")
+    c1, c2 = st.columns(2)
+    c1.download_button("Export CSV", (run / "results.csv").read_bytes(), file_name=f"{run.name}.csv",
+                       mime="text/csv", key="bench_csv")
+    c2.download_button("Export JSON", (run / "results.json").read_bytes(), file_name=f"{run.name}.json",
+                       mime="application/json", key="bench_json")
+    selected = event.selection.rows if event is not None else []
+    if selected and (run / "run.json").is_file():
+        _inspect(json.loads((run / "run.json").read_text()), frame.iloc[selected[0]]["image"], payload)
+
+
+def _inspect(spec: dict, image_name: str, payload: dict) -> None:
+    try:
+        dataset = _open(spec)
+        item = next(i for i in dataset.items if i.name == image_name)
+        lr, hr = dataset.load(item)
+    except (core.StudioError, StopIteration) as exc:
+        show_error(exc if isinstance(exc, core.StudioError) else core.DatasetError(f"{image_name} is gone"))
+        return
+    methods = [m for m in payload["methods"] if m != "hr"]
+    cols = st.columns(2)
+    a = cols[0].selectbox("Left", methods, key="bench_left")
+    b = cols[1].selectbox("Right", methods, index=min(1, len(methods) - 1), key="bench_right")
+    outputs = []
+    for method in (a, b):
+        outputs.append((method, _output(method, lr, hr, payload["scale"])))
+    comparison([*outputs, ("HR", hr)], key="bench_slider")
+
+
+def _output(method: str, lr, hr, scale: int):
+    if method in core.BASELINES:
+        return cache.baseline(lr, cache.image_key(lr), hr.shape[:2], core.BASELINES[method])
+    key = ("bench", cache.image_key(lr), method, scale)
+    stored = cache.result_store().get(key)
+    if stored is None:
+        upscaler = load_upscaler(method)
+        if upscaler is None:
+            return hr
+        with st.spinner(f"Running {method} on this image…"):
+            stored = upscaler.upscale(lr, core.UpscaleSettings(outscale=scale)).image
+        cache.result_store().put(key, stored)
+    return stored
+
+
+def render() -> None:
+    st.title("Benchmark")
+    form = _dataset_form()
+    available = [i.name for i in core.list_models() if i.available]
+    options = ["hr", *core.BASELINES, *available]
+    default = ["bicubic", st.session_state.get("model", core.DEFAULT_MODEL)]
+    cols = st.columns(2)
+    methods = cols[0].multiselect("Methods", options, default=[m for m in default if m in options],
+                                  key="bench_methods", help="hr = the ground truth itself (NIQE only)")
+    metrics = cols[1].multiselect("Metrics", list(core.METRICS), default=list(core.METRICS), key="bench_metrics",
+                                  format_func=lambda m: f"{metric_header(m)} ({core.METRICS[m].kind})")
+    cols = st.columns(2)
+    channel = cols[0].radio("PSNR / SSIM on", ["y", "rgb"], horizontal=True, key="bench_channel",
+                            format_func=lambda c: {"y": "Y (BT.601)", "rgb": "RGB"}[c])
+    crop = cols[1].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
+    if "bench_message" in st.session_state:
+        st.warning(st.session_state.pop("bench_message"))
+    job_id = st.session_state.get("bench_job")
+    if job_id:
+        job_panel(job_id, _finish, key="bench", live=_live)
+    elif form is not None:
+        spec, dataset = form
+        st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")
+        if st.button("Run benchmark", type="primary", key="bench_run_button", disabled=not methods or not metrics):
+            settings = core.EvalSettings(crop_border=crop, channel=channel, tile=st.session_state.get("tile"),
+                                         device=st.session_state.get("device", "auto"),
+                                         precision=st.session_state.get("precision", "auto"))
+            _start(spec, dataset, methods, metrics, settings)
+            st.rerun()
+    runs = sorted((p for p in results_dir().glob("*/results.json")), reverse=True)
+    if runs:
+        st.divider()
+        names = [p.parent.name for p in runs]
+        current = st.session_state.get("bench_run")
+        run = st.selectbox("Results (earlier runs reload from the results folder)", names,
+                           index=names.index(current) if current in names else 0, key="bench_run_pick")
+        _show_run(results_dir() / run)

@@ -1,0 +1,251 @@
+"""Degradation Lab: see each Real-ESRGAN degradation stage, pin parameters, restore and score, sweep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import yaml
+
+import core
+from dashboard import cache
+from dashboard.common import job_panel, jobs, load_upscaler, metric_header, pick_image, show_error
+from dashboard.slider import comparison
+
+KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
+
+
+def _kernel_picker(key: str, label: str, default_on: bool = True) -> core.KernelParams | None:
+    if not st.checkbox(label, value=default_on, key=f"{key}_on"):
+        return None
+    cols = st.columns(4)
+    kind = cols[0].selectbox("Type", KERNELS, key=f"{key}_type")
+    size = cols[1].select_slider("Size", list(range(7, 22, 2)), value=15, key=f"{key}_size")
+    if kind == "sinc":
+        omega = cols[2].slider("Cut-off ω", np.pi / 5, np.pi, np.pi / 2, key=f"{key}_omega")
+        return core.KernelParams("sinc", size, omega=omega)
+    sx = cols[2].slider("σx", 0.2, 4.0, 1.5, 0.05, key=f"{key}_sx")
+    sy = cols[3].slider("σy", 0.2, 4.0, 0.8, 0.05, key=f"{key}_sy", disabled="aniso" not in kind)
+    cols = st.columns(2)
+    theta = cols[0].slider("Rotation θ", -np.pi, np.pi, 0.5, key=f"{key}_theta", disabled="aniso" not in kind)
+    beta = cols[1].slider("Shape β", 0.5, 4.0, 1.5, 0.05, key=f"{key}_beta",
+                          disabled=not kind.startswith(("generalized", "plateau")))
+    return core.KernelParams(kind, size, sx, sy, theta, beta)
+
+
+def _noise_picker(key: str, seed: int) -> core.NoiseParams | None:
+    cols = st.columns(3)
+    kind = cols[0].selectbox("Noise", ["none", "gaussian", "poisson"], index=1, key=f"{key}_noise")
+    if kind == "none":
+        return None
+    level = cols[1].slider("σ (0-255)" if kind == "gaussian" else "Poisson scale", 0.0,
+                           50.0 if kind == "gaussian" else 4.0, 8.0 if kind == "gaussian" else 1.0, key=f"{key}_lvl")
+    grey = cols[2].checkbox("Grey noise", key=f"{key}_grey")
+    return core.NoiseParams(kind, level, grey, seed)
+
+
+def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> core.StageParams:
+    st.markdown(f"**Stage {index}**")
+    kernel = _kernel_picker(f"fx{index}", "Blur", default_on=True)
+    cols = st.columns(2)
+    factor = cols[0].slider("Resize factor", 0.15 if index == 1 else 0.3, 1.5 if index == 1 else 1.2,
+                            0.5 if index == 1 else 1.0, 0.05, key=f"fx{index}_rf")
+    mode = cols[1].selectbox("Resize mode", ["area", "bilinear", "bicubic"], key=f"fx{index}_rm")
+    noise = _noise_picker(f"fx{index}", seed + index)
+    quality = None
+    if jpeg_default is not None:
+        quality = st.slider("JPEG quality", 10, 100, jpeg_default, key=f"fx{index}_q")
+    direction = "up" if factor > 1 else "down" if factor < 1 else "keep"
+    return core.StageParams(kernel, direction, factor, mode, noise, quality)
+
+
+def _fixed_params(scale: int) -> core.DegradationParams:
+    seed = st.number_input("Noise seed", 0, 2**31 - 1, 0, key="fx_seed")
+    with st.expander("Stage 1", expanded=True):
+        first = _stage_picker(1, seed, 60)
+    with st.expander("Stage 2"):
+        second = _stage_picker(2, seed, None)
+    with st.expander("Final step"):
+        sinc = _kernel_picker("fxf", "Final sinc filter", default_on=True)
+        cols = st.columns(3)
+        order = cols[0].radio("Order", ["resize + sinc, then JPEG", "JPEG, then resize + sinc"], key="fx_order")
+        mode = cols[1].selectbox("Final resize", ["area", "bilinear", "bicubic"], index=2, key="fx_fmode")
+        quality = cols[2].slider("Final JPEG quality", 10, 100, 75, key="fx_fq")
+    final = core.FinalParams(order.startswith("resize"), sinc, mode, quality)
+    return core.DegradationParams(scale, first, second, final)
+
+
+def _config_from_upload() -> core.DegradationConfig | None:
+    upload = st.file_uploader("Load a configuration (JSON or YAML)", type=["json", "yaml", "yml"], key="lab_load")
+    if upload is None:
+        return None
+    text = upload.getvalue().decode("utf-8", errors="replace")
+    try:
+        return (core.DegradationConfig.from_json(text) if upload.name.endswith(".json")
+                else core.DegradationConfig.from_yaml(text))
+    except (ValueError, TypeError, yaml.YAMLError) as exc:
+        st.error(f"{upload.name} is not a valid degradation configuration: {exc}")
+        return None
+
+
+def _kernel_image(kernel: np.ndarray) -> np.ndarray:
+    scaled = kernel / kernel.max() if kernel.max() > 0 else kernel
+    heat = np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+    big = np.kron(heat, np.ones((6, 6), np.uint8))
+    return np.stack([big, (big * 0.6).astype(np.uint8), 255 - big], axis=2)
+
+
+def _stages(result: core.DegradationResult) -> None:
+    applied = [s for s in result.stages if s.applied]
+    for start in range(0, len(applied), 4):
+        cols = st.columns(4)
+        for col, stage in zip(cols, applied[start : start + 4]):
+            col.image(core.to_display(np.rint(np.clip(stage.image, 0, 1) * 255).astype(np.uint8)),
+                      caption=f"{stage.name}: {stage.detail}", width="stretch", output_format="PNG")
+    kernels = [(name, k) for name, k in (("blur 1", result.params.first.kernel),
+                                         ("blur 2", result.params.second.kernel if result.params.second else None),
+                                         ("final sinc", result.params.final.sinc if result.params.final else None))
+               if k is not None]
+    if kernels:
+        cols = st.columns(len(kernels) + 1)
+        for col, (name, kernel) in zip(cols, kernels):
+            col.image(_kernel_image(core.make_kernel(kernel)), caption=f"{name} kernel ({kernel.type})",
+                      output_format="PNG")
+
+
+def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
+    st.subheader("Restore and compare")
+    available = [i.name for i in core.list_models() if i.available]
+    methods = st.multiselect("Methods", ["bicubic", *available], default=["bicubic", available[0]] if available
+                             else ["bicubic"], key="lab_methods")
+    key = ("lab", cache.image_key(lr), cache.image_key(hr), tuple(methods))
+    outputs = cache.result_store().get(key)
+    job_id = st.session_state.get("lab_job")
+    if job_id:
+        def finish(snap: core.JobSnapshot) -> None:
+            st.session_state.pop("lab_job", None)
+            if snap.status == "done":
+                cache.result_store().put(snap.result[0], snap.result[1])
+            else:
+                st.session_state.lab_message = snap.error
+
+        job_panel(job_id, finish, key="lab")
+        return
+    if "lab_message" in st.session_state:
+        st.warning(st.session_state.pop("lab_message"))
+    reference = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+    if outputs is None:
+        if st.button("Super-resolve the degraded image", type="primary", key="lab_run", disabled=not methods):
+            upscalers = {m: load_upscaler(m) for m in methods if m != "bicubic"}
+            if all(upscalers.values()):
+                def work(ctx: core.JobContext):
+                    results = {}
+                    for index, method in enumerate(methods):
+                        ctx.progress(index, len(methods), method)
+                        if method == "bicubic":
+                            results[method] = core.resize(lr, reference.shape[:2], "matlab")
+                        else:
+                            settings = core.UpscaleSettings(outscale=scale)
+                            results[method] = upscalers[method].upscale(lr, settings, cancel=ctx.cancelled).image
+                    return key, results
+
+                st.session_state.lab_job = jobs().start("Restoring", work).id
+                st.rerun()
+        return
+    comparison([*outputs.items(), ("HR", reference)], key="lab_slider")
+    table = cache.scores(outputs, reference if reference.dtype == np.uint8 else None, str(key), scale)
+    st.dataframe(pd.DataFrame([{"method": m, **{metric_header(k): v for k, v in row.items()}}
+                               for m, row in table.items()]), hide_index=True, key="lab_scores")
+
+
+def _sweep(hr: np.ndarray, scale: int) -> None:
+    with st.expander("Sensitivity sweep: vary one parameter, plot each method's score"):
+        cols = st.columns(3)
+        parameter = cols[0].selectbox("Parameter", list(core.SWEEP_PARAMETERS), key="sweep_param",
+                                      format_func=lambda p: core.SWEEP_PARAMETERS[p][0])
+        _, low, high = core.SWEEP_PARAMETERS[parameter]
+        span = cols[1].slider("Range", low, high, (low, high), key="sweep_range")
+        steps = cols[2].number_input("Steps", 2, 20, 5, key="sweep_steps")
+        available = [i.name for i in core.list_models() if i.available]
+        methods = st.multiselect("Methods", ["bicubic", *available], default=["bicubic"], key="sweep_methods")
+        metric = st.selectbox("Metric", list(core.METRICS), key="sweep_metric", format_func=metric_header)
+        job_id = st.session_state.get("sweep_job")
+        if job_id:
+            def finish(snap: core.JobSnapshot) -> None:
+                st.session_state.pop("sweep_job", None)
+                st.session_state.sweep_points = [asdict(p) for p in snap.partial]
+                if snap.status != "done":
+                    st.session_state.sweep_message = snap.error
+
+            job_panel(job_id, finish, key="sweep")
+        elif st.button("Run sweep", key="sweep_run", disabled=not methods):
+            upscalers = {m: load_upscaler(m) for m in methods if m != "bicubic"}
+            runners = {m: (lambda lr, size: core.resize(lr, size, "matlab")) if m == "bicubic" else
+                       (lambda lr, size, u=upscalers[m]: u.upscale(lr, core.UpscaleSettings(outscale=scale)).image)
+                       for m in methods}
+            values = list(np.linspace(span[0], span[1], int(steps)))
+            total = len(values) * len(methods)
+
+            def work(ctx: core.JobContext) -> None:
+                done = []
+
+                def point(p: core.SweepPoint) -> None:
+                    ctx.publish(p)
+                    done.append(p)
+                    ctx.progress(len(done), total, f"{p.method} at {p.value:.2f}")
+
+                core.run_sweep(hr, parameter, values, runners, metric, scale, on_point=point,
+                               cancel=ctx.cancelled)
+
+            st.session_state.sweep_job = jobs().start("Sweep", work).id
+            st.rerun()
+        if "sweep_message" in st.session_state:
+            st.warning(st.session_state.pop("sweep_message"))
+        points = st.session_state.get("sweep_points")
+        if points:
+            frame = pd.DataFrame(points).pivot_table(index="value", columns="method", values="score")
+            st.line_chart(frame, x_label=core.SWEEP_PARAMETERS[points[0]["parameter"]][0],
+                          y_label=metric_header(points[0]["metric"]))
+
+
+def render() -> None:
+    st.title("Degradation Lab")
+    source = pick_image("lab", "HR image", default_sample="astronaut")
+    if source is None:
+        return
+    hr, _ = source
+    if max(hr.shape[:2]) > 256 and st.checkbox("Use a 256x256 centre crop (fast on CPU)", value=True, key="lab_crop"):
+        top, left = (hr.shape[0] - 256) // 2, (hr.shape[1] - 256) // 2
+        hr = hr[max(0, top) : max(0, top) + 256, max(0, left) : max(0, left) + 256]
+    mode = st.radio("Parameters", ["Preset + seed (sampled)", "Fixed (set every parameter)"], horizontal=True,
+                    key="lab_mode")
+    scale = st.selectbox("Scale", [2, 3, 4], index=2, key="lab_scale")
+    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+    if mode.startswith("Preset"):
+        cols = st.columns(2)
+        names = list(core.PRESETS)
+        preset = cols[0].selectbox("Preset", names, index=names.index("realesrgan"), key="lab_preset",
+                                   format_func=lambda n: core.PRESETS[n].name)
+        seed = cols[1].number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed")
+        config = replace(_config_from_upload() or core.PRESETS[preset], scale=scale)
+        try:
+            result = core.degrade(hr, config, int(seed))
+        except ValueError as exc:
+            show_error(exc)
+            return
+        st.download_button("Save this configuration (JSON)", config.to_json(), file_name=f"{preset}.json",
+                           mime="application/json", key="lab_save")
+    else:
+        params = _fixed_params(scale)
+        result = core.apply_params(hr, params)
+        st.download_button("Save these parameters (JSON)", result.params.to_json(), file_name="params.json",
+                           mime="application/json", key="lab_save_params")
+    st.subheader("Stages")
+    _stages(result)
+    with st.expander("Drawn parameters (replay them in fixed mode or with apply_params)"):
+        st.json(json.loads(result.params.to_json()))
+    _restore(hr, result.lr, scale)
+    _sweep(hr, scale)

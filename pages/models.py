@@ -1,0 +1,85 @@
+"""Models & System: what is available and from where, how to add more, and the machine."""
+
+from __future__ import annotations
+
+import gc
+
+import pandas as pd
+import streamlit as st
+import torch
+
+import core
+from dashboard import cache
+from dashboard.common import job_panel, jobs
+
+
+def _table(infos: list[core.ModelInfo]) -> pd.DataFrame:
+    rows = []
+    for info in infos:
+        row = {"model": info.name, "available": info.available, "architecture": info.architecture,
+               "scale": f"x{info.scale}" if info.scale else "?", "parameters": None, "fp16": None,
+               "source / how to get it": info.source if info.available else info.reason,
+               "licence": info.spec.licence if info.spec else "see the file's origin"}
+        if info.available:
+            try:
+                summary = cache.model_summary(info.name, info.fingerprint)
+                row |= {"parameters": summary["parameters"], "fp16": summary["fp16"]}
+            except core.StudioError as exc:
+                row |= {"available": False, "source / how to get it": str(exc)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _downloads(infos: list[core.ModelInfo]) -> None:
+    missing = [i for i in infos if not i.available and i.downloadable]
+    if not missing:
+        return
+    st.subheader("Download official weights")
+    st.caption("Needs internet access to GitHub releases; the file is checked and written atomically.")
+    name = st.selectbox("Model", [i.name for i in missing], key="dl_model")
+    job_id = st.session_state.get("dl_job")
+    if job_id:
+        def finish(snap: core.JobSnapshot) -> None:
+            st.session_state.pop("dl_job", None)
+            st.session_state.dl_message = (("success", f"{snap.result} is ready.") if snap.status == "done"
+                                           else ("error", snap.error))
+
+        job_panel(job_id, finish, key="dl")
+    elif st.button("Download", key="dl_go"):
+        def work(ctx: core.JobContext) -> str:
+            core.load_model(name, allow_download=True,
+                            progress=lambda done, total: ctx.progress(done, total or 0, "bytes"))
+            return name
+
+        st.session_state.dl_job = jobs().start(f"Downloading {name}", work).id
+        st.rerun()
+    if "dl_message" in st.session_state:
+        kind, text = st.session_state.pop("dl_message")
+        (st.success if kind == "success" else st.error)(text)
+
+
+def render() -> None:
+    st.title("Models & System")
+    infos = core.list_models()
+    st.dataframe(_table(infos), hide_index=True, key="models_table",
+                 column_config={"parameters": st.column_config.NumberColumn(format="%d")})
+    st.markdown(
+        f"""**Add a model:** drop a `.pth`, `.pt`, `.ckpt` or `.safetensors` file into
+`{core.default_weights_dir()}`. Any architecture spandrel recognises (ESRGAN, Real-ESRGAN Compact,
+SwinIR, HAT, DAT, SPAN, …) appears here under its file name, with its detected architecture and
+scale; files spandrel cannot read are listed with the reason. Official files dropped in under their
+usual names (e.g. `RealESRGAN_x2plus.pth`) replace the converted or missing ones."""
+    )
+    _downloads(infos)
+    st.subheader("System")
+    info = core.system_info()
+    st.dataframe(pd.DataFrame({"": list(info), "value": [str(v) for v in info.values()]}), hide_index=True,
+                 key="system_table")
+    if st.button("Clear the model cache", key="clear_models",
+                 help="Frees memory held by loaded models; they load again on next use."):
+        cache.get_upscaler.clear()
+        cache.model_summary.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        st.success("Model cache cleared.")
