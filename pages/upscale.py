@@ -129,6 +129,11 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                 "precision": run.precision if run else "—"}
         rows.append(row)
     st.subheader("Metrics")
+    cards = st.columns(len(rows))
+    for card, row in zip(cards, rows):
+        values = [f"{metric_header(m)} {row[metric_header(m)]:.3f}" for m in ("niqe", "psnr", "ssim")
+                  if row.get(metric_header(m)) is not None]
+        card.metric(row["method"], values[0] if values else "—", help=" · ".join(values[1:]) or None)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
                                 for m in ("psnr", "ssim", "niqe")})

@@ -1,0 +1,158 @@
+"""End to end: the real `streamlit run` server, driven by headless Chromium through Playwright.
+
+The set-up installs Debian's Chromium when it is missing and we are root (as in CI);
+Playwright's own browser download cannot work offline, so it is pointed at the system
+binary. Artifacts (a screenshot and timings) go to ``results/e2e/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import core
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "results" / "e2e"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env,
+                       capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing and could not be installed (apt-get install chromium).")
+    pytest.skip("Chromium is not installed (apt-get install chromium) and we cannot install it here.")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return _chromium()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = os.environ | {"STUDIO_WEIGHTS_DIR": str(weights_dir),
+                        "STUDIO_RESULTS_DIR": str(tmp_path_factory.mktemp("results"))}
+    log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Streamlit server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _slider_frame(page, timeout: float = 120.0):
+    """The comparison component's frame, once both images have loaded."""
+    deadline = time.monotonic() + timeout
+    script = ("() => { const a = document.getElementById('img-a'), b = document.getElementById('img-b');"
+              " return !!(a && b && a.complete && b.complete && a.naturalWidth > 0 && b.naturalWidth > 0); }")
+    while time.monotonic() < deadline:
+        for handle in page.locator("iframe").element_handles():
+            frame = handle.content_frame()
+            try:
+                if frame is not None and frame.evaluate(script):
+                    return frame
+            except Exception:  # the frame is being replaced by a rerun: look again
+                pass
+        time.sleep(0.1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "slider_timeout.png"), full_page=True)
+    raise AssertionError(f"the comparison slider never showed both images (see {ARTIFACTS}/slider_timeout.png)")
+
+
+def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sample = core.write_png(tmp_path / "cat.png", core.load_sample("chelsea")[100:228, 200:328])  # 128x128
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server + "/")
+        page.get_by_text("Upscale & Compare").first.wait_for(timeout=60_000)
+        page.get_by_text("Upload", exact=True).click()
+        page.locator("input[type=file]").first.set_input_files(str(sample))
+        page.get_by_text("Input: 128x128 RGB 8-bit").wait_for(timeout=60_000)
+        start = time.monotonic()
+        page.get_by_role("button", name="Upscale", exact=True).click()
+        frame = _slider_frame(page)
+        seconds = time.monotonic() - start
+
+        sizes = frame.evaluate("() => ['img-a', 'img-b'].map(id => { const i = document.getElementById(id);"
+                               " return [i.naturalWidth, i.naturalHeight]; })")
+        assert sizes == [[512, 512], [512, 512]]
+        labels = frame.evaluate("() => [document.getElementById('label-a').textContent,"
+                                " document.getElementById('label-b').textContent]")
+        assert labels == ["bicubic (OpenCV)", "RealESRGAN_x4plus"]
+
+        clip_before = frame.evaluate("() => document.getElementById('pane-b').style.clipPath")
+        box = frame.locator("#divider").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] - 200, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        clip_after = frame.evaluate("() => document.getElementById('pane-b').style.clipPath")
+        assert clip_before != clip_after, "dragging the divider did not move the split"
+        split = frame.evaluate("() => +document.getElementById('divider').getAttribute('aria-valuenow')")
+        assert split < 45
+        frame.locator("#divider").focus()
+        page.keyboard.press("ArrowRight")
+        assert frame.evaluate("() => +document.getElementById('divider').getAttribute('aria-valuenow')") > split
+        frame.locator("#zoom-in").click()
+        frame.locator("#one").click()
+        assert frame.evaluate("() => document.getElementById('zoomlabel').textContent") == "100%"
+
+        page.locator("[data-testid=stMetricValue]").first.wait_for(timeout=30_000)
+        values = page.locator("[data-testid=stMetricValue]").all_inner_texts()
+        numbers = [float(v.split()[-1]) for v in values]
+        assert len(numbers) == 2 and all(0 < n < 100 for n in numbers), values
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "upscale_compare.png"), full_page=True)
+        (ARTIFACTS / "timings.json").write_text(json.dumps({"click_to_slider_seconds_128px_x4plus": seconds}))
+        browser.close()
