@@ -1,0 +1,93 @@
+"""Background jobs (progress, partial results, cancel, errors) and sensitivity sweeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import core
+
+
+def _wait(job: core.Job, timeout: float = 10.0) -> core.JobSnapshot:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if snap.finished:
+            return snap
+        time.sleep(0.01)
+    raise AssertionError("job did not finish")
+
+
+def test_job_reports_progress_partial_results_and_result() -> None:
+    manager = core.JobManager()
+    gate = threading.Event()
+
+    def work(ctx: core.JobContext) -> str:
+        for i in range(4):
+            ctx.progress(i + 1, 4, f"step {i}")
+            ctx.publish(i)
+            if i == 1:
+                gate.wait(5)
+        return "finished"
+
+    job = manager.start("demo", work)
+    deadline = time.monotonic() + 5
+    while job.snapshot().done < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    mid = job.snapshot()
+    assert mid.status == "running" and mid.done == 2 and mid.partial == (0, 1) and mid.eta is not None
+    gate.set()
+    snap = _wait(job)
+    assert snap.status == "done" and snap.result == "finished" and snap.partial == (0, 1, 2, 3)
+    assert snap.fraction == 1.0 and manager.get(job.id) is job and manager.get("nope") is None
+
+
+def test_cancel_and_errors_become_readable_states() -> None:
+    manager = core.JobManager()
+    started = threading.Event()
+
+    def slow(ctx: core.JobContext) -> None:
+        started.set()
+        while True:
+            ctx.check()
+            time.sleep(0.01)
+
+    job = manager.start("slow", slow)
+    started.wait(5)
+    job.cancel()
+    snap = _wait(job)
+    assert snap.status == "cancelled" and "Cancelled" in snap.error
+
+    def too_big(ctx: core.JobContext) -> None:
+        raise core.ImageTooLargeError("The image is 99 MP; the limit is 16 MP.")
+
+    assert _wait(manager.start("big", too_big)).error == "The image is 99 MP; the limit is 16 MP."
+
+    def bug(ctx: core.JobContext) -> None:
+        raise KeyError("secret/path/on/server")
+
+    failed = manager.start("bug", bug)
+    snap = _wait(failed)
+    assert snap.status == "failed" and "Internal error (KeyError)" in snap.error
+    assert "secret" not in snap.error and "secret/path" in failed.detail
+
+
+def test_sweep_scores_fall_as_degradation_grows() -> None:
+    hr = core.load_sample("coffee")[:128, :128]
+    methods = {"bicubic": lambda lr, size: core.resize(lr, size, "matlab")}
+    seen: list[core.SweepPoint] = []
+    points = core.run_sweep(hr, "blur_sigma", [0.3, 1.5, 3.0], methods, "psnr", 4, on_point=seen.append)
+    scores = [p.score for p in points]
+    assert points == seen and scores[0] > scores[1] > scores[2]
+    jpeg = core.run_sweep(hr, "jpeg_quality", [10, 90], methods, "psnr", 4)
+    assert jpeg[0].score < jpeg[1].score
+    noise = core.run_sweep(hr, "noise_sigma", [0, 30], methods, "psnr", 4)
+    assert noise[0].score > noise[1].score
+    params = core.sweep_params("noise_sigma", 12.0, 4)
+    assert params.first.noise is not None and params.first.noise.level == 12.0 and params.first.kernel is None
+    with pytest.raises(KeyError):
+        core.sweep_params("contrast", 1.0, 4)
+    cancelled = core.run_sweep(hr, "blur_sigma", [0.5, 1.0], methods, "psnr", 4, cancel=lambda: True)
+    assert cancelled == []
