@@ -50,7 +50,7 @@ from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled
-from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, default_tile
+from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, clear_shared, default_tile, shared_upscaler
 from ._weights import (
     LoadedModel,
     ModelInfo,
@@ -64,6 +64,8 @@ from ._weights import (
 
 __all__ = [
     "SWEEP_PARAMETERS",
+    "clear_shared",
+    "shared_upscaler",
     "SweepPoint",
     "run_sweep",
     "sweep_params",

@@ -8,6 +8,7 @@ HWC, grey / RGB / RGBA) and returns one of the same kind, upscaled.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from ._resize import resize, target_size
 from ._tiling import plan_tiles, run_tiled
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model
 
-__all__ = ["AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "default_tile"]
+__all__ = ["AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared", "default_tile",
+           "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -248,3 +250,31 @@ class Upscaler:
             seconds=time.perf_counter() - start,
             tile=default_tile(self._choice.device) if settings.tile is None else settings.tile,
         )
+
+
+_shared: dict[tuple[str, str, str, str], Upscaler] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_upscaler(name: str, device: str = "auto", precision: str = "auto",
+                    weights_dir: Path | None = None) -> Upscaler:
+    """The process-wide upscaler of ``(name, device, precision)``, loaded once.
+
+    The dashboard and the API both use this, so one process holds one copy of a model in
+    device memory however many sessions and requests use it.
+    """
+    key = (name, device, precision, str(weights_dir or ""))
+    with _shared_lock:
+        upscaler = _shared.get(key)
+        if upscaler is None:
+            upscaler = Upscaler.load(name, device=device, precision=precision, weights_dir=weights_dir)
+            _shared[key] = upscaler
+        return upscaler
+
+
+def clear_shared() -> int:
+    """Forget every shared upscaler (their memory is freed once no caller holds them)."""
+    with _shared_lock:
+        count = len(_shared)
+        _shared.clear()
+    return count

@@ -20,7 +20,8 @@ import core
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def get_upscaler(model: str, device: str, precision: str) -> core.Upscaler:
-    return core.Upscaler.load(model, device=device, precision=precision)
+    """The process-wide shared upscaler (the API, when served in the same process, uses it too)."""
+    return core.shared_upscaler(model, device, precision)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -79,6 +79,7 @@ usual names (e.g. `RealESRGAN_x2plus.pth`) replace the converted or missing ones
                  help="Frees memory held by loaded models; they load again on next use."):
         cache.get_upscaler.clear()
         cache.model_summary.clear()
+        core.clear_shared()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -1,0 +1,163 @@
+"""The FastAPI application factory: lifespan-loaded upscaler, limits, error mapping, routes.
+
+``create_app()`` builds the API alone; ``create_app(dashboard=True)`` also serves the
+Streamlit dashboard from the same process (mounted at ``/`` after the API routes), so the
+dashboard and the API share one model in device memory (see ``docs/deploy-aws.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import core
+from api.gate import BusyError, WorkGate
+from api.metrics import Metrics
+from api.routes import router
+from api.settings import ApiSettings
+
+log = logging.getLogger("studio.api")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413 (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLargeError:
+            await _too_large(self.limit, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    response = JSONResponse({"error": "too_large", "message": f"The request body is over {limit // 2**20} MB."},
+                            status_code=413)
+    await response({"type": "http"}, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": kind, "message": message}, status_code=status, headers=headers)
+
+
+def _install_handlers(app: FastAPI, settings: ApiSettings) -> None:
+    @app.exception_handler(core.StudioError)
+    async def studio_error(request: Request, exc: core.StudioError) -> JSONResponse:
+        status = exc.http_status if exc.http_status < 499 or exc.http_status >= 500 else 503
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__.removesuffix("Error")).lower() or "error"
+        headers = {"Retry-After": str(settings.retry_after)} if status == 503 else None
+        return _error(status, kind, str(exc), headers)
+
+    @app.exception_handler(BusyError)
+    async def busy(request: Request, exc: BusyError) -> JSONResponse:
+        return _error(503, "busy", f"{exc} Retry in {settings.retry_after} s.",
+                      {"Retry-After": str(settings.retry_after)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return _error(422, "validation", f"Invalid request: {details}"[:1000])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http", str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "internal", "Internal error; it has been logged.")
+
+
+def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) -> FastAPI:
+    """Build the API (and optionally the dashboard in the same process)."""
+    settings = settings or ApiSettings.from_env()
+    streamlit_app = None
+    if dashboard:
+        import streamlit as st
+
+        streamlit_app = st.App(str(ROOT / "dashboard" / "app.py"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ready = False
+        try:
+            app.state.upscaler = core.shared_upscaler(settings.model, settings.device, settings.precision)
+            app.state.ready = True
+        except core.StudioError as exc:  # stay up (healthz) and say why in readyz / 503s
+            app.state.upscaler = None
+            app.state.load_error = str(exc)
+            log.error("default model not loaded: %s", exc)
+        if streamlit_app is not None:
+            async with streamlit_app.lifespan()(app):
+                yield
+        else:
+            yield
+
+    app = FastAPI(
+        title="Real-ESRGAN studio API",
+        version="1.0",
+        description="Super-resolution with Real-ESRGAN. `POST /inference` keeps the original JSON + base64 "
+                    "contract; `POST /v1/upscale` takes a multipart upload and returns `image/png`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.gate = WorkGate(settings.max_running, settings.max_waiting)
+    app.state.metrics = Metrics()
+    app.state.upscaler = None
+    app.state.load_error = "The model is still loading."
+    _install_handlers(app, settings)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", None)
+        if path is not None:  # API routes only (not the dashboard's assets)
+            app.state.metrics.observe(request.method, path, response.status_code, time.perf_counter() - start)
+        return response
+
+    app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if streamlit_app is not None:
+        app.mount("/", streamlit_app)
+    return app

@@ -1,0 +1,137 @@
+"""API routes: thin: request -> typed settings -> core -> response.
+
+Inference routes are plain ``def`` (FastAPI runs them in its thread pool) and pass
+through the app's :class:`~api.gate.WorkGate`, which bounds concurrent device work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+import core
+from api.gate import BusyError
+from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready
+
+router = APIRouter()
+
+ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Alpha = Literal["model", "bicubic", "drop"]
+
+
+def _run(request: Request, upscaler: core.Upscaler, image, settings: core.UpscaleSettings) -> core.UpscaleResult:
+    app_settings = request.app.state.settings
+    deadline = time.monotonic() + app_settings.request_timeout
+    with request.app.state.gate.slot(timeout=app_settings.request_timeout):
+        try:
+            return upscaler.upscale(image, settings, cancel=lambda: time.monotonic() > deadline)
+        except core.CancelledError as exc:
+            raise BusyError(f"The request took longer than {app_settings.request_timeout:.0f} s.") from exc
+
+
+def _upscaler(request: Request, model: str | None, precision: str) -> core.Upscaler:
+    settings = request.app.state.settings
+    default = request.app.state.upscaler
+    name = model or settings.model
+    if default is not None and name == default.info.name and precision == "auto":
+        return default
+    if default is None and name == settings.model:
+        raise core.WeightsMissingError(f"The default model is not loaded: {request.app.state.load_error}")
+    return core.shared_upscaler(name, settings.device, precision)
+
+
+@router.post("/inference", tags=["legacy"], responses=ERRORS,
+             summary="Upscale a base64 image (the original contract)",
+             response_description="The upscaled image as a base64-encoded PNG string.")
+def inference(body: LegacyRequest, request: Request) -> str:
+    text = body.img_str.strip()
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise core.ImageDecodeError("img_str is not valid base64.") from exc
+    settings = request.app.state.settings
+    image = core.decode_image(data, settings.limits)
+    default = request.app.state.upscaler
+    precision = "fp16" if body.half and default is not None and default.choice.device.startswith("cuda") else "auto"
+    upscaler = _upscaler(request, None, precision)
+    result = _run(request, upscaler, image, core.UpscaleSettings(tile=body.tile, limits=settings.limits))
+    return base64.b64encode(core.encode_png(result.image)).decode("ascii")
+
+
+@router.post(
+    "/v1/upscale", tags=["v1"],
+    responses={200: {"content": {"image/png": {}}, "description": "The upscaled image (PNG, bit depth and alpha "
+                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Elapsed-Seconds."},
+               **ERRORS},
+    response_class=Response, summary="Upscale an uploaded image, get a PNG back",
+)
+def upscale(
+    request: Request,
+    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP or TIFF")],
+    model_q: Annotated[str | None, Query(alias="model", max_length=200)] = None,
+    outscale_q: Annotated[float | None, Query(alias="outscale", gt=0, le=16)] = None,
+    tile_q: Annotated[int | None, Query(alias="tile", ge=0, le=4096)] = None,
+    precision_q: Annotated[Precision | None, Query(alias="precision")] = None,
+    alpha_q: Annotated[Alpha | None, Query(alias="alpha")] = None,
+    model: Annotated[str | None, Form(max_length=200)] = None,
+    outscale: Annotated[float | None, Form(gt=0, le=16)] = None,
+    tile: Annotated[int | None, Form(ge=0, le=4096)] = None,
+    precision: Annotated[Precision | None, Form()] = None,
+    alpha: Annotated[Alpha | None, Form()] = None,
+) -> Response:
+    kind = (file.content_type or "").split(";")[0].strip().lower()
+    if kind and not kind.startswith("image/") and kind != "application/octet-stream":
+        raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
+    settings = request.app.state.settings
+    image = core.decode_image(file.file.read(), settings.limits)
+    upscaler = _upscaler(request, model or model_q, precision or precision_q or "auto")
+    options = core.UpscaleSettings(outscale=outscale or outscale_q,
+                                   tile=tile if tile is not None else tile_q,
+                                   alpha=alpha or alpha_q or "model", limits=settings.limits)
+    result = _run(request, upscaler, image, options)
+    out = result.image
+    headers = {
+        "X-Model": result.model, "X-Device": result.device, "X-Precision": result.precision,
+        "X-Input-Size": f"{image.shape[1]}x{image.shape[0]}", "X-Output-Size": f"{out.shape[1]}x{out.shape[0]}",
+        "X-Elapsed-Seconds": f"{result.seconds:.3f}",
+    }
+    return Response(core.encode_png(out), media_type="image/png", headers=headers)
+
+
+@router.get("/v1/models", tags=["v1"], summary="Models and their availability")
+def models() -> list[ModelOut]:
+    return [ModelOut(name=i.name, available=i.available, architecture=i.architecture, scale=i.scale,
+                     source=i.source, reason=i.reason, kind=i.kind,
+                     licence=i.spec.licence if i.spec else None, url=i.spec.url if i.spec else None)
+            for i in core.list_models()]
+
+
+@router.get("/healthz", tags=["ops"], summary="Liveness")
+def healthz() -> Health:
+    return Health()
+
+
+@router.get("/readyz", tags=["ops"], summary="Readiness: the default model is loaded", response_model=Ready,
+            responses={503: {"model": ErrorOut}})
+def readyz(request: Request) -> Ready | JSONResponse:
+    upscaler = request.app.state.upscaler
+    if upscaler is None:
+        return JSONResponse({"error": "not_ready", "message": request.app.state.load_error}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return Ready(ready=True, model=upscaler.info.name, device=upscaler.choice.device,
+                 precision=upscaler.choice.precision, weights=upscaler.info.source)
+
+
+@router.get("/metrics", tags=["ops"], response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(request: Request) -> PlainTextResponse:
+    gate = request.app.state.gate
+    return PlainTextResponse(request.app.state.metrics.render(gate.depth, gate.running),
+                             media_type="text/plain; version=0.0.4")

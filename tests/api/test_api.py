@@ -1,0 +1,161 @@
+"""Every endpoint and error code, through TestClient with the lifespan and the real core."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import core
+from api import ApiSettings, create_app
+
+MODEL = "realesr-animevideov3"  # tiny and fast on the CPU
+
+
+@pytest.fixture(scope="module")
+def client(weights_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(ApiSettings(model=MODEL, device="cpu", max_body_bytes=2_000_000))) as test_client:
+        yield test_client
+
+
+def _png(image: np.ndarray) -> bytes:
+    return core.encode_png(image)
+
+
+def test_legacy_contract_round_trip(client: TestClient) -> None:
+    """A request shaped exactly like the original sample_request.py."""
+    image = core.load_sample("rocket")[:24, :20]
+    body = {"img_str": base64.b64encode(_png(image)).decode("utf-8"), "tile": 0, "half": False,
+            "output_dir": "results"}
+    response = client.post("/inference", json=body)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    out = core.decode_image(base64.b64decode(response.json()))
+    assert out.shape == (96, 80, 3)
+    direct = core.shared_upscaler(MODEL, "cpu").upscale(image, core.UpscaleSettings(tile=0)).image
+    np.testing.assert_array_equal(out, direct)
+    tiled = client.post("/inference", json=body | {"tile": 16, "half": True})  # half is ignored on the CPU
+    assert tiled.status_code == 200
+    assert not Path("results").joinpath("output.png").exists()  # output_dir is never written
+
+
+def test_v1_upscale_keeps_depth_and_alpha_and_reports_headers(client: TestClient) -> None:
+    rgba = np.concatenate([core.load_sample("chelsea")[:16, :20], np.full((16, 20, 1), 200, np.uint8)], axis=2)
+    rgba16 = rgba.astype(np.uint16) * 257
+    response = client.post("/v1/upscale", files={"file": ("a.png", _png(rgba16), "image/png")},
+                           data={"outscale": "2", "alpha": "bicubic"})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    out = core.decode_image(response.content)
+    assert out.shape == (32, 40, 4) and out.dtype == np.uint16
+    headers = response.headers
+    assert headers["x-model"] == MODEL and headers["x-device"] == "cpu" and headers["x-precision"] == "fp32"
+    assert headers["x-input-size"] == "20x16" and headers["x-output-size"] == "40x32"
+    assert float(headers["x-elapsed-seconds"]) >= 0
+    by_query = client.post("/v1/upscale?outscale=3&alpha=drop", files={"file": ("a.png", _png(rgba), "image/png")})
+    assert core.decode_image(by_query.content).shape == (48, 60, 3)
+    other = client.post("/v1/upscale", files={"file": ("g.png", _png(core.load_sample("camera")[:8, :8]),
+                                                      "image/png")}, data={"model": "realesr-animevideov3-x2"})
+    assert other.headers["x-model"] == "realesr-animevideov3-x2" and other.headers["x-output-size"] == "16x16"
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "kind"), [
+    ({"json": {"img_str": "###"}}, 400, "image_decode"),
+    ({"json": {"img_str": base64.b64encode(b"plain text").decode()}}, 400, "image_decode"),
+    ({"json": {"tile": 0}}, 422, "validation"),
+    ({"json": {"img_str": "", "tile": -1}}, 422, "validation"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "validation"),
+])
+def test_legacy_errors(client: TestClient, request_kwargs: dict, status: int, kind: str) -> None:
+    response = client.post("/inference", **request_kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == kind and body["message"]
+    assert "Traceback" not in response.text and "/work/" not in response.text and "site-packages" not in response.text
+
+
+def test_v1_errors(client: TestClient) -> None:
+    def post(**kw):
+        return client.post("/v1/upscale", **kw)
+
+    bad = post(files={"file": ("x.png", b"garbage", "image/png")})
+    assert bad.status_code == 400 and bad.json()["error"] == "image_decode"
+    text = post(files={"file": ("x.txt", b"hello", "text/plain")})
+    assert text.status_code == 415 and text.json()["error"] == "unsupported_image"
+    assert post(files={"file": ("x.png", _png(np.zeros((4, 4, 3), np.uint8)), "image/png")},
+                data={"outscale": "99"}).status_code == 422
+    assert post().status_code == 422
+    unknown = post(files={"file": ("x.png", _png(np.zeros((4, 4, 3), np.uint8)), "image/png")},
+                   data={"model": "nope"})
+    assert unknown.status_code == 400 and "No model named" in unknown.json()["message"]
+    missing = post(files={"file": ("x.png", _png(np.zeros((4, 4, 3), np.uint8)), "image/png")},
+                   data={"model": "RealESRNet_x4plus"})
+    assert missing.status_code == 503 and missing.headers["retry-after"] and "RealESRNet_x4plus.pth" in missing.text
+    big_body = post(files={"file": ("x.png", b"\0" * 2_100_000, "image/png")})
+    assert big_body.status_code == 413
+    huge = _png(np.zeros((5000, 5000), np.uint8))  # small file, too many pixels
+    too_many = post(files={"file": ("x.png", huge, "image/png")})
+    assert too_many.status_code == 413 and "limit" in too_many.json()["message"]
+
+
+def test_models_health_ready_metrics_and_openapi(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/v1/models").json()}
+    assert models["RealESRGAN_x4plus"]["available"] and not models["RealESRNet_x4plus"]["available"]
+    assert models["RealESRNet_x4plus"]["url"].endswith("RealESRNet_x4plus.pth")
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] and ready["model"] == MODEL and ready["device"] == "cpu"
+    metrics = client.get("/metrics").text
+    assert 'studio_requests_total{method="POST",route="/v1/upscale",status="200"}' in metrics
+    assert "studio_queue_depth 0" in metrics and "studio_request_seconds_bucket" in metrics
+    spec = client.get("/openapi.json").json()
+    assert "image/png" in spec["paths"]["/v1/upscale"]["post"]["responses"]["200"]["content"]
+    assert "/inference" in spec["paths"]
+
+
+def test_busy_server_answers_503_with_retry_after(weights_dir: Path) -> None:
+    settings = ApiSettings(model=MODEL, device="cpu", max_running=1, max_waiting=0, retry_after=7)
+    app = create_app(settings)
+    with TestClient(app) as test_client:
+        gate = app.state.gate
+        entered, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with gate.slot(timeout=5):
+                entered.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        entered.wait(5)
+        response = test_client.post("/v1/upscale", files={"file": ("x.png", _png(np.zeros((8, 8, 3), np.uint8)),
+                                                                   "image/png")})
+        release.set()
+        holder.join()
+        assert response.status_code == 503 and response.headers["retry-after"] == "7"
+        assert response.json()["error"] == "busy"
+        assert test_client.post("/v1/upscale", files={"file": ("x.png", _png(np.zeros((8, 8, 3), np.uint8)),
+                                                              "image/png")}).status_code == 200
+
+
+def test_request_timeout_is_a_503(weights_dir: Path) -> None:
+    app = create_app(dataclasses.replace(ApiSettings(model=MODEL, device="cpu"), request_timeout=0.0))
+    with TestClient(app) as test_client:
+        response = test_client.post("/v1/upscale", files={"file": ("x.png", _png(np.zeros((64, 64, 3), np.uint8)),
+                                                                   "image/png")})
+        assert response.status_code == 503 and "longer than" in response.json()["message"]
+
+
+def test_not_ready_when_the_default_model_is_missing(weights_dir: Path) -> None:
+    with TestClient(create_app(ApiSettings(model="RealESRNet_x4plus", device="cpu"))) as test_client:
+        assert test_client.get("/healthz").status_code == 200
+        ready = test_client.get("/readyz")
+        assert ready.status_code == 503 and "RealESRNet_x4plus" in ready.json()["message"]
+        response = test_client.post("/inference", json={"img_str": base64.b64encode(
+            _png(np.zeros((8, 8, 3), np.uint8))).decode()})
+        assert response.status_code == 503
+
