@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core models | upscale | evaluate | degrade | div2k``.
+"""Command-line interface: ``python -m core models | upscale | evaluate | degrade | bench | div2k``.
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
 nothing could run (unknown model, missing weights, bad device).
@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -226,6 +227,33 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
     return 1 if failures else (0 if files else 2)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ._bench import format_table, rows_to_json, run_bench
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if args.quick:
+        sizes, repeats = [24], 1
+    else:
+        repeats = args.repeats
+    try:
+        rows, info = run_bench(models, sizes, engines, device=args.device, repeats=repeats,
+                               subprocesses=not args.in_process, log=None if args.quiet else _err)
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    _out(f"# {info['cpu']} · {info['threads']} threads · torch {info['torch']} · ncnn {info['ncnn']} · "
+         f"device {info['device']}" + (f" · {info['gpu']}" if "gpu" in info else "")
+         + (f" · rough CPU peak {info['rough_cpu_peak_gflops']:.0f} GFLOP/s" if info["rough_cpu_peak_gflops"] else ""))
+    _out(format_table(rows))
+    out = Path(args.out) if args.out else Path("results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(rows_to_json(rows, info))
+    _err(f"wrote {out}")
+    return 0 if rows else 1
+
+
 def _cmd_div2k(args: argparse.Namespace) -> int:
     bars: dict[str, tqdm] = {}
 
@@ -295,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--seed", type=int, default=0, help="seed of the first image (+1 per further image)")
     dg.add_argument("--save-stages", action="store_true", help="also write the image after every stage")
     dg.set_defaults(func=_cmd_degrade)
+    bn = sub.add_parser("bench", help="benchmark our upscaler against plain PyTorch and ncnn")
+    bn.add_argument("--models", default="RealESRGAN_x4plus,realesr-animevideov3")
+    bn.add_argument("--sizes", default="64,128", help="LR sizes (square), e.g. 64,128,256 (CPU) or 256,512,1024")
+    bn.add_argument("--engines", default="ours,pytorch,ncnn")
+    bn.add_argument("--repeats", type=int, default=3)
+    bn.add_argument("--device", default="auto")
+    bn.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
+    bn.add_argument("--in-process", action="store_true", help="no subprocess per engine (peak RSS is shared)")
+    bn.add_argument("--out", default=None, help="JSON file (default: results/bench-<time>.json)")
+    bn.add_argument("-q", "--quiet", action="store_true")
+    bn.set_defaults(func=_cmd_bench)
     dv = sub.add_parser("div2k", help="download and extract DIV2K (needs internet; resumable)")
     dv.add_argument("--dest", required=True)
     dv.add_argument("--scales", type=int, nargs="+", default=[4], choices=[2, 3, 4])

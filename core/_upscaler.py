@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from ._device import DeviceChoice, resolve_device
-from ._errors import UnsupportedImageError
+from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
+from ._ncnn_engine import NcnnForward, ncnn_available
 from ._resize import resize, target_size
 from ._tiling import plan_tiles, run_tiled
-from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model
+from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared", "default_tile",
            "shared_upscaler"]
@@ -96,7 +97,7 @@ class Upscaler:
     thread-safe; keep one instance per (model, device, precision) and share it.
     """
 
-    def __init__(self, loaded: LoadedModel, choice: DeviceChoice) -> None:
+    def __init__(self, loaded: LoadedModel, choice: DeviceChoice, engine: str = "auto") -> None:
         descriptor = loaded.descriptor
         if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
             raise UnsupportedImageError(
@@ -104,8 +105,11 @@ class Upscaler:
                 "channels; only grey or RGB models are supported."
             )
         self._descriptor = descriptor.to(choice.torch_device).to(choice.dtype).eval()
+        if choice.device == "cpu":  # channels-last convolutions are faster on the CPU
+            self._descriptor.model.to(memory_format=torch.channels_last)
         self._info = loaded.info
         self._choice = choice
+        self._ncnn = _ncnn_engine(loaded.info, choice, engine)
 
     @classmethod
     def load(
@@ -117,15 +121,20 @@ class Upscaler:
         weights_dir: Path | None = None,
         allow_download: bool = False,
         download_progress: DownloadProgress | None = None,
+        engine: str = "auto",
     ) -> Upscaler:
-        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device."""
+        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device.
+
+        ``engine``: ``auto`` (ncnn on the CPU in fp32 where the weights came from the ncnn
+        package, else PyTorch), ``torch`` or ``ncnn``.
+        """
         loaded = load_model(name, weights_dir, allow_download=allow_download, progress=download_progress)
         choice = resolve_device(
             device, precision,
             supports_half=loaded.descriptor.supports_half,
             supports_bfloat16=loaded.descriptor.supports_bfloat16,
         )
-        return cls(loaded, choice)
+        return cls(loaded, choice, engine)
 
     @property
     def info(self) -> ModelInfo:
@@ -145,13 +154,22 @@ class Upscaler:
         return self._descriptor.scale
 
     def describe(self) -> str:
-        """One line such as ``RealESRGAN_x4plus · cpu · fp32 · weights: official file ...``."""
-        return f"{self._info.name} · {self._choice.label()} · weights: {self._info.source}"
+        """One line such as ``RealESRGAN_x4plus · cpu · fp32 · ncnn · weights: official file ...``."""
+        return f"{self._info.name} · {self._choice.label()} · {self.engine} · weights: {self._info.source}"
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
         return target_size(height, width, outscale or self.scale)
 
+    @property
+    def engine(self) -> str:
+        """``"ncnn"`` or ``"torch"``: what runs the network."""
+        return "ncnn" if self._ncnn is not None else "torch"
+
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self._ncnn is not None:
+            return self._ncnn(tensor)
+        if self._choice.device == "cpu":
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
         return self._descriptor(tensor)
 
     def _run(
@@ -250,6 +268,24 @@ class Upscaler:
             seconds=time.perf_counter() - start,
             tile=default_tile(self._choice.device) if settings.tile is None else settings.tile,
         )
+
+
+def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:
+    if engine not in ("auto", "torch", "ncnn"):
+        raise ValueError(f"engine must be auto, torch or ncnn, got {engine!r}.")
+    if engine == "torch":
+        return None
+    spec = info.spec
+    files = ncnn_model_files(spec.ncnn) if spec is not None and spec.ncnn else None
+    # ncnn runs the fp16-stored ncnn weights: use it only where those are the weights in use
+    # (so results equal the PyTorch path's), on the CPU, in fp32.
+    from_ncnn = info.path is not None and info.path.name.endswith(".from-ncnn.safetensors")
+    usable = files is not None and ncnn_available() and choice.device == "cpu" and choice.precision == "fp32"
+    if engine == "ncnn" and not usable:
+        raise DeviceUnavailableError(f"The ncnn engine is not available for {info.name} on {choice.label()}.")
+    if not usable or (engine == "auto" and not from_ncnn):
+        return None
+    return NcnnForward(*files, threads=torch.get_num_threads())
 
 
 _shared: dict[tuple[str, str, str, str], Upscaler] = {}

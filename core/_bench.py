@@ -1,0 +1,268 @@
+"""``python -m core bench``: our upscaler vs plain PyTorch vs the ncnn runtime, side by side.
+
+For each model and input size, every engine runs in its own subprocess (so peak memory is
+its own), warms up once, then runs ``repeats`` times. Reported: median and spread of wall
+time, LR megapixels per second, peak RSS (and peak CUDA memory), achieved GFLOP/s against
+a rough peak of this machine, and the PSNR of each engine's output against the plain
+PyTorch reference. A table is printed and JSON written, with machine and version details.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._device import resolve_device
+from ._ncnn_engine import NcnnForward, ncnn_available
+from ._samples import load_sample
+from ._upscaler import Upscaler, UpscaleSettings
+from ._weights import load_model, ncnn_model_files
+
+__all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
+
+ENGINES = ("ours", "pytorch", "ncnn")
+
+
+@dataclass
+class BenchRow:
+    engine: str
+    model: str
+    size: int
+    device: str
+    median_s: float
+    min_s: float
+    max_s: float
+    lr_mp_per_s: float
+    peak_rss_mb: float
+    peak_cuda_mb: float | None
+    gflops: float
+    percent_of_peak: float | None
+    psnr_vs_pytorch: float | None = None
+    note: str = ""
+
+
+def conv_flops_per_pixel(model: torch.nn.Module, scale: int, channels: int = 3) -> float:
+    """Convolution FLOPs (2 per multiply-add) per LR pixel, counted with forward hooks."""
+    total = 0.0
+    side = 16
+
+    def hook(module: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += 2.0 * output.numel() * (module.in_channels // module.groups) * kernel
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        parameter = next(model.parameters())
+        with torch.inference_mode():
+            model(torch.zeros(1, channels, side, side, dtype=parameter.dtype, device=parameter.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total / (side * side)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_peak_gflops(threads: int) -> float | None:
+    """Rough fp32 peak: threads x clock x FLOPs per cycle (AVX-512: 64, AVX2+FMA: 32, else 8)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    mhz = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags and "avx2" in flags else 8
+    return threads * (max(mhz) if mhz else 2000.0) / 1000.0 * per_cycle if mhz else None
+
+
+def machine_info(device: str) -> dict[str, object]:
+    info: dict[str, object] = {
+        "cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(), "device": device,
+        "rough_cpu_peak_gflops": _cpu_peak_gflops(torch.get_num_threads()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        import ncnn
+
+        info["ncnn"] = ncnn.__version__
+    except ImportError:
+        info["ncnn"] = None
+    return info
+
+
+def _image(size: int) -> np.ndarray:
+    sample = load_sample("astronaut")
+    reps = (size + sample.shape[0] - 1) // sample.shape[0]
+    return np.tile(sample, (reps, reps, 1))[:size, :size]
+
+
+def _engine_callable(engine: str, model: str, device: str):
+    """A function image -> float32 CHW output in [0, 1], and its FLOPs per LR pixel."""
+    loaded = load_model(model)
+    flops = conv_flops_per_pixel(loaded.descriptor.model, loaded.descriptor.scale)
+    if engine == "ours":
+        upscaler = Upscaler.load(model, device=device)
+
+        def run(image: np.ndarray) -> np.ndarray:
+            # 16-bit in and out: the same input values (x * 257 / 65535 = x / 255), and an output
+            # quantised finely enough that the PSNR measures the engine, not 8-bit rounding.
+            wide = image.astype(np.uint16) * 257
+            out = upscaler.upscale(wide, UpscaleSettings(outscale=upscaler.net_scale)).image
+            return out.transpose(2, 0, 1) / 65535.0
+
+        return run, flops, f"engine {upscaler.engine}, {upscaler.choice.precision}"
+    if engine == "pytorch":
+        choice = resolve_device(device, "fp16" if device.startswith("cuda") else "fp32")
+        descriptor = loaded.descriptor.to(choice.torch_device).to(choice.dtype).eval()
+
+        def run(image: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+            with torch.inference_mode():
+                out = descriptor(tensor.to(choice.torch_device, choice.dtype))
+            return out.float().cpu().numpy()[0]
+
+        return run, flops, f"spandrel, whole image, {choice.precision}"
+    if engine == "ncnn":
+        if not ncnn_available() or loaded.info.spec is None or not loaded.info.spec.ncnn:
+            raise RuntimeError(f"no ncnn model for {model}")
+        files = ncnn_model_files(loaded.info.spec.ncnn)
+        if files is None:
+            raise RuntimeError(f"no ncnn files for {model}")
+        net = NcnnForward(*files)
+
+        def run(image: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+            return net(tensor).numpy()[0]
+
+        return run, flops, "ncnn runtime, whole image, fp32, Winograd"
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+def _measure(engine: str, model: str, size: int, device: str, repeats: int, output: Path | None) -> dict:
+    run, flops, note = _engine_callable(engine, model, device)
+    image = _image(size)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    result = run(image)  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = run(image)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    if output is not None:
+        np.save(output, result.astype(np.float32))
+    median = statistics.median(times)
+    return {
+        "times": times, "median": median, "flops": flops * size * size, "note": note,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+    }
+
+
+def _child_main(argv: list[str]) -> None:
+    engine, model, size, device, repeats, output = argv
+    sys.stdout.write(json.dumps(_measure(engine, model, int(size), device, int(repeats), Path(output))))
+
+
+def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device: str = "auto",
+              repeats: int = 3, subprocesses: bool = True, log=None) -> tuple[list[BenchRow], dict]:
+    """Run every (model, size, engine); returns the rows and the machine info."""
+    device = resolve_device(device).device
+    info = machine_info(device)
+    peak = info["rough_cpu_peak_gflops"] if device == "cpu" else None
+    rows: list[BenchRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            for size in sizes:
+                outputs: dict[str, np.ndarray] = {}
+                measured: dict[str, dict] = {}
+                for engine in engines:
+                    target = Path(tmp) / f"{engine}.npy"
+                    try:
+                        if subprocesses:
+                            proc = subprocess.run(
+                                [sys.executable, "-m", "core._bench", engine, model, str(size), device, str(repeats),
+                                 str(target)], capture_output=True, text=True, check=True,
+                                env=os.environ | {"PYTHONWARNINGS": "ignore"})
+                            measured[engine] = json.loads(proc.stdout)
+                        else:
+                            measured[engine] = _measure(engine, model, size, device, repeats, target)
+                        outputs[engine] = np.load(target)
+                    except (subprocess.CalledProcessError, RuntimeError) as exc:
+                        detail = exc.stderr.strip().splitlines()[-1] if isinstance(exc, subprocess.CalledProcessError) \
+                            and exc.stderr.strip() else str(exc)
+                        if log:
+                            log(f"{engine} {model} {size}: skipped ({detail})")
+                for engine, m in measured.items():
+                    reference = outputs.get("pytorch")
+                    psnr = None
+                    if reference is not None and engine in outputs and outputs[engine].shape == reference.shape:
+                        mse = float(np.mean((outputs[engine].astype(np.float64) - reference) ** 2))
+                        psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+                    gflops = m["flops"] / m["median"] / 1e9
+                    rows.append(BenchRow(engine, model, size, device, m["median"], min(m["times"]), max(m["times"]),
+                                         size * size / 1e6 / m["median"], m["peak_rss_mb"], m["peak_cuda_mb"],
+                                         gflops, 100 * gflops / peak if peak else None, psnr, m["note"]))
+                    if log:
+                        log(f"{engine:8s} {model} {size}x{size}: {m['median']:.3f} s")
+    return rows, info
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    header = (f"{'model':28s} {'size':>5s} {'engine':8s} {'median s':>9s} {'spread s':>15s} {'LR MP/s':>8s} "
+              f"{'RSS MB':>7s} {'GFLOP/s':>8s} {'%peak':>6s} {'PSNR vs pytorch':>15s}  note")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        psnr = "-" if r.psnr_vs_pytorch is None else ("inf" if r.psnr_vs_pytorch == float("inf")
+                                                      else f"{r.psnr_vs_pytorch:.1f} dB")
+        pct = "-" if r.percent_of_peak is None else f"{r.percent_of_peak:.0f}"
+        lines.append(f"{r.model:28s} {r.size:5d} {r.engine:8s} {r.median_s:9.3f} {r.min_s:7.3f}-{r.max_s:<7.3f} "
+                     f"{r.lr_mp_per_s:8.4f} {r.peak_rss_mb:7.0f} {r.gflops:8.1f} {pct:>6s} {psnr:>15s}  {r.note}")
+    ratios = []
+    for model, size in sorted({(r.model, r.size) for r in rows}):
+        by = {r.engine: r for r in rows if r.model == model and r.size == size}
+        if "ours" in by:
+            parts = [f"ours/{e} time {by['ours'].median_s / by[e].median_s:.2f}x" for e in ("ncnn", "pytorch")
+                     if e in by]
+            ratios.append(f"{model} {size}: " + ", ".join(parts))
+    return "\n".join(lines + ["", *ratios])
+
+
+def rows_to_json(rows: list[BenchRow], info: dict) -> str:
+    def clean(value: object) -> object:
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+
+    return json.dumps({"machine": info, "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in rows]},
+                      indent=2)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])

@@ -1,0 +1,66 @@
+"""The ncnn runtime as a CPU inference engine behind the same call as a spandrel model.
+
+On this kind of CPU ncnn's Winograd convolutions run Real-ESRGAN faster than PyTorch's
+direct convolutions, with the same output (fp32 options: ~125-145 dB PSNR against the
+converted PyTorch model). :class:`NcnnForward` takes and returns ``(1, 3, H, W)`` float32
+CPU tensors in ``[0, 1]``, like a spandrel descriptor, so the tiling loop can use either.
+The graphs of the animevideov3 x2 / x3 files end with a downscale; the engine reads the
+blob before it (the x4 network), and the upscaler resizes to the requested scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._errors import ConversionError
+from ._ncnn import parse_param
+
+__all__ = ["NcnnForward", "ncnn_available"]
+
+
+def ncnn_available() -> bool:
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class NcnnForward:
+    """A loaded ncnn network; thread-safe (one extractor per call, the net is shared)."""
+
+    def __init__(self, param: Path, binary: Path, *, threads: int | None = None) -> None:
+        import ncnn
+
+        layers = parse_param(param.read_text())
+        self.input_blob = next((layer.tops[0] for layer in layers if layer.type == "Input"), "data")
+        last = layers[-1]
+        downscaled = last.type == "Interp" and last.float_param(1, 1.0) < 1.0
+        self.output_blob = last.bottoms[0] if downscaled else last.tops[0]
+        net = ncnn.Net()
+        opt = net.opt
+        opt.use_vulkan_compute = False
+        opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
+        opt.use_bf16_storage = False
+        opt.use_winograd_convolution = True
+        opt.num_threads = threads or torch.get_num_threads()
+        if net.load_param(str(param)) != 0 or net.load_model(str(binary)) != 0:
+            raise ConversionError(f"ncnn could not load {param.name}.")
+        self._net = net
+        self._mat = ncnn.Mat
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``(1, 3, H, W)`` float32 CPU in ``[0, 1]`` -> ``(1, 3, sH, sW)``, clamped to ``[0, 1]``."""
+        data = np.ascontiguousarray(tensor[0].detach().cpu().numpy(), dtype=np.float32)
+        extractor = self._net.create_extractor()
+        # ncnn.Mat wraps `data` without copying: `data` must stay alive until extract returns.
+        extractor.input(self.input_blob, self._mat(data))
+        status, out = extractor.extract(self.output_blob)
+        if status != 0:
+            raise RuntimeError(f"ncnn inference failed with status {status}")
+        result = torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
+        del extractor, data
+        return result.clamp_(0, 1)[None]

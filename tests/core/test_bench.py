@@ -1,0 +1,68 @@
+"""The benchmark harness in quick mode: structure and output agreement (not timings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import core
+from core._bench import conv_flops_per_pixel, format_table, rows_to_json, run_bench
+from core._cli import main
+
+
+def test_flop_count_matches_the_architecture(weights_dir: Path) -> None:
+    x4plus = core.load_model("RealESRGAN_x4plus", weights_dir).descriptor
+    flops = conv_flops_per_pixel(x4plus.model, 4)
+    # 17.9 M multiply-adds per LR pixel (23 RRDBs + two 2x upsampling stages) = 35.9 MFLOP
+    assert 35.5e6 < flops < 36.2e6, flops / 1e6
+    compact = core.load_model("realesr-animevideov3", weights_dir).descriptor
+    expected = 2 * (3 * 64 * 9 + 16 * 64 * 64 * 9 + 64 * 48 * 9)  # 18 convolutions (16nc)
+    assert abs(conv_flops_per_pixel(compact.model, 4) - expected) < 1
+
+
+def test_quick_bench_rows_and_agreement(weights_dir: Path) -> None:
+    rows, info = run_bench(["realesr-animevideov3"], [24], ["ours", "pytorch", "ncnn"], device="cpu", repeats=1,
+                           subprocesses=False)
+    assert {r.engine for r in rows} == {"ours", "pytorch", "ncnn"} and info["threads"] == torch.get_num_threads()
+    by = {r.engine: r for r in rows}
+    assert by["pytorch"].psnr_vs_pytorch == float("inf")
+    assert by["ncnn"].psnr_vs_pytorch > 100 and by["ours"].psnr_vs_pytorch > 60
+    for row in rows:
+        assert row.median_s > 0 and row.min_s <= row.median_s <= row.max_s and row.gflops > 0
+        assert abs(row.lr_mp_per_s - 24 * 24 / 1e6 / row.median_s) < 1e-9
+    table = format_table(rows)
+    assert "ours/ncnn time" in table and "ours/pytorch time" in table
+    payload = json.loads(rows_to_json(rows, info))
+    assert payload["machine"]["cpu"] and len(payload["rows"]) == 3
+
+
+def test_bench_cli_quick_mode_with_subprocesses(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--models", "realesr-animevideov3", "--engines", "ours,ncnn,pytorch",
+                 "--out", str(out), "-q"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "realesr-animevideov3" in printed and "PSNR vs pytorch" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["engine"] for r in rows} == {"ours", "ncnn", "pytorch"} and all(r["peak_rss_mb"] > 50 for r in rows)
+
+
+def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
+    image = core.load_sample("chelsea")[100:140, 200:240].astype(np.uint16) * 257
+    ncnn = core.Upscaler.load("RealESRGAN_x4plus_anime_6B", device="cpu", weights_dir=weights_dir)
+    torch_engine = core.Upscaler.load("RealESRGAN_x4plus_anime_6B", device="cpu", weights_dir=weights_dir,
+                                      engine="torch")
+    assert ncnn.engine == "ncnn" and torch_engine.engine == "torch"
+    a = ncnn.upscale(image, core.UpscaleSettings(tile=24)).image / 65535.0
+    b = torch_engine.upscale(image, core.UpscaleSettings(tile=24)).image / 65535.0
+    assert 10 * np.log10(1 / np.mean((a - b) ** 2)) > 60
+    try:
+        core.Upscaler.load("RealESRGAN_x4plus", device="cpu", precision="bf16", weights_dir=weights_dir,
+                           engine="ncnn")
+    except core.DeviceUnavailableError as exc:
+        assert "ncnn engine is not available" in str(exc)
+    else:
+        raise AssertionError("ncnn in bf16 must be refused")
