@@ -199,6 +199,13 @@ def run_tiled(
     _, _, height, width = image.shape
     tiles = plan_tiles(height, width, tile, overlap, pad)
     total = progress_total if progress_total is not None else len(tiles)
+    if len(tiles) == 1:  # one tile: nothing to blend
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled by the user; no output was written.")
+        result, _ = _run_one(image, forward, scale, tiles[0], None, overlap, pad, device, dtype, cancel)
+        if progress is not None:
+            progress(progress_offset + 1, total)
+        return result
     output: torch.Tensor | None = None
     weight_sum = torch.zeros(1, 1, height * scale, width * scale)
     current: int | None = None
