@@ -95,7 +95,7 @@ def _finish(snap: core.JobSnapshot) -> None:
     if snap.status == "done":
         cache.result_store().put(request, snap.result)
     else:
-        st.session_state.upscale_error = snap.error or snap.status
+        st.session_state.upscale_error = (snap.status, snap.error or snap.status)
 
 
 def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
@@ -172,7 +172,9 @@ def render() -> None:
     st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
 
     if "upscale_error" in st.session_state:
-        st.error(st.session_state.pop("upscale_error"))
+        status, message = st.session_state.pop("upscale_error")
+        show = st.info if status == "cancelled" else st.error
+        show(f"{message} Your settings are unchanged; run again when ready.")
     running = st.session_state.get("upscale_job")
     results = cache.result_store().get(request)
     if running is not None:

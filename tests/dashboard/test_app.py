@@ -164,3 +164,14 @@ def test_models_and_system_page() -> None:
     assert "torch" in system[""].tolist()
     at.button(key="clear_models").click().run()
     assert "cleared" in at.success[0].value
+
+
+def test_cancel_a_running_upscale() -> None:
+    at = open_page("upscale", {"model": "RealESRGAN_x4plus", "device": "cpu", "precision": "auto", "tile": 32})
+    at.slider(key="roi_size").set_value(128).run()
+    at.button(key="run").click().run()
+    assert [b for b in at.button if b.key == "upscale_cancel"], "no cancel button while running"
+    at.button(key="upscale_cancel").click().run()
+    wait(at, lambda a: bool(a.info) and any("Cancelled" in i.value for i in a.info))
+    assert not at.success and not at.error
+    assert [b for b in at.button if b.key == "run"]  # ready to run again
