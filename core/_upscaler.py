@@ -193,7 +193,7 @@ class Upscaler:
             device=self._choice.torch_device, dtype=self._choice.dtype,
             progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
         )
-        return out.clamp_(0, 1)
+        return out.clamp(0, 1)  # not in place: a single-tile result may be an inference-mode tensor
 
     def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
         """How many model calls :meth:`upscale` will make (for progress bars)."""
