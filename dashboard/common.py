@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -12,7 +11,6 @@ import core
 from dashboard import cache
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
-log = logging.getLogger("studio")
 
 
 @st.cache_resource
