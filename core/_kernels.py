@@ -24,7 +24,6 @@ __all__ = [
     "KernelParams",
     "identity_kernel",
     "make_kernel",
-    "pad_kernel",
     "sinc_kernel",
 ]
 
@@ -104,12 +103,6 @@ def make_kernel(params: KernelParams) -> np.ndarray:
     else:
         kernel = np.exp(-0.5 * distance)
     return kernel / kernel.sum()
-
-
-def pad_kernel(kernel: np.ndarray, size: int = MAX_KERNEL) -> np.ndarray:
-    """Zero-pad a kernel to ``size x size`` (centred), e.g. for display on a common grid."""
-    pad = (size - kernel.shape[0]) // 2
-    return np.pad(kernel, pad) if pad > 0 else kernel
 
 
 def identity_kernel(size: int = MAX_KERNEL) -> np.ndarray:
