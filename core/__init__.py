@@ -49,7 +49,7 @@ from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
-from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled
+from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
 from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, clear_shared, default_tile, shared_upscaler
 from ._weights import (
     LoadedModel,
@@ -162,6 +162,7 @@ __all__ = [
     "resolve_device",
     "run_tiled",
     "target_size",
+    "tile_for_memory",
     "to_display",
     "write_png",
 ]

@@ -2,7 +2,10 @@
 
 Rules: CUDA if present, else Apple MPS, else CPU. Precision ``auto`` means fp16 on
 CUDA when the model supports it, fp32 everywhere else; bf16 only on request; never
-fp16 on the CPU (slow and inaccurate there).
+fp16 on the CPU (slow and inaccurate there). :func:`prepare_device` sets the backend
+flags (cuDNN autotuning on CUDA: tiles of one image share one shape, so the tuned plan
+is reused), and :func:`device_memory` / :func:`activation_bytes_per_pixel` tell the
+tiler how large a tile fits.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import torch
 
 from ._errors import DeviceUnavailableError
 
-__all__ = ["DeviceChoice", "DeviceName", "Precision", "available_devices", "resolve_device", "system_info"]
+__all__ = ["DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel", "available_devices",
+           "device_memory", "prepare_device", "resolve_device", "system_info"]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -121,6 +125,48 @@ def resolve_device(
         if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
             raise DeviceUnavailableError("This GPU does not support bf16; use fp16 or fp32.")
     return DeviceChoice(device, precision, f"{where}; {precision} as requested")
+
+
+def prepare_device(choice: DeviceChoice) -> None:
+    """Set the backend flags for inference on ``choice`` (process-wide, idempotent)."""
+    if choice.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+
+
+def device_memory(device: str) -> tuple[int, int] | None:
+    """``(free, total)`` bytes of a CUDA device, counting memory PyTorch caches but does not use
+    as free; ``None`` for other devices (the CPU tiles by a fixed size)."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    index = torch.device(device).index or 0
+    free, total = torch.cuda.mem_get_info(index)
+    cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    return free + max(cached, 0), total
+
+
+def activation_bytes_per_pixel(
+    forward, channels: int, device: str, dtype: torch.dtype, sides: tuple[int, int] = (64, 128)
+) -> float | None:
+    """Device memory one more input pixel costs during ``forward``, measured on CUDA.
+
+    Runs ``forward`` on two square inputs and takes the slope of peak allocated memory
+    against pixel count (weights and other fixed costs cancel). ``None`` off CUDA.
+    """
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    peaks = []
+    for side in sides:
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        with torch.inference_mode():
+            out = forward(torch.zeros(1, channels, side, side, device=device, dtype=dtype))
+        torch.cuda.synchronize(device)
+        del out
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+    small, large = sides[0] ** 2, sides[1] ** 2
+    return max((peaks[1] - peaks[0]) / (large - small), peaks[1] / large / 4, 1.0)
 
 
 def _rss_mb() -> float | None:

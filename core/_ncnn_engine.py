@@ -2,7 +2,7 @@
 
 On this kind of CPU ncnn's Winograd convolutions run Real-ESRGAN faster than PyTorch's
 direct convolutions, with the same output (fp32 options: ~125-145 dB PSNR against the
-converted PyTorch model). :class:`NcnnForward` takes and returns ``(1, 3, H, W)`` float32
+converted PyTorch model). :class:`NcnnForward` takes and returns ``(N, 3, H, W)`` float32
 CPU tensors in ``[0, 1]``, like a spandrel descriptor, so the tiling loop can use either.
 The graphs of the animevideov3 x2 / x3 files end with a downscale; the engine reads the
 blob before it (the x4 network), and the upscaler resizes to the requested scale.
@@ -53,7 +53,12 @@ class NcnnForward:
         self._mat = ncnn.Mat
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``(1, 3, H, W)`` float32 CPU in ``[0, 1]`` -> ``(1, 3, sH, sW)``, clamped to ``[0, 1]``."""
+        """``(N, 3, H, W)`` float32 CPU in ``[0, 1]`` -> ``(N, 3, sH, sW)``, clamped to ``[0, 1]``.
+
+        ncnn runs one image at a time; a batch is run image by image.
+        """
+        if tensor.shape[0] != 1:
+            return torch.cat([self(tensor[i : i + 1]) for i in range(tensor.shape[0])])
         data = np.ascontiguousarray(tensor[0].detach().cpu().numpy(), dtype=np.float32)
         extractor = self._net.create_extractor()
         # ncnn.Mat wraps `data` without copying: `data` must stay alive until extract returns.

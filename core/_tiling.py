@@ -2,14 +2,19 @@
 
 Geometry: an image axis of length ``L`` is cut into ``n`` balanced tiles (count first,
 then size) that overlap by at least ``overlap`` pixels. Each tile is fed to the model
-with ``pad`` extra pixels of context on each side (clipped at the image border); the
-context is cut off the output, and the overlapping parts of neighbouring tiles are
-blended with linear ramps. Blend weights are normalised by their sum, so any tiling
-reconstructs the image exactly where tiles agree.
+with ``pad`` extra pixels of context on each side; at the image border the context
+window is shifted inward rather than clipped, so every tile of an image has the same
+input shape (one cuDNN plan or compiled graph serves them all, and tiles can be stacked
+into batches). The context is cut off the output, and the overlapping parts of
+neighbouring tiles are blended with linear ramps. Blend weights are normalised by their
+sum, so any tiling reconstructs the image exactly where tiles agree.
 
-Loop: only the current tile lives on the device; the output is accumulated on the CPU
-in float32. On device out-of-memory the tile is halved and the failed tile is redone
-in smaller pieces; any other error propagates.
+Loop: only the current batch of tiles lives on the device; the output is accumulated on
+the CPU in float32. On device out-of-memory the batch is halved, then the tile, and the
+failed work is redone in smaller pieces; any other error propagates.
+
+Memory: :func:`tile_for_memory` picks the largest tile whose batch fits a byte budget,
+given the model's activation bytes per input pixel (measured on the device).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 
 from ._errors import CancelledError, OutOfMemoryError
 
-__all__ = ["Tile", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled"]
+__all__ = ["Tile", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled", "tile_for_memory"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -32,13 +37,15 @@ Cancel = Callable[[], bool]
 MIN_TILE = 16
 
 
-def plan_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+def plan_axis(length: int, tile: int, overlap: int, *, fixed: bool = False) -> list[tuple[int, int]]:
     """Split ``[0, length)`` into balanced, overlapping ``(start, end)`` intervals.
 
     ``tile <= 0`` or ``tile >= length`` gives one interval. Otherwise the count is the
     smallest ``n`` for which tiles of at most ``tile`` pixels overlapping by at least
     ``overlap`` cover the axis; all tiles then have the same size (the smallest that
-    works), and starts are spread evenly. Consecutive tiles overlap by ``>= overlap``.
+    works, or exactly ``tile`` when ``fixed``, so that every image larger than a tile
+    gives the same tile shape), and starts are spread evenly. Consecutive tiles overlap
+    by ``>= overlap``.
     """
     if length <= 0:
         raise ValueError("length must be positive")
@@ -46,7 +53,7 @@ def plan_axis(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
         return [(0, length)]
     overlap = max(0, min(overlap, tile // 2))
     count = math.ceil((length - overlap) / (tile - overlap))
-    size = math.ceil((length + (count - 1) * overlap) / count)
+    size = tile if fixed else math.ceil((length + (count - 1) * overlap) / count)
     starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
     return [(s, s + size) for s in starts]
 
@@ -64,6 +71,11 @@ class Tile:
     padded: tuple[int, int, int, int]
     ramps: tuple[int, int, int, int]
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the model input."""
+        return self.padded[1] - self.padded[0], self.padded[3] - self.padded[2]
+
 
 def _ramps(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out = []
@@ -74,16 +86,47 @@ def _ramps(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int, pad: int) -> list[Tile]:
-    """Plan the tiles of a ``height x width`` image, row-major."""
-    rows, cols = plan_axis(height, tile, overlap), plan_axis(width, tile, overlap)
+def _window(start: int, end: int, length: int, pad: int) -> tuple[int, int]:
+    """The context window of ``[start, end)``: ``pad`` more on each side, shifted inside ``[0, length)``."""
+    size = min(length, end - start + 2 * pad)
+    first = min(max(start - pad, 0), length - size)
+    return first, first + size
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, pad: int, *, fixed: bool = False) -> list[Tile]:
+    """Plan the tiles of a ``height x width`` image, row-major; all have the same ``shape``.
+
+    ``fixed``: tiles of exactly ``tile`` pixels (see :func:`plan_axis`).
+    """
+    rows, cols = plan_axis(height, tile, overlap, fixed=fixed), plan_axis(width, tile, overlap, fixed=fixed)
     row_ramps, col_ramps = _ramps(rows), _ramps(cols)
     tiles = []
     for (y0, y1), (top, bottom) in zip(rows, row_ramps):
         for (x0, x1), (left, right) in zip(cols, col_ramps):
-            padded = (max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
+            padded = (*_window(y0, y1, height, pad), *_window(x0, x1, width, pad))
             tiles.append(Tile((y0, y1, x0, x1), padded, (top, bottom, left, right)))
     return tiles
+
+
+def tile_for_memory(
+    bytes_per_pixel: float,
+    budget_bytes: float,
+    *,
+    batch: int = 1,
+    pad: int = 24,
+    multiple: int = 16,
+    largest: int = 2048,
+) -> int:
+    """The largest tile (a multiple of ``multiple``, at most ``largest``) whose batch fits the budget.
+
+    A batch of ``batch`` tiles of ``t`` pixels with ``pad`` context needs about
+    ``batch * (t + 2 * pad) ** 2 * bytes_per_pixel`` bytes. Returns at least ``MIN_TILE``
+    (the out-of-memory fallback still halves from there if the estimate was too low).
+    """
+    if bytes_per_pixel <= 0 or budget_bytes <= 0 or batch < 1:
+        raise ValueError("bytes_per_pixel, budget_bytes and batch must be positive.")
+    side = math.isqrt(int(budget_bytes / (batch * bytes_per_pixel))) - 2 * pad
+    return max(MIN_TILE, min(largest, side // multiple * multiple))
 
 
 def blend_ramp(length: int, start_ramp: int, end_ramp: int) -> np.ndarray:
@@ -102,17 +145,27 @@ def blend_ramp(length: int, start_ramp: int, end_ramp: int) -> np.ndarray:
     return weights
 
 
-def _forward_tile(
+def _forward_batch(
     image: torch.Tensor,
     forward: Forward,
     scale: int,
-    tile: Tile,
+    tiles: list[Tile],
     device: torch.device,
     dtype: torch.dtype,
-) -> torch.Tensor:
-    py0, py1, px0, px1 = tile.padded
-    inp = image[:, :, py0:py1, px0:px1].to(device=device, dtype=dtype, non_blocking=True)
-    return _crop_core(forward(inp), tile, scale).float().cpu()
+    fill: int = 0,
+) -> list[torch.Tensor]:
+    """Run tiles of one shape as one batch; returns each tile's cropped output (float32, CPU).
+
+    ``fill``: run the batch as if it had this many tiles (repeating the last), so that a
+    short last batch keeps the shape of the others (compiled graphs, CUDA graphs).
+    """
+    crops = []
+    for tile in tiles + tiles[-1:] * max(0, fill - len(tiles)):
+        py0, py1, px0, px1 = tile.padded
+        crops.append(image[:, :, py0:py1, px0:px1])
+    inp = (crops[0] if len(crops) == 1 else torch.cat(crops)).to(device=device, dtype=dtype, non_blocking=True)
+    out = forward(inp)
+    return [_crop_core(out[i : i + 1], tile, scale).float().cpu() for i, tile in enumerate(tiles)]
 
 
 def _crop_core(output: torch.Tensor, tile: Tile, scale: int) -> torch.Tensor:
@@ -121,41 +174,62 @@ def _crop_core(output: torch.Tensor, tile: Tile, scale: int) -> torch.Tensor:
     return output[:, :, (y0 - py0) * scale : (y1 - py0) * scale, (x0 - px0) * scale : (x1 - px0) * scale]
 
 
-def _run_one(
+@dataclass
+class _Plan:
+    """What the loop currently uses: tiles per batch, and a tile size forced by out-of-memory."""
+
+    batch: int
+    tile: int | None = None  # None while the planned tiles fit
+
+
+def _run_chunk(
     image: torch.Tensor,
     forward: Forward,
     scale: int,
-    item: Tile,
-    current: int | None,
+    chunk: list[Tile],
+    plan: _Plan,
     overlap: int,
     pad: int,
     device: torch.device,
     dtype: torch.dtype,
     cancel: Cancel | None,
-) -> tuple[torch.Tensor, int | None]:
-    """Run one tile; on out-of-memory redo it in tiles of half the size (and keep that size).
+    fixed: bool = False,
+) -> list[torch.Tensor]:
+    """Run the tiles of ``chunk`` (at most ``plan.batch``); returns the outputs of the first ``k >= 0``.
 
-    ``current`` is ``None`` while planned tiles fit, else the reduced tile size forced by an
-    earlier out-of-memory. Returns the tile's output and the ``current`` to use from now on.
+    ``fixed``: keep the batch size of full chunks for a short last one.
+
+    On out-of-memory with several tiles, the batch is halved and nothing is returned (the
+    caller retries). With one tile, the tile size is halved and the tile redone in pieces
+    (and that size kept for the rest of the image).
     """
+    if len(chunk) > 1 or (fixed and plan.batch > 1):
+        try:
+            return _forward_batch(image, forward, scale, chunk, device, dtype, plan.batch if fixed else 0)
+        except torch.OutOfMemoryError:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            plan.batch = max(1, plan.batch // 2)
+            return []
+    item = chunk[0]
     py0, py1, px0, px1 = item.padded
     y0, y1, x0, x1 = item.core
     while True:
         try:
-            if current is None:
-                return _forward_tile(image, forward, scale, item, device, dtype), None
+            if plan.tile is None:
+                return _forward_batch(image, forward, scale, [item], device, dtype)
             # A smaller tile size was forced by an earlier out-of-memory: split this tile.
             sub = run_tiled(
-                image[:, :, py0:py1, px0:px1], forward, scale, tile=current, overlap=overlap,
+                image[:, :, py0:py1, px0:px1], forward, scale, tile=plan.tile, overlap=overlap,
                 pad=pad, device=device, dtype=dtype, cancel=cancel,
             )
-            return _crop_core(sub, item, scale), current
+            return [_crop_core(sub, item, scale)]
         except torch.OutOfMemoryError as exc:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             first = max(y1 - y0, x1 - x0)
-            current = (current or first) // 2
-            if current < MIN_TILE:
+            plan.tile = (plan.tile or first) // 2
+            if plan.tile < MIN_TILE:
                 raise OutOfMemoryError(
                     f"Out of device memory: tiles from {first} px down to {MIN_TILE} px were tried. Close other "
                     "GPU programs, choose a smaller model, or run on the CPU."
@@ -172,6 +246,8 @@ def run_tiled(
     pad: int,
     device: torch.device,
     dtype: torch.dtype,
+    batch: int = 1,
+    fixed: bool = False,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     progress_offset: int = 0,
@@ -181,12 +257,16 @@ def run_tiled(
 
     Args:
         image: ``(1, C, H, W)`` float32 CPU tensor in ``[0, 1]``.
-        forward: the model call; input and output on ``device`` in ``dtype``.
+        forward: the model call, ``(N, C, h, w)`` -> ``(N, C_out, h*scale, w*scale)``; input
+            and output on ``device`` in ``dtype``.
         scale: the model's integer scale.
         tile: tile size in input pixels (``0``: the whole image at once).
         overlap / pad: blended overlap and discarded context, in input pixels.
-        progress: called with ``(tiles done, tiles total)`` after each tile.
-        cancel: polled before each tile; ``True`` raises :class:`CancelledError`.
+        batch: tiles per model call (all tiles have one shape, so they stack).
+        fixed: tiles of exactly ``tile`` pixels, so images of any size larger than a tile
+            give the model one input shape (for compiled graphs).
+        progress: called with ``(tiles done, tiles total)`` after each model call.
+        cancel: polled before each model call; ``True`` raises :class:`CancelledError`.
         progress_offset / progress_total: to report several passes as one count.
 
     Returns:
@@ -196,34 +276,40 @@ def run_tiled(
         CancelledError: ``cancel()`` returned True.
         OutOfMemoryError: out of device memory even at the smallest tile size.
     """
+    if batch < 1:
+        raise ValueError("batch must be >= 1.")
     _, _, height, width = image.shape
-    tiles = plan_tiles(height, width, tile, overlap, pad)
+    tiles = plan_tiles(height, width, tile, overlap, pad, fixed=fixed)
     total = progress_total if progress_total is not None else len(tiles)
+    plan = _Plan(batch=batch)
     if len(tiles) == 1:  # one tile: nothing to blend
         if cancel is not None and cancel():
             raise CancelledError("Cancelled by the user; no output was written.")
-        result, _ = _run_one(image, forward, scale, tiles[0], None, overlap, pad, device, dtype, cancel)
+        (result,) = _run_chunk(image, forward, scale, tiles, plan, overlap, pad, device, dtype, cancel)
         if progress is not None:
             progress(progress_offset + 1, total)
         return result
     output: torch.Tensor | None = None
     weight_sum = torch.zeros(1, 1, height * scale, width * scale)
-    current: int | None = None
-    for index, item in enumerate(tiles):
+    done = 0
+    while done < len(tiles):
         if cancel is not None and cancel():
             raise CancelledError("Cancelled by the user; no output was written.")
-        result, current = _run_one(image, forward, scale, item, current, overlap, pad, device, dtype, cancel)
-        if output is None:
-            output = torch.zeros(1, result.shape[1], height * scale, width * scale)
-        y0, y1, x0, x1 = item.core
-        top, bottom, left, right = (r * scale for r in item.ramps)
-        wy = blend_ramp((y1 - y0) * scale, top, bottom)
-        wx = blend_ramp((x1 - x0) * scale, left, right)
-        weight = torch.from_numpy(np.outer(wy, wx))[None, None]
-        region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
-        output[region] += result * weight
-        weight_sum[region] += weight
-        if progress is not None:
-            progress(progress_offset + index + 1, total)
+        chunk = tiles[done : done + plan.batch]
+        results = _run_chunk(image, forward, scale, chunk, plan, overlap, pad, device, dtype, cancel, fixed)
+        for item, result in zip(chunk, results):
+            if output is None:
+                output = torch.zeros(1, result.shape[1], height * scale, width * scale)
+            y0, y1, x0, x1 = item.core
+            top, bottom, left, right = (r * scale for r in item.ramps)
+            wy = blend_ramp((y1 - y0) * scale, top, bottom)
+            wx = blend_ramp((x1 - x0) * scale, left, right)
+            weight = torch.from_numpy(np.outer(wy, wx))[None, None]
+            region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
+            output[region] += result * weight
+            weight_sum[region] += weight
+        done += len(results)
+        if results and progress is not None:
+            progress(progress_offset + done, total)
     assert output is not None
     return output.div_(weight_sum)

@@ -11,23 +11,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from ._device import DeviceChoice, resolve_device
+from ._device import DeviceChoice, activation_bytes_per_pixel, device_memory, prepare_device, resolve_device
 from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
 from ._ncnn_engine import NcnnForward, ncnn_available
 from ._resize import resize, target_size
-from ._tiling import plan_tiles, run_tiled
+from ._tiling import plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
-__all__ = ["AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared", "default_tile",
-           "shared_upscaler"]
+__all__ = ["COMPILE_MODES", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared",
+           "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -37,10 +37,18 @@ CancelCheck = Callable[[], bool]
 # RGB2GRAY and the official Real-ESRGAN script do for grey images and alpha).
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_OUTSCALE = 16.0
+# torch.compile modes (opt-in): "reduce-overhead" adds CUDA graphs on CUDA.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# Share of the free device memory the tiles of one call may use when the tile is chosen from memory.
+MEMORY_SHARE = 0.5
 
 
 def default_tile(device: str) -> int:
-    """Default tile size in input pixels: bounded memory, small overhead on each device."""
+    """Default tile size in input pixels: bounded memory, small overhead on each device.
+
+    On CUDA this is an upper bound: :meth:`Upscaler.tile_for` lowers it to what fits in
+    free device memory.
+    """
     return 512 if device.startswith("cuda") else 384
 
 
@@ -52,7 +60,10 @@ class UpscaleSettings:
         outscale: final scale in ``(0, 16]``; ``None`` means the model's own scale. The
             model runs at its native scale, then the result is resized to the exact size
             ``round(H * outscale) x round(W * outscale)`` (Lanczos up, area down).
-        tile: tile size in input pixels; ``None`` = the device's default, ``0`` = no tiling.
+        tile: tile size in input pixels; ``None`` = the device's default (on CUDA, lowered
+            to what fits in free memory), ``0`` = no tiling.
+        batch: tiles per model call (they share one shape); ``None`` = 1. Batches help
+            where one tile leaves the GPU idle; on out-of-memory the batch is halved first.
         tile_overlap: blended overlap between tiles, input pixels.
         tile_pad: extra context given to each tile and cut off its output, input pixels.
         alpha: RGBA only: ``model`` (alpha upscaled by the model as a grey image),
@@ -62,6 +73,7 @@ class UpscaleSettings:
 
     outscale: float | None = None
     tile: int | None = None
+    batch: int | None = None
     tile_overlap: int = 8
     tile_pad: int = 24
     alpha: AlphaMode = "model"
@@ -72,6 +84,8 @@ class UpscaleSettings:
             raise ValueError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {self.outscale}.")
         if self.tile is not None and self.tile < 0:
             raise ValueError("tile must be >= 0 (0 disables tiling).")
+        if self.batch is not None and not 1 <= self.batch <= 64:
+            raise ValueError("batch must be between 1 and 64.")
         if self.tile_overlap < 0 or self.tile_pad < 0:
             raise ValueError("tile_overlap and tile_pad must be >= 0.")
         if self.alpha not in ("model", "bicubic", "drop"):
@@ -88,6 +102,7 @@ class UpscaleResult:
     precision: str
     seconds: float
     tile: int
+    batch: int = 1
 
 
 class Upscaler:
@@ -97,19 +112,44 @@ class Upscaler:
     thread-safe; keep one instance per (model, device, precision) and share it.
     """
 
-    def __init__(self, loaded: LoadedModel, choice: DeviceChoice, engine: str = "auto") -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        choice: DeviceChoice,
+        engine: str = "auto",
+        *,
+        compile_mode: str | None = None,
+        channels_last: bool | None = None,
+    ) -> None:
+        """``compile_mode``: one of :data:`COMPILE_MODES` to run the network through
+        ``torch.compile`` (PyTorch engine; compiled once per tile shape), ``None`` for eager.
+        ``channels_last``: NHWC memory format; ``None`` = on for the CPU and CUDA."""
         descriptor = loaded.descriptor
         if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
             raise UnsupportedImageError(
                 f"{loaded.info.name} maps {descriptor.input_channels} to {descriptor.output_channels} "
                 "channels; only grey or RGB models are supported."
             )
+        if compile_mode is not None and compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)} or None, got {compile_mode!r}.")
+        prepare_device(choice)
         self._descriptor = descriptor.to(choice.torch_device).to(choice.dtype).eval()
-        if choice.device == "cpu":  # channels-last convolutions are faster on the CPU
+        if channels_last is None:  # NHWC: faster convolutions on the CPU, and tensor-core friendly on CUDA
+            channels_last = choice.device == "cpu" or choice.device.startswith("cuda")
+        self._channels_last = channels_last
+        if channels_last:
             self._descriptor.model.to(memory_format=torch.channels_last)
         self._info = loaded.info
         self._choice = choice
         self._ncnn = _ncnn_engine(loaded.info, choice, engine)
+        self._compile_mode = None if self._ncnn is not None else compile_mode
+        self._compiled = (
+            torch.compile(self._descriptor.model, mode=self._compile_mode)
+            if self._compile_mode else None
+        )
+        self._compile_lock = threading.Lock()  # compiled graphs (CUDA graphs above all) run one call at a time
+        self._bytes_per_pixel: float | None = None
+        self._memory_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -122,6 +162,8 @@ class Upscaler:
         allow_download: bool = False,
         download_progress: DownloadProgress | None = None,
         engine: str = "auto",
+        compile_mode: str | None = None,
+        channels_last: bool | None = None,
     ) -> Upscaler:
         """Load model ``name`` (see :func:`core.load_model`) onto the resolved device.
 
@@ -134,7 +176,7 @@ class Upscaler:
             supports_half=loaded.descriptor.supports_half,
             supports_bfloat16=loaded.descriptor.supports_bfloat16,
         )
-        return cls(loaded, choice, engine)
+        return cls(loaded, choice, engine, compile_mode=compile_mode, channels_last=channels_last)
 
     @property
     def info(self) -> ModelInfo:
@@ -155,7 +197,38 @@ class Upscaler:
 
     def describe(self) -> str:
         """One line such as ``RealESRGAN_x4plus · cpu · fp32 · ncnn · weights: official file ...``."""
-        return f"{self._info.name} · {self._choice.label()} · {self.engine} · weights: {self._info.source}"
+        engine = self.engine + (f" (compiled, {self._compile_mode})" if self._compile_mode else "")
+        return f"{self._info.name} · {self._choice.label()} · {engine} · weights: {self._info.source}"
+
+    @property
+    def compile_mode(self) -> str | None:
+        return self._compile_mode
+
+    def activation_bytes_per_pixel(self) -> float | None:
+        """Device memory per input pixel of one model call (measured once, CUDA only)."""
+        with self._memory_lock:
+            if self._bytes_per_pixel is None:
+                self._bytes_per_pixel = activation_bytes_per_pixel(
+                    self._descriptor, self._descriptor.input_channels, self._choice.device, self._choice.dtype)
+            return self._bytes_per_pixel
+
+    def tile_for(self, settings: UpscaleSettings) -> tuple[int, int]:
+        """The ``(tile, batch)`` a call with ``settings`` uses.
+
+        An explicit ``settings.tile`` is used as given. Otherwise the device default, and on
+        a device with measurable memory (CUDA) at most the largest tile whose batch fits in
+        :data:`MEMORY_SHARE` of the free memory.
+        """
+        batch = settings.batch or 1
+        if settings.tile is not None:
+            return settings.tile, batch
+        tile = default_tile(self._choice.device)
+        memory = device_memory(self._choice.device)
+        per_pixel = self.activation_bytes_per_pixel() if memory is not None else None
+        if memory is not None and per_pixel is not None:
+            fits = tile_for_memory(per_pixel, MEMORY_SHARE * memory[0], batch=batch, pad=settings.tile_pad)
+            tile = min(tile, fits)
+        return tile, batch
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
         return target_size(height, width, outscale or self.scale)
@@ -168,8 +241,13 @@ class Upscaler:
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._ncnn is not None:
             return self._ncnn(tensor)
-        if self._choice.device == "cpu":
+        if self._channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
+        height, width = tensor.shape[-2:]
+        if self._compiled is not None and self._descriptor.size_requirements.check(width, height):
+            with self._compile_lock, torch.inference_mode():
+                # clamp out of place: a CUDA-graph output is overwritten by the next replay
+                return self._compiled(tensor).clamp(0, 1)
         return self._descriptor(tensor)
 
     def _run(
@@ -181,7 +259,7 @@ class Upscaler:
         offset: int,
         total: int | None,
     ) -> torch.Tensor:
-        tile = default_tile(self._choice.device) if settings.tile is None else settings.tile
+        tile, batch = self.tile_for(settings)
         grey_model = self._descriptor.input_channels == 1
         if grey_model and planes.shape[1] == 3:
             planes = (planes * _LUMA).sum(dim=1, keepdim=True)
@@ -189,16 +267,18 @@ class Upscaler:
             planes = planes.expand(-1, 3, -1, -1)
         out = run_tiled(
             planes.contiguous(), self._forward, self.net_scale,
-            tile=tile, overlap=settings.tile_overlap, pad=settings.tile_pad,
+            tile=tile, overlap=settings.tile_overlap, pad=settings.tile_pad, batch=batch,
+            fixed=self._compiled is not None,
             device=self._choice.torch_device, dtype=self._choice.dtype,
             progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
         )
         return out.clamp(0, 1)  # not in place: a single-tile result may be an inference-mode tensor
 
     def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
-        """How many model calls :meth:`upscale` will make (for progress bars)."""
-        tile = default_tile(self._choice.device) if settings.tile is None else settings.tile
-        per_pass = len(plan_tiles(height, width, tile, settings.tile_overlap, settings.tile_pad))
+        """How many tiles :meth:`upscale` will run (for progress bars)."""
+        tile, _ = self.tile_for(settings)
+        per_pass = len(plan_tiles(height, width, tile, settings.tile_overlap, settings.tile_pad,
+                                  fixed=self._compiled is not None))
         passes = 2 if channels == 4 and settings.alpha == "model" else 1
         return per_pass * passes
 
@@ -226,8 +306,10 @@ class Upscaler:
         Raises:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
-        settings = settings or UpscaleSettings()
         start = time.perf_counter()
+        settings = settings or UpscaleSettings()
+        tile, batch = self.tile_for(settings)  # once per call: free memory may change meanwhile
+        settings = replace(settings, tile=tile, batch=batch)
         if image.dtype not in (np.uint8, np.uint16):
             raise UnsupportedImageError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
         array = image[:, :, None] if image.ndim == 2 else image
@@ -266,7 +348,8 @@ class Upscaler:
             device=self._choice.device,
             precision=self._choice.precision,
             seconds=time.perf_counter() - start,
-            tile=default_tile(self._choice.device) if settings.tile is None else settings.tile,
+            tile=tile,
+            batch=batch,
         )
 
 

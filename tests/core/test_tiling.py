@@ -15,13 +15,16 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize("length", [1, 7, 48, 100, 257, 1000])
 @pytest.mark.parametrize(("tile", "overlap"), [(0, 8), (32, 0), (32, 8), (64, 16), (100, 8)])
-def test_plan_axis_covers_balanced_and_overlapping(length: int, tile: int, overlap: int) -> None:
-    spans = core.plan_axis(length, tile, overlap)
+@pytest.mark.parametrize("fixed", [False, True])
+def test_plan_axis_covers_balanced_and_overlapping(length: int, tile: int, overlap: int, fixed: bool) -> None:
+    spans = core.plan_axis(length, tile, overlap, fixed=fixed)
     assert spans[0][0] == 0 and spans[-1][1] == length
     sizes = {end - start for start, end in spans}
     assert len(sizes) == 1, f"tiles are not balanced: {spans}"
     if tile and tile < length:
         assert max(sizes) <= tile
+        if fixed:
+            assert sizes == {tile}
         for (_, end), (start, _) in zip(spans, spans[1:]):
             assert end - start >= min(overlap, tile // 2), f"overlap too small in {spans}"
         fewer = len(spans) - 1
@@ -43,14 +46,19 @@ def test_blend_ramps_of_neighbours_sum_to_one() -> None:
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
-def test_plan_tiles_pads_with_context_clipped_at_borders() -> None:
-    tiles = core.plan_tiles(100, 150, 64, 8, 10)
-    for tile in tiles:
-        y0, y1, x0, x1 = tile.core
-        py0, py1, px0, px1 = tile.padded
-        assert py0 == max(0, y0 - 10) and py1 == min(100, y1 + 10)
-        assert px0 == max(0, x0 - 10) and px1 == min(150, x1 + 10)
-    assert len(tiles) == len(core.plan_axis(100, 64, 8)) * len(core.plan_axis(150, 64, 8))
+@pytest.mark.parametrize(("height", "width", "tile", "pad"), [(100, 150, 64, 10), (70, 45, 20, 3), (40, 300, 64, 24)])
+def test_plan_tiles_gives_every_tile_full_context_and_one_shape(height: int, width: int, tile: int, pad: int) -> None:
+    tiles = core.plan_tiles(height, width, tile, 8, pad)
+    assert len({t.shape for t in tiles}) == 1, "tiles of one image must share one input shape"
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        py0, py1, px0, px1 = t.padded
+        assert 0 <= py0 <= y0 and y1 <= py1 <= height and 0 <= px0 <= x0 and x1 <= px1 <= width
+        # at least `pad` pixels of context on each side, except where the image ends first
+        assert y0 - py0 >= min(pad, y0) and py1 - y1 >= min(pad, height - y1)
+        assert x0 - px0 >= min(pad, x0) and px1 - x1 >= min(pad, width - x1)
+        assert t.shape == (min(height, y1 - y0 + 2 * pad), min(width, x1 - x0 + 2 * pad))
+    assert len(tiles) == len(core.plan_axis(height, tile, 8)) * len(core.plan_axis(width, tile, 8))
 
 
 def _nearest(scale: int):
@@ -132,3 +140,86 @@ def test_other_errors_propagate_unchanged() -> None:
 
     with pytest.raises(RuntimeError, match="layer 3"):
         _run(torch.rand(1, 3, 40, 40), broken)
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8])
+def test_batched_tiles_give_the_same_image_as_one_at_a_time(batch: int) -> None:
+    blur = torch.ones(3, 1, 5, 5) / 25
+    sizes: list[int] = []
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return _nearest(2)(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), blur, groups=3))
+
+    image = torch.rand(1, 3, 70, 90)
+    single = _run(image, forward, tile=24, overlap=6, pad=3)
+    count = len(sizes)
+    sizes.clear()
+    batched = _run(image, forward, tile=24, overlap=6, pad=3, batch=batch)
+    torch.testing.assert_close(batched, single, rtol=0, atol=1e-6)
+    assert sum(sizes) == count and max(sizes) == min(batch, count)
+    assert len(sizes) == -(-count // batch)
+
+
+def test_fixed_tiles_keep_one_input_shape_for_every_image_and_batch() -> None:
+    shapes: set[tuple[int, ...]] = set()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        shapes.add(tuple(x.shape))
+        return _nearest(2)(x)
+
+    for height, width in [(70, 90), (100, 61), (57, 57)]:  # 20, 24, 9 tiles: the last two end short
+        image = torch.rand(1, 3, height, width)
+        out = _run(image, forward, tile=24, overlap=6, pad=3, batch=5, fixed=True)
+        torch.testing.assert_close(out, _nearest(2)(image), rtol=0, atol=1e-6)
+    assert shapes == {(5, 3, 30, 30)}
+
+
+def test_batch_progress_counts_tiles_and_cancel_is_polled_per_call() -> None:
+    image = torch.rand(1, 3, 64, 64)
+    total = len(core.plan_tiles(64, 64, 16, 4, 4))
+    calls: list[int] = []
+    _run(image, _nearest(2), tile=16, overlap=4, pad=4, batch=4, progress=lambda done, _: calls.append(done))
+    assert calls == list(range(4, total + 1, 4)) + ([total] if total % 4 else [])
+    polled: list[int] = []
+    with pytest.raises(core.CancelledError):
+        _run(image, _nearest(2), tile=16, overlap=4, pad=4, batch=4, cancel=lambda: polled.append(1) or len(polled) > 1)
+    assert len(polled) == 2
+
+
+def test_out_of_memory_halves_the_batch_before_the_tile() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def picky(x: torch.Tensor) -> torch.Tensor:
+        seen.append((x.shape[0], max(x.shape[-2:])))
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("fake CUDA out of memory")
+        return _nearest(2)(x)
+
+    image = torch.rand(1, 3, 96, 96)
+    out = _run(image, picky, tile=32, overlap=4, pad=4, batch=8)
+    torch.testing.assert_close(out, _nearest(2)(image), rtol=0, atol=1e-6)
+    tiles = len(core.plan_tiles(96, 96, 32, 4, 4))
+    assert [b for b, _ in seen] == [8, 4] + [2] * (tiles // 2), "halve 8 -> 4 -> 2, then keep 2"
+    assert len({side for _, side in seen}) == 1, "the tile size must not shrink while halving the batch helps"
+
+
+@pytest.mark.parametrize("bytes_per_pixel", [300.0, 6000.0, 50_000.0])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_tile_for_memory_is_the_largest_tile_that_fits(bytes_per_pixel: float, batch: int) -> None:
+    budget, pad = 4 * 2**30, 24
+
+    def need(tile: int) -> float:
+        return batch * (tile + 2 * pad) ** 2 * bytes_per_pixel
+
+    tile = core.tile_for_memory(bytes_per_pixel, budget, batch=batch, pad=pad)
+    assert tile % 16 == 0 and MIN_TILE <= tile <= 2048
+    assert need(tile) <= budget
+    assert tile == 2048 or need(tile + 16) > budget
+    assert core.tile_for_memory(bytes_per_pixel, budget / 4, batch=batch, pad=pad) < tile or tile == MIN_TILE
+
+
+def test_tile_for_memory_floor_and_bad_input() -> None:
+    assert core.tile_for_memory(1e9, 1e6) == MIN_TILE  # hopeless budget: smallest tile, OOM fallback decides
+    with pytest.raises(ValueError):
+        core.tile_for_memory(0, 1e9)

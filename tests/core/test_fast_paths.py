@@ -1,0 +1,109 @@
+"""The upscaler's speed paths on real weights, checked on the CPU: tile batches, channels-last,
+torch.compile, and the tile chosen from free device memory. The same code runs on CUDA, where
+``python -m core bench`` measures what each one gains; the CUDA-only checks are at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import core
+from core import _upscaler
+from tests.conftest import psnr
+
+
+def _wide(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.uint16) * 257  # 16-bit output: comparisons see more than 8-bit rounding
+
+
+@pytest.fixture(scope="module")
+def compact_torch(weights_dir) -> core.Upscaler:
+    return core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", weights_dir=weights_dir)
+
+
+@pytest.mark.parametrize("engine", ["torch", "ncnn"])
+def test_batched_tiles_give_the_image_of_single_tiles(weights_dir, compact_torch, engine: str) -> None:
+    upscaler = compact_torch if engine == "torch" else core.Upscaler.load(
+        "realesr-animevideov3", device="cpu", engine="ncnn", weights_dir=weights_dir)
+    image = _wide(core.load_sample("chelsea")[:72, :88])
+    single = upscaler.upscale(image, core.UpscaleSettings(tile=24)).image
+    calls: list[tuple[int, int]] = []
+    result = upscaler.upscale(image, core.UpscaleSettings(tile=24, batch=4), progress=lambda d, t: calls.append((d, t)))
+    total = upscaler.count_tiles(72, 88, core.UpscaleSettings(tile=24))
+    assert result.batch == 4 and total > 4
+    assert calls[-1] == (total, total) and len(calls) == -(-total // 4)
+    value = psnr(result.image / 65535.0, single / 65535.0)
+    assert value >= 80, f"batched vs single tiles: {value:.1f} dB"
+
+
+def test_channels_last_changes_the_layout_not_the_image(weights_dir, compact_torch) -> None:
+    nchw = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", channels_last=False,
+                              weights_dir=weights_dir)
+    image = _wide(core.load_sample("coffee")[:48, :48])
+    value = psnr(nchw.upscale(image).image / 65535.0, compact_torch.upscale(image).image / 65535.0)
+    assert value >= 80, f"NCHW vs channels-last: {value:.1f} dB"
+
+
+def test_compiled_network_matches_eager_and_compiles_once_for_all_image_sizes(weights_dir, compact_torch) -> None:
+    from torch._dynamo.utils import counters
+
+    compiled = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", compile_mode="default",
+                                  weights_dir=weights_dir)
+    assert compiled.compile_mode == "default" and "compiled" in compiled.describe()
+    settings = core.UpscaleSettings(tile=24, tile_pad=8, batch=3)
+    before = counters["stats"]["unique_graphs"]
+    for size in [(64, 80), (90, 52)]:  # different sizes and tile counts, one tile shape
+        image = _wide(core.load_sample("rocket")[: size[0], : size[1]])
+        ours = compiled.upscale(image, settings).image
+        eager = compact_torch.upscale(image, core.UpscaleSettings(tile=0)).image
+        value = psnr(ours / 65535.0, eager / 65535.0)
+        assert value >= 60, f"compiled + fixed tiles vs eager whole image at {size}: {value:.1f} dB"
+    assert counters["stats"]["unique_graphs"] - before == 1, "one graph should serve every image larger than a tile"
+
+
+def test_the_tile_is_chosen_from_free_device_memory(compact_torch, monkeypatch) -> None:
+    assert compact_torch.tile_for(core.UpscaleSettings()) == (core.default_tile("cpu"), 1)  # the CPU: fixed size
+    free = 160 * 2**20
+    monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
+    monkeypatch.setattr(compact_torch, "activation_bytes_per_pixel", lambda: 6000.0)
+    expected = core.tile_for_memory(6000.0, _upscaler.MEMORY_SHARE * free, batch=2, pad=24)
+    assert 16 <= expected < core.default_tile("cpu")
+    assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (expected, 2)
+    assert compact_torch.tile_for(core.UpscaleSettings(tile=64, batch=2)) == (64, 2)  # explicit wins
+    image = core.load_sample("chelsea")[:200, :150]
+    result = compact_torch.upscale(image, core.UpscaleSettings(batch=2))
+    assert result.tile == expected and result.image.shape == (800, 600, 3)
+
+
+def test_bad_speed_options_are_clear_errors(compact_torch) -> None:
+    with pytest.raises(ValueError, match="batch"):
+        core.UpscaleSettings(batch=0)
+    with pytest.raises(ValueError, match="compile_mode"):
+        core.Upscaler.load("realesr-animevideov3", device="cpu", compile_mode="fastest")
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+def test_cuda_peak_memory_is_bounded_by_the_tile_not_the_image(weights_dir) -> None:
+    upscaler = core.Upscaler.load("RealESRGAN_x4plus", device="cuda", weights_dir=weights_dir)
+    assert upscaler.activation_bytes_per_pixel() > 0
+    peaks = []
+    for side in (256, 512):
+        image = np.tile(core.load_sample("astronaut"), (2, 2, 1))[:side, :side]
+        torch.cuda.reset_peak_memory_stats()
+        upscaler.upscale(image, core.UpscaleSettings(tile=128))
+        peaks.append(torch.cuda.max_memory_allocated())
+    assert peaks[1] < 1.25 * peaks[0], f"peak grew with the image: {peaks}"
+
+
+@needs_cuda
+def test_cuda_batched_compiled_fp16_matches_cpu_fp32(weights_dir) -> None:
+    image = _wide(core.load_sample("chelsea")[:96, :96])
+    fast = core.Upscaler.load("realesr-animevideov3", device="cuda", compile_mode="default", weights_dir=weights_dir)
+    reference = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", weights_dir=weights_dir)
+    ours = fast.upscale(image, core.UpscaleSettings(tile=32, batch=4)).image
+    value = psnr(ours / 65535.0, reference.upscale(image).image / 65535.0)
+    assert value >= 40, f"CUDA fp16 compiled batched vs CPU fp32: {value:.1f} dB"
