@@ -1,5 +1,14 @@
 """``python -m core bench``: our upscaler vs plain PyTorch vs the ncnn runtime, side by side.
 
+Engines: ``ours`` (the :class:`Upscaler` with its defaults), ``pytorch`` (the spandrel
+model on the whole image: fp32 on the CPU, fp16 on CUDA, as the official script runs),
+``ncnn`` (the ncnn runtime on the CPU, fp32, Winograd) and ``ncnn-vulkan`` (the ncnn
+runtime on the GPU through Vulkan, fp16 storage: what realesrgan-ncnn-vulkan and Upscayl
+run). Variants of ``ours`` take colon-separated options, to measure each speed path on
+its own: ``ours:batch=4``, ``ours:tile=256``, ``ours:compile=reduce-overhead``,
+``ours:nchw`` (no channels-last), ``ours:torch`` (PyTorch engine where ncnn is the default),
+``ours:bf16``.
+
 For each model and input size, every engine runs in its own subprocess (so peak memory is
 its own), warms up once, then runs ``repeats`` times. Reported: median and spread of wall
 time, LR megapixels per second, peak RSS (and peak CUDA memory), achieved GFLOP/s against
@@ -32,7 +41,19 @@ from ._weights import load_model, ncnn_model_files
 
 __all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
 
-ENGINES = ("ours", "pytorch", "ncnn")
+ENGINES = ("ours", "pytorch", "ncnn", "ncnn-vulkan")
+
+
+def parse_engine(spec: str) -> tuple[str, dict[str, str]]:
+    """``"ours:batch=4:nchw"`` -> ``("ours", {"batch": "4", "nchw": ""})``; validates names."""
+    base, *parts = spec.split(":")
+    if base not in ENGINES:
+        raise ValueError(f"unknown engine {base!r}; use one of {', '.join(ENGINES)}")
+    options = dict((part.split("=", 1) + [""])[:2] for part in parts)
+    known = {"batch", "tile", "compile", "nchw", "torch", "bf16"}
+    if options and (base != "ours" or not set(options) <= known):
+        raise ValueError(f"bad options in {spec!r}: only ours takes {', '.join(sorted(known))}")
+    return base, options
 
 
 @dataclass
@@ -120,21 +141,34 @@ def _image(size: int) -> np.ndarray:
     return np.tile(sample, (reps, reps, 1))[:size, :size]
 
 
-def _engine_callable(engine: str, model: str, device: str):
-    """A function image -> float32 CHW output in [0, 1], and its FLOPs per LR pixel."""
+def _engine_callable(spec: str, model: str, device: str):
+    """A function image -> float32 CHW output in [0, 1], its FLOPs per LR pixel, and a note."""
+    engine, options = parse_engine(spec)
     loaded = load_model(model)
     flops = conv_flops_per_pixel(loaded.descriptor.model, loaded.descriptor.scale)
     if engine == "ours":
-        upscaler = Upscaler.load(model, device=device)
+        upscaler = Upscaler.load(
+            model, device=device, precision="bf16" if "bf16" in options else "auto",
+            engine="torch" if "torch" in options else "auto", compile_mode=options.get("compile") or None,
+            channels_last=False if "nchw" in options else None,
+        )
+        settings = UpscaleSettings(
+            outscale=upscaler.net_scale, batch=int(options.get("batch") or 1),
+            tile=int(options["tile"]) if options.get("tile") else None,
+        )
 
         def run(image: np.ndarray) -> np.ndarray:
             # 16-bit in and out: the same input values (x * 257 / 65535 = x / 255), and an output
             # quantised finely enough that the PSNR measures the engine, not 8-bit rounding.
             wide = image.astype(np.uint16) * 257
-            out = upscaler.upscale(wide, UpscaleSettings(outscale=upscaler.net_scale)).image
+            out = upscaler.upscale(wide, settings).image
             return out.transpose(2, 0, 1) / 65535.0
 
-        return run, flops, f"engine {upscaler.engine}, {upscaler.choice.precision}"
+        tile, batch = upscaler.tile_for(settings)
+        layout = "NCHW" if "nchw" in options else "channels-last"
+        compiled = f", compiled ({upscaler.compile_mode})" if upscaler.compile_mode else ""
+        return run, flops, (f"engine {upscaler.engine}, {upscaler.choice.precision}, tile {tile}, batch {batch}"
+                            + (f", {layout}" if upscaler.engine == "torch" else "") + compiled)
     if engine == "pytorch":
         choice = resolve_device(device, "fp16" if device.startswith("cuda") else "fp32")
         descriptor = loaded.descriptor.to(choice.torch_device).to(choice.dtype).eval()
@@ -146,19 +180,21 @@ def _engine_callable(engine: str, model: str, device: str):
             return out.float().cpu().numpy()[0]
 
         return run, flops, f"spandrel, whole image, {choice.precision}"
-    if engine == "ncnn":
+    if engine in ("ncnn", "ncnn-vulkan"):
         if not ncnn_available() or loaded.info.spec is None or not loaded.info.spec.ncnn:
             raise RuntimeError(f"no ncnn model for {model}")
         files = ncnn_model_files(loaded.info.spec.ncnn)
         if files is None:
             raise RuntimeError(f"no ncnn files for {model}")
-        net = NcnnForward(*files)
+        vulkan = engine == "ncnn-vulkan"
+        net = NcnnForward(*files, vulkan=vulkan)
 
         def run(image: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
             return net(tensor).numpy()[0]
 
-        return run, flops, "ncnn runtime, whole image, fp32, Winograd"
+        return run, flops, ("ncnn runtime, whole image, " + ("Vulkan GPU, fp16 storage" if vulkan
+                                                             else "fp32, Winograd"))
     raise ValueError(f"unknown engine {engine!r}")
 
 
@@ -167,7 +203,8 @@ def _measure(engine: str, model: str, size: int, device: str, repeats: int, outp
     image = _image(size)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    result = run(image)  # warm-up
+    for _ in range(2 if device.startswith("cuda") else 1):  # warm-up (CUDA: cuDNN autotune, CUDA graphs record)
+        result = run(image)
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):
@@ -198,14 +235,16 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
     device = resolve_device(device).device
     info = machine_info(device)
     peak = info["rough_cpu_peak_gflops"] if device == "cpu" else None
+    for engine in engines:
+        parse_engine(engine)  # unknown engines and options fail before anything runs
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             for size in sizes:
                 outputs: dict[str, np.ndarray] = {}
                 measured: dict[str, dict] = {}
-                for engine in engines:
-                    target = Path(tmp) / f"{engine}.npy"
+                for number, engine in enumerate(engines):
+                    target = Path(tmp) / f"engine{number}.npy"
                     try:
                         if subprocesses:
                             proc = subprocess.run(
@@ -237,22 +276,27 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    header = (f"{'model':28s} {'size':>5s} {'engine':8s} {'median s':>9s} {'spread s':>15s} {'LR MP/s':>8s} "
-              f"{'RSS MB':>7s} {'GFLOP/s':>8s} {'%peak':>6s} {'PSNR vs pytorch':>15s}  note")
+    cuda = any(r.peak_cuda_mb is not None for r in rows)
+    header = (f"{'model':28s} {'size':>5s} {'engine':22s} {'median s':>9s} {'spread s':>15s} {'LR MP/s':>8s} "
+              f"{'RSS MB':>7s}" + (f" {'GPU MB':>7s}" if cuda else "")
+              + f" {'GFLOP/s':>8s} {'%peak':>6s} {'PSNR vs pytorch':>15s}  note")
     lines = [header, "-" * len(header)]
     for r in rows:
         psnr = "-" if r.psnr_vs_pytorch is None else ("inf" if r.psnr_vs_pytorch == float("inf")
                                                       else f"{r.psnr_vs_pytorch:.1f} dB")
         pct = "-" if r.percent_of_peak is None else f"{r.percent_of_peak:.0f}"
-        lines.append(f"{r.model:28s} {r.size:5d} {r.engine:8s} {r.median_s:9.3f} {r.min_s:7.3f}-{r.max_s:<7.3f} "
-                     f"{r.lr_mp_per_s:8.4f} {r.peak_rss_mb:7.0f} {r.gflops:8.1f} {pct:>6s} {psnr:>15s}  {r.note}")
+        gpu = "" if not cuda else f" {r.peak_cuda_mb:7.0f}" if r.peak_cuda_mb is not None else f" {'-':>7s}"
+        lines.append(f"{r.model:28s} {r.size:5d} {r.engine:22s} {r.median_s:9.3f} {r.min_s:7.3f}-{r.max_s:<7.3f} "
+                     f"{r.lr_mp_per_s:8.4f} {r.peak_rss_mb:7.0f}{gpu} {r.gflops:8.1f} {pct:>6s} {psnr:>15s}  "
+                     f"{r.note}")
     ratios = []
     for model, size in sorted({(r.model, r.size) for r in rows}):
         by = {r.engine: r for r in rows if r.model == model and r.size == size}
-        if "ours" in by:
-            parts = [f"ours/{e} time {by['ours'].median_s / by[e].median_s:.2f}x" for e in ("ncnn", "pytorch")
-                     if e in by]
-            ratios.append(f"{model} {size}: " + ", ".join(parts))
+        for name in (e for e in by if e.startswith("ours")):
+            parts = [f"{name}/{e} time {by[name].median_s / by[e].median_s:.2f}x"
+                     for e in ("ncnn", "ncnn-vulkan", "pytorch") if e in by]
+            if parts:
+                ratios.append(f"{model} {size}: " + ", ".join(parts))
     return "\n".join(lines + ["", *ratios])
 
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ._catalogue import DEFAULT_MODEL
 from ._datasets import download_div2k, open_dataset
 from ._degradations import PRESETS, DegradationConfig, config_to_dict, degrade
+from ._device import resolve_device
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
@@ -231,16 +232,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ._bench import format_table, rows_to_json, run_bench
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if args.quick:
-        sizes, repeats = [24], 1
-    else:
-        repeats = args.repeats
     try:
-        rows, info = run_bench(models, sizes, engines, device=args.device, repeats=repeats,
+        device = resolve_device(args.device).device
+        sizes_text = args.sizes or ("256,512,1024" if device.startswith("cuda") else "64,128")
+        sizes = [int(s) for s in sizes_text.split(",") if s.strip()]
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        repeats = args.repeats
+        if args.quick:
+            sizes, repeats = [24], 1
+        rows, info = run_bench(models, sizes, engines, device=device, repeats=repeats,
                                subprocesses=not args.in_process, log=None if args.quiet else _err)
-    except StudioError as exc:
+    except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
     _out(f"# {info['cpu']} · {info['threads']} threads · torch {info['torch']} · ncnn {info['ncnn']} · "
@@ -325,8 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     dg.set_defaults(func=_cmd_degrade)
     bn = sub.add_parser("bench", help="benchmark our upscaler against plain PyTorch and ncnn")
     bn.add_argument("--models", default="RealESRGAN_x4plus,realesr-animevideov3")
-    bn.add_argument("--sizes", default="64,128", help="LR sizes (square), e.g. 64,128,256 (CPU) or 256,512,1024")
-    bn.add_argument("--engines", default="ours,pytorch,ncnn")
+    bn.add_argument("--sizes", default=None,
+                    help="LR sizes (square); default 64,128 (CPU) or 256,512,1024 (--device cuda)")
+    bn.add_argument("--engines", default="ours,pytorch,ncnn",
+                    help="ours, pytorch, ncnn, ncnn-vulkan; variants of ours with colon options, e.g. "
+                         "ours:batch=4, ours:tile=256, ours:compile=reduce-overhead, ours:nchw, ours:torch, ours:bf16")
     bn.add_argument("--repeats", type=int, default=3)
     bn.add_argument("--device", default="auto")
     bn.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")

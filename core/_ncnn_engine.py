@@ -32,8 +32,13 @@ def ncnn_available() -> bool:
 class NcnnForward:
     """A loaded ncnn network; thread-safe (one extractor per call, the net is shared)."""
 
-    def __init__(self, param: Path, binary: Path, *, threads: int | None = None) -> None:
+    def __init__(self, param: Path, binary: Path, *, threads: int | None = None, vulkan: bool = False) -> None:
+        """``vulkan``: run on the first Vulkan GPU with fp16 storage (the realesrgan-ncnn-vulkan
+        set-up; for benchmarks); raises ``RuntimeError`` where ncnn sees no Vulkan GPU."""
         import ncnn
+
+        if vulkan and (not hasattr(ncnn, "get_gpu_count") or ncnn.get_gpu_count() == 0):
+            raise RuntimeError("ncnn sees no Vulkan GPU")
 
         layers = parse_param(param.read_text())
         self.input_blob = next((layer.tops[0] for layer in layers if layer.type == "Input"), "data")
@@ -42,8 +47,9 @@ class NcnnForward:
         self.output_blob = last.bottoms[0] if downscaled else last.tops[0]
         net = ncnn.Net()
         opt = net.opt
-        opt.use_vulkan_compute = False
-        opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
+        opt.use_vulkan_compute = vulkan
+        opt.use_fp16_packed = opt.use_fp16_storage = vulkan
+        opt.use_fp16_arithmetic = False
         opt.use_bf16_storage = False
         opt.use_winograd_convolution = True
         opt.num_threads = threads or torch.get_num_threads()

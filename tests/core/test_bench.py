@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import core
@@ -66,3 +67,30 @@ def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
         assert "ncnn engine is not available" in str(exc)
     else:
         raise AssertionError("ncnn in bf16 must be refused")
+
+
+def test_variants_of_ours_measure_each_speed_path(weights_dir: Path) -> None:
+    engines = ["ours:batch=2:tile=16", "ours:nchw:torch", "pytorch", "ncnn-vulkan"]
+    skipped: list[str] = []
+    rows, _ = run_bench(["realesr-animevideov3"], [24], engines, device="cpu", repeats=1, subprocesses=False,
+                        log=skipped.append)
+    by = {r.engine: r for r in rows}
+    assert by["ours:batch=2:tile=16"].note.startswith("engine ncnn, fp32, tile 16, batch 2")
+    assert "engine torch" in by["ours:nchw:torch"].note and "NCHW" in by["ours:nchw:torch"].note
+    assert by["ours:batch=2:tile=16"].psnr_vs_pytorch > 60 and by["ours:nchw:torch"].psnr_vs_pytorch > 60
+    if "ncnn-vulkan" not in by:  # no Vulkan GPU here: said so, not a crash
+        assert any("ncnn-vulkan" in line and "skipped" in line for line in skipped)
+    table = format_table(rows)
+    assert "ours:nchw:torch/pytorch time" in table
+
+
+def test_unknown_engines_and_options_are_refused_before_running(capsys) -> None:
+    from core._bench import parse_engine
+
+    assert parse_engine("ours:batch=4:compile=reduce-overhead:nchw") == (
+        "ours", {"batch": "4", "compile": "reduce-overhead", "nchw": ""})
+    for bad in ("tensorrt", "ours:fastest", "ncnn:batch=2"):
+        with pytest.raises(ValueError):
+            parse_engine(bad)
+    assert main(["bench", "--quick", "--engines", "ours,ours:turbo", "-q"]) == 2
+    assert "ours:turbo" in capsys.readouterr().err
