@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from ._errors import DeviceUnavailableError
 
 __all__ = ["DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel", "available_devices",
-           "device_memory", "prepare_device", "resolve_device", "system_info"]
+           "device_memory", "host_memory", "prepare_device", "resolve_device", "system_info"]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -133,9 +134,37 @@ def prepare_device(choice: DeviceChoice) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def host_memory() -> tuple[int, int] | None:
+    """``(available, total)`` bytes of RAM for this process: the smaller of the system's and the
+    container's (cgroup v2 ``memory.max``); ``None`` where neither can be read."""
+    try:
+        fields = {
+            line.split(":")[0]: int(line.split()[1]) * 1024
+            for line in Path("/proc/meminfo").read_text().splitlines() if line.split()[1:2]
+        }
+        available, total = fields["MemAvailable"], fields["MemTotal"]
+    except (OSError, KeyError, ValueError, IndexError):
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            available, total = os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available, total = min(available, int(limit) - used), min(total, int(limit))
+    except (OSError, ValueError):
+        pass
+    return max(available, 0), total
+
+
 def device_memory(device: str) -> tuple[int, int] | None:
-    """``(free, total)`` bytes of a CUDA device, counting memory PyTorch caches but does not use
-    as free; ``None`` for other devices (the CPU tiles by a fixed size)."""
+    """``(free, total)`` bytes for tiles on ``device``: on CUDA the GPU's (memory PyTorch caches
+    but does not use counts as free), on the CPU the RAM's (:func:`host_memory`); ``None``
+    where unknown (MPS)."""
+    if device == "cpu":
+        return host_memory()
     if not device.startswith("cuda") or not torch.cuda.is_available():
         return None
     index = torch.device(device).index or 0

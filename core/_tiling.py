@@ -2,10 +2,10 @@
 
 Geometry: an image axis of length ``L`` is cut into ``n`` balanced tiles (count first,
 then size) that overlap by at least ``overlap`` pixels. Each tile is fed to the model
-with ``pad`` extra pixels of context on each side; at the image border the context
-window is shifted inward rather than clipped, so every tile of an image has the same
-input shape (one cuDNN plan or compiled graph serves them all, and tiles can be stacked
-into batches). The context is cut off the output, and the overlapping parts of
+with ``pad`` extra pixels of context on each side, clipped at the image border (the
+least work). For batches and compiled graphs the context window is instead shifted
+inward at the border (``uniform``), so every tile of an image has the same input shape
+and tiles stack into one batch. The context is cut off the output, and the overlapping parts of
 neighbouring tiles are blended with linear ramps. Blend weights are normalised by their
 sum, so any tiling reconstructs the image exactly where tiles agree.
 
@@ -86,24 +86,32 @@ def _ramps(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _window(start: int, end: int, length: int, pad: int) -> tuple[int, int]:
-    """The context window of ``[start, end)``: ``pad`` more on each side, shifted inside ``[0, length)``."""
+def _window(start: int, end: int, length: int, pad: int, uniform: bool) -> tuple[int, int]:
+    """The context window of ``[start, end)``: ``pad`` more on each side, clipped to ``[0, length)``,
+    or (``uniform``) of full size and shifted inside ``[0, length)``."""
+    if not uniform:
+        return max(0, start - pad), min(length, end + pad)
     size = min(length, end - start + 2 * pad)
     first = min(max(start - pad, 0), length - size)
     return first, first + size
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int, pad: int, *, fixed: bool = False) -> list[Tile]:
-    """Plan the tiles of a ``height x width`` image, row-major; all have the same ``shape``.
+def plan_tiles(
+    height: int, width: int, tile: int, overlap: int, pad: int, *, uniform: bool = False, fixed: bool = False
+) -> list[Tile]:
+    """Plan the tiles of a ``height x width`` image, row-major.
 
-    ``fixed``: tiles of exactly ``tile`` pixels (see :func:`plan_axis`).
+    ``uniform``: every tile gets the same input ``shape`` (context shifted inward at the
+    border instead of clipped). ``fixed``: tiles of exactly ``tile`` pixels (see
+    :func:`plan_axis`); implies ``uniform``.
     """
+    uniform = uniform or fixed
     rows, cols = plan_axis(height, tile, overlap, fixed=fixed), plan_axis(width, tile, overlap, fixed=fixed)
     row_ramps, col_ramps = _ramps(rows), _ramps(cols)
     tiles = []
     for (y0, y1), (top, bottom) in zip(rows, row_ramps):
         for (x0, x1), (left, right) in zip(cols, col_ramps):
-            padded = (*_window(y0, y1, height, pad), *_window(x0, x1, width, pad))
+            padded = (*_window(y0, y1, height, pad, uniform), *_window(x0, x1, width, pad, uniform))
             tiles.append(Tile((y0, y1, x0, x1), padded, (top, bottom, left, right)))
     return tiles
 
@@ -262,7 +270,7 @@ def run_tiled(
         scale: the model's integer scale.
         tile: tile size in input pixels (``0``: the whole image at once).
         overlap / pad: blended overlap and discarded context, in input pixels.
-        batch: tiles per model call (all tiles have one shape, so they stack).
+        batch: tiles per model call; ``> 1`` plans uniform tiles (one shape, so they stack).
         fixed: tiles of exactly ``tile`` pixels, so images of any size larger than a tile
             give the model one input shape (for compiled graphs).
         progress: called with ``(tiles done, tiles total)`` after each model call.
@@ -279,7 +287,7 @@ def run_tiled(
     if batch < 1:
         raise ValueError("batch must be >= 1.")
     _, _, height, width = image.shape
-    tiles = plan_tiles(height, width, tile, overlap, pad, fixed=fixed)
+    tiles = plan_tiles(height, width, tile, overlap, pad, uniform=batch > 1, fixed=fixed)
     total = progress_total if progress_total is not None else len(tiles)
     plan = _Plan(batch=batch)
     if len(tiles) == 1:  # one tile: nothing to blend

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -39,8 +40,13 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_OUTSCALE = 16.0
 # torch.compile modes (opt-in): "reduce-overhead" adds CUDA graphs on CUDA.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-# Share of the free device memory the tiles of one call may use when the tile is chosen from memory.
+# Share of the free device memory (or available RAM) the tiles of one call may use.
 MEMORY_SHARE = 0.5
+# CPU peak memory per input pixel = factor x the widest activation's bytes per input pixel.
+# Calibrated on RealESRGAN_x4plus (widest: 64 channels at 4x = 4 KB per LR pixel in fp32),
+# peak RSS of one forward measured here: ncnn 47-53 KB per LR pixel (its Winograd and
+# packing buffers), PyTorch channels-last 8-12 KB. tests/core/test_fast_paths.py re-measures.
+CPU_MEMORY_FACTOR = {"ncnn": 14.0, "torch": 4.0}
 
 
 def default_tile(device: str) -> int:
@@ -147,7 +153,11 @@ class Upscaler:
             torch.compile(self._descriptor.model, mode=self._compile_mode)
             if self._compile_mode else None
         )
-        self._compile_lock = threading.Lock()  # compiled graphs (CUDA graphs above all) run one call at a time
+        # Compiled graphs run on one thread of their own: CUDA graphs keep per-thread state and
+        # fail when called from several threads (pytorch/pytorch#123177); calls queue up there.
+        self._compiled_worker = (
+            ThreadPoolExecutor(1, thread_name_prefix="compiled-network") if self._compiled is not None else None
+        )
         self._bytes_per_pixel: float | None = None
         self._memory_lock = threading.Lock()
 
@@ -205,19 +215,25 @@ class Upscaler:
         return self._compile_mode
 
     def activation_bytes_per_pixel(self) -> float | None:
-        """Device memory per input pixel of one model call (measured once, CUDA only)."""
+        """Peak memory per input pixel of one model call: measured once on CUDA, estimated from
+        the network on the CPU (:data:`CPU_MEMORY_FACTOR`), ``None`` elsewhere."""
         with self._memory_lock:
             if self._bytes_per_pixel is None:
-                self._bytes_per_pixel = activation_bytes_per_pixel(
-                    self._descriptor, self._descriptor.input_channels, self._choice.device, self._choice.dtype)
+                if self._choice.device == "cpu":
+                    widest = _widest_activation(self._descriptor.model, self._descriptor.input_channels)
+                    itemsize = 4 if self._ncnn is not None else self._choice.dtype.itemsize
+                    self._bytes_per_pixel = CPU_MEMORY_FACTOR[self.engine] * widest * itemsize
+                else:
+                    self._bytes_per_pixel = activation_bytes_per_pixel(
+                        self._descriptor, self._descriptor.input_channels, self._choice.device, self._choice.dtype)
             return self._bytes_per_pixel
 
     def tile_for(self, settings: UpscaleSettings) -> tuple[int, int]:
         """The ``(tile, batch)`` a call with ``settings`` uses.
 
-        An explicit ``settings.tile`` is used as given. Otherwise the device default, and on
-        a device with measurable memory (CUDA) at most the largest tile whose batch fits in
-        :data:`MEMORY_SHARE` of the free memory.
+        An explicit ``settings.tile`` is used as given. Otherwise the device default, lowered
+        where needed (CUDA, and the CPU) to the largest tile whose batch fits in
+        :data:`MEMORY_SHARE` of the free device memory or available RAM.
         """
         batch = settings.batch or 1
         if settings.tile is not None:
@@ -244,11 +260,15 @@ class Upscaler:
         if self._channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         height, width = tensor.shape[-2:]
-        if self._compiled is not None and self._descriptor.size_requirements.check(width, height):
-            with self._compile_lock, torch.inference_mode():
-                # clamp out of place: a CUDA-graph output is overwritten by the next replay
-                return self._compiled(tensor).clamp(0, 1)
+        if self._compiled_worker is not None and self._descriptor.size_requirements.check(width, height):
+            return self._compiled_worker.submit(self._run_compiled, tensor).result()
         return self._descriptor(tensor)
+
+    def _run_compiled(self, tensor: torch.Tensor) -> torch.Tensor:
+        assert self._compiled is not None
+        with torch.inference_mode():
+            # clamp out of place: a CUDA-graph output is overwritten by the next replay
+            return self._compiled(tensor).clamp(0, 1)
 
     def _run(
         self,
@@ -278,7 +298,7 @@ class Upscaler:
         """How many tiles :meth:`upscale` will run (for progress bars)."""
         tile, _ = self.tile_for(settings)
         per_pass = len(plan_tiles(height, width, tile, settings.tile_overlap, settings.tile_pad,
-                                  fixed=self._compiled is not None))
+                                  fixed=self._compiled is not None))  # uniform tiles: the same count
         passes = 2 if channels == 4 and settings.alpha == "model" else 1
         return per_pass * passes
 
@@ -351,6 +371,28 @@ class Upscaler:
             tile=tile,
             batch=batch,
         )
+
+
+def _widest_activation(model: torch.nn.Module, channels: int) -> float:
+    """The most elements per input pixel any layer outputs (a 16x16 probe on the CPU)."""
+    widest = 0.0
+    side = 16
+
+    def hook(module: torch.nn.Module, inputs: object, output: object) -> None:
+        nonlocal widest
+        if isinstance(output, torch.Tensor):
+            widest = max(widest, output.numel() / (side * side))
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        parameter = next(model.parameters())
+        with torch.inference_mode():
+            model(torch.zeros(1, channels, side, side, dtype=parameter.dtype, device=parameter.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return widest
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:

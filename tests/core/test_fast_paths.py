@@ -1,8 +1,13 @@
-"""The upscaler's speed paths on real weights, checked on the CPU: tile batches, channels-last,
-torch.compile, and the tile chosen from free device memory. The same code runs on CUDA, where
+"""The upscaler's speed and memory paths on real weights, checked on the CPU: tile batches,
+channels-last, torch.compile, and the tile chosen from free memory. The same code runs on CUDA, where
 ``python -m core bench`` measures what each one gains; the CUDA-only checks are at the end."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -53,27 +58,58 @@ def test_compiled_network_matches_eager_and_compiles_once_for_all_image_sizes(we
     assert compiled.compile_mode == "default" and "compiled" in compiled.describe()
     settings = core.UpscaleSettings(tile=24, tile_pad=8, batch=3)
     before = counters["stats"]["unique_graphs"]
+    outputs = []
     for size in [(64, 80), (90, 52)]:  # different sizes and tile counts, one tile shape
         image = _wide(core.load_sample("rocket")[: size[0], : size[1]])
         ours = compiled.upscale(image, settings).image
         eager = compact_torch.upscale(image, core.UpscaleSettings(tile=0)).image
         value = psnr(ours / 65535.0, eager / 65535.0)
         assert value >= 60, f"compiled + fixed tiles vs eager whole image at {size}: {value:.1f} dB"
+        outputs.append((image, ours))
+    with ThreadPoolExecutor(3) as pool:  # callers on many threads share the one compiled graph
+        again = list(pool.map(lambda pair: compiled.upscale(pair[0], settings).image, outputs * 2))
+    for got, (_, want) in zip(again, outputs * 2):
+        np.testing.assert_array_equal(got, want)
     assert counters["stats"]["unique_graphs"] - before == 1, "one graph should serve every image larger than a tile"
 
 
-def test_the_tile_is_chosen_from_free_device_memory(compact_torch, monkeypatch) -> None:
-    assert compact_torch.tile_for(core.UpscaleSettings()) == (core.default_tile("cpu"), 1)  # the CPU: fixed size
-    free = 160 * 2**20
+def test_the_tile_is_chosen_from_free_memory(compact_torch, monkeypatch) -> None:
+    per_pixel = compact_torch.activation_bytes_per_pixel()
+    assert per_pixel == _upscaler.CPU_MEMORY_FACTOR["torch"] * 64 * 4  # widest layer: 64 fp32 channels
+    monkeypatch.setattr(_upscaler, "device_memory", lambda device: (64 * 2**30, 128 * 2**30))
+    assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (core.default_tile("cpu"), 2)  # plenty: default
+    free = 100 * 2**20
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
-    monkeypatch.setattr(compact_torch, "activation_bytes_per_pixel", lambda: 6000.0)
-    expected = core.tile_for_memory(6000.0, _upscaler.MEMORY_SHARE * free, batch=2, pad=24)
+    expected = core.tile_for_memory(per_pixel, _upscaler.MEMORY_SHARE * free, batch=2, pad=24)
     assert 16 <= expected < core.default_tile("cpu")
     assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (expected, 2)
     assert compact_torch.tile_for(core.UpscaleSettings(tile=64, batch=2)) == (64, 2)  # explicit wins
     image = core.load_sample("chelsea")[:200, :150]
     result = compact_torch.upscale(image, core.UpscaleSettings(batch=2))
     assert result.tile == expected and result.image.shape == (800, 600, 3)
+
+
+_PEAK_SCRIPT = """
+import re, sys, numpy as np, core
+def status(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+up = core.Upscaler.load("RealESRGAN_x4plus", device="cpu", engine=sys.argv[1])
+up.upscale(np.zeros((16, 16, 3), np.uint8))
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+before = status("VmRSS")
+up.upscale(core.load_sample("astronaut")[:160, :160], core.UpscaleSettings(tile=0))
+print((status("VmHWM") - before) / 160**2, up.activation_bytes_per_pixel())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
+@pytest.mark.parametrize("engine", ["ncnn", "torch"])
+def test_cpu_memory_estimate_bounds_the_measured_peak(weights_dir, engine: str) -> None:
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, engine], capture_output=True, text=True, check=True,
+                         env=os.environ | {"STUDIO_WEIGHTS_DIR": str(weights_dir)}).stdout.split()
+    measured, estimate = float(out[-2]), float(out[-1])
+    # an upper bound, and not so loose that tiles come out needlessly small
+    assert measured <= estimate <= 2.5 * measured, f"{engine}: measured {measured:.0f} B/px, estimate {estimate:.0f}"
 
 
 def test_bad_speed_options_are_clear_errors(compact_torch) -> None:

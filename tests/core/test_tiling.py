@@ -47,8 +47,17 @@ def test_blend_ramps_of_neighbours_sum_to_one() -> None:
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "pad"), [(100, 150, 64, 10), (70, 45, 20, 3), (40, 300, 64, 24)])
-def test_plan_tiles_gives_every_tile_full_context_and_one_shape(height: int, width: int, tile: int, pad: int) -> None:
+def test_plan_tiles_clips_context_at_borders(height: int, width: int, tile: int, pad: int) -> None:
     tiles = core.plan_tiles(height, width, tile, 8, pad)
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        assert t.padded == (max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
+    assert [t.core for t in tiles] == [t.core for t in core.plan_tiles(height, width, tile, 8, pad, uniform=True)]
+
+
+@pytest.mark.parametrize(("height", "width", "tile", "pad"), [(100, 150, 64, 10), (70, 45, 20, 3), (40, 300, 64, 24)])
+def test_uniform_tiles_get_full_context_and_one_shape(height: int, width: int, tile: int, pad: int) -> None:
+    tiles = core.plan_tiles(height, width, tile, 8, pad, uniform=True)
     assert len({t.shape for t in tiles}) == 1, "tiles of one image must share one input shape"
     for t in tiles:
         y0, y1, x0, x1 = t.core
