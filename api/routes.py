@@ -69,7 +69,7 @@ def inference(body: LegacyRequest, request: Request) -> str:
 @router.post(
     "/v1/upscale", tags=["v1"],
     responses={200: {"content": {"image/png": {}}, "description": "The upscaled image (PNG, bit depth and alpha "
-                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Elapsed-Seconds."},
+                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Tile, X-Elapsed-Seconds."},
                **ERRORS},
     response_class=Response, summary="Upscale an uploaded image, get a PNG back",
 )
@@ -101,6 +101,7 @@ def upscale(
     headers = {
         "X-Model": result.model, "X-Device": result.device, "X-Precision": result.precision,
         "X-Input-Size": f"{image.shape[1]}x{image.shape[0]}", "X-Output-Size": f"{out.shape[1]}x{out.shape[0]}",
+        "X-Tile": str(result.tile),
         "X-Elapsed-Seconds": f"{result.seconds:.3f}",
     }
     return Response(core.encode_png(out), media_type="image/png", headers=headers)

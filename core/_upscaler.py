@@ -254,6 +254,12 @@ class Upscaler:
         """``"ncnn"`` or ``"torch"``: what runs the network."""
         return "ncnn" if self._ncnn is not None else "torch"
 
+    def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
+        """``settings`` with the concrete tile and batch of :meth:`tile_for` filled in: resolve once,
+        then count tiles and upscale with the result, so both agree even if free memory changes."""
+        tile, batch = self.tile_for(settings)
+        return replace(settings, tile=tile, batch=batch)
+
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._ncnn is not None:
             return self._ncnn(tensor)
@@ -327,9 +333,7 @@ class Upscaler:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
         start = time.perf_counter()
-        settings = settings or UpscaleSettings()
-        tile, batch = self.tile_for(settings)  # once per call: free memory may change meanwhile
-        settings = replace(settings, tile=tile, batch=batch)
+        settings = self.resolve(settings or UpscaleSettings())  # once per call: free memory may change
         if image.dtype not in (np.uint8, np.uint16):
             raise UnsupportedImageError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
         array = image[:, :, None] if image.ndim == 2 else image
@@ -368,8 +372,8 @@ class Upscaler:
             device=self._choice.device,
             precision=self._choice.precision,
             seconds=time.perf_counter() - start,
-            tile=tile,
-            batch=batch,
+            tile=settings.tile or 0,
+            batch=settings.batch or 1,
         )
 
 

@@ -72,17 +72,18 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
 
 
 def _start(request: Request, image: np.ndarray, upscalers: list[core.Upscaler]) -> None:
-    counts = [u.count_tiles(*image.shape[:2], request.settings, image.shape[2]) for u in upscalers]
+    plans = [u.resolve(request.settings) for u in upscalers]  # the tile each uses, fixed for this job
+    counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
 
     def work(ctx: core.JobContext) -> dict[str, core.UpscaleResult]:
         results, offset = {}, 0
-        for upscaler, count in zip(upscalers, counts):
+        for upscaler, plan, count in zip(upscalers, plans, counts):
             name = upscaler.info.name
 
             def report(done: int, total: int, offset: int = offset, name: str = name) -> None:
                 ctx.progress(offset + done, sum(counts), f"{name}, tile {done}/{total}")
 
-            results[name] = upscaler.upscale(image, request.settings, progress=report, cancel=ctx.cancelled)
+            results[name] = upscaler.upscale(image, plan, progress=report, cancel=ctx.cancelled)
             offset += count
         return results
 
@@ -108,7 +109,7 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     else:
         other_name = "bicubic (OpenCV)"
         other = cache.baseline(image, request.image, out.shape[:2], "bicubic")
-    timing = ", ".join(f"{r.model} {r.seconds:.2f} s" for r in results.values())
+    timing = ", ".join(f"{r.model} {r.seconds:.2f} s (tile {r.tile or 'none'})" for r in results.values())
     st.success(f"{first.model} · {first.device} · {first.precision} · {timing} · {core.image_info(out)}")
     shown = [(other_name, other), (request.models[0], out)]
     if reference is not None:

@@ -56,6 +56,7 @@ def test_v1_upscale_keeps_depth_and_alpha_and_reports_headers(client: TestClient
     assert headers["x-model"] == MODEL and headers["x-device"] == "cpu" and headers["x-precision"] == "fp32"
     assert headers["x-input-size"] == "20x16" and headers["x-output-size"] == "40x32"
     assert float(headers["x-elapsed-seconds"]) >= 0
+    assert 0 < int(headers["x-tile"]) <= core.default_tile("cpu")  # the tile the server chose (auto)
     by_query = client.post("/v1/upscale?outscale=3&alpha=drop", files={"file": ("a.png", _png(rgba), "image/png")})
     assert core.decode_image(by_query.content).shape == (48, 60, 3)
     other = client.post("/v1/upscale", files={"file": ("g.png", _png(core.load_sample("camera")[:8, :8]),
