@@ -69,7 +69,8 @@ def inference(body: LegacyRequest, request: Request) -> str:
 @router.post(
     "/v1/upscale", tags=["v1"],
     responses={200: {"content": {"image/png": {}}, "description": "The upscaled image (PNG, bit depth and alpha "
-                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Tile, X-Elapsed-Seconds."},
+                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Tile, "
+                     "X-Elapsed-Seconds."},
                **ERRORS},
     response_class=Response, summary="Upscale an uploaded image, get a PNG back",
 )

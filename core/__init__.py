@@ -50,7 +50,15 @@ from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
-from ._upscaler import Upscaler, UpscaleResult, UpscaleSettings, clear_shared, default_tile, shared_upscaler
+from ._upscaler import (
+    Upscaler,
+    UpscaleResult,
+    UpscaleSettings,
+    clear_shared,
+    default_pad,
+    default_tile,
+    shared_upscaler,
+)
 from ._weights import (
     LoadedModel,
     ModelInfo,
@@ -143,6 +151,7 @@ __all__ = [
     "blend_ramp",
     "convert_ncnn",
     "decode_image",
+    "default_pad",
     "default_tile",
     "default_weights_dir",
     "download_weights",

@@ -195,6 +195,7 @@ def activation_bytes_per_pixel(
         del out
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
     small, large = sides[0] ** 2, sides[1] ** 2
+    # the slope, but never below a quarter of the mean cost at the larger size (a noisy slope)
     return max((peaks[1] - peaks[0]) / (large - small), peaks[1] / large / 4, 1.0)
 
 

@@ -19,7 +19,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ._device import DeviceChoice, activation_bytes_per_pixel, device_memory, prepare_device, resolve_device
+from ._device import (
+    DeviceChoice,
+    activation_bytes_per_pixel,
+    device_memory,
+    prepare_device,
+    resolve_device,
+)
 from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
 from ._ncnn_engine import NcnnForward, ncnn_available
@@ -28,7 +34,7 @@ from ._tiling import plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["COMPILE_MODES", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared",
-           "default_tile", "shared_upscaler"]
+           "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -52,10 +58,18 @@ CPU_MEMORY_FACTOR = {"ncnn": 14.0, "torch": 4.0}
 def default_tile(device: str) -> int:
     """Default tile size in input pixels: bounded memory, small overhead on each device.
 
-    On CUDA this is an upper bound: :meth:`Upscaler.tile_for` lowers it to what fits in
-    free device memory.
+    This is an upper bound: :meth:`Upscaler.tile_for` lowers it to what fits in free GPU
+    memory (CUDA) or available RAM (CPU).
     """
     return 512 if device.startswith("cuda") else 384
+
+
+def default_pad(tile: int) -> int:
+    """Default context per tile side. 16 px keeps seams >= 50 dB PSNR against an untiled run at
+    the default tiles (54.8 dB at 448x448, x4plus) for ~1.2x the untiled cost (24 px: 60.6 dB,
+    ~1.3x). Tiles below 128 px get 24 px: their seams are dense enough to pull the image
+    below 50 dB with 16 (49.3 dB, 48 px tiles on an 80x80 crop)."""
+    return 24 if 0 < tile < 128 else 16
 
 
 @dataclass(frozen=True)
@@ -66,12 +80,13 @@ class UpscaleSettings:
         outscale: final scale in ``(0, 16]``; ``None`` means the model's own scale. The
             model runs at its native scale, then the result is resized to the exact size
             ``round(H * outscale) x round(W * outscale)`` (Lanczos up, area down).
-        tile: tile size in input pixels; ``None`` = the device's default (on CUDA, lowered
-            to what fits in free memory), ``0`` = no tiling.
+        tile: tile size in input pixels; ``None`` = the device's default, lowered to what
+            fits in free memory (:meth:`Upscaler.tile_for`), ``0`` = no tiling.
         batch: tiles per model call (they share one shape); ``None`` = 1. Batches help
             where one tile leaves the GPU idle; on out-of-memory the batch is halved first.
         tile_overlap: blended overlap between tiles, input pixels.
-        tile_pad: extra context given to each tile and cut off its output, input pixels.
+        tile_pad: extra context given to each tile and cut off its output, input pixels;
+            ``None`` = :func:`default_pad` of the tile (16 px, 24 px below 128 px tiles).
         alpha: RGBA only: ``model`` (alpha upscaled by the model as a grey image),
             ``bicubic`` (alpha resized with bicubic) or ``drop`` (RGB output).
         limits: input / output pixel limits.
@@ -81,7 +96,7 @@ class UpscaleSettings:
     tile: int | None = None
     batch: int | None = None
     tile_overlap: int = 8
-    tile_pad: int = 24
+    tile_pad: int | None = None
     alpha: AlphaMode = "model"
     limits: ImageLimits = field(default_factory=ImageLimits)
 
@@ -92,7 +107,7 @@ class UpscaleSettings:
             raise ValueError("tile must be >= 0 (0 disables tiling).")
         if self.batch is not None and not 1 <= self.batch <= 64:
             raise ValueError("batch must be between 1 and 64.")
-        if self.tile_overlap < 0 or self.tile_pad < 0:
+        if self.tile_overlap < 0 or (self.tile_pad is not None and self.tile_pad < 0):
             raise ValueError("tile_overlap and tile_pad must be >= 0.")
         if self.alpha not in ("model", "bicubic", "drop"):
             raise ValueError(f"alpha must be model, bicubic or drop, got {self.alpha!r}.")
@@ -128,7 +143,8 @@ class Upscaler:
         channels_last: bool | None = None,
     ) -> None:
         """``compile_mode``: one of :data:`COMPILE_MODES` to run the network through
-        ``torch.compile`` (PyTorch engine; compiled once per tile shape), ``None`` for eager.
+        ``torch.compile`` (compiled once per tile shape), ``None`` for eager; ignored where
+        the ncnn engine runs (``describe()`` says which).
         ``channels_last``: NHWC memory format; ``None`` = on for the CPU and CUDA."""
         descriptor = loaded.descriptor
         if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
@@ -242,7 +258,8 @@ class Upscaler:
         memory = device_memory(self._choice.device)
         per_pixel = self.activation_bytes_per_pixel() if memory is not None else None
         if memory is not None and per_pixel is not None:
-            fits = tile_for_memory(per_pixel, MEMORY_SHARE * memory[0], batch=batch, pad=settings.tile_pad)
+            pad = settings.tile_pad if settings.tile_pad is not None else 24  # the largest default_pad
+            fits = tile_for_memory(per_pixel, MEMORY_SHARE * memory[0], batch=batch, pad=pad)
             tile = min(tile, fits)
         return tile, batch
 
@@ -255,10 +272,13 @@ class Upscaler:
         return "ncnn" if self._ncnn is not None else "torch"
 
     def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
-        """``settings`` with the concrete tile and batch of :meth:`tile_for` filled in: resolve once,
+        """``settings`` with a concrete tile, batch (:meth:`tile_for`) and context: resolve once,
         then count tiles and upscale with the result, so both agree even if free memory changes."""
+        if settings.tile is not None and settings.batch is not None and settings.tile_pad is not None:
+            return settings
         tile, batch = self.tile_for(settings)
-        return replace(settings, tile=tile, batch=batch)
+        pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile)
+        return replace(settings, tile=tile, batch=batch, tile_pad=pad)
 
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._ncnn is not None:
@@ -285,7 +305,7 @@ class Upscaler:
         offset: int,
         total: int | None,
     ) -> torch.Tensor:
-        tile, batch = self.tile_for(settings)
+        settings = self.resolve(settings)
         grey_model = self._descriptor.input_channels == 1
         if grey_model and planes.shape[1] == 3:
             planes = (planes * _LUMA).sum(dim=1, keepdim=True)
@@ -293,8 +313,8 @@ class Upscaler:
             planes = planes.expand(-1, 3, -1, -1)
         out = run_tiled(
             planes.contiguous(), self._forward, self.net_scale,
-            tile=tile, overlap=settings.tile_overlap, pad=settings.tile_pad, batch=batch,
-            fixed=self._compiled is not None,
+            tile=settings.tile or 0, overlap=settings.tile_overlap, pad=settings.tile_pad or 0,
+            batch=settings.batch or 1, fixed=self._compiled is not None,
             device=self._choice.torch_device, dtype=self._choice.dtype,
             progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
         )
@@ -302,8 +322,8 @@ class Upscaler:
 
     def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
         """How many tiles :meth:`upscale` will run (for progress bars)."""
-        tile, _ = self.tile_for(settings)
-        per_pass = len(plan_tiles(height, width, tile, settings.tile_overlap, settings.tile_pad,
+        settings = self.resolve(settings)
+        per_pass = len(plan_tiles(height, width, settings.tile or 0, settings.tile_overlap, settings.tile_pad or 0,
                                   fixed=self._compiled is not None))  # uniform tiles: the same count
         passes = 2 if channels == 4 and settings.alpha == "model" else 1
         return per_pass * passes
@@ -332,8 +352,17 @@ class Upscaler:
         Raises:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
+        return self._upscale(image, self.resolve(settings or UpscaleSettings()), progress, cancel)
+
+    def _upscale(
+        self,
+        image: np.ndarray,
+        settings: UpscaleSettings,
+        progress: ProgressCallback | None,
+        cancel: CancelCheck | None,
+    ) -> UpscaleResult:
+        """:meth:`upscale` with ``settings`` resolved (a concrete tile and batch)."""
         start = time.perf_counter()
-        settings = self.resolve(settings or UpscaleSettings())  # once per call: free memory may change
         if image.dtype not in (np.uint8, np.uint16):
             raise UnsupportedImageError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
         array = image[:, :, None] if image.ndim == 2 else image

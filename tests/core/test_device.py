@@ -47,3 +47,11 @@ def test_cuda_half_precision_upscale_matches_fp32(weights_dir) -> None:
     assert half.choice.precision == "fp16"
     a, b = half.upscale(image).image, full.upscale(image).image
     assert abs(a.astype(int) - b.astype(int)).mean() < 1.0
+
+
+def test_memory_for_tiles_is_known_on_the_cpu_and_sane() -> None:
+    from core._device import device_memory, host_memory
+
+    memory = host_memory()
+    assert memory is not None and 0 < memory[0] <= memory[1]
+    assert device_memory("cpu") is not None and device_memory("mps") is None

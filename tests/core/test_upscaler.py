@@ -128,3 +128,21 @@ def test_the_upscaler_is_shared_safely_between_threads(compact: core.Upscaler) -
 def test_describe_says_where_the_weights_came_from(x4plus: core.Upscaler) -> None:
     line = x4plus.describe()
     assert "RealESRGAN_x4plus" in line and "cpu" in line and "fp32" in line and "ncnn" in line
+
+
+def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler) -> None:
+    auto = compact.resolve(core.UpscaleSettings())
+    assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1 and auto.tile_pad == core.default_pad(auto.tile)
+    assert compact.resolve(core.UpscaleSettings(tile=48)).tile_pad == 24  # dense seams get more context
+    assert compact.resolve(core.UpscaleSettings(tile=256)).tile_pad == 16
+    assert compact.resolve(core.UpscaleSettings(tile=256, tile_pad=5)).tile_pad == 5
+    assert compact.resolve(auto) is auto
+
+
+def test_default_context_keeps_seams_invisible_at_ordinary_tile_sizes(x4plus: core.Upscaler) -> None:
+    crop = core.load_sample("astronaut")[60:220, 180:340]
+    untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=0)).image
+    settings = x4plus.resolve(core.UpscaleSettings(tile=128))
+    assert settings.tile_pad == 16 and x4plus.count_tiles(160, 160, settings) == 4
+    value = psnr(x4plus.upscale(crop, settings).image / 255.0, untiled / 255.0)
+    assert value >= 50, f"tiled (128 px, 16 px context) vs untiled: {value:.1f} dB"
