@@ -222,6 +222,9 @@ def system_info() -> dict[str, object]:
         "cpu": platform.processor() or platform.machine(),
         "process memory (MB)": round(_rss_mb() or 0.0, 1),
     }
+    ram = host_memory()
+    if ram is not None:
+        info["ram available / total (GB)"] = f"{ram[0] / 2**30:.1f} / {ram[1] / 2**30:.1f}"
     for index in range(torch.cuda.device_count()):
         free, total = torch.cuda.mem_get_info(index)
         info[f"gpu {index}"] = torch.cuda.get_device_name(index)

@@ -21,7 +21,8 @@ def sidebar() -> None:
                          help="auto: fp16 on CUDA where the model supports it, fp32 elsewhere.")
     st.sidebar.number_input("Tile size (0 = no tiling)", min_value=0, max_value=2048, value=None,
                             step=32, key="tile", placeholder="auto",
-                            help="Tiles bound memory use; auto picks a size for the device.")
+                            help="Tiles bound memory use; auto picks the largest default that fits in free memory "
+                                 "(RAM on the CPU, GPU memory on CUDA). The result line shows the tile used.")
     with st.sidebar:
         upscaler = load_upscaler(st.session_state.model)
         if upscaler is not None:

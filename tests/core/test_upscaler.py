@@ -132,7 +132,8 @@ def test_describe_says_where_the_weights_came_from(x4plus: core.Upscaler) -> Non
 
 def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler) -> None:
     auto = compact.resolve(core.UpscaleSettings())
-    assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1 and auto.tile_pad == core.default_pad(auto.tile)
+    assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1
+    assert auto.tile_pad == core.default_pad(auto.tile)
     assert compact.resolve(core.UpscaleSettings(tile=48)).tile_pad == 24  # dense seams get more context
     assert compact.resolve(core.UpscaleSettings(tile=256)).tile_pad == 16
     assert compact.resolve(core.UpscaleSettings(tile=256, tile_pad=5)).tile_pad == 5

@@ -161,7 +161,7 @@ def test_models_and_system_page() -> None:
     assert bool(table.loc["RealESRGAN_x4plus", "available"]) and table.loc["RealESRGAN_x4plus", "parameters"] > 16e6
     assert not bool(table.loc["RealESRNet_x4plus", "available"])
     system = at.dataframe[1].value
-    assert "torch" in system[""].tolist()
+    assert "torch" in system[""].tolist() and "ram available / total (GB)" in system[""].tolist()
     at.button(key="clear_models").click().run()
     assert "cleared" in at.success[0].value
 
