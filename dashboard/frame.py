@@ -27,6 +27,9 @@ def sidebar() -> None:
         upscaler = load_upscaler(st.session_state.model)
         if upscaler is not None:
             st.caption(f"In use: {upscaler.describe()}")
+            if st.session_state.get("tile") is None:
+                auto = upscaler.resolve(core.UpscaleSettings())
+                st.caption(f"Auto tile now: {auto.tile} px with {auto.tile_pad} px context (fits free memory).")
     missing = [info for info in infos if not info.available]
     if missing:
         with st.sidebar.expander(f"{len(missing)} models not available"):
