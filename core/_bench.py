@@ -72,6 +72,7 @@ class BenchRow:
     percent_of_peak: float | None
     psnr_vs_pytorch: float | None = None
     note: str = ""
+    runs: int = 0
 
 
 def conv_flops_per_pixel(model: torch.nn.Module, scale: int, channels: int = 3) -> float:
@@ -230,8 +231,12 @@ def _child_main(argv: list[str]) -> None:
 
 
 def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device: str = "auto",
-              repeats: int = 3, subprocesses: bool = True, log=None) -> tuple[list[BenchRow], dict]:
-    """Run every (model, size, engine); returns the rows and the machine info."""
+              repeats: int = 3, rounds: int = 1, subprocesses: bool = True, log=None) -> tuple[list[BenchRow], dict]:
+    """Run every (model, size, engine); returns the rows and the machine info.
+
+    ``rounds``: run the engines in turn this many times (each a fresh process with its own
+    warm-up and ``repeats``); times are pooled, so the medians compare like with like.
+    """
     device = resolve_device(device).device
     info = machine_info(device)
     peak = info["rough_cpu_peak_gflops"] if device == "cpu" else None
@@ -243,23 +248,36 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
             for size in sizes:
                 outputs: dict[str, np.ndarray] = {}
                 measured: dict[str, dict] = {}
-                for number, engine in enumerate(engines):
-                    target = Path(tmp) / f"engine{number}.npy"
-                    try:
-                        if subprocesses:
-                            proc = subprocess.run(
-                                [sys.executable, "-m", "core._bench", engine, model, str(size), device, str(repeats),
-                                 str(target)], capture_output=True, text=True, check=True,
-                                env=os.environ | {"PYTHONWARNINGS": "ignore"})
-                            measured[engine] = json.loads(proc.stdout)
+                for round_index in range(rounds):  # engines take turns: drift on a noisy machine hits all alike
+                    for number, engine in enumerate(engines):
+                        if round_index and engine not in measured:
+                            continue  # skipped in the first round
+                        target = Path(tmp) / f"engine{number}.npy"
+                        try:
+                            if subprocesses:
+                                proc = subprocess.run(
+                                    [sys.executable, "-m", "core._bench", engine, model, str(size), device,
+                                     str(repeats), str(target)], capture_output=True, text=True, check=True,
+                                    env=os.environ | {"PYTHONWARNINGS": "ignore"})
+                                result = json.loads(proc.stdout)
+                            else:
+                                result = _measure(engine, model, size, device, repeats, target)
+                            outputs[engine] = np.load(target)
+                        except (subprocess.CalledProcessError, RuntimeError) as exc:
+                            detail = exc.stderr.strip().splitlines()[-1] if isinstance(
+                                exc, subprocess.CalledProcessError) and exc.stderr.strip() else str(exc)
+                            if log:
+                                log(f"{engine} {model} {size}: skipped ({detail})")
+                            continue
+                        if engine in measured:  # later rounds: pool the times, keep the largest peaks
+                            first = measured[engine]
+                            first["times"] += result["times"]
+                            first["median"] = statistics.median(first["times"])
+                            first["peak_rss_mb"] = max(first["peak_rss_mb"], result["peak_rss_mb"])
+                            if result["peak_cuda_mb"] is not None:
+                                first["peak_cuda_mb"] = max(first["peak_cuda_mb"] or 0.0, result["peak_cuda_mb"])
                         else:
-                            measured[engine] = _measure(engine, model, size, device, repeats, target)
-                        outputs[engine] = np.load(target)
-                    except (subprocess.CalledProcessError, RuntimeError) as exc:
-                        detail = exc.stderr.strip().splitlines()[-1] if isinstance(exc, subprocess.CalledProcessError) \
-                            and exc.stderr.strip() else str(exc)
-                        if log:
-                            log(f"{engine} {model} {size}: skipped ({detail})")
+                            measured[engine] = result
                 for engine, m in measured.items():
                     reference = outputs.get("pytorch")
                     psnr = None
@@ -269,9 +287,10 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
                     gflops = m["flops"] / m["median"] / 1e9
                     rows.append(BenchRow(engine, model, size, device, m["median"], min(m["times"]), max(m["times"]),
                                          size * size / 1e6 / m["median"], m["peak_rss_mb"], m["peak_cuda_mb"],
-                                         gflops, 100 * gflops / peak if peak else None, psnr, m["note"]))
+                                         gflops, 100 * gflops / peak if peak else None, psnr, m["note"],
+                                         len(m["times"])))
                     if log:
-                        log(f"{engine:8s} {model} {size}x{size}: {m['median']:.3f} s")
+                        log(f"{engine:8s} {model} {size}x{size}: {m['median']:.3f} s ({len(m['times'])} runs)")
     return rows, info
 
 

@@ -241,6 +241,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.quick:
             sizes, repeats = [24], 1
         rows, info = run_bench(models, sizes, engines, device=device, repeats=repeats,
+                               rounds=1 if args.quick else args.rounds,
                                subprocesses=not args.in_process, log=None if args.quiet else _err)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
@@ -332,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--engines", default="ours,pytorch,ncnn",
                     help="ours, pytorch, ncnn, ncnn-vulkan; variants of ours with colon options, e.g. "
                          "ours:batch=4, ours:tile=256, ours:compile=reduce-overhead, ours:nchw, ours:torch, ours:bf16")
-    bn.add_argument("--repeats", type=int, default=3)
+    bn.add_argument("--repeats", type=int, default=3, help="timed runs per engine process, after a warm-up")
+    bn.add_argument("--rounds", type=int, default=1,
+                    help="engines take turns this many times (fresh processes); times are pooled")
     bn.add_argument("--device", default="auto")
     bn.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     bn.add_argument("--in-process", action="store_true", help="no subprocess per engine (peak RSS is shared)")

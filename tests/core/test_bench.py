@@ -26,13 +26,14 @@ def test_flop_count_matches_the_architecture(weights_dir: Path) -> None:
 
 def test_quick_bench_rows_and_agreement(weights_dir: Path) -> None:
     rows, info = run_bench(["realesr-animevideov3"], [24], ["ours", "pytorch", "ncnn"], device="cpu", repeats=1,
-                           subprocesses=False)
+                           rounds=2, subprocesses=False)
     assert {r.engine for r in rows} == {"ours", "pytorch", "ncnn"} and info["threads"] == torch.get_num_threads()
     by = {r.engine: r for r in rows}
     assert by["pytorch"].psnr_vs_pytorch == float("inf")
     assert by["ncnn"].psnr_vs_pytorch > 100 and by["ours"].psnr_vs_pytorch > 60
     for row in rows:
         assert row.median_s > 0 and row.min_s <= row.median_s <= row.max_s and row.gflops > 0
+        assert row.runs == 2  # one timed run in each of two rounds
         assert abs(row.lr_mp_per_s - 24 * 24 / 1e6 / row.median_s) < 1e-9
     table = format_table(rows)
     assert "ours/ncnn time" in table and "ours/pytorch time" in table
