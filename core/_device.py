@@ -11,6 +11,7 @@ tiler how large a tile fits.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -138,11 +139,8 @@ def host_memory() -> tuple[int, int] | None:
     """``(available, total)`` bytes of RAM for this process: the smaller of the system's and the
     container's (cgroup v2 ``memory.max``); ``None`` where neither can be read."""
     try:
-        fields = {
-            line.split(":")[0]: int(line.split()[1]) * 1024
-            for line in Path("/proc/meminfo").read_text().splitlines() if line.split()[1:2]
-        }
-        available, total = fields["MemAvailable"], fields["MemTotal"]
+        fields = dict(re.findall(r"^(MemTotal|MemAvailable):\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M))
+        available, total = int(fields["MemAvailable"]) * 1024, int(fields["MemTotal"]) * 1024
     except (OSError, KeyError, ValueError, IndexError):
         try:
             page = os.sysconf("SC_PAGE_SIZE")
