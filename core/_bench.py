@@ -35,6 +35,7 @@ import torch
 
 from ._device import resolve_device
 from ._ncnn_engine import NcnnForward, ncnn_available
+from ._probe import conv_flops_per_pixel
 from ._samples import load_sample
 from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import load_model, ncnn_model_files
@@ -73,27 +74,6 @@ class BenchRow:
     psnr_vs_pytorch: float | None = None
     note: str = ""
     runs: int = 0
-
-
-def conv_flops_per_pixel(model: torch.nn.Module, scale: int, channels: int = 3) -> float:
-    """Convolution FLOPs (2 per multiply-add) per LR pixel, counted with forward hooks."""
-    total = 0.0
-    side = 16
-
-    def hook(module: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        total += 2.0 * output.numel() * (module.in_channels // module.groups) * kernel
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    try:
-        parameter = next(model.parameters())
-        with torch.inference_mode():
-            model(torch.zeros(1, channels, side, side, dtype=parameter.dtype, device=parameter.device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total / (side * side)
 
 
 def _cpu_model() -> str:

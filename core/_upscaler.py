@@ -29,6 +29,7 @@ from ._device import (
 from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
 from ._ncnn_engine import NcnnForward, ncnn_available
+from ._probe import widest_activation
 from ._resize import resize, target_size
 from ._tiling import plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
@@ -236,7 +237,7 @@ class Upscaler:
         with self._memory_lock:
             if self._bytes_per_pixel is None:
                 if self._choice.device == "cpu":
-                    widest = _widest_activation(self._descriptor.model, self._descriptor.input_channels)
+                    widest = widest_activation(self._descriptor.model, self._descriptor.input_channels)
                     itemsize = 4 if self._ncnn is not None else self._choice.dtype.itemsize
                     self._bytes_per_pixel = CPU_MEMORY_FACTOR[self.engine] * widest * itemsize
                 else:
@@ -404,28 +405,6 @@ class Upscaler:
             tile=settings.tile or 0,
             batch=settings.batch or 1,
         )
-
-
-def _widest_activation(model: torch.nn.Module, channels: int) -> float:
-    """The most elements per input pixel any layer outputs (a 16x16 probe on the CPU)."""
-    widest = 0.0
-    side = 16
-
-    def hook(module: torch.nn.Module, inputs: object, output: object) -> None:
-        nonlocal widest
-        if isinstance(output, torch.Tensor):
-            widest = max(widest, output.numel() / (side * side))
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        parameter = next(model.parameters())
-        with torch.inference_mode():
-            model(torch.zeros(1, channels, side, side, dtype=parameter.dtype, device=parameter.device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return widest
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:
