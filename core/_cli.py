@@ -238,6 +238,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in sizes_text.split(",") if s.strip()]
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
         repeats = args.repeats
+        if repeats < 1 or args.rounds < 1:
+            raise ValueError("--repeats and --rounds must be at least 1")
         if args.quick:
             sizes, repeats = [24], 1
         rows, info = run_bench(models, sizes, engines, device=device, repeats=repeats,

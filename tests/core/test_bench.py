@@ -95,3 +95,5 @@ def test_unknown_engines_and_options_are_refused_before_running(capsys) -> None:
             parse_engine(bad)
     assert main(["bench", "--quick", "--engines", "ours,ours:turbo", "-q"]) == 2
     assert "ours:turbo" in capsys.readouterr().err
+    assert main(["bench", "--rounds", "0", "-q"]) == 2
+    assert "--rounds" in capsys.readouterr().err
