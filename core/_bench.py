@@ -197,9 +197,8 @@ def _measure(engine: str, model: str, size: int, device: str, repeats: int, outp
         times.append(time.perf_counter() - start)
     if output is not None:
         np.save(output, result.astype(np.float32))
-    median = statistics.median(times)
     return {
-        "times": times, "median": median, "flops": flops * size * size, "note": note,
+        "times": times, "flops": flops * size * size, "note": note,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
     }
@@ -208,6 +207,31 @@ def _measure(engine: str, model: str, size: int, device: str, repeats: int, outp
 def _child_main(argv: list[str]) -> None:
     engine, model, size, device, repeats, output = argv
     sys.stdout.write(json.dumps(_measure(engine, model, int(size), device, int(repeats), Path(output))))
+
+
+def _measure_once(engine: str, model: str, size: int, device: str, repeats: int, target: Path,
+                  subprocesses: bool) -> dict:
+    """One engine process (or an in-process run): its times and peaks; the output goes to ``target``.
+
+    Raises ``RuntimeError`` with the reason when the engine cannot run here.
+    """
+    if not subprocesses:
+        return _measure(engine, model, size, device, repeats, target)
+    proc = subprocess.run(
+        [sys.executable, "-m", "core._bench", engine, model, str(size), device, str(repeats), str(target)],
+        capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def _pool(first: dict, later: dict) -> dict:
+    """Two measurements of one engine as one: all times, the larger peaks."""
+    cuda = [m["peak_cuda_mb"] for m in (first, later) if m["peak_cuda_mb"] is not None]
+    return first | {"times": first["times"] + later["times"],
+                    "peak_rss_mb": max(first["peak_rss_mb"], later["peak_rss_mb"]),
+                    "peak_cuda_mb": max(cuda) if cuda else None}
 
 
 def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device: str = "auto",
@@ -234,43 +258,27 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
                             continue  # skipped in the first round
                         target = Path(tmp) / f"engine{number}.npy"
                         try:
-                            if subprocesses:
-                                proc = subprocess.run(
-                                    [sys.executable, "-m", "core._bench", engine, model, str(size), device,
-                                     str(repeats), str(target)], capture_output=True, text=True, check=True,
-                                    env=os.environ | {"PYTHONWARNINGS": "ignore"})
-                                result = json.loads(proc.stdout)
-                            else:
-                                result = _measure(engine, model, size, device, repeats, target)
-                            outputs[engine] = np.load(target)
-                        except (subprocess.CalledProcessError, RuntimeError) as exc:
-                            detail = exc.stderr.strip().splitlines()[-1] if isinstance(
-                                exc, subprocess.CalledProcessError) and exc.stderr.strip() else str(exc)
+                            result = _measure_once(engine, model, size, device, repeats, target, subprocesses)
+                        except RuntimeError as exc:
                             if log:
-                                log(f"{engine} {model} {size}: skipped ({detail})")
+                                log(f"{engine} {model} {size}: skipped ({exc})")
                             continue
-                        if engine in measured:  # later rounds: pool the times, keep the largest peaks
-                            first = measured[engine]
-                            first["times"] += result["times"]
-                            first["median"] = statistics.median(first["times"])
-                            first["peak_rss_mb"] = max(first["peak_rss_mb"], result["peak_rss_mb"])
-                            if result["peak_cuda_mb"] is not None:
-                                first["peak_cuda_mb"] = max(first["peak_cuda_mb"] or 0.0, result["peak_cuda_mb"])
-                        else:
-                            measured[engine] = result
+                        outputs[engine] = np.load(target)
+                        measured[engine] = _pool(measured[engine], result) if engine in measured else result
                 for engine, m in measured.items():
                     reference = outputs.get("pytorch")
                     psnr = None
                     if reference is not None and engine in outputs and outputs[engine].shape == reference.shape:
                         mse = float(np.mean((outputs[engine].astype(np.float64) - reference) ** 2))
                         psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-                    gflops = m["flops"] / m["median"] / 1e9
-                    rows.append(BenchRow(engine, model, size, device, m["median"], min(m["times"]), max(m["times"]),
-                                         size * size / 1e6 / m["median"], m["peak_rss_mb"], m["peak_cuda_mb"],
+                    median = statistics.median(m["times"])
+                    gflops = m["flops"] / median / 1e9
+                    rows.append(BenchRow(engine, model, size, device, median, min(m["times"]), max(m["times"]),
+                                         size * size / 1e6 / median, m["peak_rss_mb"], m["peak_cuda_mb"],
                                          gflops, 100 * gflops / peak if peak else None, psnr, m["note"],
                                          len(m["times"])))
                     if log:
-                        log(f"{engine:8s} {model} {size}x{size}: {m['median']:.3f} s ({len(m['times'])} runs)")
+                        log(f"{engine:8s} {model} {size}x{size}: {median:.3f} s ({len(m['times'])} runs)")
     return rows, info
 
 

@@ -272,6 +272,11 @@ class Upscaler:
         """``"ncnn"`` or ``"torch"``: what runs the network."""
         return "ncnn" if self._ncnn is not None else "torch"
 
+    @property
+    def _fixed_tiles(self) -> bool:
+        """Tiles of exactly the tile size: one input shape for a compiled graph."""
+        return self._compiled is not None
+
     def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
         """``settings`` with a concrete tile, batch (:meth:`tile_for`) and context: resolve once,
         then count tiles and upscale with the result, so both agree even if free memory changes."""
@@ -315,7 +320,7 @@ class Upscaler:
         out = run_tiled(
             planes.contiguous(), self._forward, self.net_scale,
             tile=settings.tile or 0, overlap=settings.tile_overlap, pad=settings.tile_pad or 0,
-            batch=settings.batch or 1, fixed=self._compiled is not None,
+            batch=settings.batch or 1, fixed=self._fixed_tiles,
             device=self._choice.torch_device, dtype=self._choice.dtype,
             progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
         )
@@ -325,7 +330,7 @@ class Upscaler:
         """How many tiles :meth:`upscale` will run (for progress bars)."""
         settings = self.resolve(settings)
         per_pass = len(plan_tiles(height, width, settings.tile or 0, settings.tile_overlap, settings.tile_pad or 0,
-                                  fixed=self._compiled is not None))  # uniform tiles: the same count
+                                  fixed=self._fixed_tiles))  # uniform tiles: the same count
         passes = 2 if channels == 4 and settings.alpha == "model" else 1
         return per_pass * passes
 
