@@ -52,6 +52,11 @@ class NcnnForward:
         opt.use_fp16_arithmetic = False
         opt.use_bf16_storage = False
         opt.use_winograd_convolution = True
+        # F(4,3) only: the variant ncnn picks for these networks on x86 anyway, pinned so the
+        # memory bound in core/_memory.py (2.25x per transform) holds on every CPU (F(6,3) and
+        # F(2,3) keep larger buffers: 74.5 KB per LR pixel of x4plus against 59 KB).
+        opt.use_winograd23_convolution = opt.use_winograd63_convolution = False
+        opt.use_winograd43_convolution = True
         opt.num_threads = threads or torch.get_num_threads()
         if net.load_param(str(param)) != 0 or net.load_model(str(binary)) != 0:
             raise ConversionError(f"ncnn could not load {param.name}.")

@@ -28,8 +28,9 @@ from ._device import (
 )
 from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
+from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
 from ._ncnn_engine import NcnnForward, ncnn_available
-from ._probe import widest_activation
+from ._probe import activation_profile
 from ._resize import resize, target_size
 from ._tiling import plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
@@ -49,11 +50,6 @@ MAX_OUTSCALE = 16.0
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 # Share of the free device memory (or available RAM) the tiles of one call may use.
 MEMORY_SHARE = 0.5
-# CPU peak memory per input pixel = factor x the widest activation's bytes per input pixel.
-# Calibrated on RealESRGAN_x4plus (widest: 64 channels at 4x = 4 KB per LR pixel in fp32),
-# peak RSS of one forward measured here: ncnn 47-53 KB per LR pixel (its Winograd and
-# packing buffers), PyTorch channels-last 8-12 KB. tests/core/test_fast_paths.py re-measures.
-CPU_MEMORY_FACTOR = {"ncnn": 14.0, "torch": 4.0}
 
 
 def default_tile(device: str) -> int:
@@ -232,14 +228,14 @@ class Upscaler:
         return self._compile_mode
 
     def activation_bytes_per_pixel(self) -> float | None:
-        """Peak memory per input pixel of one model call: measured once on CUDA, estimated from
-        the network on the CPU (:data:`CPU_MEMORY_FACTOR`), ``None`` elsewhere."""
+        """Peak memory per input pixel of one model call: measured once on CUDA, an upper bound
+        derived from the network's activations and the engine's buffers on the CPU
+        (:func:`core._memory.cpu_bytes_per_pixel`), ``None`` elsewhere."""
         with self._memory_lock:
             if self._bytes_per_pixel is None:
                 if self._choice.device == "cpu":
-                    widest = widest_activation(self._descriptor.model, self._descriptor.input_channels)
-                    itemsize = 4 if self._ncnn is not None else self._choice.dtype.itemsize
-                    self._bytes_per_pixel = CPU_MEMORY_FACTOR[self.engine] * widest * itemsize
+                    profile = activation_profile(self._descriptor.model, self._descriptor.input_channels)
+                    self._bytes_per_pixel = cpu_bytes_per_pixel(profile, self.engine, self._choice.dtype.itemsize)
                 else:
                     self._bytes_per_pixel = activation_bytes_per_pixel(
                         self._descriptor, self._descriptor.input_channels, self._choice.device, self._choice.dtype)
@@ -260,7 +256,8 @@ class Upscaler:
         per_pixel = self.activation_bytes_per_pixel() if memory is not None else None
         if memory is not None and per_pixel is not None:
             pad = settings.tile_pad if settings.tile_pad is not None else 24  # the largest default_pad
-            fits = tile_for_memory(per_pixel, MEMORY_SHARE * memory[0], batch=batch, pad=pad)
+            budget = MEMORY_SHARE * memory[0] - (CALL_OVERHEAD if self._choice.device == "cpu" else 0)
+            fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad)
             tile = min(tile, fits)
         return tile, batch
 
@@ -400,7 +397,10 @@ class Upscaler:
         if (out_h, out_w) != (net_h, net_w):
             method = "area" if out_h < net_h else "lanczos"
             out = resize(np.ascontiguousarray(out, dtype=np.float32), (out_h, out_w), method)
-        final = np.clip(np.rint(out * top), 0, top).astype(array.dtype)
+        # in place: `out` is this call's own array, and each copy would be the size of the whole output
+        np.multiply(out, top, out=out)
+        np.clip(np.rint(out, out=out), 0, top, out=out)
+        final = out.astype(array.dtype)
         return UpscaleResult(
             image=final,
             model=self._info.name,

@@ -1,0 +1,74 @@
+"""How much host memory one model call needs on the CPU, per input (LR) pixel of a tile.
+
+The estimate chooses the CPU tile size (:meth:`core.Upscaler.tile_for`), so it must be an
+upper bound on every machine, or a large tile makes the machine swap or the process get
+killed. It is built from what drives the memory, not fitted to one measurement:
+
+* the network's activations: the most elements alive at once during a forward, traced on
+  the tensors' storages (:func:`core._probe.activation_profile`). This is a property of the
+  graph, the same on every machine;
+* the engine's working buffers on top of them (below);
+* the upscaler's own buffers around the call: the float output and the blend weights of a
+  tile, and the copies made while converting the result (:data:`EDGE_COPIES` output-sized
+  float32 buffers);
+* :data:`MARGIN` for what varies between machines: allocator rounding and page granularity,
+  per-thread scratch of the convolution kernels, the Winograd tile rounding to a cache-sized
+  block;
+* :data:`CALL_OVERHEAD`, a fixed cost per call whatever the tile (kernels and scratch set up
+  for a new input shape): it matters only for small tiles.
+
+Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x64 input):
+
+* ``torch`` (oneDNN convolutions): the activations, plus one copy of the widest
+  convolution input, which oneDNN may reorder into its blocked layout. The activations are
+  freed before the result is converted, so the edge buffers count only if they are larger.
+* ``ncnn``: ncnn's pool allocator keeps every buffer it handed out (and keeps them after the
+  call, for the next one), so the edge buffers come on top, and its peak is the
+  activations plus, for each distinct convolution input shape, a
+  bordered (padded) copy of the input and its Winograd-transformed copies. With F(4,3)
+  (:class:`core._ncnn_engine.NcnnForward` pins that variant, so the figure does not depend
+  on which one a CPU would prefer) a transform is 36/16 = 2.25x its input, and the trace
+  shows up to three transforms of one shape alive in the pools (the 64-channel 4x layers:
+  3 x 2.25 + 1 border = 7.75 inputs). Measured on x4plus: 49-61 KB per LR pixel, against
+  8.2 KB of activations.
+
+``tests/core/test_fast_paths.py`` measures the peak RSS of one call on several tile sizes
+and models with both engines and checks it against this bound from both sides;
+``benchmarks/cpu_memory.py`` prints the table.
+"""
+
+from __future__ import annotations
+
+from ._probe import ActivationProfile
+
+__all__ = ["CALL_OVERHEAD", "EDGE_COPIES", "MARGIN", "NCNN_BUFFERS_PER_CONV_INPUT", "cpu_bytes_per_pixel"]
+
+# ncnn: a bordered copy (1) and three Winograd F(4,3) transforms (3 x 36/16) per conv input shape.
+NCNN_BUFFERS_PER_CONV_INPUT = 1 + 3 * 36 / 16
+# Output-sized float32 buffers around one call: tile output, blend weights, the conversion copies.
+EDGE_COPIES = 4
+# 10 %: allocator rounding, page granularity, per-thread scratch, Winograd tile rounding (measured
+# spread between tile sizes and CPUs: the bound without it is 1.10-1.45x the measured peak).
+MARGIN = 1.10
+# Fixed bytes per call (measured: 2-7 MB on a 64x64 input beyond the per-pixel cost), with room.
+CALL_OVERHEAD = 32 * 2**20
+
+
+def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int = 4) -> float:
+    """Upper bound on the host memory one more LR pixel of a tile costs on ``engine`` (a call on
+    ``p`` pixels needs at most ``p * cpu_bytes_per_pixel(...) + CALL_OVERHEAD`` bytes).
+
+    Args:
+        profile: the network's :class:`~core._probe.ActivationProfile` (elements per LR pixel).
+        engine: ``"torch"`` or ``"ncnn"`` (ncnn always computes in float32).
+        itemsize: bytes per activation element on the torch engine (4 for fp32, 2 for bf16).
+
+    Raises:
+        ValueError: for an unknown engine.
+    """
+    edge = EDGE_COPIES * 4 * profile.output
+    if engine == "ncnn":  # its pools still hold the forward's buffers while the result is converted
+        return MARGIN * (4 * (profile.live_peak + NCNN_BUFFERS_PER_CONV_INPUT * profile.conv_inputs) + edge)
+    if engine == "torch":  # the activations are freed before the result is converted
+        return MARGIN * max(itemsize * (profile.live_peak + profile.widest_conv_input), edge)
+    raise ValueError(f"No CPU memory model for engine {engine!r}.")
