@@ -10,6 +10,10 @@ Loading order for a catalogue model (first that works wins, and the result says 
 Any other ``.pth`` / ``.pt`` / ``.ckpt`` / ``.safetensors`` dropped into the weights
 folder that spandrel recognises becomes a model named after its file stem; files that
 spandrel does not recognise are listed with the reason and never crash a caller.
+
+Files in the weights folder are data, never code: they are read only by :func:`read_state_dict`
+(safetensors, or PyTorch's restricted ``weights_only`` unpickler), and TorchScript archives,
+whose ``__setstate__`` methods run when they are loaded, are refused without being opened.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import spandrel
-from safetensors.torch import save_file
+import torch
+from safetensors.torch import load_file, save_file
 
 from ._catalogue import CATALOGUE, ModelSpec
 from ._errors import (
@@ -152,6 +158,49 @@ def _catalogue_info(spec: ModelSpec, folder: Path) -> ModelInfo:
     )
 
 
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zips holding compiled code (``<name>/code/...``, ``constants.pkl``)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, read without running anything the file contains.
+
+    ``.safetensors`` through safetensors; ``.pth`` / ``.pt`` / ``.ckpt`` through
+    ``torch.load(weights_only=True)`` (PyTorch's restricted unpickler: tensors and plain
+    containers only). Raises :class:`UnsupportedModelError` for TorchScript archives (loading
+    one runs its code), other suffixes, and files that are not plain weights.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    if suffix not in WEIGHT_SUFFIXES:
+        raise UnsupportedModelError(f"{path.name}: unsupported weights file type {suffix!r}.")
+    if _is_torchscript(path):
+        raise UnsupportedModelError(
+            f"{path.name} is a TorchScript archive; loading one runs the code inside it, so the studio "
+            "never opens them. Save the model's state dict (.pth) or a .safetensors file instead.")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the restricted unpickler refuses anything but plain weights
+        raise UnsupportedModelError(
+            f"{path.name} is not a plain weights file ({str(exc).splitlines()[0][:160]}).") from exc
+    if not isinstance(loaded, dict):
+        raise UnsupportedModelError(f"{path.name} holds a {type(loaded).__name__}, not a state dict.")
+    return loaded
+
+
+def _describe_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
+    """Read ``path`` safely and let spandrel detect the architecture (CPU, fp32)."""
+    descriptor = spandrel.ModelLoader().load_from_state_dict(read_state_dict(path))
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise UnsupportedModelError("it is not an image-to-image model (e.g. an inpainting model)")
+    return descriptor
+
+
 _local_cache: dict[tuple[str, int, int], ModelInfo] = {}
 _local_lock = threading.Lock()
 
@@ -165,9 +214,7 @@ def _local_info(path: Path) -> ModelInfo:
         return cached
     name = path.stem
     try:
-        descriptor = spandrel.ModelLoader().load_from_file(path)
-        if not isinstance(descriptor, spandrel.ImageModelDescriptor):
-            raise UnsupportedModelError("it is not an image-to-image model (e.g. an inpainting model)")
+        descriptor = _describe_file(path)
         info = ModelInfo(name, descriptor.architecture.name, descriptor.scale, True,
                          f"local file {path.name}", kind="local", path=path)
     except Exception as exc:  # any failure of a third-party file is reported, not raised
@@ -217,14 +264,12 @@ def model_info(name: str, weights_dir: Path | None = None) -> ModelInfo:
 
 def _load_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
     try:
-        descriptor = spandrel.ModelLoader().load_from_file(path)
+        descriptor = _describe_file(path)
     except Exception as exc:
         raise UnsupportedModelError(
             f"{path.name} is not a model spandrel recognises ({str(exc).splitlines()[0][:200]}). "
             "Remove it or replace it with a valid weights file."
         ) from exc
-    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
-        raise UnsupportedModelError(f"{path.name} is not an image-to-image model.")
     return descriptor.eval()
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -142,3 +145,75 @@ def test_failed_download_falls_back_to_the_ncnn_conversion(server: LoopbackServe
     monkeypatch.setitem(_catalogue.CATALOGUE, other.name, dataclasses.replace(other, url=f"{server.url}/missing.pth"))
     with pytest.raises(core.DownloadError, match="Could not download"):
         core.load_model(other.name, folder, allow_download=True)
+
+
+_PAYLOAD = '''
+import sys, torch
+from typing import Tuple
+
+class Payload(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.note = "pwned"
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[str, bool]:
+        return (self.note, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[str, bool]) -> None:
+        self.note = state[0]
+        self.training = state[1]
+        print("PAYLOAD-RAN-AT-LOAD", self.note)  # code run by merely loading the file
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+torch.jit.script(Payload()).save(sys.argv[1])
+'''
+
+_STUDIO_OPENS = '''
+import sys
+from pathlib import Path
+import core
+folder = Path(sys.argv[1])
+names = {info.name: info for info in core.list_models(folder)}
+print("LISTED", names["evil"].available, names["evil"].reason)
+try:
+    core.Upscaler.load("evil", device="cpu", weights_dir=folder)
+except core.StudioError as exc:
+    print("REFUSED", type(exc).__name__, exc)
+'''
+
+
+def test_a_torchscript_file_in_weights_is_never_run(tmp_path: Path) -> None:
+    """A TorchScript archive runs its __setstate__ when loaded: listing, looking up and loading
+    models must refuse it without opening it (in a fresh process, as `core models` and the API do)."""
+    payload = tmp_path / "evil.pt"
+    builder = tmp_path / "build_payload.py"  # TorchScript compiles from source, so it must be a file
+    builder.write_text(_PAYLOAD)
+    subprocess.run([sys.executable, str(builder), str(payload)], check=True, capture_output=True)
+    builder.unlink()
+    control = subprocess.run([sys.executable, "-c", f"import torch; torch.jit.load({str(payload)!r})"],
+                             capture_output=True, text=True, check=True)
+    assert "PAYLOAD-RAN-AT-LOAD" in control.stdout  # the payload is live: torch.jit.load runs it
+    ours = subprocess.run([sys.executable, "-c", _STUDIO_OPENS, str(tmp_path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert "PAYLOAD-RAN-AT-LOAD" not in ours.stdout + ours.stderr
+    assert "LISTED False Not usable: evil.pt is a TorchScript archive" in ours.stdout
+    assert "REFUSED UnsupportedModelError" in ours.stdout and "TorchScript" in ours.stdout
+
+
+def test_plain_weights_files_load_through_the_restricted_reader(tmp_path: Path, weights_dir: Path) -> None:
+    from core._weights import read_state_dict
+
+    state = core.load_model("realesr-animevideov3", weights_dir).descriptor.model.state_dict()
+    torch.save(state, tmp_path / "mine.pth")
+    torch.save({"params": state}, tmp_path / "wrapped.pt")  # a nested checkpoint, as BasicSR saves them
+    torch.save({"weights": state, "run_dir": Path("/tmp")}, tmp_path / "pickled.pth")
+    assert set(read_state_dict(tmp_path / "mine.pth")) == set(state)
+    infos = {info.name: info for info in core.list_models(tmp_path)}
+    assert infos["mine"].available and infos["wrapped"].available and infos["mine"].scale == 4
+    assert not infos["pickled"].available and "not a plain weights file" in infos["pickled"].reason
+    upscaler = core.Upscaler.load("wrapped", device="cpu", weights_dir=tmp_path)
+    assert upscaler.upscale(np.zeros((8, 8, 3), np.uint8)).image.shape == (32, 32, 3)
