@@ -18,6 +18,7 @@ before the pixels are decompressed (decompression-bomb protection).
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,35 @@ def _is_high_bit_depth(im: Image.Image, data: bytes) -> bool:
     return False
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# High-bit-depth decodes go through OpenCV, which sizes buffers from the file's headers: at most
+# this many run at once, whatever the number of requests or threads.
+_DECODE_SLOTS = threading.BoundedSemaphore(2)
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Every PNG chunk must fit inside the file before a decoder sees it: OpenCV allocates a
+    chunk's declared length up front (a 90-byte file declaring a 4 GB IDAT costs 4 GB)."""
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length  # length, type, data, CRC
+        if length > 2**31 - 1 or end > len(data):
+            raise ImageDecodeError(
+                f"The PNG is truncated or corrupt: its {kind.decode('latin-1')!r} chunk declares {length} bytes, "
+                f"but only {max(len(data) - position - 12, 0)} follow.")
+        if kind == b"IEND":
+            return
+        position = end
+    raise ImageDecodeError("The PNG is truncated: it ends before its IEND chunk.")
+
+
 def _decode_high_bit_depth(data: bytes, orientation: int) -> np.ndarray:
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if data.startswith(_PNG_SIGNATURE):
+        _check_png_chunks(data)
+    with _DECODE_SLOTS:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageDecodeError("The 16-bit image could not be decoded (truncated or corrupt).")
     if array.dtype not in (np.uint8, np.uint16):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -141,3 +144,48 @@ def test_write_png_is_atomic_and_display_view(tmp_path, rgb: np.ndarray) -> None
     np.testing.assert_array_equal(core.to_display(rgb.astype(np.uint16) * 257), rgb)
     assert core.to_display(rgb[:, :, :1]).shape == (40, 60)
     assert core.image_info(rgb) == "60x40 RGB 8-bit"
+
+
+_PNG_BOMB_RSS = '''
+import resource, struct, threading, zlib
+import core
+
+def chunk(kind, body, declared=None):
+    size = len(body) if declared is None else declared
+    return struct.pack(">I", size) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+# 86 bytes: a 64x64 16-bit PNG whose IDAT declares ~4 GB (the eXIf chunk keeps Pillow from
+# stumbling on it first, so the file reaches the 16-bit decoder)
+data = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 0))
+        + chunk(b"eXIf", b"MM\\x00*\\x00\\x00\\x00\\x08\\x00\\x00")
+        + chunk(b"IDAT", zlib.compress(b"\\x00" * 8), declared=0xFFFFFF00) + chunk(b"IEND", b""))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+errors = []
+def decode():
+    try:
+        core.decode_image(data)
+    except core.ImageDecodeError as exc:
+        errors.append(str(exc))
+threads = [threading.Thread(target=decode) for _ in range(5)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(data), len(errors), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print(errors[0])
+'''
+
+
+def test_a_png_declaring_a_huge_chunk_is_refused_before_any_allocation() -> None:
+    """A tiny 16-bit PNG whose IDAT declares ~4 GB made OpenCV allocate it (5 at once: 20 GB)."""
+    out = subprocess.run([sys.executable, "-c", _PNG_BOMB_RSS], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.splitlines()
+    size, refused, grown_mb = out[0].split()
+    assert int(size) < 100 and int(refused) == 5
+    assert float(grown_mb) < 200, f"5 decodes of a {size}-byte file grew the peak RSS by {float(grown_mb):.0f} MB"
+    assert "'IDAT' chunk declares 4294967040 bytes" in out[1]
+
+
+def test_png_chunks_must_reach_iend() -> None:
+    png = core.encode_png(np.full((4, 4, 3), 1000, np.uint16))
+    assert core.decode_image(png).dtype == np.uint16  # a valid 16-bit PNG still decodes
+    with pytest.raises(core.ImageDecodeError, match="truncated"):
+        core.decode_image(png[: png.rindex(b"IEND") - 4])
