@@ -11,7 +11,7 @@ import binascii
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 import core
@@ -23,6 +23,14 @@ router = APIRouter()
 ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Alpha = Literal["model", "bicubic", "drop"]
+
+
+def _options(**fields: object) -> core.UpscaleSettings:
+    """The request's upscale settings; a combination the core refuses (a 5-px tile) is a 422."""
+    try:
+        return core.UpscaleSettings(**fields)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise HTTPException(422, f"Invalid request: {exc}") from exc
 
 
 def _run(request: Request, upscaler: core.Upscaler, image, settings: core.UpscaleSettings) -> core.UpscaleResult:
@@ -62,7 +70,9 @@ def inference(body: LegacyRequest, request: Request) -> str:
     default = request.app.state.upscaler
     precision = "fp16" if body.half and default is not None and default.choice.device.startswith("cuda") else "auto"
     upscaler = _upscaler(request, None, precision)
-    result = _run(request, upscaler, image, core.UpscaleSettings(tile=body.tile, limits=settings.limits))
+    # the original service took any tile: raise tiny ones to the minimum instead of refusing them
+    tile = body.tile if body.tile == 0 else max(body.tile, core.MIN_TILE)
+    result = _run(request, upscaler, image, _options(tile=tile, limits=settings.limits))
     return base64.b64encode(core.encode_png(result.image)).decode("ascii")
 
 
@@ -94,9 +104,8 @@ def upscale(
     settings = request.app.state.settings
     image = core.decode_image(file.file.read(), settings.limits)
     upscaler = _upscaler(request, model or model_q, precision or precision_q or "auto")
-    options = core.UpscaleSettings(outscale=outscale or outscale_q,
-                                   tile=tile if tile is not None else tile_q,
-                                   alpha=alpha or alpha_q or "model", limits=settings.limits)
+    options = _options(outscale=outscale or outscale_q, tile=tile if tile is not None else tile_q,
+                       alpha=alpha or alpha_q or "model", limits=settings.limits)
     result = _run(request, upscaler, image, options)
     out = result.image
     headers = {

@@ -51,6 +51,8 @@ from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
 from ._upscaler import (
+    MAX_TILE,
+    MIN_TILE,
     Upscaler,
     UpscaleResult,
     UpscaleSettings,
@@ -152,6 +154,8 @@ __all__ = [
     "convert_ncnn",
     "decode_image",
     "default_pad",
+    "MAX_TILE",
+    "MIN_TILE",
     "default_tile",
     "default_weights_dir",
     "download_weights",

@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-o", "--output", required=True, help="output folder")
     up.add_argument("--model", default=DEFAULT_MODEL)
     up.add_argument("--outscale", type=float, default=None, help="final scale (default: the model's)")
-    up.add_argument("--tile", type=int, default=None, help="tile size in input pixels; 0 = no tiling")
+    up.add_argument("--tile", type=int, default=None,
+                    help="tile size in input pixels (32-8192); 0 = no tiling where the image fits in memory")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     up.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     up.add_argument("--alpha", default="model", choices=["model", "bicubic", "drop"])

@@ -10,6 +10,7 @@ blob before it (the x4 network), and the upscaler resizes to the requested scale
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from ._errors import ConversionError
 from ._ncnn import parse_param
 
 __all__ = ["NcnnForward", "ncnn_available"]
+
+_NCNN_ALLOCATION_FAILED = -100  # what ncnn's layers return when an allocator gives them no memory
 
 
 def ncnn_available() -> bool:
@@ -62,6 +65,10 @@ class NcnnForward:
             raise ConversionError(f"ncnn could not load {param.name}.")
         self._net = net
         self._mat = ncnn.Mat
+        # Our own pools (thread-safe; shared by all calls, so buffers stay warm between tiles as with
+        # ncnn's default), so that after an allocation failure the cached buffers can be released
+        # before the tiler retries with a smaller tile: ncnn's own pools cannot be cleared from Python.
+        self._blobs, self._workspace = ncnn.PoolAllocator(), ncnn.PoolAllocator()
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` float32 CPU in ``[0, 1]`` -> ``(N, 3, sH, sW)``, clamped to ``[0, 1]``.
@@ -71,12 +78,41 @@ class NcnnForward:
         if tensor.shape[0] != 1:
             return torch.cat([self(tensor[i : i + 1]) for i in range(tensor.shape[0])])
         data = np.ascontiguousarray(tensor[0].detach().cpu().numpy(), dtype=np.float32)
+        try:
+            status, result = self._extract(data)
+        except MemoryError:
+            status = _NCNN_ALLOCATION_FAILED
+        if status == _NCNN_ALLOCATION_FAILED:  # the tiler halves the tile on out-of-memory
+            self._retire_pools()
+            raise torch.OutOfMemoryError(f"ncnn could not allocate memory for a {data.shape[1]}x{data.shape[2]} tile")
+        if status != 0:
+            raise RuntimeError(f"ncnn inference failed with status {status}")
+        return result.clamp_(0, 1)[None]
+
+    def _extract(self, data: np.ndarray) -> tuple[int, torch.Tensor]:
         extractor = self._net.create_extractor()
+        extractor.set_blob_allocator(self._blobs)
+        extractor.set_workspace_allocator(self._workspace)
         # ncnn.Mat wraps `data` without copying: `data` must stay alive until extract returns.
         extractor.input(self.input_blob, self._mat(data))
         status, out = extractor.extract(self.output_blob)
-        if status != 0:
-            raise RuntimeError(f"ncnn inference failed with status {status}")
-        result = torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
-        del extractor, data
-        return result.clamp_(0, 1)[None]
+        result = torch.from_numpy(np.array(out, dtype=np.float32, copy=True)) if status == 0 else torch.empty(0)
+        del extractor, out
+        return status, result
+
+    def release(self) -> None:
+        """Free the buffers the pools keep for later calls (buffers in use stay)."""
+        self._blobs.clear()
+        self._workspace.clear()
+
+    def _retire_pools(self) -> None:
+        """After an allocation failure: free the pools' buffers and switch to new pools. ncnn's pool
+        records the failed allocation as in use forever and prints "FATAL ERROR! pool allocator
+        destroyed too early" when destroyed, so the emptied pools (a few hundred bytes each) are
+        kept alive for the life of the process instead."""
+        import ncnn
+
+        self.release()
+        for pool in (self._blobs, self._workspace):
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(pool))
+        self._blobs, self._workspace = ncnn.PoolAllocator(), ncnn.PoolAllocator()

@@ -182,6 +182,16 @@ def _crop_core(output: torch.Tensor, tile: Tile, scale: int) -> torch.Tensor:
     return output[:, :, (y0 - py0) * scale : (y1 - py0) * scale, (x0 - px0) * scale : (x1 - px0) * scale]
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA's and the engines' out-of-memory error, Python's and numpy's ``MemoryError``, and
+    PyTorch's CPU allocator or oneDNN failing to allocate (plain ``RuntimeError``s)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    # oneDNN reports a failed workspace allocation as "could not create a primitive"
+    return isinstance(exc, RuntimeError) and any(
+        marker in str(exc) for marker in ("can't allocate memory", "could not create a primitive"))
+
+
 @dataclass
 class _Plan:
     """What the loop currently uses: tiles per batch, and a tile size forced by out-of-memory."""
@@ -214,7 +224,9 @@ def _run_chunk(
     if len(chunk) > 1 or (fixed and plan.batch > 1):
         try:
             return _forward_batch(image, forward, scale, chunk, device, dtype, plan.batch if fixed else 0)
-        except torch.OutOfMemoryError:
+        except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not _out_of_memory(exc):
+                raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             plan.batch = max(1, plan.batch // 2)
@@ -232,16 +244,19 @@ def _run_chunk(
                 pad=pad, device=device, dtype=dtype, cancel=cancel,
             )
             return [_crop_core(sub, item, scale)]
-        except torch.OutOfMemoryError as exc:
+        except (RuntimeError, MemoryError) as exc:
+            if not _out_of_memory(exc):
+                raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             first = max(y1 - y0, x1 - x0)
             plan.tile = (plan.tile or first) // 2
             if plan.tile < MIN_TILE:
+                advice = ("Close other GPU programs, choose a smaller model, or run on the CPU."
+                          if device.type == "cuda" else "Close other programs or choose a smaller model.")
                 raise OutOfMemoryError(
-                    f"Out of device memory: tiles from {first} px down to {MIN_TILE} px were tried. Close other "
-                    "GPU programs, choose a smaller model, or run on the CPU."
-                ) from exc
+                    f"Out of {device.type.upper()} memory: tiles from {first} px down to {MIN_TILE} px were tried. "
+                    + advice) from exc
 
 
 def run_tiled(

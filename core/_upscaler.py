@@ -35,8 +35,8 @@ from ._resize import resize, target_size
 from ._tiling import plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
-__all__ = ["COMPILE_MODES", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared",
-           "default_pad", "default_tile", "shared_upscaler"]
+__all__ = ["COMPILE_MODES", "MAX_TILE", "MIN_TILE", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler",
+           "clear_shared", "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -46,6 +46,11 @@ CancelCheck = Callable[[], bool]
 # RGB2GRAY and the official Real-ESRGAN script do for grey images and alpha).
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_OUTSCALE = 16.0
+# Tile sizes a caller may ask for. Below 32 px the context around each tile costs more than the
+# tile (a 1-px tile runs (1 + 2 * 16)^2 = 1089 px per output pixel) and one call holds a worker
+# for minutes; the out-of-memory fallback may still go lower on its own.
+MIN_TILE = 32
+MAX_TILE = 8192
 # torch.compile modes (opt-in): "reduce-overhead" adds CUDA graphs on CUDA.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 # Share of the free device memory (or available RAM) the tiles of one call may use.
@@ -77,8 +82,9 @@ class UpscaleSettings:
         outscale: final scale in ``(0, 16]``; ``None`` means the model's own scale. The
             model runs at its native scale, then the result is resized to the exact size
             ``round(H * outscale) x round(W * outscale)`` (Lanczos up, area down).
-        tile: tile size in input pixels; ``None`` = the device's default, lowered to what
-            fits in free memory (:meth:`Upscaler.tile_for`), ``0`` = no tiling.
+        tile: tile size in input pixels (:data:`MIN_TILE` to :data:`MAX_TILE`); ``None`` = the
+            device's default, lowered to what fits in free memory (:meth:`Upscaler.tile_for`);
+            ``0`` = no tiling where the whole image fits in memory, else the largest tile that does.
         batch: tiles per model call (they share one shape); ``None`` = 1. Batches help
             where one tile leaves the GPU idle; on out-of-memory the batch is halved first.
         tile_overlap: blended overlap between tiles, input pixels.
@@ -100,8 +106,9 @@ class UpscaleSettings:
     def __post_init__(self) -> None:
         if self.outscale is not None and not 0 < self.outscale <= MAX_OUTSCALE:
             raise ValueError(f"outscale must be in (0, {MAX_OUTSCALE:g}], got {self.outscale}.")
-        if self.tile is not None and self.tile < 0:
-            raise ValueError("tile must be >= 0 (0 disables tiling).")
+        if self.tile is not None and self.tile != 0 and not MIN_TILE <= self.tile <= MAX_TILE:
+            raise ValueError(f"tile must be 0 (no tiling where it fits) or between {MIN_TILE} and {MAX_TILE} px, "
+                             f"got {self.tile}.")
         if self.batch is not None and not 1 <= self.batch <= 64:
             raise ValueError("batch must be between 1 and 64.")
         if self.tile_overlap < 0 or (self.tile_pad is not None and self.tile_pad < 0):
@@ -119,7 +126,7 @@ class UpscaleResult:
     device: str
     precision: str
     seconds: float
-    tile: int
+    tile: int  # 0 where the image ran as one tile
     batch: int = 1
 
 
@@ -246,19 +253,23 @@ class Upscaler:
 
         An explicit ``settings.tile`` is used as given. Otherwise the device default, lowered
         where needed (CUDA, and the CPU) to the largest tile whose batch fits in
-        :data:`MEMORY_SHARE` of the free device memory or available RAM.
+        :data:`MEMORY_SHARE` of the free device memory or available RAM. ``tile=0`` ("no
+        tiling") is capped the same way, from :data:`MAX_TILE` down: an image that fits runs
+        whole, a larger one in the largest tiles that fit.
         """
         batch = settings.batch or 1
-        if settings.tile is not None:
+        if settings.tile:
             return settings.tile, batch
-        tile = default_tile(self._choice.device)
+        tile = default_tile(self._choice.device) if settings.tile is None else MAX_TILE
         memory = device_memory(self._choice.device)
         per_pixel = self.activation_bytes_per_pixel() if memory is not None else None
         if memory is not None and per_pixel is not None:
             pad = settings.tile_pad if settings.tile_pad is not None else 24  # the largest default_pad
             budget = MEMORY_SHARE * memory[0] - (CALL_OVERHEAD if self._choice.device == "cpu" else 0)
-            fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad)
-            tile = min(tile, fits)
+            fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad, largest=MAX_TILE)
+            tile = max(MIN_TILE, min(tile, fits))
+        elif settings.tile == 0:
+            return 0, batch  # memory unknown (MPS): as asked
         return tile, batch
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
@@ -277,7 +288,7 @@ class Upscaler:
     def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
         """``settings`` with a concrete tile, batch (:meth:`tile_for`) and context: resolve once,
         then count tiles and upscale with the result, so both agree even if free memory changes."""
-        if settings.tile is not None and settings.batch is not None and settings.tile_pad is not None:
+        if settings.tile and settings.batch is not None and settings.tile_pad is not None:
             return settings
         tile, batch = self.tile_for(settings)
         pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile)
@@ -407,7 +418,7 @@ class Upscaler:
             device=self._choice.device,
             precision=self._choice.precision,
             seconds=time.perf_counter() - start,
-            tile=settings.tile or 0,
+            tile=settings.tile if total > (2 if channels == 4 and settings.alpha == "model" else 1) else 0,
             batch=settings.batch or 1,
         )
 

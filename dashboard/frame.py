@@ -9,6 +9,13 @@ from dashboard.common import load_upscaler
 from pages import benchmark, degradation_lab, models, upscale
 
 
+def _at_least_min_tile() -> None:
+    tile = st.session_state.get("tile")
+    if tile is not None and 0 < tile < core.MIN_TILE:
+        st.session_state.tile = core.MIN_TILE
+        st.session_state.tile_raised = True
+
+
 def sidebar() -> None:
     st.sidebar.header("Model")
     infos = core.list_models()
@@ -20,9 +27,13 @@ def sidebar() -> None:
     st.sidebar.selectbox("Precision", ["auto", "fp32", "fp16", "bf16"], key="precision",
                          help="auto: fp16 on CUDA where the model supports it, fp32 elsewhere.")
     st.sidebar.number_input("Tile size (0 = no tiling)", min_value=0, max_value=2048, value=None,
-                            step=32, key="tile", placeholder="auto",
-                            help="Tiles bound memory use; auto picks the largest default that fits in free memory "
-                                 "(RAM on the CPU, GPU memory on CUDA). The result line shows the tile used.")
+                            step=32, key="tile", placeholder="auto", on_change=_at_least_min_tile,
+                            help=f"Tiles bound memory use; auto picks the largest default that fits in free memory "
+                                 f"(RAM on the CPU, GPU memory on CUDA); 0 runs the image whole where it fits. "
+                                 f"At least {core.MIN_TILE} px. The result line shows the tile used.")
+    if st.session_state.pop("tile_raised", False):
+        st.sidebar.info(f"Tiles are at least {core.MIN_TILE} px (smaller ones cost more in context than they "
+                        "save); the tile size was set to that.")
     with st.sidebar:
         upscaler = load_upscaler(st.session_state.model)
         if upscaler is not None:

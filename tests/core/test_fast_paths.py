@@ -4,6 +4,8 @@ channels-last, torch.compile, and the tile chosen from free memory. The same cod
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,10 +34,10 @@ def test_batched_tiles_give_the_image_of_single_tiles(weights_dir, compact_torch
     upscaler = compact_torch if engine == "torch" else core.Upscaler.load(
         "realesr-animevideov3", device="cpu", engine="ncnn", weights_dir=weights_dir)
     image = _wide(core.load_sample("chelsea")[:72, :88])
-    single = upscaler.upscale(image, core.UpscaleSettings(tile=24)).image
+    single = upscaler.upscale(image, core.UpscaleSettings(tile=32)).image
     calls: list[tuple[int, int]] = []
-    result = upscaler.upscale(image, core.UpscaleSettings(tile=24, batch=4), progress=lambda d, t: calls.append((d, t)))
-    total = upscaler.count_tiles(72, 88, core.UpscaleSettings(tile=24))
+    result = upscaler.upscale(image, core.UpscaleSettings(tile=32, batch=4), progress=lambda d, t: calls.append((d, t)))
+    total = upscaler.count_tiles(72, 88, core.UpscaleSettings(tile=32))
     assert result.batch == 4 and total > 4
     assert calls[-1] == (total, total) and len(calls) == -(-total // 4)
     value = psnr(result.image / 65535.0, single / 65535.0)
@@ -56,10 +58,10 @@ def test_compiled_network_matches_eager_and_compiles_once_for_all_image_sizes(we
     compiled = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", compile_mode="default",
                                   weights_dir=weights_dir)
     assert compiled.compile_mode == "default" and "compiled" in compiled.describe()
-    settings = core.UpscaleSettings(tile=24, tile_pad=8, batch=3)
+    settings = core.UpscaleSettings(tile=32, tile_pad=8, batch=3)
     before = counters["stats"]["unique_graphs"]
     outputs = []
-    for size in [(64, 80), (90, 52)]:  # different sizes and tile counts, one tile shape
+    for size in [(72, 80), (100, 52)]:  # different sizes and tile counts, one tile shape
         image = _wide(core.load_sample("rocket")[: size[0], : size[1]])
         ours = compiled.upscale(image, settings).image
         eager = compact_torch.upscale(image, core.UpscaleSettings(tile=0)).image
@@ -144,3 +146,57 @@ def test_cuda_batched_compiled_fp16_matches_cpu_fp32(weights_dir) -> None:
     ours = fast.upscale(image, core.UpscaleSettings(tile=32, batch=4)).image
     value = psnr(ours / 65535.0, reference.upscale(image).image / 65535.0)
     assert value >= 40, f"CUDA fp16 compiled batched vs CPU fp32: {value:.1f} dB"
+
+
+_UNDER_A_MEMORY_CAP = """
+import resource, sys, numpy as np, core
+from core import _tiling
+engine, headroom_mb, model, side = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+handled = []
+check = _tiling._out_of_memory
+_tiling._out_of_memory = lambda exc: bool(check(exc) and not handled.append(type(exc).__name__))
+up = core.Upscaler.load(model, device="cpu", engine=engine)
+image = np.tile(core.load_sample("astronaut"), (2, 2, 1))[:side, :side]
+up.upscale(image[:64, :64])  # warm-up
+vsz = int(open("/proc/self/statm").read().split()[0]) * 4096
+resource.setrlimit(resource.RLIMIT_AS, (vsz + headroom_mb * 2**20, resource.RLIM_INFINITY))
+result = up.upscale(image, core.UpscaleSettings(tile=side))  # one tile of the whole image needs more than the cap
+print(result.image.shape, sorted(set(handled)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="caps the address space with RLIMIT_AS")
+@pytest.mark.parametrize(("engine", "model", "side"), [("ncnn", "realesr-animevideov3", 512),
+                                                       ("torch", "RealESRGAN_x4plus", 256)])
+def test_running_out_of_cpu_memory_halves_the_tile(weights_dir, engine: str, model: str, side: int) -> None:
+    """Under a real memory cap the engines' allocation failures (ncnn status -100, numpy MemoryError,
+    PyTorch's and oneDNN's RuntimeErrors) take the out-of-memory path: smaller tiles, not an error."""
+    # 300 MB above the loaded process: one whole-image tile needs about 0.5-0.8 GB, half-size tiles fit
+    proc = subprocess.run([sys.executable, "-c", _UNDER_A_MEMORY_CAP, engine, "300", model, str(side)],
+                          capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FATAL" not in proc.stderr  # ncnn's pools are released and retired cleanly
+    shape, handled = proc.stdout.strip().split(" [")
+    assert shape == str((side * 4, side * 4, 3)) and handled != "]", f"no out-of-memory was hit: {proc.stdout}"
+
+
+def test_tile_zero_means_untiled_where_it_fits(compact_torch, monkeypatch) -> None:
+    per_pixel = compact_torch.activation_bytes_per_pixel()
+    monkeypatch.setattr(_upscaler, "device_memory", lambda device: (64 * 2**30, 128 * 2**30))
+    image = core.load_sample("chelsea")[:100, :120]
+    assert compact_torch.upscale(image, core.UpscaleSettings(tile=0)).tile == 0  # plenty of memory: one tile
+    free = 200 * 2**20  # a small machine: "no tiling" must not mean "all the memory"
+    monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
+    cap = core.tile_for_memory(per_pixel, _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD, pad=24,
+                               largest=core.MAX_TILE)
+    assert compact_torch.tile_for(core.UpscaleSettings(tile=0)) == (cap, 1)
+    big = np.tile(core.load_sample("chelsea"), (2, 1, 1))[: cap + 40, : cap + 40]
+    result = compact_torch.upscale(big, core.UpscaleSettings(tile=0))
+    assert result.tile == cap and result.image.shape == ((cap + 40) * 4, (cap + 40) * 4, 3)
+
+
+def test_tiny_tiles_are_refused() -> None:
+    for tile in (1, 16, core.MIN_TILE - 1, core.MAX_TILE + 1):
+        with pytest.raises(ValueError, match="tile must be 0"):
+            core.UpscaleSettings(tile=tile)
+    assert core.UpscaleSettings(tile=core.MIN_TILE).tile == core.MIN_TILE

@@ -177,3 +177,12 @@ def test_cancel_a_running_upscale() -> None:
     wait(at, lambda a: bool(a.info) and any("Cancelled" in i.value for i in a.info))
     assert not at.success and not at.error
     assert [b for b in at.button if b.key == "run"]  # ready to run again
+
+
+def test_a_tile_below_the_minimum_is_raised_with_a_note() -> None:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.sidebar.number_input(key="tile").set_value(5).run()
+    assert not at.exception, at.exception
+    assert at.sidebar.number_input(key="tile").value == core.MIN_TILE
+    assert any(f"at least {core.MIN_TILE} px" in info.value for info in at.sidebar.info)
