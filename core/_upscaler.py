@@ -47,7 +47,7 @@ CancelCheck = Callable[[], bool]
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 MAX_OUTSCALE = 16.0
 # Tile sizes a caller may ask for. Below 32 px the context around each tile costs more than the
-# tile (a 1-px tile runs (1 + 2 * 16)^2 = 1089 px per output pixel) and one call holds a worker
+# tile (a 1-px tile runs (1 + 2 * 24)^2 = 2401 px per output pixel) and one call holds a worker
 # for minutes; the out-of-memory fallback may still go lower on its own.
 MIN_TILE = 32
 MAX_TILE = 8192
