@@ -6,6 +6,7 @@ are fully convolutional, so every activation's size is proportional to the input
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +26,8 @@ def _probe(model: torch.nn.Module, modules: list[torch.nn.Module], hook: Callabl
     try:
         parameter = next(model.parameters())
         probe = torch.zeros(1, channels, SIDE, SIDE, dtype=parameter.dtype, device=parameter.device)
-        with torch.inference_mode():
-            if mode is None:
-                model(probe)
-            else:
-                with mode:
-                    model(probe)
+        with torch.inference_mode(), mode or contextlib.nullcontext():
+            model(probe)
     finally:
         for handle in handles:
             handle.remove()
