@@ -8,8 +8,8 @@ dashboard and the API share one model in device memory (see ``docs/deploy-aws.md
 from __future__ import annotations
 
 import logging
+import math
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,61 +18,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import core
 from api.gate import BusyError, WorkGate
 from api.metrics import Metrics
-from api.routes import router
+from api.middleware import BodyLimit, Observe
+from api.routes import LOADING, router
 from api.settings import ApiSettings
 
 log = logging.getLogger("studio.api")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 (declared or streamed)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLargeError:
-            await _too_large(self.limit, send)
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-async def _too_large(limit: int, send: Send) -> None:
-    response = JSONResponse({"error": "too_large", "message": f"The request body is over {limit // 2**20} MB."},
-                            status_code=413)
-    await response({"type": "http"}, _empty_receive, send)
-
-
-async def _empty_receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -143,20 +98,12 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
     app.state.gate = WorkGate(settings.max_running, settings.max_waiting)
     app.state.metrics = Metrics()
     app.state.upscaler = None
-    app.state.load_error = "The model is still loading."
+    app.state.load_error = LOADING
+    app.state.stop_at = math.inf  # set by the server when a graceful shutdown starts (see api.serve)
     _install_handlers(app, settings)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", None)
-        if path is not None:  # API routes only (not the dashboard's assets)
-            app.state.metrics.observe(request.method, path, response.status_code, time.perf_counter() - start)
-        return response
-
     app.include_router(router)
+    app.add_middleware(Observe, observe=app.state.metrics.observe)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if streamlit_app is not None:
         app.mount("/", streamlit_app)

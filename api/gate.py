@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class BusyError(Exception):
     """No slot and no room to wait: the client should retry later."""
+
+
+class GaveUpError(Exception):
+    """The caller stopped waiting (its client disconnected)."""
 
 
 class WorkGate:
@@ -28,18 +32,35 @@ class WorkGate:
             return self.running + self.waiting
 
     @contextmanager
-    def slot(self, timeout: float) -> Iterator[float]:
-        """Hold a slot; yields the seconds spent waiting. Raises :class:`BusyError`."""
+    def slot(self, timeout: float, cancelled: Callable[[], bool] | None = None) -> Iterator[float]:
+        """Hold a slot; yields the seconds spent waiting.
+
+        Raises :class:`BusyError` when full or after ``timeout`` s of waiting, and
+        :class:`GaveUpError` when ``cancelled()`` turns true while waiting (polled 4 times a second).
+        """
         with self._lock:
             if self.running + self.waiting >= self._max_total:
                 raise BusyError("The server is busy: too many requests are queued.")
             self.waiting += 1
         start = time.monotonic()
-        acquired = self._slots.acquire(timeout=timeout)
-        with self._lock:
-            self.waiting -= 1
-            if acquired:
-                self.running += 1
+        deadline = start + timeout
+        acquired = gave_up = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                acquired = self._slots.acquire(timeout=max(0.0, min(left, 0.25)))
+                if acquired or left <= 0:
+                    break
+                if cancelled is not None and cancelled():
+                    gave_up = True
+                    break
+        finally:
+            with self._lock:
+                self.waiting -= 1
+                if acquired:
+                    self.running += 1
+        if gave_up:
+            raise GaveUpError("The client went away while waiting.")
         if not acquired:
             raise BusyError("The server is busy: the request waited too long for the device.")
         try:

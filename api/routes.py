@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import time
 from typing import Annotated, Literal
 
@@ -15,10 +16,13 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 import core
-from api.gate import BusyError
+from api.gate import BusyError, GaveUpError
+from api.middleware import client_gone
 from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready
 
 router = APIRouter()
+log = logging.getLogger("studio.api")
+LOADING = "The model is still loading."
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -34,13 +38,26 @@ def _options(**fields: object) -> core.UpscaleSettings:
 
 
 def _run(request: Request, upscaler: core.Upscaler, image, settings: core.UpscaleSettings) -> core.UpscaleResult:
-    app_settings = request.app.state.settings
-    deadline = time.monotonic() + app_settings.request_timeout
-    with request.app.state.gate.slot(timeout=app_settings.request_timeout):
-        try:
-            return upscaler.upscale(image, settings, cancel=lambda: time.monotonic() > deadline)
-        except core.CancelledError as exc:
-            raise BusyError(f"The request took longer than {app_settings.request_timeout:.0f} s.") from exc
+    """Wait for the device, then upscale; stop at the time limit, when the client leaves, or at shutdown."""
+    state = request.app.state
+    timeout = state.settings.request_timeout
+    deadline = time.monotonic() + timeout
+    gone = client_gone(request.scope)
+
+    def stop() -> bool:
+        return gone.is_set() or time.monotonic() > min(deadline, state.stop_at)
+
+    try:
+        with state.gate.slot(timeout, cancelled=stop):
+            return upscaler.upscale(image, settings, cancel=stop)
+    except (core.CancelledError, GaveUpError) as exc:
+        if gone.is_set():
+            log.info("%s: the client disconnected; its job was cancelled", request.url.path)
+            raise core.CancelledError("The client disconnected; the job was cancelled.") from exc
+        if time.monotonic() > state.stop_at:
+            log.info("%s: stopped by the shutdown; answered 503", request.url.path)
+            raise BusyError("The server is shutting down; the job was stopped. Retry in a moment.") from exc
+        raise BusyError(f"The request took longer than {timeout:.0f} s.") from exc
 
 
 def _upscaler(request: Request, model: str | None, precision: str) -> core.Upscaler:
@@ -50,6 +67,8 @@ def _upscaler(request: Request, model: str | None, precision: str) -> core.Upsca
     if default is not None and name == default.info.name and precision == "auto":
         return default
     if default is None and name == settings.model:
+        if request.app.state.load_error == LOADING:
+            raise BusyError("The default model is still loading.")
         raise core.WeightsMissingError(f"The default model is not loaded: {request.app.state.load_error}")
     return core.shared_upscaler(name, settings.device, precision)
 
@@ -58,7 +77,7 @@ def _upscaler(request: Request, model: str | None, precision: str) -> core.Upsca
              summary="Upscale a base64 image (the original contract)",
              response_description="The upscaled image as a base64-encoded PNG string.")
 def inference(body: LegacyRequest, request: Request) -> str:
-    text = body.img_str.strip()
+    text = "".join(body.img_str.split())  # as `base64` prints it: line breaks every 76 characters
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
     try:

@@ -9,8 +9,12 @@ dashboard/app.py`` beside it for the two-process layout).
 from __future__ import annotations
 
 import argparse
+import logging
+import time
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
@@ -22,8 +26,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--api-only", action="store_true", help="serve the API without the dashboard")
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logging.getLogger("studio").addHandler(handler)
+    logging.getLogger("studio").setLevel(logging.INFO)
     app = create_app(ApiSettings.from_env(), dashboard=not args.api_only)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACE)
+    _Server(config, app).run()
+
+
+GRACE = 10  # seconds between SIGTERM and closing the connections that are still open
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that tells the app when a SIGTERM / SIGINT starts the graceful shutdown.
+
+    In-flight jobs that can finish within the grace period finish; the others (and requests
+    still waiting for the device) are stopped 2 s before it ends and answered 503 with
+    Retry-After, instead of having their connection dropped unanswered.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            self.app.state.stop_at = time.monotonic() + GRACE - 2
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class ImageTooLargeError(StudioError):
 class UnknownModelError(StudioError):
     """No model of that name is in the catalogue or in ``weights/``."""
 
-    http_status = 400
+    http_status = 404
 
 
 class UnsupportedModelError(StudioError):
@@ -45,9 +45,12 @@ class UnsupportedModelError(StudioError):
 
 
 class WeightsMissingError(StudioError):
-    """The model is known but its weights cannot be found, converted or downloaded."""
+    """The model is known but its weights are not here; the message says how to get them.
 
-    http_status = 503
+    409 rather than 503: retrying does not help until someone adds the weights.
+    """
+
+    http_status = 409
 
 
 class ConversionError(StudioError):

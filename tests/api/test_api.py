@@ -42,6 +42,11 @@ def test_legacy_contract_round_trip(client: TestClient) -> None:
     tiled = client.post("/inference", json=body | {"tile": 16, "half": True})  # half is ignored on the CPU
     assert tiled.status_code == 200  # a tile under the minimum is raised to it, as the original service took any
     assert not Path("results").joinpath("output.png").exists()  # output_dir is never written
+    wrapped = base64.encodebytes(_png(image)).decode()  # 76-char lines, as `base64` and encodebytes print it
+    assert "\n" in wrapped
+    response = client.post("/inference", json=body | {"img_str": wrapped.replace("\n", "\r\n")})
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(core.decode_image(base64.b64decode(response.json())), direct)
 
 
 def test_v1_upscale_keeps_depth_and_alpha_and_reports_headers(client: TestClient) -> None:
@@ -94,12 +99,20 @@ def test_v1_errors(client: TestClient) -> None:
     assert tiny.status_code == 422 and "tile must be 0" in tiny.json()["message"]  # not a minutes-long job
     unknown = post(files={"file": ("x.png", _png(np.zeros((4, 4, 3), np.uint8)), "image/png")},
                    data={"model": "nope"})
-    assert unknown.status_code == 400 and "No model named" in unknown.json()["message"]
+    assert unknown.status_code == 404 and "No model named" in unknown.json()["message"]
     missing = post(files={"file": ("x.png", _png(np.zeros((4, 4, 3), np.uint8)), "image/png")},
                    data={"model": "RealESRNet_x4plus"})
-    assert missing.status_code == 503 and missing.headers["retry-after"] and "RealESRNet_x4plus.pth" in missing.text
+    # retrying will not help: 409 with how to get the weights, not 503 + Retry-After
+    assert missing.status_code == 409 and "retry-after" not in missing.headers
+    assert "RealESRNet_x4plus.pth" in missing.text and "Download it from" in missing.text
     big_body = post(files={"file": ("x.png", b"\0" * 2_100_000, "image/png")})
     assert big_body.status_code == 413
+    boundary = b"b0undary"
+    multipart = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n'
+                 b"Content-Type: image/png\r\n\r\n" + b"\0" * 2_100_000 + b"\r\n--" + boundary + b"--\r\n")
+    chunked = post(content=(multipart[i:i + 65536] for i in range(0, len(multipart), 65536)),  # no Content-Length
+                   headers={"content-type": f"multipart/form-data; boundary={boundary.decode()}"})
+    assert chunked.status_code == 413 and chunked.json()["error"] == "too_large"
     huge = _png(np.zeros((5000, 5000), np.uint8))  # small file, too many pixels
     too_many = post(files={"file": ("x.png", huge, "image/png")})
     assert too_many.status_code == 413 and "limit" in too_many.json()["message"]
@@ -160,5 +173,5 @@ def test_not_ready_when_the_default_model_is_missing(weights_dir: Path) -> None:
         assert ready.status_code == 503 and "RealESRNet_x4plus" in ready.json()["message"]
         response = test_client.post("/inference", json={"img_str": base64.b64encode(
             _png(np.zeros((8, 8, 3), np.uint8))).decode()})
-        assert response.status_code == 503
+        assert response.status_code == 409 and "RealESRNet_x4plus" in response.json()["message"]
 

@@ -89,7 +89,7 @@ def test_client_cli_modern_and_legacy(api_server: tuple[str, int], tmp_path: Pat
     assert info.value.status == 400
     bad = subprocess.run([sys.executable, "-m", "api.client", str(image), "-o", str(tmp_path / "x.png"),
                           "--url", url, "--model", "RealESRNet_x4plus"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 1 and "503" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "409" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_fuzzing_from_the_openapi_schema_finds_no_5xx(api_server: tuple[str, int]) -> None:
@@ -182,3 +182,88 @@ def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> 
     # uvicorn re-raises SIGTERM after a graceful shutdown, so -SIGTERM is a clean exit here
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, f"exit {code}: {log[-2000:]}"
     assert "Traceback" not in log, log[-3000:]
+
+
+def _send_upload(url: str, png: bytes, fields: dict[str, str]) -> socket.socket:
+    """Send a multipart /v1/upscale request on a raw socket and leave it open (no read)."""
+    boundary = "studio-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n'
+                 "Content-Type: image/png\r\n\r\n".encode() + png + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(f"POST /v1/upscale HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                 f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode() + body)
+    return sock
+
+
+def test_a_client_that_disconnects_frees_the_worker(api_server: tuple[str, int]) -> None:
+    """A long job whose client leaves is cancelled, running or still waiting; the next request is served at once."""
+    url, pid = api_server
+    log = Path(f"/proc/{pid}/fd/1").resolve()
+    before = log.read_text().count("its job was cancelled")
+    big = core.encode_png(np.tile(core.load_sample("chelsea")[:256, :256], (4, 4, 1)))  # 1024², x4 at 32-px tiles
+    small = core.encode_png(core.load_sample("rocket")[:16, :16])
+    api_client.upscale_bytes(small, url=url)  # warm
+    start = time.perf_counter()
+    api_client.upscale_bytes(small, url=url)
+    alone = time.perf_counter() - start
+    running = _send_upload(url, big, {"tile": "32"})
+    time.sleep(1.5)
+    waiting = _send_upload(url, big, {"tile": "32"})
+    time.sleep(1.0)
+    waiting.close()  # leaves while queued
+    running.close()  # leaves while its job runs
+    start = time.perf_counter()
+    png, _ = api_client.upscale_bytes(small, url=url, timeout=120)
+    after = time.perf_counter() - start
+    assert core.decode_image(png).shape == (64, 64, 3)
+    # the two abandoned jobs take minutes on this CPU; cancelled, they cost at most a tile each
+    assert after < alone + 10, f"the next request waited {after:.1f} s (alone: {alone:.2f} s)"
+    deadline = time.monotonic() + 10
+    while log.read_text().count("its job was cancelled") < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("its job was cancelled") == before + 2, log.read_text()[-2000:]
+
+
+def _status_of(sock: socket.socket, timeout: float) -> tuple[int, bytes]:
+    """The status code and raw reply read from ``sock`` (0 if the connection closed unanswered)."""
+    sock.settimeout(timeout)
+    reply = b""
+    try:
+        while chunk := sock.recv(65536):
+            reply += chunk
+            if b"\r\n\r\n" in reply and b'"}' in reply:
+                break
+    except TimeoutError:
+        pass
+    return (int(reply.split()[1]) if reply.startswith(b"HTTP/1.1") else 0), reply
+
+
+def test_sigterm_answers_in_flight_requests_before_exiting(weights_dir: Path, tmp_path: Path) -> None:
+    """A SIGTERM during a minutes-long job: it and a queued one get 503 + Retry-After within the grace period."""
+    from api.serve import GRACE
+
+    env = {"STUDIO_WEIGHTS_DIR": str(weights_dir), "STUDIO_API_MODEL": MODEL, "STUDIO_API_DEVICE": "cpu"}
+    proc, url = _start(["--api-only"], env, tmp_path / "server.log")
+    try:
+        _wait_for(f"{url}/readyz")
+        big = core.encode_png(np.tile(core.load_sample("chelsea")[:256, :256], (4, 4, 1)))
+        running = _send_upload(url, big, {"tile": "32"})
+        time.sleep(1.5)
+        waiting = _send_upload(url, big, {"tile": "32"})
+        time.sleep(0.5)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        replies = [_status_of(sock, GRACE + 5) for sock in (running, waiting)]
+        answered = time.monotonic() - start
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    log = (tmp_path / "server.log").read_text()
+    for status, reply in replies:
+        assert status == 503 and b"retry-after" in reply.lower() and b"shutting down" in reply, (reply[:300], log)
+    assert answered < GRACE, answered
+    assert code in (0, -signal.SIGTERM) and "Traceback" not in log, log[-2000:]

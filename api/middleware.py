@@ -1,0 +1,148 @@
+"""Pure ASGI middleware: body limit (413), request metrics, and client-disconnect detection.
+
+They are plain ASGI callables rather than ``@app.middleware("http")`` functions: Starlette's
+``BaseHTTPMiddleware`` hands the route a receive channel that never reports the client going
+away, so work for a closed connection could not be cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+import anyio
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CLIENT_GONE = "studio.client_gone"  # scope key: a threading.Event set when the client disconnects
+
+
+def client_gone(scope: Scope) -> threading.Event:
+    """The request's disconnect event (a never-set one outside :class:`Observe`)."""
+    return scope.get(CLIENT_GONE) or threading.Event()
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed (chunked).
+
+    A streamed body is cut off by raising from ``receive``; whoever reads the body may turn
+    that into its own error (FastAPI's form parser answers 400), so the response is replaced
+    by the 413 on its way out.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(send)
+            return
+        seen = 0
+        over = answered = False
+
+        async def counted() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True
+                    raise _BodyTooLargeError
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered:
+                answered = True
+                await self._too_large(send)
+
+        with contextlib.suppress(_BodyTooLargeError):
+            await self.app(scope, counted, guarded)
+        if over and not answered:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            {"error": "too_large", "message": f"The request body is over {self.limit // 2**20} MB."}, status_code=413)
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+Observer = Callable[[str, str, int, float], None]
+
+
+class Observe:
+    """Time API requests for the metrics, and watch for the client leaving.
+
+    Once the app has read the whole request body, a watcher task waits on the connection;
+    when the client disconnects it sets the scope's :data:`CLIENT_GONE` event, which the
+    inference routes poll (from their worker thread) to cancel the job. Later reads of the
+    app get the watcher's message, so nothing is received twice.
+    """
+
+    def __init__(self, app: ASGIApp, observe: Observer) -> None:
+        self.app, self.observe = app, observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gone = threading.Event()
+        scope[CLIENT_GONE] = gone
+        status = 500
+        start = time.perf_counter()
+        after_body: Message | None = None
+        received = anyio.Event()
+
+        async def watch() -> None:
+            nonlocal after_body
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            after_body = message
+            received.set()
+
+        watching = False
+        async with anyio.create_task_group() as tasks:
+
+            async def wrapped_receive() -> Message:
+                nonlocal watching
+                if watching:  # the watcher owns the channel now: hand on what it got
+                    await received.wait()
+                    return after_body  # type: ignore[return-value]
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                elif not message.get("more_body", False):
+                    watching = True
+                    tasks.start_soon(watch)
+                return message
+
+            async def wrapped_send(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, wrapped_receive, wrapped_send)
+            finally:
+                tasks.cancel_scope.cancel()
+                path = getattr(scope.get("route"), "path", None)
+                if path is not None:  # API routes only (not the dashboard's assets)
+                    self.observe(scope["method"], path, status, time.perf_counter() - start)
