@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ class DatasetError(StudioError):
     http_status = 400
 
 
+_ZIP_FAULTS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """An image in a folder (``member`` is ``None``) or inside a zip file."""
@@ -56,11 +60,33 @@ class ImageRef:
     path: Path
     member: str | None = None
 
-    def read_bytes(self) -> bytes:
-        if self.member is None:
-            return self.path.read_bytes()
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.read(self.member)
+    def read_bytes(self, max_bytes: int = ImageLimits.max_file_bytes) -> bytes:
+        """The file's bytes, refused over ``max_bytes`` before they are read.
+
+        A zip member's declared size is checked first and the member is then streamed with
+        that cap, so a small archive cannot inflate into gigabytes of memory.
+
+        Raises:
+            DatasetError: the file is too large, unreadable, or a corrupt zip member.
+        """
+        try:
+            if self.member is None:
+                if self.path.stat().st_size > max_bytes:
+                    raise DatasetError(f"{self}: {self.path.stat().st_size} bytes; the limit is {max_bytes}.")
+                return self.path.read_bytes()
+            with zipfile.ZipFile(self.path) as archive:
+                info = archive.getinfo(self.member)
+                if info.file_size > max_bytes:
+                    raise DatasetError(f"{self}: declares {info.file_size} bytes; the limit is {max_bytes}.")
+                with archive.open(info) as member:
+                    data = member.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise DatasetError(f"{self}: inflates beyond {max_bytes} bytes.")
+                return data
+        except KeyError as exc:
+            raise DatasetError(f"{self}: no such member in the zip file.") from exc
+        except _ZIP_FAULTS as exc:  # bad CRC, truncated or not a zip, unreadable file
+            raise DatasetError(f"{self}: cannot be read ({exc}).") from exc
 
     def __str__(self) -> str:
         return f"{self.path}:{self.member}" if self.member else str(self.path)
@@ -93,7 +119,8 @@ class Dataset:
         Raises:
             DatasetError: the LR file's size is not HR / scale.
         """
-        hr = decode_image(item.hr.read_bytes(), limits)
+        limits = limits or ImageLimits()
+        hr = decode_image(item.hr.read_bytes(limits.max_file_bytes), limits)
         height, width = hr.shape[0] - hr.shape[0] % self.scale, hr.shape[1] - hr.shape[1] % self.scale
         hr = hr[:height, :width]
         if item.lr is None:
@@ -101,7 +128,7 @@ class Dataset:
                 seed = self.seed + zlib.crc32(item.name.encode())
                 return make_pair(hr, self.degradation, seed)
             return imresize(hr, 1 / self.scale), hr
-        lr = decode_image(item.lr.read_bytes(), limits)
+        lr = decode_image(item.lr.read_bytes(limits.max_file_bytes), limits)
         if lr.shape[:2] != (height // self.scale, width // self.scale):
             raise DatasetError(
                 f"{item.name}: LR is {lr.shape[1]}x{lr.shape[0]}, expected "
@@ -115,13 +142,45 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def _zip_images(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        return sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+    except _ZIP_FAULTS as exc:
+        raise DatasetError(f"{path.name} is not a readable zip file ({exc}).") from exc
 
 
 def _lr_stem(stem: str, scale: int) -> str:
     """``0801x4`` -> ``0801``; other stems unchanged."""
     return re.sub(rf"x{scale}$", "", stem, flags=re.IGNORECASE)
+
+
+def _named(entries: list[tuple[str, ImageRef]]) -> dict[str, ImageRef]:
+    """Items keyed by file stem, or by relative path where stems repeat (``a/img.png``, ``b/img.png``).
+
+    Two images never share a name, so none is dropped from a dataset or its results.
+    """
+    stems = Counter(Path(relative).stem for relative, _ in entries)
+    return {(Path(relative).stem if stems[Path(relative).stem] == 1 else relative): ref for relative, ref in entries}
+
+
+def _by_stem(entries: list[tuple[str, ImageRef]], where: str, scale: int | None = None) -> dict[str, ImageRef]:
+    """Items keyed by stem (without an ``x4`` suffix for LR) to pair HR with LR; repeated stems are refused."""
+    keyed: dict[str, ImageRef] = {}
+    for relative, ref in entries:
+        stem = Path(relative).stem if scale is None else _lr_stem(Path(relative).stem, scale)
+        if stem in keyed:
+            raise DatasetError(f"Two images in {where} pair as {stem!r} ({keyed[stem]} and {ref}): "
+                               "HR and LR are paired by name, so each name must be unique.")
+        keyed[stem] = ref
+    return keyed
+
+
+def _folder_entries(folder: Path) -> list[tuple[str, ImageRef]]:
+    return [(p.name, ImageRef(p)) for p in _images_in(folder)]
+
+
+def _zip_entries(path: Path) -> list[tuple[str, ImageRef]]:
+    return [(member, ImageRef(path, member)) for member in _zip_images(path)]
 
 
 def _pair(hr_refs: dict[str, ImageRef], lr_refs: dict[str, ImageRef], where: str) -> tuple[DatasetItem, ...]:
@@ -136,16 +195,16 @@ def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
     lr_dir = root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
     lr_zip = root / f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
     if hr_dir.is_dir():
-        hr_refs = {p.stem: ImageRef(p) for p in _images_in(hr_dir)}
+        hr_refs = _by_stem(_folder_entries(hr_dir), hr_dir.name)
     elif hr_zip.is_file():
-        hr_refs = {Path(m).stem: ImageRef(hr_zip, m) for m in _zip_images(hr_zip)}
+        hr_refs = _by_stem(_zip_entries(hr_zip), hr_zip.name)
     else:
         return None
     if lr_dir.is_dir():
-        lr_refs = {_lr_stem(p.stem, scale): ImageRef(p) for p in _images_in(lr_dir)}
+        lr_refs = _by_stem(_folder_entries(lr_dir), str(lr_dir), scale)
         source = f"DIV2K bicubic X{scale} (folder)"
     elif lr_zip.is_file():
-        lr_refs = {_lr_stem(Path(m).stem, scale): ImageRef(lr_zip, m) for m in _zip_images(lr_zip)}
+        lr_refs = _by_stem(_zip_entries(lr_zip), lr_zip.name, scale)
         source = f"DIV2K bicubic X{scale} (zip)"
     else:
         raise DatasetError(
@@ -184,7 +243,7 @@ def open_dataset(
     on_the_fly = (f"degradation '{degradation.name}' (seed {seed})" if degradation is not None
                   else "MATLAB bicubic (on the fly)")
     if str(source) == "samples":
-        refs = tuple(DatasetItem(p.stem, ImageRef(p)) for p in _images_in(SAMPLES_DIR))
+        refs = tuple(DatasetItem(name, ref) for name, ref in _named(_folder_entries(SAMPLES_DIR)).items())
         return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
     root = Path(source)
     if not root.exists():
@@ -194,16 +253,14 @@ def open_dataset(
             found = _div2k(root, scale, split)
             if found is not None:
                 return found
-    if root.is_file() and root.suffix.lower() == ".zip":
-        hr_refs = {Path(m).stem: ImageRef(root, m) for m in _zip_images(root)}
-    else:
-        hr_refs = {p.stem: ImageRef(p) for p in _images_in(root)}
-    if not hr_refs:
+    entries = _zip_entries(root) if root.is_file() and root.suffix.lower() == ".zip" else _folder_entries(root)
+    if not entries:
         raise DatasetError(f"No images found in {root}.")
     if lr_dir is not None:
-        lr_refs = {_lr_stem(p.stem, scale): ImageRef(p) for p in _images_in(Path(lr_dir))}
-        return Dataset(root.name, scale, _pair(hr_refs, lr_refs, str(lr_dir)), f"paired LR folder {lr_dir}")
-    items = tuple(DatasetItem(name, ref) for name, ref in sorted(hr_refs.items()))
+        lr_refs = _by_stem(_folder_entries(Path(lr_dir)), str(lr_dir), scale)
+        return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
+                       f"paired LR folder {lr_dir}")
+    items = tuple(DatasetItem(name, ref) for name, ref in sorted(_named(entries).items()))
     return Dataset(root.name, scale, items, on_the_fly, degradation, seed)
 
 
@@ -226,7 +283,7 @@ def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_M
     """
     try:
         archive = zipfile.ZipFile(archive_path)
-    except zipfile.BadZipFile as exc:
+    except _ZIP_FAULTS as exc:
         raise DatasetError(f"{archive_path.name} is not a valid zip file.") from exc
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
@@ -252,15 +309,19 @@ def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_M
                 raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.part")
-            with archive.open(info) as source, tmp.open("wb") as out:
-                copied = 0
-                while chunk := source.read(1 << 20):
-                    copied += len(chunk)
-                    if copied > info.file_size:
-                        tmp.unlink(missing_ok=True)
-                        raise DatasetError(f"{archive_path.name}: {info.filename} inflates beyond its size.")
-                    out.write(chunk)
-            tmp.replace(target)
+            try:
+                with archive.open(info) as source, tmp.open("wb") as out:
+                    copied = 0
+                    while chunk := source.read(1 << 20):
+                        copied += len(chunk)
+                        if copied > info.file_size:
+                            raise DatasetError(f"{archive_path.name}: {info.filename} inflates beyond its size.")
+                        out.write(chunk)
+                tmp.replace(target)
+            except _ZIP_FAULTS as exc:  # bad CRC, truncated archive, full disk
+                raise DatasetError(f"{archive_path.name}: {info.filename} cannot be extracted ({exc}).") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
             written.append(target)
         return written
 

@@ -6,6 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -219,3 +220,81 @@ def test_zip_links_and_size_limits_are_refused(tmp_path: Path) -> None:
     (tmp_path / "not.zip").write_bytes(b"nope")
     with pytest.raises(core.DatasetError, match="not a valid zip"):
         core.extract_zip(tmp_path / "not.zip", tmp_path / "d4")
+
+
+def test_a_zip_member_that_inflates_to_gigabytes_is_refused_before_it_is_read(div2k: Path, tmp_path: Path) -> None:
+    import tracemalloc
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for path in sorted((div2k / "DIV2K_valid_HR").iterdir()):
+            out.write(path, path.name)
+        with out.open("bomb.png", "w") as member:  # 300 MB of zeros: about 300 KB compressed
+            for _ in range(300):
+                member.write(bytes(1 << 20))
+    assert archive.stat().st_size < 2_000_000
+    dataset = core.open_dataset(archive, 4)
+    tracemalloc.start()
+    try:
+        result = core.evaluate(dataset, ["bicubic"], ["psnr"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    errors = {r.image: r.error for r in result.rows if r.error}
+    assert list(errors) == ["bomb"] and "declares 314572800 bytes" in errors["bomb"]
+    assert len(result.rows) == 4 and peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def _corrupt_member(archive: Path, member: str) -> None:
+    """Flip one byte inside a stored member's data: its CRC no longer matches."""
+    with zipfile.ZipFile(archive) as read:
+        info = read.getinfo(member)
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+
+
+def test_corrupt_zips_are_error_rows_and_messages_not_tracebacks(div2k: Path, tmp_path: Path, capsys) -> None:
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as out:
+        for path in sorted((div2k / "DIV2K_valid_HR").iterdir()):
+            out.write(path, path.name)
+    _corrupt_member(archive, "0802.png")
+    result = core.evaluate(core.open_dataset(archive, 4), ["bicubic"], ["psnr"])
+    errors = {r.image: r.error for r in result.rows if r.error}
+    assert list(errors) == ["0802"] and "Bad CRC" in errors["0802"], errors
+    csv_path, _ = core.write_results(result, tmp_path / "out")
+    assert len(csv_path.read_text().splitlines()) == 4  # header + 3 rows, the bad one with its error
+    dest = tmp_path / "extracted"
+    with pytest.raises(core.DatasetError, match="0802.png cannot be extracted"):
+        core.extract_zip(archive, dest)
+    assert not list(dest.rglob("*.part")) and not list(dest.rglob(".*"))  # no half-written files left
+    (tmp_path / "fake.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(core.DatasetError, match="not a readable zip"):
+        core.open_dataset(tmp_path / "fake.zip", 4)
+    assert main(["evaluate", "--dataset", str(tmp_path / "fake.zip"), "--methods", "bicubic", "--out",
+                 str(tmp_path / "x"), "-q"]) != 0
+    assert "not a readable zip" in capsys.readouterr().err
+
+
+def test_images_that_share_a_stem_keep_one_row_each(tmp_path: Path) -> None:
+    crops = list(_hr_images().values())
+    archive = tmp_path / "sets.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("set1/img.png", core.encode_png(crops[0]))
+        out.writestr("set2/img.png", core.encode_png(crops[1]))
+        out.writestr("set2/other.png", core.encode_png(crops[2]))
+    dataset = core.open_dataset(archive, 4)
+    assert [i.name for i in dataset.items] == ["other", "set1/img.png", "set2/img.png"]
+    rows = core.evaluate(dataset, ["bicubic"], ["psnr"]).rows
+    assert len({r.metrics["psnr"] for r in rows}) == 3  # three images scored, none dropped
+    folder = tmp_path / "folder"
+    core.write_png(folder / "a.png", crops[0])
+    ok, jpeg = cv2.imencode(".jpg", crops[1][:, :, ::-1])
+    (folder / "a.jpg").write_bytes(jpeg.tobytes())
+    assert sorted(i.name for i in core.open_dataset(folder, 4).items) == ["a.jpg", "a.png"]
+    lr = tmp_path / "lr"
+    core.write_png(lr / "a.png", core.imresize(crops[0], 0.25))
+    with pytest.raises(core.DatasetError, match="pair as 'a'"):
+        core.open_dataset(folder, 4, lr_dir=lr)
