@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -60,11 +62,55 @@ def _inputs(paths: Sequence[str]) -> Iterator[Path]:
             yield path
 
 
+def _output_folder(raw: str) -> Path:
+    """``raw`` as a writable folder (created if missing). Raises :class:`_UsageError` with why not."""
+    folder = Path(raw)
+    if folder.exists() and not folder.is_dir():
+        raise _UsageError(f"{folder} is a file; the output must be a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot create the output folder {folder}: {exc.strerror or exc}.") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _UsageError(f"the output folder {folder} is not writable.")
+    return folder
+
+
+class _UsageError(Exception):
+    """A command-line mistake: the message is printed and the command exits with 2."""
+
+
+def _unique_names(files: Sequence[Path], suffix: str) -> list[str]:
+    """Output file names, one per input, never two alike (case-insensitively).
+
+    ``a.png`` gives ``a{suffix}.png``; inputs that share a stem but not an extension
+    (``a.gif``, ``a.webp``) keep it in the name (``a-gif``, ``a-webp``); names still equal
+    (``x/a.png``, ``y/a.png``) get ``-2``, ``-3`` in input order.
+    """
+    groups: dict[str, set[str]] = {}
+    for path in files:
+        groups.setdefault(path.stem.lower(), set()).add(path.suffix.lower())
+    taken: set[str] = set()
+    names = []
+    for path in files:
+        base = path.stem
+        if len(groups[path.stem.lower()]) > 1:
+            base = f"{path.stem}-{path.suffix.lstrip('.').lower()}"
+        name, count = base, 1
+        while name.lower() in taken:
+            count += 1
+            name = f"{base}-{count}"
+        taken.add(name.lower())
+        names.append(f"{name}{suffix}.png")
+    return names
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     files = list(_inputs(args.inputs))
     if not files:
         _err("No input images found.")
         return 2
+    outdir = _output_folder(args.output)
     try:
         settings = UpscaleSettings(outscale=args.outscale, tile=args.tile, alpha=args.alpha,
                                    limits=ImageLimits())
@@ -90,26 +136,33 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         if bar_download is not None:
             bar_download.close()
     _err(upscaler.describe())
-    outdir = Path(args.output)
     failures = 0
-    for path in files:
+    for path, name in zip(files, _unique_names(files, args.suffix)):
         bar = tqdm(desc=path.name, unit="tile", leave=False, disable=args.quiet)
 
         def on_progress(done: int, total: int, bar: tqdm = bar) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
+        target = outdir / name
+        existed = target.exists()
         try:
             image = read_image(path, settings.limits)
             result = upscaler.upscale(image, settings, progress=on_progress)
-            target = write_png(outdir / f"{path.stem}{args.suffix}.png", result.image)
+            write_png(target, result.image)
         except StudioError as exc:
             failures += 1
             _err(f"skipped {path}: {exc}")
             continue
+        except OSError as exc:  # an unreadable input, a full disk
+            failures += 1
+            _err(f"skipped {path}: {exc.strerror or exc}: {exc.filename or target}")
+            continue
         finally:
             bar.close()
-        _out(f"{path} -> {target} ({result.image.shape[1]}x{result.image.shape[0]}, {result.seconds:.2f} s)")
+        replaced = " (replaced the earlier file)" if existed else ""
+        _out(f"{path} -> {target}{replaced} ({result.image.shape[1]}x{result.image.shape[0]}, "
+             f"{result.seconds:.2f} s)")
     if failures:
         _err(f"{failures} of {len(files)} inputs failed.")
     return 1 if failures else 0
@@ -163,7 +216,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, tile=args.tile,
                             device=args.device, precision=args.precision)
-    out = Path(args.out)
+    out = _output_folder(args.out)
     db = ResultDB(args.db or out / "results.sqlite")
     _err(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}")
     bar = tqdm(total=len(dataset) * len(methods), unit="step", disable=args.quiet)
@@ -203,11 +256,11 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(f"error: {exc}")
         return 2
-    outdir = Path(args.output)
+    outdir = _output_folder(args.output)
     failures = 0
     files = list(_inputs(args.inputs))
-    for index, path in enumerate(files):
-        seed = args.seed + index
+    for index, (path, name) in enumerate(zip(files, _unique_names(files, ""))):
+        seed, stem = args.seed + index, name.removesuffix(".png")
         try:
             hr = read_image(path)
             cropped = hr[: hr.shape[0] - hr.shape[0] % config.scale, : hr.shape[1] - hr.shape[1] % config.scale]
@@ -216,14 +269,14 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
             failures += 1
             _err(f"skipped {path}: {exc}")
             continue
-        target = write_png(outdir / f"{path.stem}_lr.png", result.lr)
-        (outdir / f"{path.stem}_params.json").write_text(
+        target = write_png(outdir / f"{stem}_lr.png", result.lr)
+        (outdir / f"{stem}_params.json").write_text(
             json.dumps({"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}, indent=2))
         for number, stage in enumerate(result.stages):
             if stage.applied:
                 eight = np.rint(np.clip(stage.image, 0, 1) * 255).astype(np.uint8)
                 label = re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
-                write_png(outdir / f"{path.stem}_stage{number:02d}_{label}.png", eight)
+                write_png(outdir / f"{stem}_stage{number:02d}_{label}.png", eight)
         _out(f"{path} -> {target} (seed {seed}, {config.name})")
     return 1 if failures else (0 if files else 2)
 
@@ -355,4 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except _UsageError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except sqlite3.Error as exc:
+        _err(f"error: the result store cannot be used ({exc}); pass --db with a writable path.")
+        return 1
+    except OSError as exc:  # a file system failure no command handled: say what and where
+        _err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted; finished outputs are kept.")
+        return 130

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 import core
@@ -94,3 +96,41 @@ def test_evaluate_with_a_degradation_preset(tmp_path: Path, capsys) -> None:
     clean = json.loads((tmp_path / "results.json").read_text())
     assert severe["means"]["bicubic"]["psnr"] < clean["means"]["bicubic"]["psnr"] - 1
     assert main([*args, "--degradation", "nope"]) == 2
+
+
+def test_inputs_sharing_a_name_get_one_output_each(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    crops = [core.load_sample(name)[:12, :12] for name in ("rocket", "chelsea", "coffee", "astronaut")]
+    for folder, name, crop in (("x", "a.png", crops[0]), ("y", "a.png", crops[1]), ("x", "b.png", crops[3])):
+        core.write_png(tmp_path / folder / name, crop)
+    ok, webp = cv2.imencode(".webp", crops[2][:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, 101])
+    (tmp_path / "x" / "a.webp").write_bytes(webp.tobytes())
+    out = tmp_path / "out"
+    core.write_png(out / "b.png", crops[0])  # from an earlier run
+    args = ["--weights-dir", str(weights_dir), "upscale", str(tmp_path / "x" / "a.png"), str(tmp_path / "x" / "a.webp"),
+            str(tmp_path / "y" / "a.png"), str(tmp_path / "x" / "b.png"), "-o", str(out),
+            "--model", "realesr-animevideov3", "--outscale", "1", "-q"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["a-png-2.png", "a-png.png", "a-webp.png", "b.png"]
+    upscaled = {p.name: core.read_image(p) for p in out.iterdir()}
+    for name, source in (("a-png.png", 0), ("a-webp.png", 2), ("a-png-2.png", 1), ("b.png", 3)):
+        errors = [np.abs(upscaled[name].astype(int) - crop.astype(int)).mean() for crop in crops]
+        assert int(np.argmin(errors)) == source, (name, errors)  # outscale 1: each output is near its own input
+    assert "b.png (replaced the earlier file)" in printed and printed.count("replaced") == 1
+
+
+def test_an_output_that_is_a_file_or_unwritable_is_a_message(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    image = core.write_png(tmp_path / "x.png", core.load_sample("rocket")[:8, :8])
+    (tmp_path / "file").write_text("not a folder")
+    for output in (tmp_path / "file", tmp_path / "file" / "sub"):
+        assert main(["upscale", str(image), "-o", str(output), "--model", "realesr-animevideov3"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["upscale", str(image), "-o", str(locked), "--model", "realesr-animevideov3"]) == 2
+        assert "not writable" in capsys.readouterr().err
+    assert main(["degrade", str(image), "-o", str(tmp_path / "file")]) == 2
+    assert main(["evaluate", "--methods", "bicubic", "--out", str(tmp_path / "file"), "-q"]) == 2
+    assert "is a file" in capsys.readouterr().err
