@@ -18,7 +18,8 @@ WORKDIR /app
 # Dependencies first (cached across code changes). The CPU variant takes torch from the
 # PyTorch CPU index (about 10x smaller); everything else is the same pinned set.
 COPY requirements.txt .
-RUN if [ "$VARIANT" = "cpu" ]; then \
+RUN pip install pip==26.3 \
+ && if [ "$VARIANT" = "cpu" ]; then \
         pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu; \
     fi \
  && pip install -r requirements.txt

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -242,8 +243,12 @@ def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
     """Every catalogue model (available or not) and every weights file in the folder."""
     folder = weights_dir or default_weights_dir()
     infos = [_catalogue_info(spec, folder) for spec in CATALOGUE.values()]
-    for path in _local_files(folder):
+    files = _local_files(folder)
+    stems = Counter(path.stem for path in files)
+    for path in files:
         info = _local_info(path)
+        if stems[path.stem] > 1:  # my.pth and my.safetensors: two models, named by file
+            info = replace(info, name=path.name)
         if info.name in CATALOGUE:
             info = replace(info, name=f"local:{info.name}")
         infos.append(info)

@@ -40,3 +40,15 @@ def test_no_model_weights_are_tracked() -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     weights = [f for f in files if f.endswith((".pth", ".pt", ".safetensors", ".ckpt", ".bin", ".onnx"))]
     assert not weights, weights
+
+
+def test_the_set_up_pins_a_pip_without_known_advisories() -> None:
+    """Python 3.11's venv ships pip 23.2, before the fix of CVE-2023-5752; the README's commands pin a newer one."""
+    import importlib.metadata
+    import re
+
+    version = tuple(int(part) for part in importlib.metadata.version("pip").split(".")[:2])
+    assert version >= (23, 3), version
+    commands = re.findall(r"^python3\.11 -m venv .*$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+    assert len(commands) == 2 and all("pip install -q pip==" in c for c in commands), commands
+    assert "pip install pip==" in (ROOT / "Dockerfile").read_text()

@@ -217,3 +217,14 @@ def test_plain_weights_files_load_through_the_restricted_reader(tmp_path: Path, 
     assert not infos["pickled"].available and "not a plain weights file" in infos["pickled"].reason
     upscaler = core.Upscaler.load("wrapped", device="cpu", weights_dir=tmp_path)
     assert upscaler.upscale(np.zeros((8, 8, 3), np.uint8)).image.shape == (32, 32, 3)
+
+
+def test_two_weights_files_with_one_stem_are_two_models(tmp_path: Path) -> None:
+    _tiny_pth(tmp_path / "mine.pth", scale=2)
+    save_file(_tiny_state(3), str(tmp_path / "mine.safetensors"))
+    infos = {info.name: info for info in core.list_models(tmp_path) if info.kind == "local"}
+    assert set(infos) == {"mine.pth", "mine.safetensors"}  # not one "mine" hiding the other
+    assert infos["mine.pth"].scale == 2 and infos["mine.safetensors"].scale == 3
+    for name, scale in (("mine.pth", 2), ("mine.safetensors", 3)):
+        upscaler = core.Upscaler.load(name, device="cpu", weights_dir=tmp_path)
+        assert upscaler.upscale(np.zeros((6, 6, 3), np.uint8)).image.shape == (6 * scale, 6 * scale, 3)
