@@ -17,12 +17,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import core
 from api.gate import BusyError, WorkGate
 from api.metrics import Metrics
-from api.middleware import BodyLimit, Observe
+from api.middleware import BodyLimit, DocsPolicy, Observe
 from api.routes import LOADING, router
 from api.settings import ApiSettings
 
@@ -87,7 +88,7 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
         else:
             yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from packaged assets: no CDN, works offline
         title="Real-ESRGAN studio API",
         version="1.0",
         description="Super-resolution with Real-ESRGAN. `POST /inference` keeps the original JSON + base64 "
@@ -104,6 +105,7 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
 
     app.include_router(router)
     app.add_middleware(Observe, observe=app.state.metrics.observe)
+    app.add_middleware(DocsPolicy)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if streamlit_app is not None:
         app.mount("/", streamlit_app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from PIL import Image
 
 import core
 from dashboard.common import load_upscaler
@@ -48,8 +49,14 @@ def sidebar() -> None:
                 st.caption(f"**{info.name}**: {info.reason}")
 
 
+@st.cache_resource(show_spinner=False)
+def _favicon() -> Image.Image:
+    """A 64-px crop of a bundled sample, served by our server (a material-icon favicon is fetched from Google)."""
+    return Image.fromarray(core.to_display(core.resize(core.load_sample("chelsea")[60:300, 180:420], (64, 64), "area")))
+
+
 def setup(*, with_sidebar: bool = True) -> None:
-    st.set_page_config(page_title="Real-ESRGAN studio", page_icon=":material/compare:", layout="wide")
+    st.set_page_config(page_title="Real-ESRGAN studio", page_icon=_favicon(), layout="wide")
     if with_sidebar:
         sidebar()
 

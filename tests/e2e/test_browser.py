@@ -156,3 +156,57 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         page.screenshot(path=str(ARTIFACTS / "upscale_compare.png"), full_page=True)
         (ARTIFACTS / "timings.json").write_text(json.dumps({"click_to_slider_seconds_128px_x4plus": seconds}))
         browser.close()
+
+
+def test_docs_and_dashboard_make_no_request_outside_the_server(chromium: str, weights_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """/docs, /redoc and the dashboard (one `api.serve` process) render offline: every request stays on 127.0.0.1."""
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = os.environ | {"STUDIO_WEIGHTS_DIR": str(weights_dir), "STUDIO_API_MODEL": "realesr-animevideov3",
+                        "STUDIO_API_DEVICE": "cpu", "STUDIO_RESULTS_DIR": str(tmp_path / "results")}
+    with (tmp_path / "server.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "api.serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    outside: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail((tmp_path / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            local = (url, url.replace("http", "ws"), "data:", "blob:")
+
+            def network(route) -> None:  # every request that reaches the network layer (after CSP)
+                if route.request.url.startswith(local):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", network)
+            page.goto(f"{url}/docs")
+            page.locator(".swagger-ui .info .title").get_by_text("Real-ESRGAN studio API").wait_for(timeout=30_000)
+            page.locator(".opblock-summary-path").first.wait_for(timeout=30_000)  # the operations rendered
+            assert page.locator(".opblock-summary-path").count() >= 6
+            page.goto(f"{url}/redoc")
+            page.locator("h1").get_by_text("Real-ESRGAN studio API").wait_for(timeout=30_000)
+            page.locator("h2").get_by_text("Upscale an uploaded image, get a PNG back").wait_for(timeout=30_000)
+            page.goto(f"{url}/")
+            page.get_by_text("Upscale & Compare").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)  # late requests (fonts, telemetry) would come now
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not outside, f"requests left the server: {sorted(set(outside))[:10]}"
