@@ -52,23 +52,67 @@ def load_upscaler(name: str) -> core.Upscaler | None:
         return None
 
 
+_KEPT = "_kept_widget_values"
+
+
+def kept(key: str, default: object, options: list | None = None) -> str:
+    """``key`` for a widget whose value survives page switches and modes that hide it.
+
+    Streamlit forgets a widget's value when the widget is not drawn in a run (another page,
+    another mode). :func:`remember_widgets` copies kept values aside at the start of every
+    run, and this puts the copy back before the widget is drawn. Widgets using it take their
+    default from here, never from ``value=`` / ``index=``.
+    """
+    store = st.session_state.setdefault(_KEPT, {})
+    if key not in st.session_state:
+        value = store.get(key, default)
+        st.session_state[key] = value if options is None or value in options else default
+    store.setdefault(key, st.session_state[key])
+    return key
+
+
+def remember_widgets() -> None:
+    """Copy the kept widgets' current values aside (call first in every run, before any page)."""
+    store = st.session_state.setdefault(_KEPT, {})
+    for key in store:
+        if key in st.session_state:
+            store[key] = st.session_state[key]
+
+
 def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") -> tuple[np.ndarray, str] | None:
-    """Sample or upload; returns ``(image, stem)`` or ``None`` (with a message shown)."""
-    choice = st.radio(label, ["Bundled sample", "Upload"], horizontal=True, key=f"{key}_source")
+    """Sample or upload; returns ``(image, stem)`` or ``None`` (with a message shown).
+
+    An upload is kept for the session: after a page switch (which empties the uploader)
+    the page goes on with it until another is uploaded or it is dismissed.
+    """
+    choice = st.radio(label, ["Bundled sample", "Upload"], horizontal=True,
+                      key=kept(f"{key}_source", "Bundled sample"))
     if choice == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}_upload",
                                   help="PNG, JPEG, WebP, BMP or TIFF; 16-bit and alpha are kept.")
-        if upload is None:
+        saved = f"_{key}_saved_upload"
+        if upload is not None:
+            st.session_state[saved] = (upload.name, upload.getvalue())
+        elif saved in st.session_state:
+            name = st.session_state[saved][0]
+            note, forget = st.columns([4, 1])
+            note.caption(f"Using your upload **{name}** (kept while you use other pages); upload another to "
+                         "replace it.")
+            if forget.button("Dismiss it", key=f"{key}_forget"):
+                del st.session_state[saved]
+                st.rerun()
+        if saved not in st.session_state:
             st.info("Upload a PNG, JPEG, WebP, BMP or TIFF image (16-bit and alpha are kept).")
             return None
+        name, data = st.session_state[saved]
         try:
-            return cache.decode(upload.getvalue()), upload.name.rsplit(".", 1)[0]
+            return cache.decode(data), name.rsplit(".", 1)[0]
         except core.StudioError as exc:
-            show_error(exc, upload.name)
+            show_error(exc, name)
             return None
     samples = core.list_samples()
-    index = samples.index(default_sample) if default_sample in samples else 0
-    name = st.selectbox("Sample", samples, index=index, key=f"{key}_sample")
+    default = default_sample if default_sample in samples else samples[0]
+    name = st.selectbox("Sample", samples, key=kept(f"{key}_sample", default, samples))
     return cache.sample(name), name
 
 

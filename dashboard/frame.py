@@ -6,7 +6,7 @@ import streamlit as st
 from PIL import Image
 
 import core
-from dashboard.common import load_upscaler
+from dashboard.common import load_upscaler, remember_widgets
 from pages import benchmark, degradation_lab, models, upscale
 
 
@@ -57,6 +57,7 @@ def _favicon() -> Image.Image:
 
 def setup(*, with_sidebar: bool = True) -> None:
     st.set_page_config(page_title="Real-ESRGAN studio", page_icon=_favicon(), layout="wide")
+    remember_widgets()
     if with_sidebar:
         sidebar()
 

@@ -12,7 +12,7 @@ import yaml
 
 import core
 from dashboard import cache
-from dashboard.common import job_panel, jobs, load_upscaler, metric_header, pick_image, show_error
+from dashboard.common import job_panel, jobs, kept, load_upscaler, metric_header, pick_image, show_error
 from dashboard.slider import comparison
 
 KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
@@ -63,7 +63,7 @@ def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> core.Stage
 
 
 def _fixed_params(scale: int) -> core.DegradationParams:
-    seed = st.number_input("Noise seed", 0, 2**31 - 1, 0, key="fx_seed")
+    seed = st.number_input("Noise seed", 0, 2**31 - 1, key=kept("fx_seed", 0))
     with st.expander("Stage 1", expanded=True):
         first = _stage_picker(1, seed, 60)
     with st.expander("Stage 2"):
@@ -71,9 +71,10 @@ def _fixed_params(scale: int) -> core.DegradationParams:
     with st.expander("Final step"):
         sinc = _kernel_picker("fxf", "Final sinc filter", default_on=True)
         cols = st.columns(3)
-        order = cols[0].radio("Order", ["resize + sinc, then JPEG", "JPEG, then resize + sinc"], key="fx_order")
-        mode = cols[1].selectbox("Final resize", ["area", "bilinear", "bicubic"], index=2, key="fx_fmode")
-        quality = cols[2].slider("Final JPEG quality", 10, 100, 75, key="fx_fq")
+        orders = ["resize + sinc, then JPEG", "JPEG, then resize + sinc"]
+        order = cols[0].radio("Order", orders, key=kept("fx_order", orders[0]))
+        mode = cols[1].selectbox("Final resize", ["area", "bilinear", "bicubic"], key=kept("fx_fmode", "bicubic"))
+        quality = cols[2].slider("Final JPEG quality", 10, 100, key=kept("fx_fq", 75))
     final = core.FinalParams(order.startswith("resize"), sinc, mode, quality)
     return core.DegradationParams(scale, first, second, final)
 
@@ -217,19 +218,19 @@ def render() -> None:
     if source is None:
         return
     hr, _ = source
-    if max(hr.shape[:2]) > 256 and st.checkbox("Use a 256x256 centre crop (fast on CPU)", value=True, key="lab_crop"):
+    if max(hr.shape[:2]) > 256 and st.checkbox("Use a 256x256 centre crop (fast on CPU)", key=kept("lab_crop", True)):
         top, left = (hr.shape[0] - 256) // 2, (hr.shape[1] - 256) // 2
         hr = hr[max(0, top) : max(0, top) + 256, max(0, left) : max(0, left) + 256]
     mode = st.radio("Parameters", ["Preset + seed (sampled)", "Fixed (set every parameter)"], horizontal=True,
-                    key="lab_mode")
-    scale = st.selectbox("Scale", [2, 3, 4], index=2, key="lab_scale")
+                    key=kept("lab_mode", "Preset + seed (sampled)"))
+    scale = st.selectbox("Scale", [2, 3, 4], key=kept("lab_scale", 4))
     hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
     if mode.startswith("Preset"):
         cols = st.columns(2)
         names = list(core.PRESETS)
-        preset = cols[0].selectbox("Preset", names, index=names.index("realesrgan"), key="lab_preset",
+        preset = cols[0].selectbox("Preset", names, key=kept("lab_preset", "realesrgan", names),
                                    format_func=lambda n: core.PRESETS[n].name)
-        seed = cols[1].number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed")
+        seed = cols[1].number_input("Seed", 0, 2**31 - 1, key=kept("lab_seed", 0))
         config = replace(_config_from_upload() or core.PRESETS[preset], scale=scale)
         try:
             result = core.degrade(hr, config, int(seed))

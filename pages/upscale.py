@@ -10,7 +10,16 @@ import streamlit as st
 
 import core
 from dashboard import cache
-from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metric_header, pick_image, show_error
+from dashboard.common import (
+    UPLOAD_TYPES,
+    job_panel,
+    jobs,
+    kept,
+    load_upscaler,
+    metric_header,
+    pick_image,
+    show_error,
+)
 from dashboard.slider import comparison
 
 REFERENCE_MODES = ["No reference", "Downscale my image first and compare to it", "Upload an HR reference"]
@@ -47,9 +56,9 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
     ``image`` is the (region of the) source; ``full_height`` and ``origin`` locate the region
     in the source, so an uploaded full-size reference is cut to the same region.
     """
-    mode = st.radio("Reference for PSNR / SSIM", REFERENCE_MODES, key="reference_mode")
+    mode = st.radio("Reference for PSNR / SSIM", REFERENCE_MODES, key=kept("reference_mode", REFERENCE_MODES[0]))
     if mode == REFERENCE_MODES[1]:
-        factor = st.selectbox("Downscale by (MATLAB bicubic)", [2, 3, 4], index=2, key="ref_factor")
+        factor = st.selectbox("Downscale by (MATLAB bicubic)", [2, 3, 4], key=kept("ref_factor", 4))
         config = replace(core.PRESETS["none"], scale=factor)
         lr, hr = core.make_pair(image, config, 0)
         st.caption(f"Input {lr.shape[1]}x{lr.shape[0]} made from your {hr.shape[1]}x{hr.shape[0]} image, "
@@ -162,9 +171,10 @@ def render() -> None:
     image, reference, factor = _reference(image, full_height, origin)
     others = [i.name for i in core.list_models() if i.available and i.name != upscaler.info.name]
     left, right, third = st.columns(3)
-    versus = left.selectbox("Compare with", ["bicubic", *others], key="compare_with")
+    choices = ["bicubic", *others]
+    versus = left.selectbox("Compare with", choices, key=kept("compare_with", "bicubic", choices))
     outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or upscaler.scale), 0.25, key="outscale")
-    alpha = third.selectbox("Alpha channel", ["model", "bicubic", "drop"], key="alpha",
+    alpha = third.selectbox("Alpha channel", ["model", "bicubic", "drop"], key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)
     models = (upscaler.info.name,) if versus == "bicubic" else (upscaler.info.name, versus)

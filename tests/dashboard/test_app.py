@@ -186,3 +186,36 @@ def test_a_tile_below_the_minimum_is_raised_with_a_note() -> None:
     assert not at.exception, at.exception
     assert at.sidebar.number_input(key="tile").value == core.MIN_TILE
     assert any(f"at least {core.MIN_TILE} px" in info.value for info in at.sidebar.info)
+
+
+def run_pages() -> None:
+    """AppTest script: the frame and whichever page ``_test_page`` names (navigation, as Streamlit does it)."""
+    import streamlit as st
+
+    from dashboard import frame
+
+    frame.setup(with_sidebar=False)
+    frame.PAGES[st.session_state.get("_test_page", "degradation")][0]()
+
+
+def test_settings_survive_page_switches_and_hidden_modes() -> None:
+    at = AppTest.from_function(run_pages, default_timeout=120)
+    at.run()
+    at.selectbox(key="lab_preset").set_value("mild").run()
+    at.number_input(key="lab_seed").set_value(7).run()
+    at.selectbox(key="lab_sample").set_value("rocket").run()
+    at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()  # hides preset and seed
+    at.number_input(key="fx_seed").set_value(3).run()
+    at.radio(key="lab_mode").set_value("Preset + seed (sampled)").run()
+    assert at.selectbox(key="lab_preset").value == "mild" and at.number_input(key="lab_seed").value == 7
+    at.session_state["_test_page"] = "models"  # another page: none of the lab's widgets are drawn
+    at.run()
+    at.run()
+    assert not at.exception, at.exception
+    at.session_state["_test_page"] = "degradation"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="lab_sample").value == "rocket"
+    assert at.selectbox(key="lab_preset").value == "mild" and at.number_input(key="lab_seed").value == 7
+    at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()
+    assert at.number_input(key="fx_seed").value == 3

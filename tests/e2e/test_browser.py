@@ -154,6 +154,15 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         assert len(numbers) == 2 and all(0 < n < 100 for n in numbers), values
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "upscale_compare.png"), full_page=True)
+
+        # another page and back: the upload and its result are still there (not the default sample)
+        page.get_by_role("link", name="Benchmark").click()
+        page.get_by_role("heading", name="Benchmark").first.wait_for(timeout=60_000)
+        page.get_by_role("link", name="Upscale & Compare").click()
+        page.get_by_text("Input: 128x128 RGB 8-bit").wait_for(timeout=60_000)
+        page.get_by_text("Using your upload cat.png").wait_for(timeout=10_000)
+        frame = _slider_frame(page, timeout=60)
+        assert frame.evaluate("() => document.getElementById('img-b').naturalWidth") == 512
         (ARTIFACTS / "timings.json").write_text(json.dumps({"click_to_slider_seconds_128px_x4plus": seconds}))
         browser.close()
 
