@@ -38,6 +38,7 @@ class JobSnapshot:
     error: str
     partial: tuple[Any, ...]
     result: Any
+    estimated: bool = False  # the ETA comes from an expected duration (no step has finished yet)
 
     @property
     def finished(self) -> bool:
@@ -45,6 +46,9 @@ class JobSnapshot:
 
     @property
     def fraction(self) -> float:
+        """Steps done over steps; before the first step ends, elapsed over expected time (at most 99 %)."""
+        if self.estimated and self.eta is not None and not self.done:
+            return min(self.elapsed / (self.elapsed + self.eta), 0.99) if self.elapsed + self.eta > 0 else 0.0
         return self.done / self.total if self.total else 0.0
 
 
@@ -61,6 +65,7 @@ class Job:
     detail: str = ""
     result: Any = None
     finished_at: float | None = None
+    expected: float | None = None
     partial: list[Any] = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,9 +78,12 @@ class Job:
             end = self.finished_at or time.monotonic()
             elapsed = end - self.started
             eta = elapsed / self.done * (self.total - self.done) if self.done and self.total else None
+            estimated = eta is None and self.expected is not None
+            if estimated:
+                eta = max(self.expected - elapsed, 0.0)
             return JobSnapshot(self.id, self.label, self.status, self.done, self.total, self.message, elapsed,
                                eta if self.status == "running" else 0.0, self.error, tuple(self.partial),
-                               self.result)
+                               self.result, estimated and self.status == "running")
 
 
 class JobContext:
@@ -87,6 +95,11 @@ class JobContext:
     def progress(self, done: int, total: int, message: str = "") -> None:
         with self._job._lock:
             self._job.done, self._job.total, self._job.message = done, total, message
+
+    def expect(self, seconds: float | None) -> None:
+        """The expected duration, for an ETA before the first step ends (``None``: unknown)."""
+        with self._job._lock:
+            self._job.expected = seconds
 
     def publish(self, item: Any) -> None:
         with self._job._lock:

@@ -18,9 +18,11 @@ import torch
 
 from ._errors import ConversionError
 from ._ncnn import parse_param
+from ._tiling import check_cancelled
 
 __all__ = ["NcnnForward", "ncnn_available"]
 
+CHECKPOINTS = 16
 _NCNN_ALLOCATION_FAILED = -100  # what ncnn's layers return when an allocator gives them no memory
 
 
@@ -48,6 +50,12 @@ class NcnnForward:
         last = layers[-1]
         downscaled = last.type == "Interp" and last.float_param(1, 1.0) < 1.0
         self.output_blob = last.bottoms[0] if downscaled else last.tops[0]
+        # Blobs extracted one after another on the way to the output, with a cancel check between
+        # them: a cancel then stops a forward within about 1/CHECKPOINTS of it (ncnn keeps each
+        # computed blob in the extractor, so nothing is computed twice).
+        convs = [layer.tops[0] for layer in layers if layer.type == "Convolution" and layer.tops[0] != self.output_blob]
+        step = max(1, len(convs) // CHECKPOINTS)
+        self._checkpoints = convs[step - 1 :: step][:CHECKPOINTS]
         net = ncnn.Net()
         opt = net.opt
         opt.use_vulkan_compute = vulkan
@@ -95,6 +103,11 @@ class NcnnForward:
         extractor.set_workspace_allocator(self._workspace)
         # ncnn.Mat wraps `data` without copying: `data` must stay alive until extract returns.
         extractor.input(self.input_blob, self._mat(data))
+        for blob in self._checkpoints:
+            check_cancelled()
+            status = extractor.extract(blob, 1)[0]  # type 1: as computed (no unpacking copy)
+            if status != 0:
+                return status, torch.empty(0)
         status, out = extractor.extract(self.output_blob)
         result = torch.from_numpy(np.array(out, dtype=np.float32, copy=True)) if status == 0 else torch.empty(0)
         del extractor, out

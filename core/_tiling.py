@@ -19,8 +19,10 @@ given the model's activation bytes per input pixel (measured on the device).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,6 +261,29 @@ def _run_chunk(
                     + advice) from exc
 
 
+_IN_FORWARD_CANCEL: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("in_forward_cancel", default=None)
+
+
+def check_cancelled() -> None:
+    """Raise :class:`CancelledError` if the tiled run in progress on this thread was cancelled.
+
+    Engines call it inside one model call (between blocks of the network), so a cancel takes
+    effect within a fraction of a tile instead of after the whole tile.
+    """
+    cancel = _IN_FORWARD_CANCEL.get()
+    if cancel is not None and cancel():
+        raise CancelledError("Cancelled by the user; no output was written.")
+
+
+@contextlib.contextmanager
+def _cancellable_forward(cancel: Cancel | None) -> Iterator[None]:
+    token = _IN_FORWARD_CANCEL.set(cancel)
+    try:
+        yield
+    finally:
+        _IN_FORWARD_CANCEL.reset(token)
+
+
 def run_tiled(
     image: torch.Tensor,
     forward: Forward,
@@ -301,38 +326,39 @@ def run_tiled(
     """
     if batch < 1:
         raise ValueError("batch must be >= 1.")
-    _, _, height, width = image.shape
-    tiles = plan_tiles(height, width, tile, overlap, pad, uniform=batch > 1, fixed=fixed)
-    total = progress_total if progress_total is not None else len(tiles)
-    plan = _Plan(batch=batch)
-    if len(tiles) == 1:  # one tile: nothing to blend
-        if cancel is not None and cancel():
-            raise CancelledError("Cancelled by the user; no output was written.")
-        (result,) = _run_chunk(image, forward, scale, tiles, plan, overlap, pad, device, dtype, cancel)
-        if progress is not None:
-            progress(progress_offset + 1, total)
-        return result
-    output: torch.Tensor | None = None
-    weight_sum = torch.zeros(1, 1, height * scale, width * scale)
-    done = 0
-    while done < len(tiles):
-        if cancel is not None and cancel():
-            raise CancelledError("Cancelled by the user; no output was written.")
-        chunk = tiles[done : done + plan.batch]
-        results = _run_chunk(image, forward, scale, chunk, plan, overlap, pad, device, dtype, cancel, fixed)
-        for item, result in zip(chunk, results):
-            if output is None:
-                output = torch.zeros(1, result.shape[1], height * scale, width * scale)
-            y0, y1, x0, x1 = item.core
-            top, bottom, left, right = (r * scale for r in item.ramps)
-            wy = blend_ramp((y1 - y0) * scale, top, bottom)
-            wx = blend_ramp((x1 - x0) * scale, left, right)
-            weight = torch.from_numpy(np.outer(wy, wx))[None, None]
-            region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
-            output[region] += result * weight
-            weight_sum[region] += weight
-        done += len(results)
-        if results and progress is not None:
-            progress(progress_offset + done, total)
-    assert output is not None
-    return output.div_(weight_sum)
+    with _cancellable_forward(cancel):
+        _, _, height, width = image.shape
+        tiles = plan_tiles(height, width, tile, overlap, pad, uniform=batch > 1, fixed=fixed)
+        total = progress_total if progress_total is not None else len(tiles)
+        plan = _Plan(batch=batch)
+        if len(tiles) == 1:  # one tile: nothing to blend
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled by the user; no output was written.")
+            (result,) = _run_chunk(image, forward, scale, tiles, plan, overlap, pad, device, dtype, cancel)
+            if progress is not None:
+                progress(progress_offset + 1, total)
+            return result
+        output: torch.Tensor | None = None
+        weight_sum = torch.zeros(1, 1, height * scale, width * scale)
+        done = 0
+        while done < len(tiles):
+            if cancel is not None and cancel():
+                raise CancelledError("Cancelled by the user; no output was written.")
+            chunk = tiles[done : done + plan.batch]
+            results = _run_chunk(image, forward, scale, chunk, plan, overlap, pad, device, dtype, cancel, fixed)
+            for item, result in zip(chunk, results):
+                if output is None:
+                    output = torch.zeros(1, result.shape[1], height * scale, width * scale)
+                y0, y1, x0, x1 = item.core
+                top, bottom, left, right = (r * scale for r in item.ramps)
+                wy = blend_ramp((y1 - y0) * scale, top, bottom)
+                wx = blend_ramp((x1 - x0) * scale, left, right)
+                weight = torch.from_numpy(np.outer(wy, wx))[None, None]
+                region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
+                output[region] += result * weight
+                weight_sum[region] += weight
+            done += len(results)
+            if results and progress is not None:
+                progress(progress_offset + done, total)
+        assert output is not None
+        return output.div_(weight_sum)

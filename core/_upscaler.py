@@ -32,7 +32,7 @@ from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
 from ._ncnn_engine import NcnnForward, ncnn_available
 from ._probe import activation_profile
 from ._resize import resize, target_size
-from ._tiling import plan_tiles, run_tiled, tile_for_memory
+from ._tiling import check_cancelled, plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["COMPILE_MODES", "MAX_TILE", "MIN_TILE", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler",
@@ -180,6 +180,9 @@ class Upscaler:
         )
         self._bytes_per_pixel: float | None = None
         self._memory_lock = threading.Lock()
+        self._seconds_per_pixel: float | None = None  # of the last call: for time estimates
+        if self._ncnn is None and self._compiled is None and choice.device == "cpu":
+            _cancel_between_layers(self._descriptor.model)
 
     @classmethod
     def load(
@@ -271,6 +274,17 @@ class Upscaler:
         elif settings.tile == 0:
             return 0, batch  # memory unknown (MPS): as asked
         return tile, batch
+
+    def estimate_seconds(self, height: int, width: int, channels: int = 3,
+                         settings: UpscaleSettings | None = None) -> float:
+        """About how long :meth:`upscale` takes for an image of that size, from this upscaler's
+        measured speed (its last call; the first estimate times a 64-px call, which takes well
+        under a second and errs long, as small inputs cost more per pixel)."""
+        if self._seconds_per_pixel is None:
+            self.upscale(np.zeros((64, 64, 3), np.uint8), UpscaleSettings(tile=0))
+        assert self._seconds_per_pixel is not None
+        passes = 2 if channels == 4 and (settings or UpscaleSettings()).alpha == "model" else 1
+        return self._seconds_per_pixel * height * width * passes
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
         return target_size(height, width, outscale or self.scale)
@@ -412,15 +426,29 @@ class Upscaler:
         np.multiply(out, top, out=out)
         np.clip(np.rint(out, out=out), 0, top, out=out)
         final = out.astype(array.dtype)
+        seconds = time.perf_counter() - start
+        passes = 2 if channels == 4 and settings.alpha == "model" else 1
+        self._seconds_per_pixel = seconds / (height * width * passes)
         return UpscaleResult(
             image=final,
             model=self._info.name,
             device=self._choice.device,
             precision=self._choice.precision,
-            seconds=time.perf_counter() - start,
+            seconds=seconds,
             tile=settings.tile if total > (2 if channels == 4 and settings.alpha == "model" else 1) else 0,
             batch=settings.batch or 1,
         )
+
+
+def _cancel_between_layers(model: torch.nn.Module) -> None:
+    """Check for a cancel before every convolution of an eager CPU model (a few µs each), so a
+    cancel stops a long tile within a fraction of it; once per model (the model may be shared)."""
+    if getattr(model, "_studio_cancel_hooks", False):
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_pre_hook(lambda *_: check_cancelled())
+    model._studio_cancel_hooks = True
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:

@@ -134,12 +134,17 @@ def job_panel(job_id: str, on_finish: Callable[[core.JobSnapshot], None], *, key
         if snap.finished:
             on_finish(snap)
             st.rerun()
-        eta = f" · ETA {snap.eta:.0f} s" if snap.eta is not None else ""
+        if snap.eta is None:
+            eta = ""
+        elif snap.estimated:
+            eta = f" · about {snap.eta:.0f} s left (estimated from this model's measured speed)"
+        else:
+            eta = f" · ETA {snap.eta:.0f} s"
         st.progress(snap.fraction, text=f"{snap.label}: {snap.done}/{snap.total or '?'} · "
                                         f"{snap.elapsed:.1f} s elapsed{eta} · {snap.message}")
         if st.button("Cancel", key=f"{key}_cancel"):
             job.cancel()
-            st.toast("Cancelling after the current step…")
+            st.toast("Cancelling…")
         if live is not None:
             live(snap)
 

@@ -85,6 +85,8 @@ def _start(request: Request, image: np.ndarray, upscalers: list[core.Upscaler]) 
     counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
 
     def work(ctx: core.JobContext) -> dict[str, core.UpscaleResult]:
+        ctx.progress(0, sum(counts), f"{upscalers[0].info.name}, tile 0/{counts[0]}")  # the total from the start
+        ctx.expect(sum(u.estimate_seconds(*image.shape, plan) for u, plan in zip(upscalers, plans)))
         results, offset = {}, 0
         for upscaler, plan, count in zip(upscalers, plans, counts):
             name = upscaler.info.name

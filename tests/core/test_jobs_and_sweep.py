@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import core
@@ -91,3 +92,32 @@ def test_sweep_scores_fall_as_degradation_grows() -> None:
         core.sweep_params("contrast", 1.0, 4)
     cancelled = core.run_sweep(hr, "blur_sigma", [0.5, 1.0], methods, "psnr", 4, cancel=lambda: True)
     assert cancelled == []
+
+
+@pytest.mark.parametrize("engine", ["ncnn", "torch"])
+def test_a_long_tile_shows_an_estimate_at_once_and_cancels_within_seconds(weights_dir, engine: str) -> None:
+    """One 320-px x4plus tile takes 10-20 s on two cores: the job has a total and an ETA before it
+    ends, and a cancel stops it mid-tile (between network blocks), not after the tile."""
+    upscaler = core.Upscaler.load("RealESRGAN_x4plus", device="cpu", engine=engine)
+    image = np.tile(core.load_sample("chelsea"), (2, 2, 1))[:320, :320]
+
+    def work(ctx: core.JobContext) -> core.UpscaleResult:
+        ctx.progress(0, 1, "tile 0/1")
+        ctx.expect(upscaler.estimate_seconds(320, 320))
+        return upscaler.upscale(image, core.UpscaleSettings(tile=0), cancel=ctx.cancelled)
+
+    job = core.JobManager().start("Upscaling", work)
+    deadline = time.monotonic() + 30
+    while not job.snapshot().estimated and time.monotonic() < deadline:
+        time.sleep(0.05)
+    snap = job.snapshot()
+    assert snap.estimated and snap.total == 1 and snap.done == 0, snap
+    assert snap.eta > 2 and 0 <= snap.fraction < 1  # a 64-px probe scaled to 320 px: seconds, not zero
+    time.sleep(1.0)
+    assert job.snapshot().status == "running"
+    job.cancel()
+    asked = time.monotonic()
+    while job.snapshot().status == "running" and time.monotonic() - asked < 30:
+        time.sleep(0.05)
+    took = time.monotonic() - asked
+    assert job.snapshot().status == "cancelled" and took < 5, f"{engine}: the cancel took {took:.1f} s"
