@@ -105,7 +105,7 @@ def inference(body: LegacyRequest, request: Request) -> str:
 )
 def upscale(
     request: Request,
-    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP or TIFF")],
+    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")],
     model_q: Annotated[str | None, Query(alias="model", max_length=200)] = None,
     outscale_q: Annotated[float | None, Query(alias="outscale", gt=0, le=16)] = None,
     tile_q: Annotated[int | None, Query(alias="tile", ge=0, le=4096)] = None,

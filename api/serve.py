@@ -21,10 +21,15 @@ from api.settings import ApiSettings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m api.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8501)
-    parser.add_argument("--api-only", action="store_true", help="serve the API without the dashboard")
+    parser = argparse.ArgumentParser(
+        prog="python -m api.serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve the dashboard (at /) and the HTTP API (/inference, /v1/*, /docs) from one process, "
+                    "sharing one copy of the model. Limits and the default model come from STUDIO_API_* "
+                    "variables (see api/settings.py).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=8501, help="port to listen on")
+    parser.add_argument("--api-only", action="store_true",
+                        help="serve the API without the dashboard (run `streamlit run dashboard/app.py` beside it)")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))

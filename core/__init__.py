@@ -41,7 +41,7 @@ from ._errors import (
     WeightsMissingError,
 )
 from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
-from ._io import ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
 from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
@@ -133,6 +133,7 @@ __all__ = [
     "DeviceUnavailableError",
     "DownloadError",
     "ImageDecodeError",
+    "IMAGE_SUFFIXES",
     "ImageLimits",
     "ImageTooLargeError",
     "LoadedModel",

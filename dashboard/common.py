@@ -10,7 +10,7 @@ import streamlit as st
 import core
 from dashboard import cache
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in core.IMAGE_SUFFIXES)  # what the core decodes
 
 
 @st.cache_resource
@@ -89,7 +89,7 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
                       key=kept(f"{key}_source", "Bundled sample"))
     if choice == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}_upload",
-                                  help="PNG, JPEG, WebP, BMP or TIFF; 16-bit and alpha are kept.")
+                                  help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame); 16-bit and alpha are kept.")
         saved = f"_{key}_saved_upload"
         if upload is not None:
             st.session_state[saved] = (upload.name, upload.getvalue())
@@ -102,7 +102,7 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
                 del st.session_state[saved]
                 st.rerun()
         if saved not in st.session_state:
-            st.info("Upload a PNG, JPEG, WebP, BMP or TIFF image (16-bit and alpha are kept).")
+            st.info("Upload a PNG, JPEG, WebP, BMP, TIFF or GIF image (16-bit and alpha are kept).")
             return None
         name, data = st.session_state[saved]
         try:
