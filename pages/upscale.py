@@ -120,7 +120,9 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     else:
         other_name = "bicubic (OpenCV)"
         other = cache.baseline(image, request.image, out.shape[:2], "bicubic")
-    timing = ", ".join(f"{r.model} {r.seconds:.2f} s (tile {r.tile or 'none'})" for r in results.values())
+    runs = list(results.values())
+    timing = ", ".join((f"{r.model} " if len(runs) > 1 else "") + f"{r.seconds:.2f} s (tile {r.tile or 'none'})"
+                       for r in runs)  # each model named once
     st.success(f"{first.model} · {first.device} · {first.precision} · {timing} · {core.image_info(out)}")
     shown = [(other_name, other), (request.models[0], out)]
     if reference is not None:
