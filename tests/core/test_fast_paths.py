@@ -174,7 +174,7 @@ def test_running_out_of_cpu_memory_halves_the_tile(weights_dir, engine: str, mod
     PyTorch's and oneDNN's RuntimeErrors) take the out-of-memory path: smaller tiles, not an error."""
     # `headroom` MB above the loaded process: one whole-image tile needs more than that, smaller tiles
     # fit. RLIMIT_AS caps address space, of which allocator arenas reserve a varying share: with 300 MB,
-    # x4plus failed one fresh-clone run in four even at 32-px tiles; with 600 MB its whole tile fit.
+    # x4plus failed a fresh-clone run even at 32-px tiles; with 600 MB its whole tile fit.
     # 400 MB: the whole tile fails, halved tiles succeed.
     proc = subprocess.run([sys.executable, "-c", _UNDER_A_MEMORY_CAP, engine, str(headroom), model, str(side)],
                           capture_output=True, text=True,
