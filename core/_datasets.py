@@ -71,8 +71,9 @@ class ImageRef:
         """
         try:
             if self.member is None:
-                if self.path.stat().st_size > max_bytes:
-                    raise DatasetError(f"{self}: {self.path.stat().st_size} bytes; the limit is {max_bytes}.")
+                size = self.path.stat().st_size
+                if size > max_bytes:
+                    raise DatasetError(f"{self}: {size} bytes; the limit is {max_bytes}.")
                 return self.path.read_bytes()
             with zipfile.ZipFile(self.path) as archive:
                 info = archive.getinfo(self.member)
