@@ -53,6 +53,7 @@ from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_fo
 from ._upscaler import (
     MAX_TILE,
     MIN_TILE,
+    TILE_STEP,
     Upscaler,
     UpscaleResult,
     UpscaleSettings,
@@ -157,6 +158,7 @@ __all__ = [
     "default_pad",
     "MAX_TILE",
     "MIN_TILE",
+    "TILE_STEP",
     "default_tile",
     "default_weights_dir",
     "download_weights",

@@ -8,6 +8,7 @@ HWC, grey / RGB / RGBA) and returns one of the same kind, upscaled.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from ._tiling import check_cancelled, plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["COMPILE_MODES", "MAX_TILE", "MIN_TILE", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler",
-           "clear_shared", "default_pad", "default_tile", "shared_upscaler"]
+           "TILE_STEP", "clear_shared", "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -51,6 +52,9 @@ MAX_OUTSCALE = 16.0
 # for minutes; the out-of-memory fallback may still go lower on its own.
 MIN_TILE = 32
 MAX_TILE = 8192
+# Automatic tiles are multiples of this: free memory drifts by a few per cent between calls,
+# and a coarse step keeps the tile (and the sidebar's figure) from changing with every drift.
+TILE_STEP = 64
 # torch.compile modes (opt-in): "reduce-overhead" adds CUDA graphs on CUDA.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 # Share of the free device memory (or available RAM) the tiles of one call may use.
@@ -269,7 +273,8 @@ class Upscaler:
         if memory is not None and per_pixel is not None:
             pad = settings.tile_pad if settings.tile_pad is not None else 24  # the largest default_pad
             budget = MEMORY_SHARE * memory[0] - (CALL_OVERHEAD if self._choice.device == "cpu" else 0)
-            fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad, largest=MAX_TILE)
+            fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad, multiple=TILE_STEP,
+                                   largest=MAX_TILE)
             tile = max(MIN_TILE, min(tile, fits))
         elif settings.tile == 0:
             return 0, batch  # memory unknown (MPS): as asked
@@ -490,8 +495,12 @@ def shared_upscaler(name: str, device: str = "auto", precision: str = "auto",
 
 
 def clear_shared() -> int:
-    """Forget every shared upscaler (their memory is freed once no caller holds them)."""
+    """Forget every shared upscaler; their memory is freed once no caller holds them, and the
+    CUDA allocator's cached blocks of the ones already unreferenced are given back now."""
     with _shared_lock:
         count = len(_shared)
         _shared.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return count

@@ -1,6 +1,7 @@
 """The one module that holds Streamlit caches.
 
-* The upscaler is a shared resource, one per (model, device, precision).
+* The upscaler is a shared resource, one per (model, device, precision), loaded in the
+  background (:class:`ModelLoads`) so that pages render while it loads.
 * Results are keyed on the image bytes' hash plus a frozen settings dataclass, because
   Streamlit only samples large arrays when hashing them.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -17,11 +20,55 @@ import streamlit as st
 
 import core
 
+ModelKey = tuple[str, str, str]  # (model, device, precision) as asked in the sidebar
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def get_upscaler(model: str, device: str, precision: str) -> core.Upscaler:
-    """The process-wide shared upscaler (the API, when served in the same process, uses it too)."""
-    return core.shared_upscaler(model, device, precision)
+
+class ModelLoads:
+    """Models loading in the background, shared by every session and thread-safe.
+
+    Loading takes seconds on a CPU (longer when a model's weights are converted on first use);
+    pages render meanwhile and show the load's status. Loads run one at a time (two models
+    loading at once would only compete for memory). The upscalers come from
+    :func:`core.shared_upscaler`, so the API, when served in the same process, shares them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loads: dict[ModelKey, tuple[Future[core.Upscaler], float]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+
+    def start(self, key: ModelKey) -> Future[core.Upscaler]:
+        """The load of ``key``: started now unless it is running or done."""
+        with self._lock:
+            if key not in self._loads:
+                self._loads[key] = (self._pool.submit(core.shared_upscaler, *key), time.monotonic())
+            return self._loads[key][0]
+
+    def seconds(self, key: ModelKey) -> float:
+        """Seconds since the load of ``key`` started (0 if none)."""
+        with self._lock:
+            load = self._loads.get(key)
+        return time.monotonic() - load[1] if load else 0.0
+
+    def forget(self, key: ModelKey, future: Future[core.Upscaler]) -> None:
+        """Drop a failed load, so the next run tries again (weights may have been added)."""
+        with self._lock:
+            if self._loads.get(key, (None,))[0] is future:
+                del self._loads[key]
+
+    def pending(self) -> bool:
+        with self._lock:
+            return any(not future.done() for future, _ in self._loads.values())
+
+    def clear(self) -> None:
+        """Forget finished loads (running ones finish and stay shared by the core)."""
+        with self._lock:
+            self._loads = {key: load for key, load in self._loads.items() if not load[0].done()}
+
+
+@st.cache_resource
+def model_loads() -> ModelLoads:
+    return ModelLoads()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -42,14 +42,51 @@ def show_error(exc: BaseException, context: str = "") -> None:
         st.error(prefix + way_forward(exc))
 
 
-def load_upscaler(name: str) -> core.Upscaler | None:
-    """The shared upscaler of ``name`` with the sidebar's device and precision, or an error shown."""
+def model_key(name: str) -> cache.ModelKey:
+    """``(model, device, precision)`` with the sidebar's device and precision."""
+    return name, st.session_state.get("device", "auto"), st.session_state.get("precision", "auto")
+
+
+def load_upscaler(name: str, *, wait: bool = False) -> core.Upscaler | None:
+    """The shared upscaler of ``name`` with the sidebar's device and precision.
+
+    Loads in the background: ``None`` while it loads (unless ``wait``; :func:`model_status`
+    shows the load) or when it failed (the error is shown, and the next run tries again).
+    """
+    key = model_key(name)
+    future = cache.model_loads().start(key)
+    if not future.done() and not wait:
+        return None
     try:
-        return cache.get_upscaler(name, st.session_state.get("device", "auto"),
-                                  st.session_state.get("precision", "auto"))
+        if not future.done():
+            with st.spinner(f"Loading {name}…"):
+                return future.result()
+        return future.result()
     except core.StudioError as exc:
+        cache.model_loads().forget(key, future)
         show_error(exc, f"Cannot load {name}")
         return None
+
+
+def model_loading(name: str) -> bool:
+    """Whether ``name`` (sidebar device and precision) is loading now."""
+    return not cache.model_loads().start(model_key(name)).done()
+
+
+def model_status(name: str) -> None:
+    """While ``name`` loads: a status line, polled twice a second; the app reruns once it is ready."""
+    loads, key = cache.model_loads(), model_key(name)
+    if loads.start(key).done():
+        return
+
+    @st.fragment(run_every=0.5)
+    def status() -> None:
+        if loads.start(key).done():
+            st.rerun()
+        st.info(f"Loading **{name}** on {key[1]}… {loads.seconds(key):.0f} s. The pages work meanwhile; "
+                "a model's first load also converts its weights.", icon=":material/hourglass_top:")
+
+    status()
 
 
 _KEPT = "_kept_widget_values"

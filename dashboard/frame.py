@@ -6,7 +6,7 @@ import streamlit as st
 from PIL import Image
 
 import core
-from dashboard.common import load_upscaler, remember_widgets
+from dashboard.common import load_upscaler, model_status, remember_widgets
 from pages import benchmark, degradation_lab, models, upscale
 
 
@@ -41,7 +41,10 @@ def sidebar() -> None:
             st.caption(f"In use: {upscaler.describe()}")
             if st.session_state.get("tile") is None:
                 auto = upscaler.resolve(core.UpscaleSettings())
-                st.caption(f"Auto tile now: {auto.tile} px with {auto.tile_pad} px context (fits free memory).")
+                st.caption(f"Auto tile now: {auto.tile} px with {auto.tile_pad} px context (fits free memory; "
+                           f"in steps of {core.TILE_STEP} px).")
+        else:
+            model_status(st.session_state.model)
     missing = [info for info in infos if not info.available]
     if missing:
         with st.sidebar.expander(f"{len(missing)} models not available"):

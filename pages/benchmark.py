@@ -198,7 +198,7 @@ def _output(method: str, lr, hr, scale: int):
     key = ("bench", cache.image_key(lr), method, scale)
     stored = cache.result_store().get(key)
     if stored is None:
-        upscaler = load_upscaler(method)
+        upscaler = load_upscaler(method, wait=True)
         if upscaler is None:
             return hr
         with st.spinner(f"Running {method} on this image…"):

@@ -140,7 +140,7 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
     reference = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
     if outputs is None:
         if st.button("Super-resolve the degraded image", type="primary", key="lab_run", disabled=not methods):
-            upscalers = {m: load_upscaler(m) for m in methods if m != "bicubic"}
+            upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
             if all(upscalers.values()):
                 def work(ctx: core.JobContext):
                     results = {}
@@ -183,7 +183,7 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
 
             job_panel(job_id, finish, key="sweep")
         elif st.button("Run sweep", key="sweep_run", disabled=not methods):
-            upscalers = {m: load_upscaler(m) for m in methods if m != "bicubic"}
+            upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
             runners = {m: (lambda lr, size: core.resize(lr, size, "matlab")) if m == "bicubic" else
                        (lambda lr, size, u=upscalers[m]: u.upscale(lr, core.UpscaleSettings(outscale=scale)).image)
                        for m in methods}

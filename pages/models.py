@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
-
 import pandas as pd
 import streamlit as st
-import torch
 
 import core
 from dashboard import cache
@@ -77,10 +74,7 @@ usual names (e.g. `RealESRGAN_x2plus.pth`) replace the converted or missing ones
                  key="system_table")
     if st.button("Clear the model cache", key="clear_models",
                  help="Frees memory held by loaded models; they load again on next use."):
-        cache.get_upscaler.clear()
+        cache.model_loads().clear()
         cache.model_summary.clear()
         core.clear_shared()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
         st.success("Model cache cleared.")

@@ -17,6 +17,8 @@ from dashboard.common import (
     kept,
     load_upscaler,
     metric_header,
+    model_key,
+    model_loading,
     pick_image,
     show_error,
 )
@@ -36,16 +38,54 @@ class Request:
     settings: core.UpscaleSettings
 
 
-def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
+PREVIEW_SIDE = 448  # px: the longest side of the source preview (smaller images are shown as they are)
+
+
+def preview(image: np.ndarray, box: tuple[int, int, int] | None) -> np.ndarray:
+    """An 8-bit RGB thumbnail of ``image`` with the region ``box = (x, y, size)`` outlined."""
     height, width = image.shape[:2]
+    factor = min(1.0, PREVIEW_SIDE / max(height, width))
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    thumb = core.to_display(core.resize(image, size, "area") if factor < 1 else image)
+    if thumb.ndim == 2:
+        thumb = np.repeat(thumb[:, :, None], 3, axis=2)
+    thumb = np.array(thumb[:, :, :3])  # a copy: the source may be a read-only cached array
+    if box is not None:
+        x, y, side = box
+        left, top = int(x * factor), int(y * factor)
+        right = min(size[1] - 1, max(left + 1, round((x + side) * factor) - 1))
+        bottom = min(size[0] - 1, max(top + 1, round((y + side) * factor) - 1))
+        region = thumb[top : bottom + 1, left : right + 1].copy()
+        thumb = (thumb * 0.55).astype(np.uint8)  # dim what is outside the region
+        thumb[top : bottom + 1, left : right + 1] = region
+        for row in (top, bottom):
+            thumb[row, left : right + 1] = (255, 64, 64)
+        for col in (left, right):
+            thumb[top : bottom + 1, col] = (255, 64, 64)
+    return thumb
+
+
+def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """The part of ``image`` to upscale (all of it, or a square region), with a preview."""
+    height, width = image.shape[:2]
+    shown, controls = st.columns([2, 3])
     default = on_cpu and max(height, width) > 160
-    if not st.checkbox("Upscale only a region (fast on CPU)", value=default, key="roi"):
+    box = None
+    with controls:
+        if st.checkbox("Upscale only a region (fast on CPU)", value=default, key="roi"):
+            largest = max(32, min(512, height, width))
+            size = st.slider("Region size (px)", 32, largest, min(128, largest), step=16, key="roi_size")
+            x = st.slider("Region left", 0, max(0, width - size), max(0, (width - size) // 2), key="roi_x")
+            y = st.slider("Region top", 0, max(0, height - size), max(0, (height - size) // 2), key="roi_y")
+            size = min(size, height, width)
+            box = (min(x, width - size), min(y, height - size), size)
+    caption = f"Source {width}x{height}"
+    if box is not None:
+        caption += f" · region {box[2]}x{box[2]} at left {box[0]}, top {box[1]} (outlined)"
+    shown.image(preview(image, box), caption=caption, width="content")
+    if box is None:
         return image, (0, 0)
-    largest = max(32, min(512, height, width))
-    cols = st.columns(3)
-    size = cols[0].slider("Region size (px)", 32, largest, min(128, largest), step=16, key="roi_size")
-    x = cols[1].slider("Region left", 0, max(0, width - size), max(0, (width - size) // 2), key="roi_x")
-    y = cols[2].slider("Region top", 0, max(0, height - size), max(0, (height - size) // 2), key="roi_y")
+    x, y, size = box
     return image[y : y + size, x : x + size], (x, y)
 
 
@@ -80,12 +120,18 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
     return image, None, None
 
 
-def _start(request: Request, image: np.ndarray, upscalers: list[core.Upscaler]) -> None:
-    plans = [u.resolve(request.settings) for u in upscalers]  # the tile each uses, fixed for this job
-    counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
+def _start(request: Request, image: np.ndarray) -> None:
+    loads = cache.model_loads()
+    keys = [(name, request.device, request.precision) for name in request.models]
 
     def work(ctx: core.JobContext) -> dict[str, core.UpscaleResult]:
-        ctx.progress(0, sum(counts), f"{upscalers[0].info.name}, tile 0/{counts[0]}")  # the total from the start
+        upscalers = []
+        for key in keys:  # loaded already, or loading in the background: the job waits for them
+            ctx.progress(0, 0, f"loading {key[0]}…")
+            upscalers.append(loads.start(key).result())
+        plans = [u.resolve(request.settings) for u in upscalers]  # the tile each uses, fixed for this job
+        counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
+        ctx.progress(0, sum(counts), f"{upscalers[0].info.name}, tile 0/{counts[0]}")  # the total before any tile
         ctx.expect(sum(u.estimate_seconds(*image.shape, plan) for u, plan in zip(upscalers, plans)))
         results, offset = {}, 0
         for upscaler, plan, count in zip(upscalers, plans, counts):
@@ -160,30 +206,39 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                            mime="image/png", key=f"download_{name}")
 
 
+def _on_cpu() -> bool:
+    device = st.session_state.get("device", "auto")
+    return device == "cpu" or (device == "auto" and core.available_devices()[0] == "cpu")
+
+
 def render() -> None:
     st.title("Upscale & Compare")
     source = pick_image("up")
     if source is None:
         return
     image, stem = source
-    upscaler = load_upscaler(st.session_state.model)
-    if upscaler is None:
-        return
-    st.caption(upscaler.describe())
+    name = st.session_state.model
+    upscaler = load_upscaler(name)  # None while it loads in the background: the page works meanwhile
+    if upscaler is None and not model_loading(name):
+        return  # it failed to load: the error is shown
+    st.caption(upscaler.describe() if upscaler else f"{name} is loading (see the sidebar); you can set up the "
+               "run meanwhile, and Upscale waits for it.")
     full_height = image.shape[0]
-    image, origin = _region(image, upscaler.choice.device == "cpu")
+    image, origin = _region(image, _on_cpu())
     image, reference, factor = _reference(image, full_height, origin)
-    others = [i.name for i in core.list_models() if i.available and i.name != upscaler.info.name]
+    others = [i.name for i in core.list_models() if i.available and i.name != name]
     left, right, third = st.columns(3)
     choices = ["bicubic", *others]
     versus = left.selectbox("Compare with", choices, key=kept("compare_with", "bicubic", choices))
-    outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or upscaler.scale), 0.25, key="outscale")
+    scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
+    outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or scale), 0.25, key="outscale")
     alpha = third.selectbox("Alpha channel", ["model", "bicubic", "drop"], key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)
-    models = (upscaler.info.name,) if versus == "bicubic" else (upscaler.info.name, versus)
-    request = Request(cache.image_key(image), models, upscaler.choice.device, upscaler.choice.precision, settings)
-    out_h, out_w = upscaler.output_size(*image.shape[:2], outscale)
+    models = (name,) if versus == "bicubic" else (name, versus)
+    device, precision = model_key(name)[1:]
+    request = Request(cache.image_key(image), models, device, precision, settings)
+    out_h, out_w = core.target_size(*image.shape[:2], outscale)
     st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
 
     if "upscale_error" in st.session_state:
@@ -197,17 +252,13 @@ def render() -> None:
         return
     if results is None:
         if st.button("Upscale", type="primary", key="run"):
-            upscalers = [upscaler] + [u for u in (load_upscaler(m) for m in models[1:]) if u is not None]
-            if len(upscalers) == len(models):
-                try:
-                    for u in upscalers:
-                        settings.limits.check_input(image.shape[1], image.shape[0])
-                        out_h, out_w = u.output_size(*image.shape[:2], outscale)
-                        settings.limits.check_output(out_w, out_h)
-                except core.StudioError as exc:
-                    show_error(exc)
-                    return
-                _start(request, image, upscalers)
-                st.rerun()
+            try:
+                settings.limits.check_input(image.shape[1], image.shape[0])
+                settings.limits.check_output(out_w, out_h)
+            except core.StudioError as exc:
+                show_error(exc)
+                return
+            _start(request, image)
+            st.rerun()
         return
     _results(request, results, image, reference, stem)

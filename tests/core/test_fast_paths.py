@@ -87,10 +87,16 @@ def test_the_tile_is_chosen_from_free_memory(weights_dir, compact_torch, monkeyp
     free = 200 * 2**20
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
     budget = _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD
-    expected = core.tile_for_memory(per_pixel, budget, batch=2, pad=24)
+    expected = core.tile_for_memory(per_pixel, budget, batch=2, pad=24, multiple=core.TILE_STEP)
     assert 16 <= expected < core.default_tile("cpu")
     assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (expected, 2)
     assert compact_torch.tile_for(core.UpscaleSettings(tile=64, batch=2)) == (64, 2)  # explicit wins
+    drifting = set()
+    for drift in range(190 * 2**20, 210 * 2**20, 2**20):  # free memory drifting by ±5 % between reruns
+        monkeypatch.setattr(_upscaler, "device_memory", lambda device, drift=drift: (drift, 4 * drift))
+        drifting.add(compact_torch.tile_for(core.UpscaleSettings())[0])
+    assert all(tile % core.TILE_STEP == 0 for tile in drifting) and len(drifting) <= 2, drifting  # steady
+    monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
     image = core.load_sample("chelsea")[:200, :150]
     result = compact_torch.upscale(image, core.UpscaleSettings(batch=2))
     assert result.tile == expected and result.image.shape == (800, 600, 3)
@@ -193,7 +199,7 @@ def test_tile_zero_means_untiled_where_it_fits(compact_torch, monkeypatch) -> No
     free = 200 * 2**20  # a small machine: "no tiling" must not mean "all the memory"
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
     cap = core.tile_for_memory(per_pixel, _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD, pad=24,
-                               largest=core.MAX_TILE)
+                               multiple=core.TILE_STEP, largest=core.MAX_TILE)
     assert compact_torch.tile_for(core.UpscaleSettings(tile=0)) == (cap, 1)
     big = np.tile(core.load_sample("chelsea"), (2, 1, 1))[: cap + 40, : cap + 40]
     result = compact_torch.upscale(big, core.UpscaleSettings(tile=0))

@@ -35,11 +35,23 @@ def run_page(page: str, state: dict | None = None) -> None:
     frame.PAGES[page][0]()
 
 
+def settle(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """Rerun until no model is loading in the background (as the sidebar's status fragment does)."""
+    from dashboard import cache
+
+    deadline = time.monotonic() + timeout
+    while cache.model_loads().pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def open_page(page: str, state: dict | None = None) -> AppTest:
     at = AppTest.from_function(run_page, args=(page, state), default_timeout=120)
     at.run()
     assert not at.exception, at.exception
-    return at
+    return settle(at)
 
 
 def wait(at: AppTest, done, timeout: float = 120.0) -> AppTest:
@@ -64,6 +76,7 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     at.run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Upscale & Compare"
+    settle(at)
     models = at.sidebar.selectbox(key="model")
     assert models.value == "RealESRGAN_x4plus"
     assert "realesr-animevideov3" in models.options and "RealESRNet_x4plus" not in models.options
@@ -71,6 +84,49 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     assert any(re.search(r"Auto tile now: \d+ px with 16 px context", c.value) for c in at.sidebar.caption)
     assert any("RealESRNet_x4plus" in c.value and "Download it" in c.value for c in at.sidebar.caption)
     assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
+
+
+def test_the_page_renders_and_works_while_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model loads in the background: the page is usable at once, the sidebar shows the load,
+    and an Upscale clicked meanwhile waits for it."""
+    import threading
+
+    from dashboard import cache
+
+    cache.model_loads().clear()
+    gate, real = threading.Event(), core.shared_upscaler
+    monkeypatch.setattr(core, "shared_upscaler", lambda *key: gate.wait(60) and real(*key))  # a slow load
+    state = {"model": "realesr-animevideov3", "device": "cpu", "precision": "fp32", "tile": None}
+    at = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Upscale & Compare" and at.selectbox(key="up_sample").value == "chelsea"
+    assert any("is loading" in c.value for c in at.caption)
+    at.slider(key="roi_size").set_value(64).run()
+    at.button(key="run").click().run()
+    assert any("loading realesr-animevideov3" in p.proto.text for p in at.get("progress")), "no loading status"
+    gate.set()
+    wait(at, lambda a: bool(a.success))
+    assert "256x256 RGB 8-bit" in at.success[0].value and "realesr-animevideov3 · cpu · fp32" in at.success[0].value
+
+
+def test_the_sidebar_shows_a_loading_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from dashboard import cache
+
+    cache.model_loads().clear()
+    gate, real = threading.Event(), core.shared_upscaler
+    monkeypatch.setattr(core, "shared_upscaler", lambda *key: gate.wait(60) and real(*key))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["precision"] = "fp32"  # a key no other test has loaded
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Upscale & Compare"
+    assert any("Loading **RealESRGAN_x4plus** on auto" in i.value for i in at.sidebar.info)
+    gate.set()
+    settle(at)
+    assert not at.sidebar.info and any("In use: RealESRGAN_x4plus · cpu · fp32" in c.value for c in at.sidebar.caption)
 
 
 def test_upscale_compare_and_cache() -> None:
@@ -88,6 +144,29 @@ def test_upscale_compare_and_cache() -> None:
     assert len(at.get("download_button")) == 1
     at.run()  # same inputs: shown at once from the store, nothing to run
     assert not [b for b in at.button if b.key == "run"] and at.success
+
+
+def test_the_source_preview_outlines_the_region() -> None:
+    from pages.upscale import PREVIEW_SIDE, preview
+
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "auto", "precision": "auto", "tile": None})
+    at.slider(key="roi_x").set_value(40).run()
+    at.slider(key="roi_y").set_value(20).run()
+    captions = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert "Source 448x300 · region 128x128 at left 40, top 20 (outlined)" in captions
+    at.checkbox(key="roi").uncheck().run()
+    assert "Source 448x300" in [image.proto.imgs[0].caption for image in at.get("image")]
+
+    source = core.load_sample("chelsea")  # 448x300: shown as it is
+    shown = preview(source, (40, 20, 128))
+    assert shown.shape == source.shape
+    assert (shown[20, 40:168] == (255, 64, 64)).all() and (shown[20:148, 167] == (255, 64, 64)).all()
+    assert np.array_equal(shown[21:147, 41:167], source[21:147, 41:167])  # the region as it is
+    assert (shown[200:, 200:].astype(int) < source[200:, 200:]).mean() > 0.9  # the rest dimmed
+    big = np.repeat(np.repeat(source, 3, axis=0), 3, axis=1)  # 1344x900: a thumbnail, box scaled
+    shown = preview(big, (120, 60, 384))
+    side = PREVIEW_SIDE
+    assert max(shown.shape[:2]) == side and (shown[int(60 * side / 1344), 50:100] == (255, 64, 64)).all()
 
 
 def test_downscale_first_gives_psnr_and_ssim() -> None:

@@ -131,6 +131,7 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         assert labels == ["bicubic (OpenCV)", "RealESRGAN_x4plus"]
 
         clip_before = frame.evaluate("() => document.getElementById('pane-b').style.clipPath")
+        frame.locator("#divider").scroll_into_view_if_needed()  # the mouse acts only inside the viewport
         box = frame.locator("#divider").bounding_box()
         assert box is not None
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
