@@ -6,14 +6,14 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 import core
-from dashboard import cache
+from dashboard import cache, charts
 from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metric_header, show_error
 from dashboard.slider import comparison
 
@@ -103,11 +103,13 @@ def _div2k_download() -> None:
 
 
 def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame([{"image": r["image"], "method": r["method"],
-                           **{metric_header(m): r["metrics"].get(m) for m in metrics},
-                           "seconds": r["seconds"], "reused": r.get("reused", False), "error": r.get("error", "")}
-                          for r in rows])
-    return frame
+    """Per-image rows (as in ``results.json``) with the metric headers of every table here."""
+    return pd.DataFrame([{"image": r["image"], "method": r["method"],
+                          **{metric_header(m): r["metrics"].get(m) for m in metrics},
+                          "seconds": round(r["seconds"], 3), "reused": r.get("reused", False),
+                          "error": r.get("error", "")}
+                         for r in rows], columns=["image", "method", *map(metric_header, metrics),
+                                                  "seconds", "reused", "error"])
 
 
 def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[str],
@@ -127,6 +129,7 @@ def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[
         return str(run_dir)
 
     st.session_state.bench_job = jobs().start(f"Benchmark on {dataset.name}", work).id
+    st.session_state.bench_job_metrics = metrics  # the live table's columns, whatever the widget says meanwhile
 
 
 def _finish(snap: core.JobSnapshot) -> None:
@@ -137,11 +140,12 @@ def _finish(snap: core.JobSnapshot) -> None:
         st.session_state.bench_message = snap.error or snap.status
 
 
-def _live(snap: core.JobSnapshot) -> None:
-    if snap.partial:
-        rows = [{"image": r.image, "method": r.method, **{k: v for k, v in r.metrics.items()},
-                 "seconds": round(r.seconds, 3), "reused": r.reused, "error": r.error} for r in snap.partial]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="bench_live")
+def _live(metrics: list[str]):
+    def show(snap: core.JobSnapshot) -> None:
+        if snap.partial:  # the same columns as the final per-image table
+            st.dataframe(_rows_frame([asdict(r) for r in snap.partial], metrics), hide_index=True, key="bench_live")
+
+    return show
 
 
 def _show_run(run: Path) -> None:
@@ -159,8 +163,10 @@ def _show_run(run: Path) -> None:
     chart_metric = st.selectbox("Chart", metrics, key="bench_chart_metric", format_func=metric_header)
     column = metric_header(chart_metric)
     left, right = st.columns(2)
-    left.bar_chart(means.set_index("method")[column], horizontal=True)
-    right.scatter_chart(frame.dropna(subset=[column]), x="method", y=column, color="image")
+    tall = charts.height(len(means)) + charts.AXES_HEIGHT  # one height for both, grown with the methods
+    left.altair_chart(charts.means_chart(means, chart_metric, column), width="stretch", height=tall)
+    right.altair_chart(charts.images_chart(frame, chart_metric, column, means["method"].tolist()), width="stretch",
+                       height=tall)
     st.subheader("Per image (select a row to compare in the slider)")
     event = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row",
                          key="bench_rows")
@@ -226,7 +232,7 @@ def render() -> None:
         st.warning(st.session_state.pop("bench_message"))
     job_id = st.session_state.get("bench_job")
     if job_id:
-        job_panel(job_id, _finish, key="bench", live=_live)
+        job_panel(job_id, _finish, key="bench", live=_live(st.session_state.get("bench_job_metrics", metrics)))
     elif form is not None:
         spec, dataset = form
         st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")

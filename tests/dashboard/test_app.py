@@ -7,6 +7,7 @@ job has finished, as the page's polling fragment would.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -214,6 +215,9 @@ def test_benchmark_runs_in_the_background_and_reloads() -> None:
     rows = at.dataframe[1].value
     assert len(rows) == 12 and rows["NIQE ↓"].notna().all()
     assert len(at.get("download_button")) == 2
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    assert len(specs) == 2 and specs[0]["height"] == specs[1]["height"]  # bar and per-image charts, side by side
+    assert specs[0]["layer"][0]["encoding"]["x"]["scale"]["zero"] is False
     again = open_page("benchmark")  # a new session finds the run in the results folder
     assert again.selectbox(key="bench_run_pick").options and any(
         "Per-method means" in s.value for s in again.subheader)
