@@ -185,25 +185,58 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     for name, values in table.items():
         run = results.get(name)
         row = {"method": name, **{metric_header(m): v for m, v in values.items()}}
-        row |= {"seconds": run.seconds if run else None, "device": run.device if run else "cpu",
+        row |= {"seconds": f"{run.seconds:.2f}" if run else "—", "device": run.device if run else "cpu",
                 "precision": run.precision if run else "—"}
         rows.append(row)
     st.subheader("Metrics")
-    cards = st.columns(len(rows))
-    for card, row in zip(cards, rows):
-        values = [f"{metric_header(m)} {row[metric_header(m)]:.3f}" for m in ("niqe", "psnr", "ssim")
-                  if row.get(metric_header(m)) is not None]
-        card.metric(row["method"], values[0] if values else "—", help=" · ".join(values[1:]) or None)
+    _metric_cards(rows)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
                                 for m in ("psnr", "ssim", "niqe")})
     if reference is None:
-        st.caption("NIQE needs no reference (lower is better). For PSNR / SSIM, choose a reference above. "
-                   f"PSNR / SSIM are on the Y channel with {border} px cropped.")
+        st.caption("Only NIQE without a reference (no-reference, lower is better). For PSNR / SSIM, choose a "
+                   "reference above.")
+    else:
+        st.caption(f"PSNR / SSIM against the reference, on the Y channel (ITU-R BT.601), with a {border} px "
+                   "border cropped on each side (the scale: the BasicSR / MATLAB convention).")
+    with st.expander("What these numbers mean"):
+        st.markdown(METRICS_EXPLAINED)
     for name in request.models:
         st.download_button(f"Download {name} result (PNG, {core.image_info(results[name].image)})",
                            core.encode_png(results[name].image), file_name=f"{stem}_{name}.png",
                            mime="image/png", key=f"download_{name}")
+
+
+METRICS_EXPLAINED = """
+* **PSNR** (dB, higher is better) and **SSIM** (0-1, higher is better) compare the result with a
+  reference pixel by pixel. They need a reference: an HR image of the same scene, or your image
+  itself after "downscale my image first".
+* **NIQE** (lower is better) needs no reference: it measures how far the image's local statistics
+  are from those of natural photos.
+* **Why a GAN model can score a lower PSNR than bicubic but a better NIQE**: bicubic (and models
+  trained for PSNR) produce the average of all plausible sharp images, a smooth result that is
+  never far from the truth pixel by pixel. Real-ESRGAN is trained with perceptual and adversarial
+  losses to draw *one* plausible sharp image: its textures look natural (better NIQE) but are not
+  the reference's exact pixels, and every misplaced detail costs PSNR. Trust your eyes in the
+  slider; use PSNR / SSIM for fidelity, NIQE for naturalness.
+"""
+
+
+def _metric_cards(rows: list[dict]) -> None:
+    """One card per method with every computed metric; later methods show the change from the first."""
+    computed = [m for m in ("psnr", "ssim", "niqe") if any(row.get(metric_header(m)) is not None for row in rows)]
+    if not computed:
+        return
+    first = rows[0]
+    for card, row in zip(st.columns(len(rows)), rows):
+        card.markdown(f"**{row['method']}**" + ("" if row is first else f" · change vs {first['method']}"))
+        for column, name in zip(card.columns(len(computed)), computed):
+            info, header = core.METRICS[name], metric_header(name)
+            value, start = row.get(header), first.get(header)
+            delta = (f"{value - start:+.3f}"
+                     if row is not first and value is not None and start is not None else None)
+            column.metric(header, "—" if value is None else f"{value:.3f}", delta=delta,
+                          delta_color="normal" if info.higher_is_better else "inverse", help=info.description)
 
 
 def _on_cpu() -> bool:

@@ -142,6 +142,10 @@ def test_upscale_compare_and_cache() -> None:
     assert list(metrics["method"]) == ["bicubic (OpenCV)", "realesr-animevideov3"]
     niqe = metrics["NIQE ↓"]
     assert niqe.notna().all() and (niqe > 0).all() and niqe.iloc[0] != niqe.iloc[1]
+    assert [m.label for m in at.metric] == ["NIQE ↓", "NIQE ↓"]  # no reference: NIQE only, and said so
+    assert at.metric[1].delta == f"{niqe.iloc[1] - niqe.iloc[0]:+.3f}"
+    assert any("change vs bicubic (OpenCV)" in m.value for m in at.markdown)
+    assert not any("cropped" in c.value for c in at.caption) and any("Only NIQE" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 1
     at.run()  # same inputs: shown at once from the store, nothing to run
     assert not [b for b in at.button if b.key == "run"] and at.success
@@ -181,6 +185,13 @@ def test_downscale_first_gives_psnr_and_ssim() -> None:
     assert {"PSNR ↑", "SSIM ↑", "NIQE ↓"} <= set(metrics.columns)
     assert (metrics["PSNR ↑"] > 20).all() and (metrics["SSIM ↑"] > 0.5).all()
     assert "96x96" in at.success[0].value
+    labels = [m.label for m in at.metric]  # every computed metric on each card, not NIQE alone
+    assert sorted(labels) == sorted(["PSNR ↑", "SSIM ↑", "NIQE ↓"] * 2), labels
+    psnr = [m for m in at.metric if m.label == "PSNR ↑"]
+    assert not psnr[0].delta and psnr[1].delta == (
+        f"{metrics['PSNR ↑'].iloc[1] - metrics['PSNR ↑'].iloc[0]:+.3f}")
+    assert any("with a 4 px border cropped" in c.value for c in at.caption)
+    assert any("lower PSNR than bicubic but a better NIQE" in m.value for m in at.markdown)  # explained
 
 
 def test_bad_upload_and_too_large_input_are_messages() -> None:
