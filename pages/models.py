@@ -10,21 +10,25 @@ from dashboard import cache
 from dashboard.common import job_panel, jobs
 
 
-def _table(infos: list[core.ModelInfo]) -> pd.DataFrame:
-    rows = []
+def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The models that run here (one row each), and ``(name, how to get it)`` for the others."""
+    rows, missing = [], []
     for info in infos:
-        row = {"model": info.name, "available": info.available, "architecture": info.architecture,
-               "scale": f"x{info.scale}" if info.scale else "?", "parameters": None, "fp16": None,
-               "source / how to get it": info.source if info.available else info.reason,
-               "licence": info.spec.licence if info.spec else "see the file's origin"}
-        if info.available:
-            try:
-                summary = cache.model_summary(info.name, info.fingerprint)
-                row |= {"parameters": summary["parameters"], "fp16": summary["fp16"]}
-            except core.StudioError as exc:
-                row |= {"available": False, "source / how to get it": str(exc)}
-        rows.append(row)
-    return pd.DataFrame(rows)
+        if not info.available:
+            missing.append((info.name, info.reason))
+            continue
+        try:
+            summary = cache.model_summary(info.name, info.fingerprint)
+        except core.StudioError as exc:
+            missing.append((info.name, str(exc)))
+            continue
+        rows.append({"model": info.name, "architecture": info.architecture,
+                     "scale": f"x{info.scale}" if info.scale else "?",
+                     "parameters": f"{summary['parameters'] / 1e6:.2f} M", "fp16": "yes" if summary["fp16"] else "no",
+                     "source": info.source + (f" · official file: [{info.spec.url.rsplit('/', 1)[-1]}]({info.spec.url})"
+                                              if info.spec else ""),
+                     "licence": info.spec.licence if info.spec else "see the file's origin"})
+    return pd.DataFrame(rows), missing
 
 
 def _downloads(infos: list[core.ModelInfo]) -> None:
@@ -58,8 +62,11 @@ def _downloads(infos: list[core.ModelInfo]) -> None:
 def render() -> None:
     st.title("Models & System")
     infos = core.list_models()
-    st.dataframe(_table(infos), hide_index=True, key="models_table",
-                 column_config={"parameters": st.column_config.NumberColumn(format="%d")})
+    table, missing = _tables(infos)
+    st.table(table.set_index("model"))  # a static table: long sources wrap instead of being cut
+    if missing:
+        st.subheader(f"Not available here ({len(missing)})")
+        st.markdown("\n".join(f"- **{name}**: {how}" for name, how in missing))
     st.markdown(
         f"""**Add a model:** drop a `.pth`, `.pt`, `.ckpt` or `.safetensors` file into
 `{core.default_weights_dir()}`. Any architecture spandrel recognises (ESRGAN, Real-ESRGAN Compact,
