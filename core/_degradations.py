@@ -438,9 +438,13 @@ class DegradationResult:
 
 
 def _describe_kernel(k: KernelParams) -> str:
+    """The kernel's type, size and only the parameters that shape it (an isotropic one has one σ)."""
     if k.type == "sinc":
         return f"sinc {k.size}x{k.size}, ω={k.omega:.3f}"
-    text = f"{k.type} {k.size}x{k.size}, σ=({k.sigma_x:.2f}, {k.sigma_y:.2f}), θ={k.theta:.2f}"
+    if k.type.endswith("aniso"):
+        text = f"{k.type} {k.size}x{k.size}, σ=({k.sigma_x:.2f}, {k.sigma_y:.2f}), θ={k.theta:.2f}"
+    else:
+        text = f"{k.type} {k.size}x{k.size}, σ={k.sigma_x:.2f}"
     return text + (f", β={k.beta:.2f}" if k.type.startswith(("generalized", "plateau")) else "")
 
 
@@ -461,10 +465,15 @@ def _run_stage(image: np.ndarray, stage: StageParams, index: int, base: tuple[in
         size = target
     else:
         size = (int(base[0] * stage.resize_factor), int(base[1] * stage.resize_factor))
+    before = image.shape[:2]
     image = resize_to(image, size, stage.resize_mode)
-    how = "to target" if stage.resize_to_target else f"{stage.resize_direction} x{stage.resize_factor:.3f}"
-    record.append(StageImage(f"resize {index}", image,
-                             f"{how} {stage.resize_mode} -> {image.shape[1]}x{image.shape[0]}"))
+    # The factor is relative to the stage's base size (HR for stage 1, the LR target for stage 2),
+    # not to the image it receives: say both sizes, so "x1.2" after a larger stage is not read as "up".
+    base_name = "HR" if index == 1 else "LR"
+    how = (f"to the LR size {target[1]}x{target[0]}" if stage.resize_to_target
+           else f"x{stage.resize_factor:.3f} of the {base_name} size {base[1]}x{base[0]}")
+    record.append(StageImage(f"resize {index}", image, f"{stage.resize_mode} {before[1]}x{before[0]} -> "
+                             f"{image.shape[1]}x{image.shape[0]} ({how})"))
     if stage.noise is not None:
         image = _noise(image, stage.noise)
         unit = "σ" if stage.noise.kind == "gaussian" else "scale"

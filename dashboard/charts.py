@@ -61,3 +61,20 @@ def images_chart(rows: pd.DataFrame, metric: str, column: str, methods: list[str
     return (alt.Chart(data).mark_circle(size=70, opacity=0.75)
             .encode(x=x, y=y, color=colour, tooltip=["image", "method", alt.Tooltip(column, format=".4f")])
             .properties(height=height(len(methods)), title=f"{column} per image"))
+
+
+KERNEL_CELL = 9  # px per kernel tap
+
+
+def kernel_chart(kernel, title: str) -> alt.Chart:
+    """A blur kernel as a heat map with its colour scale (tap weights; they sum to 1)."""
+    size = kernel.shape[0]
+    data = pd.DataFrame([{"x": x - size // 2, "y": y - size // 2, "weight": float(kernel[y, x])}
+                         for y in range(size) for x in range(kernel.shape[1])])
+    low = min(0.0, float(kernel.min()))  # sinc kernels have negative lobes
+    colour = alt.Color("weight:Q", scale=alt.Scale(scheme="inferno", domain=[low, float(kernel.max())]),
+                       legend=alt.Legend(title="weight", format=".3f", gradientLength=size * KERNEL_CELL))
+    return (alt.Chart(data, title=title).mark_rect()
+            .encode(x=alt.X("x:O", title=None, axis=None), y=alt.Y("y:O", title=None, axis=None), color=colour,
+                    tooltip=["x", "y", alt.Tooltip("weight:Q", format=".5f")])
+            .properties(width=alt.Step(KERNEL_CELL), height=alt.Step(KERNEL_CELL)))

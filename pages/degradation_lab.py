@@ -11,7 +11,7 @@ import streamlit as st
 import yaml
 
 import core
-from dashboard import cache
+from dashboard import cache, charts
 from dashboard.common import job_panel, jobs, kept, load_upscaler, metric_header, pick_image, show_error
 from dashboard.slider import comparison
 
@@ -92,13 +92,6 @@ def _config_from_upload() -> core.DegradationConfig | None:
         return None
 
 
-def _kernel_image(kernel: np.ndarray) -> np.ndarray:
-    scaled = kernel / kernel.max() if kernel.max() > 0 else kernel
-    heat = np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-    big = np.kron(heat, np.ones((6, 6), np.uint8))
-    return np.stack([big, (big * 0.6).astype(np.uint8), 255 - big], axis=2)
-
-
 def _stages(result: core.DegradationResult) -> None:
     applied = [s for s in result.stages if s.applied]
     for start in range(0, len(applied), 4):
@@ -113,8 +106,8 @@ def _stages(result: core.DegradationResult) -> None:
     if kernels:
         cols = st.columns(len(kernels) + 1)
         for col, (name, kernel) in zip(cols, kernels):
-            col.image(_kernel_image(core.make_kernel(kernel)), caption=f"{name} kernel ({kernel.type})",
-                      output_format="PNG")
+            col.altair_chart(charts.kernel_chart(core.make_kernel(kernel), f"{name} kernel ({kernel.type})"),
+                             width="content")
 
 
 def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:

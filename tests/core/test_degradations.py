@@ -163,6 +163,14 @@ def test_hand_pinned_parameters_and_stage_records() -> None:
     resize1 = next(s for s in result.stages if s.name == "resize 1")
     assert resize1.image.shape == (48, 48, 3) and "48x48" in resize1.detail
     assert "aniso 15x15" in result.stages[1].detail and result.lr.shape == (24, 24, 3)
+    assert resize1.detail == "area 96x96 -> 48x48 (x0.500 of the HR size 96x96)"
+    resize2 = next(s for s in result.stages if s.name == "resize 2")  # relative to the LR size, said so
+    assert resize2.detail == "bilinear 48x48 -> 24x24 (x1.000 of the LR size 24x24)"
+    iso = replace(params, first=replace(params.first, kernel=core.KernelParams("iso", 7, 1.2, 0.6, 0.5)))
+    assert core.apply_params(hr, iso).stages[1].detail == "iso 7x7, σ=1.20"  # one σ, no θ for isotropic kernels
+    plateau = replace(params, first=replace(params.first, kernel=core.KernelParams("plateau_iso", 7, 1.2, 0.6, 0.5,
+                                                                                    1.5)))
+    assert core.apply_params(hr, plateau).stages[1].detail == "plateau_iso 7x7, σ=1.20, β=1.50"
     jpeg_first = replace(params, final=replace(params.final, sinc_first=False))
     order = [s.name for s in core.apply_params(hr, jpeg_first).stages][-3:]
     assert order == ["jpeg 2", "resize + sinc", "output"]

@@ -238,7 +238,9 @@ def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     at = open_page("degradation")
     captions = [image.proto.imgs[0].caption for image in at.get("image")]
     assert captions[0].startswith("input: 256x256")
-    assert any(c.startswith("blur 1 kernel (") for c in captions)  # the kernel heat map
+    heat_maps = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    blur1 = next(spec for spec in heat_maps if spec["title"].startswith("blur 1 kernel ("))  # the kernel heat map...
+    assert blur1["encoding"]["color"]["legend"]["title"] == "weight"  # ...with its colour scale
     assert any(c.startswith("blur 1: ") for c in captions) and any(c.startswith("output: 64x64") for c in captions)
     at.number_input(key="lab_seed").set_value(1).run()
     assert [image.proto.imgs[0].caption for image in at.get("image")] != captions  # another draw

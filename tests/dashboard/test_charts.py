@@ -45,3 +45,17 @@ def test_value_domain_handles_equal_and_missing_values() -> None:
     assert charts.value_domain(pd.Series([None, None], dtype=float)) == [0.0, 1.0]
     low, high = charts.value_domain(pd.Series([0.70, 0.72, None]))
     assert low < 0.70 and high > 0.72 and high - low < 0.03
+
+
+def test_kernel_heat_map_has_its_colour_scale() -> None:
+    import core
+
+    kernel = core.make_kernel(core.KernelParams("sinc", 11, omega=1.0))  # negative lobes
+    spec = charts.kernel_chart(kernel, "final sinc kernel (sinc)").to_dict()
+    colour = spec["encoding"]["color"]
+    assert colour["legend"]["title"] == "weight" and colour["scale"]["scheme"] == "inferno"
+    assert colour["scale"]["domain"] == [float(kernel.min()), float(kernel.max())] and kernel.min() < 0
+    weights = [row["weight"] for row in next(iter(spec["datasets"].values()))]
+    assert len(weights) == 121 and abs(sum(weights) - 1) < 1e-5  # every tap, as computed
+    assert spec["width"] == spec["height"] == {"step": charts.KERNEL_CELL}  # square taps, as big whatever the size
+    assert spec["title"] == "final sinc kernel (sinc)"
