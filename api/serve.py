@@ -36,7 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("studio").addHandler(handler)
     logging.getLogger("studio").setLevel(logging.INFO)
     app = create_app(ApiSettings.from_env(), dashboard=not args.api_only)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACE)
+    # With the dashboard, Streamlit already gives uvicorn's loggers a console handler (on import and
+    # again when it starts): uvicorn's own logging config would add a second one, and every request
+    # would be logged twice. Without it, uvicorn's default config is the only one.
+    log_config = None if not args.api_only else uvicorn.config.LOGGING_CONFIG
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", log_config=log_config,
+                            timeout_graceful_shutdown=GRACE)
     _Server(config, app).run()
 
 

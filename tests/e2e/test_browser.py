@@ -220,3 +220,6 @@ def test_docs_and_dashboard_make_no_request_outside_the_server(chromium: str, we
         proc.terminate()
         proc.wait(timeout=30)
     assert not outside, f"requests left the server: {sorted(set(outside))[:10]}"
+    log = (tmp_path / "server.log").read_text()
+    docs = [line for line in log.splitlines() if '"GET /docs HTTP/1.1"' in line]
+    assert len(docs) == 1, f"each request is logged once, /docs was logged {len(docs)} times: {docs}"
