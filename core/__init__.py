@@ -44,7 +44,7 @@ from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, e
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
 from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
-from ._metrics import METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
+from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
 from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, imresize, resize, target_size
 from ._samples import list_samples, load_sample
@@ -106,6 +106,7 @@ __all__ = [
     "sinc_kernel",
     "BASELINES",
     "METRICS",
+    "GREY_MODES",
     "Dataset",
     "DatasetError",
     "DatasetItem",

@@ -28,7 +28,7 @@ from ._device import resolve_device
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
-from ._metrics import METRICS
+from ._metrics import GREY_MODES, METRICS
 from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import list_models
 
@@ -214,7 +214,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _err(f"error: unknown or unavailable methods {', '.join(bad)}; baselines: {', '.join(BASELINES)}, hr; "
              f"models: {', '.join(sorted(known_models))}")
         return 2
-    settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, tile=args.tile,
+    settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, grey=args.grey, tile=args.tile,
                             device=args.device, precision=args.precision)
     out = _output_folder(args.out)
     db = ResultDB(args.db or out / "results.sqlite")
@@ -361,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated: bicubic, bicubic-opencv, lanczos, hr, or model names")
     ev.add_argument("--metrics", default="psnr,ssim,niqe")
     ev.add_argument("--channel", default="y", choices=["y", "rgb"])
+    ev.add_argument("--grey", default=GREY_MODES[0], choices=GREY_MODES,
+                    help="grey images: read as RGB before scoring (BasicSR and published tables) or scored as-is")
     ev.add_argument("--crop-border", type=int, default=None, help="default: the scale")
     ev.add_argument("--out", default="results", help="folder for results.csv / results.json")
     ev.add_argument("--db", default=None, help="SQLite result store (default: OUT/results.sqlite)")

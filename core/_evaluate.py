@@ -23,7 +23,7 @@ import numpy as np
 
 from ._datasets import Dataset
 from ._errors import StudioError
-from ._metrics import METRICS, Channel, compute_metric
+from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
 from ._upscaler import Upscaler, UpscaleSettings
 
@@ -41,12 +41,15 @@ class EvalSettings:
     Attributes:
         crop_border: pixels cropped on each side for PSNR / SSIM; ``None`` = the scale.
         channel: ``"y"`` (BT.601 Y, the literature's default) or ``"rgb"``.
+        grey: grey images read as RGB before scoring (``"rgb"``, BasicSR's and the published
+            tables' convention) or scored ``"as-is"``; see :mod:`core._metrics`.
         niqe_crop_border: pixels cropped for NIQE (0, as in the published references).
         tile / device / precision: how models run.
     """
 
     crop_border: int | None = None
     channel: Channel = "y"
+    grey: Grey = "rgb"
     niqe_crop_border: int = 0
     tile: int | None = None
     device: str = "auto"
@@ -230,9 +233,12 @@ def evaluate(
     return result
 
 
-def _settings_key(method: str, scale: int, crop: int, settings: EvalSettings, upscaler: Upscaler | None) -> str:
+def _settings_key(method: str, scale: int, crop: int, settings: EvalSettings, upscaler: Upscaler | None,
+                  grey_image: bool) -> str:
     key: dict[str, object] = {"scale": scale, "crop": crop, "channel": settings.channel,
                               "niqe_crop": settings.niqe_crop_border, "method": method}
+    if grey_image:  # the grey convention changes only grey images' scores (colour results stay reusable)
+        key["grey"] = settings.grey
     if upscaler is not None:
         key |= {"precision": upscaler.choice.precision, "weights": upscaler.info.fingerprint}
     return json.dumps(key, sort_keys=True)
@@ -248,7 +254,7 @@ def _score(
         if method not in upscalers:
             upscalers[method] = factory(method)
         upscaler = upscalers[method]
-    key = _settings_key(method, scale, crop, settings, upscaler)
+    key = _settings_key(method, scale, crop, settings, upscaler, grey_image=hr.ndim == 2 or hr.shape[2] == 1)
     wanted = [m for m in metrics if not (method == HR_METHOD and METRICS[m].full_reference)]
     stored = db.get(image_hash, method, key) if db is not None else None
     if stored is not None and all(m in stored[0] for m in wanted):
@@ -271,7 +277,8 @@ def _score(
     values: dict[str, float | None] = {}
     for metric in wanted:
         border = settings.niqe_crop_border if metric == "niqe" else crop
-        values[metric] = compute_metric(metric, output, hr, crop_border=border, channel=settings.channel)
+        values[metric] = compute_metric(metric, output, hr, crop_border=border, channel=settings.channel,
+                                        grey=settings.grey)
     row = EvalRow(name, method, values, seconds, device, precision, source)
     if db is not None:
         db.put(image_hash, method, key, row)

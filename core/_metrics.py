@@ -9,7 +9,11 @@ Conventions (stated once, used everywhere):
 * ``channel="y"``: the Y of YCbCr, ITU-R BT.601 studio range,
   ``Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255`` for ``R, G, B`` in ``[0, 1]`` (not
   rounded). ``channel="rgb"``: all channels (PSNR over all values, SSIM averaged per channel).
-  Grey images are used as they are.
+* Grey images: ``grey="rgb"`` (default) reads them as RGB with three equal channels before the
+  above, as BasicSR (``cv2.imread`` in colour) and published tables do, so their Y is
+  ``(16 + 219 g) / 255``; ``grey="as-is"`` scores the grey channel itself (``Y = g``), which
+  gives ``20 log10(255 / 219)`` = 1.32 dB less PSNR for the same error. Colour images are not
+  affected.
 * PSNR: ``10 log10(1 / MSE)`` (``inf`` for identical images).
 * SSIM: Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), population covariance,
   ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, mean over the valid region (scikit-image computes
@@ -35,9 +39,12 @@ from skimage.metrics import structural_similarity
 
 from ._resize import imresize
 
-__all__ = ["METRICS", "Channel", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y", "score_images", "ssim"]
+__all__ = ["GREY_MODES", "METRICS", "Channel", "Grey", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y",
+           "score_images", "ssim"]
 
 Channel = Literal["y", "rgb"]
+Grey = Literal["rgb", "as-is"]
+GREY_MODES: tuple[Grey, ...] = ("rgb", "as-is")  # how grey images are scored; the first is the default
 
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
@@ -52,11 +59,15 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     return (16.0 + rgb @ np.array([65.481, 128.553, 24.966])) / 255.0
 
 
-def _prepare(image: np.ndarray, crop_border: int, channel: Channel) -> np.ndarray:
+def _prepare(image: np.ndarray, crop_border: int, channel: Channel, grey: Grey = "rgb") -> np.ndarray:
     """Crop, convert to ``[0, 1]`` float64, and select channels; returns ``(H, W, C)``."""
     if crop_border < 0:
         raise ValueError("crop_border must be >= 0.")
+    if grey not in GREY_MODES:
+        raise ValueError(f"grey must be one of {', '.join(GREY_MODES)}, got {grey!r}.")
     array = _as_unit_float(image)
+    if array.shape[2] == 1 and grey == "rgb":
+        array = np.repeat(array, 3, axis=2)  # read as RGB, as BasicSR does
     if crop_border:
         if min(array.shape[:2]) <= 2 * crop_border:
             raise ValueError(f"The image ({array.shape[1]}x{array.shape[0]}) is too small to crop {crop_border} px.")
@@ -76,18 +87,20 @@ def _check_pair(image: np.ndarray, reference: np.ndarray) -> None:
         raise ValueError(f"Image ({image.dtype}) and reference ({reference.dtype}) must have the same dtype.")
 
 
-def psnr(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y") -> float:
+def psnr(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y",
+         grey: Grey = "rgb") -> float:
     """PSNR in dB of ``image`` against ``reference`` (see the module docstring for conventions)."""
     _check_pair(image, reference)
-    a, b = _prepare(image, crop_border, channel), _prepare(reference, crop_border, channel)
+    a, b = _prepare(image, crop_border, channel, grey), _prepare(reference, crop_border, channel, grey)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
 
 
-def ssim(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y") -> float:
+def ssim(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y",
+         grey: Grey = "rgb") -> float:
     """SSIM of ``image`` against ``reference`` in ``[-1, 1]`` (see the module docstring)."""
     _check_pair(image, reference)
-    a, b = _prepare(image, crop_border, channel), _prepare(reference, crop_border, channel)
+    a, b = _prepare(image, crop_border, channel, grey), _prepare(reference, crop_border, channel, grey)
     if min(a.shape[:2]) < 11:
         raise ValueError("SSIM needs images of at least 11x11 pixels after cropping.")
     return float(structural_similarity(
@@ -144,13 +157,13 @@ def _blocks(image: np.ndarray, size: int, rows: int, cols: int) -> np.ndarray:
     return cut.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(rows * cols, size, size)
 
 
-def niqe(image: np.ndarray, *, crop_border: int = 0) -> float:
+def niqe(image: np.ndarray, *, crop_border: int = 0, grey: Grey = "rgb") -> float:
     """NIQE of ``image`` on its Y channel (lower is better); see the module docstring.
 
     Raises:
         ValueError: the image (after cropping) is smaller than one 96x96 block.
     """
-    y = np.round(_prepare(image, crop_border, "y")[:, :, 0] * 255.0)
+    y = np.round(_prepare(image, crop_border, "y", grey)[:, :, 0] * 255.0)
     rows, cols = y.shape[0] // _NIQE_BLOCK, y.shape[1] // _NIQE_BLOCK
     if rows == 0 or cols == 0:
         raise ValueError("NIQE needs at least 96x96 pixels after cropping.")
@@ -219,6 +232,7 @@ def score_images(
     *,
     crop_border: int = 0,
     channel: Channel = "y",
+    grey: Grey = "rgb",
 ) -> dict[str, dict[str, float | None]]:
     """NIQE of every image, and PSNR / SSIM against ``reference`` when given.
 
@@ -229,13 +243,14 @@ def score_images(
     for name, image in images.items():
         row: dict[str, float | None] = {}
         try:
-            row["niqe"] = niqe(image)
+            row["niqe"] = niqe(image, grey=grey)
         except ValueError:
             row["niqe"] = None
         if reference is not None:
             usable = reference.shape == image.shape and reference.dtype == image.dtype
-            row["psnr"] = psnr(image, reference, crop_border=crop_border, channel=channel) if usable else None
-            row["ssim"] = ssim(image, reference, crop_border=crop_border, channel=channel) if usable else None
+            options = {"crop_border": crop_border, "channel": channel, "grey": grey}
+            row["psnr"] = psnr(image, reference, **options) if usable else None
+            row["ssim"] = ssim(image, reference, **options) if usable else None
         table[name] = row
     return table
 
@@ -247,14 +262,15 @@ def compute_metric(
     *,
     crop_border: int = 0,
     channel: Channel = "y",
+    grey: Grey = "rgb",
 ) -> float:
     """Compute metric ``name``; full-reference metrics need ``reference``."""
     if name not in METRICS:
         raise KeyError(f"Unknown metric {name!r}; known: {', '.join(METRICS)}.")
     info = METRICS[name]
     if name == "niqe":
-        return niqe(image, crop_border=crop_border)
+        return niqe(image, crop_border=crop_border, grey=grey)
     if reference is None:
         raise ValueError(f"{info.title} is a full-reference metric: give a reference image.")
     function: Callable[..., float] = psnr if name == "psnr" else ssim
-    return function(image, reference, crop_border=crop_border, channel=channel)
+    return function(image, reference, crop_border=crop_border, channel=channel, grey=grey)

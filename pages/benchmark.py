@@ -18,6 +18,7 @@ from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metri
 from dashboard.slider import comparison
 
 SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs"]
+GREY_LABELS = {"rgb": "as RGB (BasicSR)", "as-is": "as is"}
 
 
 def results_dir() -> Path:
@@ -152,7 +153,8 @@ def _show_run(run: Path) -> None:
     payload = json.loads((run / "results.json").read_text())
     metrics = list(payload["metrics"])
     st.caption(f"{payload['dataset']} · x{payload['scale']} · LR: {payload['lr_source']} · "
-               f"crop {payload['settings']['crop_border']} px · channel {payload['settings']['channel']}"
+               f"crop {payload['settings']['crop_border']} px · channel {payload['settings']['channel']} · "
+               f"grey images {GREY_LABELS[payload['settings'].get('grey', 'as-is')]}"
                + (" · cancelled (partial)" if payload["cancelled"] else ""))
     means = pd.DataFrame([{"method": m, **{metric_header(k): v.get(k) for k in metrics},
                            "s/image": v.get("seconds"), "images": v.get("images")}
@@ -224,10 +226,15 @@ def render() -> None:
                                   key="bench_methods", help="hr = the ground truth itself (NIQE only)")
     metrics = cols[1].multiselect("Metrics", list(core.METRICS), default=list(core.METRICS), key="bench_metrics",
                                   format_func=lambda m: f"{metric_header(m)} ({core.METRICS[m].kind})")
-    cols = st.columns(2)
+    cols = st.columns(3)
     channel = cols[0].radio("PSNR / SSIM on", ["y", "rgb"], horizontal=True, key="bench_channel",
                             format_func=lambda c: {"y": "Y (BT.601)", "rgb": "RGB"}[c])
-    crop = cols[1].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
+    grey = cols[1].radio("Grey images", core.GREY_MODES, horizontal=True, key="bench_grey",
+                         format_func=lambda g: GREY_LABELS[g],
+                         help="BasicSR and published tables read grey images as RGB, so their Y is "
+                              "16 + 219/255 g; 'as is' scores the grey values themselves (1.32 dB less PSNR "
+                              "for the same error).")
+    crop = cols[2].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
     if "bench_message" in st.session_state:
         st.warning(st.session_state.pop("bench_message"))
     job_id = st.session_state.get("bench_job")
@@ -237,7 +244,8 @@ def render() -> None:
         spec, dataset = form
         st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")
         if st.button("Run benchmark", type="primary", key="bench_run_button", disabled=not methods or not metrics):
-            settings = core.EvalSettings(crop_border=crop, channel=channel, tile=st.session_state.get("tile"),
+            settings = core.EvalSettings(crop_border=crop, channel=channel, grey=grey,
+                                         tile=st.session_state.get("tile"),
                                          device=st.session_state.get("device", "auto"),
                                          precision=st.session_state.get("precision", "auto"))
             _start(spec, dataset, methods, metrics, settings)

@@ -118,6 +118,27 @@ def test_evaluate_baselines_and_a_model_and_write_results(div2k: Path, weights_d
     assert means["hr"]["psnr"] is None and means["hr"]["niqe"] < means["bicubic"]["niqe"]
 
 
+def test_a_set_with_a_grey_image_is_scored_as_published_tables_are(tmp_path: Path) -> None:
+    """Set14-style: the bundled set has one grey image (camera); by default it is read as RGB (BasicSR),
+    which moves only its own scores and the means; the results file says which convention was used."""
+    dataset = core.open_dataset("samples", 4)
+    db = core.ResultDB(tmp_path / "r.sqlite")
+    basicsr = core.evaluate(dataset, ["bicubic"], ["psnr", "ssim"], db=db)
+    as_is = core.evaluate(dataset, ["bicubic"], ["psnr", "ssim"], core.EvalSettings(grey="as-is"), db=db)
+    assert as_is.computed == 1 and as_is.reused == 5  # colour images' results are shared by both conventions
+    by_image = {r.image: r.metrics for r in basicsr.rows}
+    other = {r.image: r.metrics for r in as_is.rows}
+    assert [name for name in by_image if by_image[name] != other[name]] == ["camera"]
+    lr, hr = dataset.load(next(i for i in dataset.items if i.name == "camera"))
+    grey_rgb = (np.repeat(core.imresize(lr, 4), 3, axis=2), np.repeat(hr, 3, axis=2))  # the file read in colour
+    assert by_image["camera"]["psnr"] == pytest.approx(core.psnr(*grey_rgb, crop_border=4), abs=1e-9)
+    assert by_image["camera"]["psnr"] - other["camera"]["psnr"] == pytest.approx(20 * np.log10(255 / 219))
+    shift = basicsr.means()["bicubic"]["psnr"] - as_is.means()["bicubic"]["psnr"]
+    assert shift == pytest.approx(20 * np.log10(255 / 219) / 6)  # +0.22 dB on the mean of 6
+    payload = json.loads(core.write_results(basicsr, tmp_path / "out")[1].read_text())
+    assert payload["settings"]["grey"] == "rgb"
+
+
 def test_an_interrupted_run_resumes_with_only_the_rest(div2k: Path, tmp_path: Path) -> None:
     dataset = core.open_dataset(div2k, 4)
     db = core.ResultDB(tmp_path / "r.sqlite")
@@ -166,6 +187,9 @@ def test_cli_evaluate_on_samples_and_div2k(div2k_zips: Path, weights_dir: Path, 
     out = capsys.readouterr()
     assert "bicubic" in out.out and "PSNR ↑" in out.out and "NIQE ↓" in out.out
     assert "18 computed" in out.err
+    code = main(["evaluate", "--methods", "bicubic", "--metrics", "psnr", "--grey", "as-is", "--out",
+                 str(tmp_path / "g"), "-q"])
+    assert code == 0 and json.loads((tmp_path / "g" / "results.json").read_text())["settings"]["grey"] == "as-is"
     code = main(["--weights-dir", str(weights_dir), "evaluate", "--dataset", str(div2k_zips), "--methods",
                  "bicubic,realesr-animevideov3", "--out", str(tmp_path / "d"), "-q", "--device", "cpu"])
     assert code == 0 and (tmp_path / "d" / "results.csv").is_file()

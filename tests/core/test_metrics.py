@@ -78,3 +78,32 @@ def test_registry_describes_every_metric() -> None:
     with pytest.raises(KeyError):
         core.compute_metric("lpips", hr, hr)
 
+
+
+def _basicsr_y(grey: np.ndarray) -> np.ndarray:
+    """What BasicSR scores for a grey file: read in colour (three equal channels), then its BT.601 Y."""
+    bgr = np.repeat(grey.astype(np.float64), 3, axis=2) / 255.0  # cv2.imread(path) of a grey PNG
+    return bgr @ np.array([24.966, 128.553, 65.481]) + 16.0  # bgr2ycbcr(y_only=True), 0-255 range
+
+
+def test_grey_images_are_scored_as_basicsr_reads_them_by_default() -> None:
+    hr = core.load_sample("camera")  # the grey sample, (512, 512, 1)
+    assert hr.shape[2] == 1
+    bic = _bicubic_round_trip(hr)
+    a, b = _basicsr_y(bic)[4:-4, 4:-4], _basicsr_y(hr)[4:-4, 4:-4]
+    by_hand = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+    assert core.psnr(bic, hr, crop_border=4) == pytest.approx(by_hand, abs=1e-9)  # the default is BasicSR's
+    as_is = core.psnr(bic, hr, crop_border=4, grey="as-is")
+    assert core.psnr(bic, hr, crop_border=4) - as_is == pytest.approx(20 * np.log10(255 / 219), abs=1e-9)  # 1.32 dB
+    colour = (np.repeat(bic, 3, axis=2), np.repeat(hr, 3, axis=2))  # the same image saved as RGB
+    for metric in (core.psnr, core.ssim):
+        assert metric(bic, hr, crop_border=4) == pytest.approx(metric(*colour, crop_border=4), abs=1e-12)
+        assert metric(bic, hr, crop_border=4, channel="rgb") == pytest.approx(
+            metric(*colour, crop_border=4, channel="rgb"), abs=1e-12)
+    assert core.ssim(bic, hr, crop_border=4, grey="as-is") != pytest.approx(core.ssim(bic, hr, crop_border=4))
+    assert core.niqe(hr) == pytest.approx(core.niqe(colour[1]), abs=1e-12)
+    assert core.niqe(hr, grey="as-is") != pytest.approx(core.niqe(hr), abs=1e-3)
+    rgb = core.load_sample("chelsea")  # colour images: the grey option changes nothing
+    assert core.psnr(rgb[::2, ::2], rgb[1::2, 1::2], grey="as-is") == core.psnr(rgb[::2, ::2], rgb[1::2, 1::2])
+    with pytest.raises(ValueError, match="grey must be one of"):
+        core.psnr(hr, hr, grey="grey")
