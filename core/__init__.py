@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
 from ._datasets import Dataset, DatasetError, DatasetItem, download_div2k, extract_zip, open_dataset
 from ._degradations import (
+    JPEG_ENGINES,
     PRESETS,
     DegradationConfig,
     DegradationParams,
@@ -58,6 +59,7 @@ from ._upscaler import (
     UpscaleResult,
     UpscaleSettings,
     clear_shared,
+    default_overlap,
     default_pad,
     default_tile,
     shared_upscaler,
@@ -86,6 +88,7 @@ __all__ = [
     "JobManager",
     "JobSnapshot",
     "PRESETS",
+    "JPEG_ENGINES",
     "DegradationConfig",
     "DegradationParams",
     "DegradationResult",
@@ -156,6 +159,7 @@ __all__ = [
     "blend_ramp",
     "convert_ncnn",
     "decode_image",
+    "default_overlap",
     "default_pad",
     "MAX_TILE",
     "MIN_TILE",

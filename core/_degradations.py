@@ -1,11 +1,21 @@
 """The Real-ESRGAN second-order degradation model, seeded and stage by stage.
 
-A high-resolution image goes through blur -> resize -> noise -> JPEG (stage 1), then blur
+A high-resolution image is first sharpened with unsharp masking (as Real-ESRGAN degrades its
+USM-sharpened ground truth), then goes through blur -> resize -> noise -> JPEG (stage 1), then blur
 (with a probability) -> resize relative to the target size -> noise (stage 2), then a final
 step in one of two orders, chosen 50/50: resize to HR/scale + sinc filter, then JPEG; or
 JPEG, then resize + sinc. The sinc filter is applied with a probability, else an identity
 kernel. The result is rounded to 8 bits. A configuration without a second stage is the
 classical first-order model (blur, bicubic x1/s, noise, JPEG).
+
+Operations follow the official code (Real-ESRGAN ``realesrgan_model.py``, BasicSR
+``degradations.py``): resizes are PyTorch's ``interpolate`` (stage 1 by scale factor, so
+coordinates map by ``1/s``; stage 2 and the final step by size; ``area`` averages whole-pixel
+bins), JPEG is Real-ESRGAN's simulation with a continuous quality (:mod:`core._jpeg`; a real
+codec with an integer quality is the ``opencv`` option), Poisson noise is drawn on the image
+rounded to 8 bits, and plateau kernels draw beta as generalised ones do. What still differs:
+random numbers come from numpy generators (same distributions, other draws than torch's), and
+the blur kernels are built in float64 (the official ones in float32 on some paths).
 
 Two steps keep every draw reproducible and visible:
 
@@ -29,12 +39,16 @@ from typing import Any, get_type_hints
 
 import cv2
 import numpy as np
+import torch
 import yaml
+from torch.nn import functional
 
+from ._jpeg import diff_jpeg
 from ._kernels import GAUSSIAN_TYPES, KernelParams, identity_kernel, make_kernel
 from ._resize import imresize
 
 __all__ = [
+    "JPEG_ENGINES",
     "PRESETS",
     "RESIZE_MODES",
     "DegradationConfig",
@@ -55,8 +69,9 @@ __all__ = [
 ]
 
 RESIZE_MODES = ("area", "bilinear", "bicubic", "matlab")
+# "diffjpeg": Real-ESRGAN's JPEG simulation, continuous quality; "opencv": a real codec, integer quality.
+JPEG_ENGINES = ("diffjpeg", "opencv")
 KERNEL_SIZES = (7, 9, 11, 13, 15, 17, 19, 21)
-_CV2_RESIZE = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 
 # ---------------------------------------------------------------- configuration
@@ -160,6 +175,9 @@ class DegradationConfig:
         final_kernel_sizes: sizes of the final sinc (cut-off uniform in [pi/3, pi]).
         final_resize_modes: modes of the final resize to HR/scale.
         final_sinc_first_prob: probability of "resize + sinc, then JPEG" (else the reverse).
+        usm_sharpen: degrade the unsharp-masked HR (weight 0.5, 51 px Gaussian, threshold
+            10/255), as Real-ESRGAN does.
+        jpeg_engine: one of :data:`JPEG_ENGINES`.
         name: a label for presets and files.
     """
 
@@ -170,6 +188,8 @@ class DegradationConfig:
     final_kernel_sizes: tuple[int, ...] = KERNEL_SIZES
     final_resize_modes: tuple[str, ...] = ("area", "bilinear", "bicubic")
     final_sinc_first_prob: float = 0.5
+    usm_sharpen: bool = True
+    jpeg_engine: str = "diffjpeg"
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -181,6 +201,8 @@ class DegradationConfig:
             raise ValueError(f"final_kernel_sizes must be odd sizes in 3..21, got {self.final_kernel_sizes}.")
         if not self.final_resize_modes or any(m not in RESIZE_MODES for m in self.final_resize_modes):
             raise ValueError(f"final_resize_modes must be among {', '.join(RESIZE_MODES)}.")
+        if self.jpeg_engine not in JPEG_ENGINES:
+            raise ValueError(f"jpeg_engine must be one of {', '.join(JPEG_ENGINES)}, got {self.jpeg_engine!r}.")
 
     def to_json(self) -> str:
         return json.dumps(config_to_dict(self), indent=2)
@@ -263,14 +285,15 @@ class NoiseParams:
 @dataclass(frozen=True)
 class StageParams:
     """What one stage does. ``resize_factor`` is relative to the current size (stage 1) or
-    to the target size (stage 2); ``resize_to_target`` ignores it and resizes to HR/scale."""
+    to the target size (stage 2); ``resize_to_target`` ignores it and resizes to HR/scale.
+    ``jpeg_quality`` is continuous for the ``diffjpeg`` engine, rounded for ``opencv``."""
 
     kernel: KernelParams | None
     resize_direction: str
     resize_factor: float
     resize_mode: str
     noise: NoiseParams | None
-    jpeg_quality: int | None
+    jpeg_quality: float | None
     resize_to_target: bool = False
 
 
@@ -279,17 +302,27 @@ class FinalParams:
     sinc_first: bool
     sinc: KernelParams | None
     resize_mode: str
-    jpeg_quality: int | None
+    jpeg_quality: float | None
 
 
 @dataclass(frozen=True)
 class DegradationParams:
-    """Every choice of one draw; JSON-serialisable with :func:`dataclasses.asdict`."""
+    """Every choice of one draw; JSON-serialisable with :func:`dataclasses.asdict`.
+
+    ``usm_sharpen`` and ``jpeg_engine`` are not drawn: they come from the configuration (the
+    defaults are Real-ESRGAN's), so that a saved draw replays the same way.
+    """
 
     scale: int
     first: StageParams
     second: StageParams | None
     final: FinalParams | None
+    usm_sharpen: bool = True
+    jpeg_engine: str = "diffjpeg"
+
+    def __post_init__(self) -> None:
+        if self.jpeg_engine not in JPEG_ENGINES:
+            raise ValueError(f"jpeg_engine must be one of {', '.join(JPEG_ENGINES)}, got {self.jpeg_engine!r}.")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -311,15 +344,19 @@ def _sample_kernel(stage: StageConfig, rng: np.random.Generator) -> KernelParams
     sigma_y = sigma_x if isotropic else float(rng.uniform(*stage.blur_sigma))
     theta = 0.0 if isotropic else float(rng.uniform(-np.pi, np.pi))
     beta = 1.0
-    if kind.startswith("generalized"):
-        low, high = stage.betag_range
+    if kind.startswith(("generalized", "plateau")):  # both: U(low, 1) or U(1, high), half the time each
+        low, high = stage.betag_range if kind.startswith("generalized") else stage.betap_range
         beta = float(rng.uniform(low, 1.0) if rng.random() < 0.5 else rng.uniform(1.0, high))
-    elif kind.startswith("plateau"):
-        beta = float(rng.uniform(*stage.betap_range))
     return KernelParams(kind, size, sigma_x, sigma_y, theta, beta)
 
 
-def _sample_stage(stage: StageConfig, rng: np.random.Generator, with_jpeg: bool) -> StageParams:
+def _sample_quality(jpeg_range: tuple[int, int], engine: str, rng: np.random.Generator) -> float:
+    if engine == "diffjpeg":  # continuous, as Real-ESRGAN draws it
+        return float(rng.uniform(jpeg_range[0], jpeg_range[1]))
+    return int(rng.integers(jpeg_range[0], jpeg_range[1] + 1))
+
+
+def _sample_stage(stage: StageConfig, rng: np.random.Generator, with_jpeg: bool, engine: str) -> StageParams:
     kernel = _sample_kernel(stage, rng) if rng.random() < stage.blur_prob else None
     direction = ("up", "down", "keep")[rng.choice(3, p=stage.resize_probs)]
     low, high = stage.resize_range
@@ -332,7 +369,7 @@ def _sample_stage(stage: StageConfig, rng: np.random.Generator, with_jpeg: bool)
         level = rng.uniform(*(stage.noise_range if gaussian else stage.poisson_scale_range))
         grey = bool(rng.random() < stage.gray_noise_prob)
         noise = NoiseParams("gaussian" if gaussian else "poisson", float(level), grey, int(rng.integers(2**31)))
-    quality = int(rng.integers(stage.jpeg_range[0], stage.jpeg_range[1] + 1))
+    quality = _sample_quality(stage.jpeg_range, engine, rng)
     jpeg = quality if with_jpeg and rng.random() < stage.jpeg_prob else None
     if stage.resize_to_target:
         direction, resize_factor = "target", 1.0
@@ -342,10 +379,11 @@ def _sample_stage(stage: StageConfig, rng: np.random.Generator, with_jpeg: bool)
 def sample_params(config: DegradationConfig, rng: np.random.Generator | int) -> DegradationParams:
     """Draw every random choice of one degradation from ``rng`` (a generator or a seed)."""
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    first = _sample_stage(config.first, rng, with_jpeg=True)
+    engine = config.jpeg_engine
+    first = _sample_stage(config.first, rng, with_jpeg=True, engine=engine)
     if config.second is None:
-        return DegradationParams(config.scale, first, None, None)
-    second = _sample_stage(config.second, rng, with_jpeg=True)  # its JPEG is the final one
+        return DegradationParams(config.scale, first, None, None, config.usm_sharpen, engine)
+    second = _sample_stage(config.second, rng, with_jpeg=True, engine=engine)  # its JPEG is the final one
     sinc_first = bool(rng.random() < config.final_sinc_first_prob)
     sinc = None
     if rng.random() < config.final_sinc_prob:
@@ -353,7 +391,8 @@ def sample_params(config: DegradationConfig, rng: np.random.Generator | int) -> 
         sinc = KernelParams("sinc", size, omega=float(rng.uniform(np.pi / 3, np.pi)))
     mode = str(rng.choice(config.final_resize_modes))
     final = FinalParams(sinc_first, sinc, mode, second.jpeg_quality)
-    return DegradationParams(config.scale, first, replace(second, jpeg_quality=None), final)
+    return DegradationParams(config.scale, first, replace(second, jpeg_quality=None), final, config.usm_sharpen,
+                             engine)
 
 
 # ---------------------------------------------------------------- operations (pure)
@@ -369,14 +408,39 @@ def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return _keep_channels(out, image)
 
 
-def resize_to(image: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """Resize float32 HWC to ``(height, width)`` with ``mode`` (see :data:`RESIZE_MODES`)."""
+USM_RADIUS = 51  # px: the Gaussian window of Real-ESRGAN's unsharp mask (radius 50, made odd)
+
+
+def usm_sharpen(image: np.ndarray, weight: float = 0.5, threshold: float = 10.0) -> np.ndarray:
+    """Real-ESRGAN's unsharp mask: ``image + weight * (image - blur)``, clipped to [0, 1], blended
+    in through a blurred mask of where ``|image - blur| > threshold / 255`` (float32 HWC)."""
+    gaussian = cv2.getGaussianKernel(USM_RADIUS, 0)
+    kernel = (gaussian @ gaussian.T).astype(np.float32)
+    residual = image - blur(image, kernel)
+    mask = blur((np.abs(residual) * 255.0 > threshold).astype(np.float32), kernel)
+    sharp = np.clip(image + weight * residual, 0.0, 1.0)
+    return mask * sharp + (1.0 - mask) * image
+
+
+def resize_to(image: np.ndarray, size: tuple[int, int], mode: str, factor: float | None = None) -> np.ndarray:
+    """Resize float32 HWC to ``(height, width)`` with ``mode`` (see :data:`RESIZE_MODES`).
+
+    ``area`` / ``bilinear`` / ``bicubic`` are PyTorch's ``interpolate`` (no antialiasing,
+    half-pixel centres), as in Real-ESRGAN. With ``factor`` the coordinates map by ``1 / factor``
+    (``interpolate(scale_factor=factor)``, the output ``floor(size * factor)``), else by the
+    ratio of the sizes. ``matlab`` is MATLAB's antialiased bicubic (:func:`core.imresize`).
+    """
     height, width = max(1, size[0]), max(1, size[1])
     if (height, width) == image.shape[:2]:
         return image
     if mode == "matlab":
         return imresize(image, size=(height, width)).astype(np.float32)
-    return _keep_channels(cv2.resize(image, (width, height), interpolation=_CV2_RESIZE[mode]), image)
+    planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    if factor is not None:  # the same output size, but the coordinates map by 1 / factor
+        out = functional.interpolate(planes, scale_factor=factor, mode=mode)
+    else:
+        out = functional.interpolate(planes, size=(height, width), mode=mode)
+    return np.ascontiguousarray(out[0].numpy().transpose(1, 2, 0))
 
 
 def add_gaussian_noise(image: np.ndarray, sigma: float, grey: bool, seed: int) -> np.ndarray:
@@ -395,21 +459,24 @@ def add_poisson_noise(image: np.ndarray, scale: float, grey: bool, seed: int) ->
     computed on the luma plane when ``grey``.
     """
     rng = np.random.default_rng(seed)
-    clipped = np.clip(image, 0.0, 1.0)
-    source = clipped
-    if grey and image.shape[2] == 3:
-        source = (clipped @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
-    levels = len(np.unique(np.rint(source * 255.0)))
-    levels = 2 ** math.ceil(math.log2(max(levels, 2)))
+    source = image
+    if grey and image.shape[2] == 3:  # torchvision's rgb_to_grayscale weights, as BasicSR uses
+        source = (image @ np.array([0.2989, 0.587, 0.114], np.float32))[:, :, None]
+    source = np.clip(np.rint(source * 255.0), 0.0, 255.0) / 255.0  # the photon counts come from 8-bit values
+    levels = len(np.unique(source))
+    levels = 2 ** math.ceil(math.log2(max(levels, 1)))
     noise = (rng.poisson(source * levels).astype(np.float32) / levels - source) * np.float32(scale)
-    return np.clip(image + noise, 0.0, 1.0)
+    return np.clip(image + noise, 0.0, 1.0).astype(np.float32)
 
 
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """Real JPEG round trip with OpenCV at ``quality`` (input clipped to [0, 1], 8-bit)."""
+def jpeg(image: np.ndarray, quality: float, engine: str = "opencv") -> np.ndarray:
+    """JPEG at ``quality``: a real round trip through OpenCV's codec (``opencv``: 8-bit, quality
+    rounded) or Real-ESRGAN's simulation (``diffjpeg``: :func:`core._jpeg.diff_jpeg`)."""
+    if engine == "diffjpeg":
+        return diff_jpeg(image, quality)
     eight = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
     bgr = eight[:, :, 0] if eight.shape[2] == 1 else cv2.cvtColor(eight, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, round(quality)])
     if not ok:  # pragma: no cover - OpenCV only fails on invalid input
         raise RuntimeError("JPEG encoding failed")
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -454,8 +521,10 @@ def _noise(image: np.ndarray, noise: NoiseParams) -> np.ndarray:
     return add_poisson_noise(image, noise.level, noise.grey, noise.seed)
 
 
-def _run_stage(image: np.ndarray, stage: StageParams, index: int, base: tuple[int, int],
-               target: tuple[int, int], record: list[StageImage]) -> np.ndarray:
+def _run_stage(image: np.ndarray, stage: StageParams, index: int, base: tuple[float, float],
+               target: tuple[int, int], record: list[StageImage], engine: str) -> np.ndarray:
+    """One stage. ``base``: the size the resize factor applies to (the HR size in stage 1,
+    ``HR / scale`` unrounded in stage 2, as Real-ESRGAN computes it)."""
     if stage.kernel is not None:
         image = blur(image, make_kernel(stage.kernel))
         record.append(StageImage(f"blur {index}", image, _describe_kernel(stage.kernel)))
@@ -466,12 +535,14 @@ def _run_stage(image: np.ndarray, stage: StageParams, index: int, base: tuple[in
     else:
         size = (int(base[0] * stage.resize_factor), int(base[1] * stage.resize_factor))
     before = image.shape[:2]
-    image = resize_to(image, size, stage.resize_mode)
+    # stage 1 resizes by scale factor (interpolate(scale_factor=s)), stage 2 by size
+    factor = stage.resize_factor if index == 1 and not stage.resize_to_target else None
+    image = resize_to(image, size, stage.resize_mode, factor)
     # The factor is relative to the stage's base size (HR for stage 1, the LR target for stage 2),
     # not to the image it receives: say both sizes, so "x1.2" after a larger stage is not read as "up".
     base_name = "HR" if index == 1 else "LR"
     how = (f"to the LR size {target[1]}x{target[0]}" if stage.resize_to_target
-           else f"x{stage.resize_factor:.3f} of the {base_name} size {base[1]}x{base[0]}")
+           else f"x{stage.resize_factor:.3f} of the {base_name} size {base[1]:g}x{base[0]:g}")
     record.append(StageImage(f"resize {index}", image, f"{stage.resize_mode} {before[1]}x{before[0]} -> "
                              f"{image.shape[1]}x{image.shape[0]} ({how})"))
     if stage.noise is not None:
@@ -482,9 +553,14 @@ def _run_stage(image: np.ndarray, stage: StageParams, index: int, base: tuple[in
     else:
         record.append(StageImage(f"noise {index}", image, "skipped", applied=False))
     if stage.jpeg_quality is not None:
-        image = jpeg(image, stage.jpeg_quality)
-        record.append(StageImage(f"jpeg {index}", image, f"quality {stage.jpeg_quality}"))
+        image = jpeg(image, stage.jpeg_quality, engine)
+        record.append(StageImage(f"jpeg {index}", image, _describe_jpeg(stage.jpeg_quality, engine)))
     return image
+
+
+def _describe_jpeg(quality: float, engine: str) -> str:
+    return f"quality {quality:.1f} (simulated, as Real-ESRGAN)" if engine == "diffjpeg" else \
+        f"quality {round(quality)} (OpenCV codec)"
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
@@ -505,9 +581,14 @@ def apply_params(hr: np.ndarray, params: DegradationParams, *, keep_stages: bool
     height, width = image.shape[:2]
     target = (max(1, height // params.scale), max(1, width // params.scale))
     record: list[StageImage] = [StageImage("input", image, f"{width}x{height}")]
-    image = _run_stage(image, params.first, 1, (height, width), target, record)
+    if params.usm_sharpen:
+        image = usm_sharpen(image)
+        record.append(StageImage("usm sharpen", image, "unsharp mask: weight 0.5, 51 px Gaussian, threshold 10"))
+    engine = params.jpeg_engine
+    image = _run_stage(image, params.first, 1, (height, width), target, record, engine)
     if params.second is not None and params.final is not None:
-        image = _run_stage(image, params.second, 2, target, target, record)
+        image = _run_stage(image, params.second, 2, (height / params.scale, width / params.scale), target, record,
+                           engine)
         final = params.final
         kernel = make_kernel(final.sinc) if final.sinc is not None else identity_kernel()
         sinc_text = _describe_kernel(final.sinc) if final.sinc is not None else "no sinc"
@@ -522,8 +603,8 @@ def apply_params(hr: np.ndarray, params: DegradationParams, *, keep_stages: bool
             if final.jpeg_quality is None:
                 record.append(StageImage("jpeg 2", current, "skipped", applied=False))
                 return current
-            out = jpeg(current, final.jpeg_quality)
-            record.append(StageImage("jpeg 2", out, f"quality {final.jpeg_quality}"))
+            out = jpeg(current, final.jpeg_quality, engine)
+            record.append(StageImage("jpeg 2", out, _describe_jpeg(final.jpeg_quality, engine)))
             return out
 
         image = compress(resize_and_sinc(image)) if final.sinc_first else resize_and_sinc(compress(image))
@@ -554,11 +635,11 @@ _STAGE_CLASSIC = dict(resize_to_target=True, resize_modes=("matlab",), resize_pr
 
 PRESETS: dict[str, DegradationConfig] = {
     "none": DegradationConfig(
-        name="none (bicubic only)", second=None,
+        name="none (bicubic only)", second=None, usm_sharpen=False,
         first=StageConfig(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, **_STAGE_CLASSIC),
     ),
     "classical": DegradationConfig(
-        name="classical (first order)", second=None,
+        name="classical (first order)", second=None, usm_sharpen=False, jpeg_engine="opencv",
         first=StageConfig(kernel_types=("iso", "aniso"), kernel_probs=(0.5, 0.5), sinc_prob=0.0,
                           blur_sigma=(0.2, 2.0), gaussian_noise_prob=1.0, noise_range=(1.0, 15.0),
                           gray_noise_prob=0.0, jpeg_range=(60, 95), **_STAGE_CLASSIC),

@@ -45,7 +45,8 @@ def sweep_params(parameter: str, value: float, scale: int, seed: int = 0) -> Deg
     noise = NoiseParams("gaussian", float(value), False, seed) if parameter == "noise_sigma" and value > 0 else None
     quality = int(round(value)) if parameter == "jpeg_quality" else None
     stage = StageParams(kernel, "target", 1.0, "matlab", noise, quality, resize_to_target=True)
-    return DegradationParams(scale, stage, None, None)
+    # no unsharp mask (it would be a second knob) and a real JPEG codec
+    return DegradationParams(scale, stage, None, None, usm_sharpen=False, jpeg_engine="opencv")
 
 
 def run_sweep(

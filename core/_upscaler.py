@@ -37,7 +37,7 @@ from ._tiling import check_cancelled, plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["COMPILE_MODES", "MAX_TILE", "MIN_TILE", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler",
-           "TILE_STEP", "clear_shared", "default_pad", "default_tile", "shared_upscaler"]
+           "TILE_STEP", "clear_shared", "default_overlap", "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ProgressCallback = Callable[[int, int], None]
@@ -70,12 +70,33 @@ def default_tile(device: str) -> int:
     return 512 if device.startswith("cuda") else 384
 
 
-def default_pad(tile: int) -> int:
-    """Default context per tile side. 16 px keeps seams >= 50 dB PSNR against an untiled run at
-    the default tiles (54.8 dB at 448x448, x4plus) for ~1.2x the untiled cost (24 px: 60.6 dB,
-    ~1.3x). Tiles below 128 px get 24 px: their seams are dense enough to pull the image
-    below 50 dB with 16 (49.3 dB, 48 px tiles on an 80x80 crop)."""
-    return 24 if 0 < tile < 128 else 16
+# Architectures whose receptive field is a few tens of pixels (a plain stack of 3x3 convolutions):
+# 16 px of context already gives tiles that equal untiled output to > 87 dB (benchmarks/seams.py).
+SHALLOW_ARCHITECTURES = frozenset({"Compact"})
+
+
+def default_pad(tile: int, *, shallow: bool = False) -> int:
+    """Default context per tile side, in input pixels (see :func:`default_overlap`).
+
+    Deep networks (ESRGAN's 23 RRDB blocks, transformers) see far beyond a tile's edge: on
+    bundled photos with texture across the seam, 16 px of context left seam bands at 40 dB
+    against untiled output (max difference 32/255); 24 px with a 16 px blend gives >= 50 dB in
+    the seam band and >= 55 dB over the image at 1.1-1.3x the untiled cost. Tiles below
+    128 px, whose seams are dense, get 8 px more. ``shallow`` (:data:`SHALLOW_ARCHITECTURES`)
+    models need 16 px (8 px more below 128 px tiles)."""
+    small = 0 < tile < 128
+    if shallow:
+        return 24 if small else 16
+    return 32 if small else 24
+
+
+def default_overlap(*, shallow: bool = False) -> int:
+    """Default blended overlap between tiles: 16 px for deep networks (the blend ramp halves what
+    is left of a seam; benchmarks/seams.py), 8 px for shallow ones."""
+    return 8 if shallow else 16
+
+
+LARGEST_PAD = default_pad(1)  # the memory estimate of an automatic tile assumes the largest default
 
 
 @dataclass(frozen=True)
@@ -91,9 +112,11 @@ class UpscaleSettings:
             ``0`` = no tiling where the whole image fits in memory, else the largest tile that does.
         batch: tiles per model call (they share one shape); ``None`` = 1. Batches help
             where one tile leaves the GPU idle; on out-of-memory the batch is halved first.
-        tile_overlap: blended overlap between tiles, input pixels.
+        tile_overlap: blended overlap between tiles, input pixels; ``None`` =
+            :func:`default_overlap` of the model (16 px, 8 px for shallow networks).
         tile_pad: extra context given to each tile and cut off its output, input pixels;
-            ``None`` = :func:`default_pad` of the tile (16 px, 24 px below 128 px tiles).
+            ``None`` = :func:`default_pad` of the tile and model (24 px for deep networks,
+            16 px for shallow ones; 8 px more below 128 px tiles).
         alpha: RGBA only: ``model`` (alpha upscaled by the model as a grey image),
             ``bicubic`` (alpha resized with bicubic) or ``drop`` (RGB output).
         limits: input / output pixel limits.
@@ -102,7 +125,7 @@ class UpscaleSettings:
     outscale: float | None = None
     tile: int | None = None
     batch: int | None = None
-    tile_overlap: int = 8
+    tile_overlap: int | None = None
     tile_pad: int | None = None
     alpha: AlphaMode = "model"
     limits: ImageLimits = field(default_factory=ImageLimits)
@@ -115,7 +138,8 @@ class UpscaleSettings:
                              f"got {self.tile}.")
         if self.batch is not None and not 1 <= self.batch <= 64:
             raise ValueError("batch must be between 1 and 64.")
-        if self.tile_overlap < 0 or (self.tile_pad is not None and self.tile_pad < 0):
+        if (self.tile_overlap is not None and self.tile_overlap < 0) or (self.tile_pad is not None
+                                                                          and self.tile_pad < 0):
             raise ValueError("tile_overlap and tile_pad must be >= 0.")
         if self.alpha not in ("model", "bicubic", "drop"):
             raise ValueError(f"alpha must be model, bicubic or drop, got {self.alpha!r}.")
@@ -271,7 +295,7 @@ class Upscaler:
         memory = device_memory(self._choice.device)
         per_pixel = self.activation_bytes_per_pixel() if memory is not None else None
         if memory is not None and per_pixel is not None:
-            pad = settings.tile_pad if settings.tile_pad is not None else 24  # the largest default_pad
+            pad = settings.tile_pad if settings.tile_pad is not None else LARGEST_PAD
             budget = MEMORY_SHARE * memory[0] - (CALL_OVERHEAD if self._choice.device == "cpu" else 0)
             fits = tile_for_memory(per_pixel, max(budget, 1.0), batch=batch, pad=pad, multiple=TILE_STEP,
                                    largest=MAX_TILE)
@@ -307,11 +331,19 @@ class Upscaler:
     def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
         """``settings`` with a concrete tile, batch (:meth:`tile_for`) and context: resolve once,
         then count tiles and upscale with the result, so both agree even if free memory changes."""
-        if settings.tile and settings.batch is not None and settings.tile_pad is not None:
+        if (settings.tile and settings.batch is not None and settings.tile_pad is not None
+                and settings.tile_overlap is not None):
             return settings
         tile, batch = self.tile_for(settings)
-        pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile)
-        return replace(settings, tile=tile, batch=batch, tile_pad=pad)
+        shallow = self.shallow
+        pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile, shallow=shallow)
+        overlap = settings.tile_overlap if settings.tile_overlap is not None else default_overlap(shallow=shallow)
+        return replace(settings, tile=tile, batch=batch, tile_pad=pad, tile_overlap=overlap)
+
+    @property
+    def shallow(self) -> bool:
+        """Whether the network's receptive field is small (:data:`SHALLOW_ARCHITECTURES`): less tile context."""
+        return self._descriptor.architecture.id in SHALLOW_ARCHITECTURES
 
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._ncnn is not None:
@@ -346,7 +378,7 @@ class Upscaler:
             planes = planes.expand(-1, 3, -1, -1)
         out = run_tiled(
             planes.contiguous(), self._forward, self.net_scale,
-            tile=settings.tile or 0, overlap=settings.tile_overlap, pad=settings.tile_pad or 0,
+            tile=settings.tile or 0, overlap=settings.tile_overlap or 0, pad=settings.tile_pad or 0,
             batch=settings.batch or 1, fixed=self._fixed_tiles,
             device=self._choice.torch_device, dtype=self._choice.dtype,
             progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
@@ -356,7 +388,7 @@ class Upscaler:
     def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
         """How many tiles :meth:`upscale` will run (for progress bars)."""
         settings = self.resolve(settings)
-        per_pass = len(plan_tiles(height, width, settings.tile or 0, settings.tile_overlap, settings.tile_pad or 0,
+        per_pass = len(plan_tiles(height, width, settings.tile or 0, settings.tile_overlap or 0, settings.tile_pad or 0,
                                   fixed=self._fixed_tiles))  # uniform tiles: the same count
         passes = 2 if channels == 4 and settings.alpha == "model" else 1
         return per_pass * passes

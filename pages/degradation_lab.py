@@ -62,8 +62,18 @@ def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> core.Stage
     return core.StageParams(kernel, direction, factor, mode, noise, quality)
 
 
+JPEG_LABELS = {"diffjpeg": "simulated, as Real-ESRGAN trains (continuous quality)",
+               "opencv": "real JPEG codec (OpenCV, integer quality)"}
+
+
 def _fixed_params(scale: int) -> core.DegradationParams:
-    seed = st.number_input("Noise seed", 0, 2**31 - 1, key=kept("fx_seed", 0))
+    cols = st.columns(3)
+    seed = cols[0].number_input("Noise seed", 0, 2**31 - 1, key=kept("fx_seed", 0))
+    usm = cols[1].checkbox("Unsharp-mask the HR first", key=kept("fx_usm", True),
+                           help="Real-ESRGAN degrades its USM-sharpened ground truth (weight 0.5, 51 px, "
+                                "threshold 10).")
+    engine = cols[2].selectbox("JPEG", core.JPEG_ENGINES, key=kept("fx_jpeg", core.JPEG_ENGINES[0]),
+                               format_func=JPEG_LABELS.get)
     with st.expander("Stage 1", expanded=True):
         first = _stage_picker(1, seed, 60)
     with st.expander("Stage 2"):
@@ -76,7 +86,7 @@ def _fixed_params(scale: int) -> core.DegradationParams:
         mode = cols[1].selectbox("Final resize", ["area", "bilinear", "bicubic"], key=kept("fx_fmode", "bicubic"))
         quality = cols[2].slider("Final JPEG quality", 10, 100, key=kept("fx_fq", 75))
     final = core.FinalParams(order.startswith("resize"), sinc, mode, quality)
-    return core.DegradationParams(scale, first, second, final)
+    return core.DegradationParams(scale, first, second, final, usm_sharpen=usm, jpeg_engine=engine)
 
 
 def _config_from_upload() -> core.DegradationConfig | None:

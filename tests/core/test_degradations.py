@@ -156,21 +156,21 @@ def test_hand_pinned_parameters_and_stage_records() -> None:
     )
     result = core.apply_params(hr, params)
     names = [s.name for s in result.stages]
-    assert names == ["input", "blur 1", "resize 1", "noise 1", "jpeg 1", "blur 2", "resize 2", "noise 2",
-                     "resize + sinc", "jpeg 2", "output"]
+    assert names == ["input", "usm sharpen", "blur 1", "resize 1", "noise 1", "jpeg 1", "blur 2", "resize 2",
+                     "noise 2", "resize + sinc", "jpeg 2", "output"]
     applied = {s.name: s.applied for s in result.stages}
     assert not applied["blur 2"] and not applied["noise 2"] and applied["resize + sinc"]
     resize1 = next(s for s in result.stages if s.name == "resize 1")
     assert resize1.image.shape == (48, 48, 3) and "48x48" in resize1.detail
-    assert "aniso 15x15" in result.stages[1].detail and result.lr.shape == (24, 24, 3)
+    assert "aniso 15x15" in result.stages[2].detail and result.lr.shape == (24, 24, 3)
     assert resize1.detail == "area 96x96 -> 48x48 (x0.500 of the HR size 96x96)"
     resize2 = next(s for s in result.stages if s.name == "resize 2")  # relative to the LR size, said so
     assert resize2.detail == "bilinear 48x48 -> 24x24 (x1.000 of the LR size 24x24)"
     iso = replace(params, first=replace(params.first, kernel=core.KernelParams("iso", 7, 1.2, 0.6, 0.5)))
-    assert core.apply_params(hr, iso).stages[1].detail == "iso 7x7, σ=1.20"  # one σ, no θ for isotropic kernels
+    assert core.apply_params(hr, iso).stages[2].detail == "iso 7x7, σ=1.20"  # one σ, no θ for isotropic kernels
     plateau = replace(params, first=replace(params.first, kernel=core.KernelParams("plateau_iso", 7, 1.2, 0.6, 0.5,
                                                                                     1.5)))
-    assert core.apply_params(hr, plateau).stages[1].detail == "plateau_iso 7x7, σ=1.20, β=1.50"
+    assert core.apply_params(hr, plateau).stages[2].detail == "plateau_iso 7x7, σ=1.20, β=1.50"
     jpeg_first = replace(params, final=replace(params.final, sinc_first=False))
     order = [s.name for s in core.apply_params(hr, jpeg_first).stages][-3:]
     assert order == ["jpeg 2", "resize + sinc", "output"]
@@ -212,8 +212,12 @@ def test_sampled_choices_follow_the_configured_probabilities() -> None:
         assert abs(rate - target) < 0.03, f"{name}: {rate:.3f} vs {target}"
     sigmas = [d.first.kernel.sigma_x for d in draws if d.first.kernel.type != "sinc"]
     assert min(sigmas) >= 0.2 and max(sigmas) <= 3.0
-    qualities = [d.first.jpeg_quality for d in draws]
-    assert min(qualities) == 30 and max(qualities) == 95
+    qualities = [d.first.jpeg_quality for d in draws]  # continuous, as Real-ESRGAN draws them
+    assert 30 <= min(qualities) < 30.5 and 94.5 < max(qualities) <= 95
+    assert sum(q != round(q) for q in qualities) > 0.99 * len(qualities)
+    betas = [d.first.kernel.beta for d in draws if d.first.kernel.type.startswith("plateau")]
+    assert abs(np.mean([b == 1.0 for b in betas]) - 0.5) < 0.1  # U(1, 1) half the time: the official sampler
+    assert abs(np.mean(betas) - 1.25) < 0.05 and max(betas) <= 2.0
     small = [d.first.kernel.omega for d in draws if d.first.kernel.type == "sinc" and d.first.kernel.size < 13]
     assert small and min(small) >= np.pi / 3
 

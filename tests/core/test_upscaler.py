@@ -130,20 +130,46 @@ def test_describe_says_where_the_weights_came_from(x4plus: core.Upscaler) -> Non
     assert "RealESRGAN_x4plus" in line and "cpu" in line and "fp32" in line and "ncnn" in line
 
 
-def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler) -> None:
+def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler, x4plus: core.Upscaler) -> None:
     auto = compact.resolve(core.UpscaleSettings())
     assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1
-    assert auto.tile_pad == core.default_pad(auto.tile)
+    assert compact.shallow and auto.tile_pad == core.default_pad(auto.tile, shallow=True) == 16
+    assert auto.tile_overlap == core.default_overlap(shallow=True) == 8
     assert compact.resolve(core.UpscaleSettings(tile=48)).tile_pad == 24  # dense seams get more context
-    assert compact.resolve(core.UpscaleSettings(tile=256)).tile_pad == 16
-    assert compact.resolve(core.UpscaleSettings(tile=256, tile_pad=5)).tile_pad == 5
+    assert compact.resolve(core.UpscaleSettings(tile=256, tile_pad=5, tile_overlap=2)).tile_pad == 5
     assert compact.resolve(auto) is auto
+    deep = x4plus.resolve(core.UpscaleSettings(tile=256))  # a deep network sees further: more context and blend
+    assert not x4plus.shallow and (deep.tile_pad, deep.tile_overlap) == (24, 16)
+    assert x4plus.resolve(core.UpscaleSettings(tile=96)).tile_pad == 32
 
 
-def test_default_context_keeps_seams_invisible_at_ordinary_tile_sizes(x4plus: core.Upscaler) -> None:
-    crop = core.load_sample("astronaut")[60:220, 180:340]
-    untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=0)).image
+SEAM_BAND = 8  # input px each side of a tile boundary
+
+
+def _seam_band(width: int, tile: int, overlap: int, scale: int) -> np.ndarray:
+    cols = core.plan_axis(width, tile, overlap)
+    mask = np.zeros(width * scale, bool)
+    for (_, end), (start, _) in zip(cols, cols[1:]):
+        middle = (start + end) // 2
+        mask[(middle - SEAM_BAND) * scale : (middle + SEAM_BAND) * scale] = True
+    return mask
+
+
+@pytest.mark.parametrize(("photo", "tiles"), [("astronaut", 2), ("chelsea", 3), ("coffee", 4)])
+def test_default_context_keeps_seams_invisible_on_real_photos(x4plus: core.Upscaler, photo: str, tiles: int) -> None:
+    """Textured photo content across every seam: the default context and blend keep the image >= 50 dB
+    and the seam band itself >= 44 dB against an untiled run. Measured: image 62.0 / 53.0 / 60.7 dB,
+    band 53.4 / 45.2 / 53.4 dB; the old 16 px context with an 8 px blend gave 57.8 / 46.6 / 54.1 dB
+    and bands of 49.2 / 38.6 / 47.0 dB (cat fur is the hardest)."""
     settings = x4plus.resolve(core.UpscaleSettings(tile=128))
-    assert settings.tile_pad == 16 and x4plus.count_tiles(160, 160, settings) == 4
-    value = psnr(x4plus.upscale(crop, settings).image / 255.0, untiled / 255.0)
-    assert value >= 50, f"tiled (128 px, 16 px context) vs untiled: {value:.1f} dB"
+    width = tiles * (128 - settings.tile_overlap) + settings.tile_overlap - 4
+    image = core.load_sample(photo)
+    top, left = (image.shape[0] - 48) // 2, (image.shape[1] - width) // 2
+    crop = np.ascontiguousarray(image[top : top + 48, left : left + width])
+    assert x4plus.count_tiles(48, width, settings) == tiles
+    untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=core.MAX_TILE))
+    assert untiled.tile == 0
+    tiled = x4plus.upscale(crop, settings).image / 255.0
+    band = _seam_band(width, 128, settings.tile_overlap, 4)
+    whole, seams = psnr(tiled, untiled.image / 255.0), psnr(tiled[:, band], untiled.image[:, band] / 255.0)
+    assert whole >= 50 and seams >= 44, f"{photo}, {tiles} tiles: image {whole:.1f} dB, seam band {seams:.1f} dB"

@@ -82,7 +82,7 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     assert models.value == "RealESRGAN_x4plus"
     assert "realesr-animevideov3" in models.options and "RealESRNet_x4plus" not in models.options
     assert any("In use: RealESRGAN_x4plus · cpu · fp32" in c.value and "ncnn" in c.value for c in at.sidebar.caption)
-    assert any(re.search(r"Auto tile now: \d+ px with 16 px context", c.value) for c in at.sidebar.caption)
+    assert any(re.search(r"Auto tile now: \d+ px with 24 px context", c.value) for c in at.sidebar.caption)
     assert any("RealESRNet_x4plus" in c.value and "Download it" in c.value for c in at.sidebar.caption)
     assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
 
