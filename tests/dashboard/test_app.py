@@ -244,8 +244,16 @@ def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     assert any(c.startswith("blur 1: ") for c in captions) and any(c.startswith("output: 64x64") for c in captions)
     at.number_input(key="lab_seed").set_value(1).run()
     assert [image.proto.imgs[0].caption for image in at.get("image")] != captions  # another draw
+    assert captions[1].startswith("usm sharpen: ")  # the preset degrades the sharpened HR, as Real-ESRGAN
+    assert any("(simulated, as Real-ESRGAN)" in c for c in captions if c.startswith("jpeg 1: "))
     at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()
     assert not at.exception
+    fixed = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert fixed[1].startswith("usm sharpen: ") and any("(simulated" in c for c in fixed if c.startswith("jpeg 1"))
+    at.checkbox(key="fx_usm").uncheck().run()
+    at.selectbox(key="fx_jpeg").set_value("opencv").run()
+    fixed = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert not any(c.startswith("usm") for c in fixed) and "jpeg 1: quality 60 (OpenCV codec)" in fixed
     at.multiselect(key="lab_methods").set_value(["bicubic"]).run()
     at.button(key="lab_run").click().run()
     wait(at, lambda a: any(df.value.shape[0] == 1 and "PSNR ↑" in df.value.columns for df in a.dataframe))
