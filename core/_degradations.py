@@ -14,8 +14,7 @@ coordinates map by ``1/s``; stage 2 and the final step by size; ``area`` average
 bins), JPEG is Real-ESRGAN's simulation with a continuous quality (:mod:`core._jpeg`; a real
 codec with an integer quality is the ``opencv`` option), Poisson noise is drawn on the image
 rounded to 8 bits, and plateau kernels draw beta as generalised ones do. What still differs:
-random numbers come from numpy generators (same distributions, other draws than torch's), and
-the blur kernels are built in float64 (the official ones in float32 on some paths).
+random numbers come from numpy generators (same distributions, other draws than torch's).
 
 Two steps keep every draw reproducible and visible:
 
@@ -87,6 +86,11 @@ def _check_range(name: str, pair: tuple[float, float], low: float = -math.inf, h
 def _check_prob(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value}.")
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in JPEG_ENGINES:
+        raise ValueError(f"jpeg_engine must be one of {', '.join(JPEG_ENGINES)}, got {engine!r}.")
 
 
 def _check_distribution(name: str, probs: tuple[float, ...], count: int) -> None:
@@ -201,8 +205,7 @@ class DegradationConfig:
             raise ValueError(f"final_kernel_sizes must be odd sizes in 3..21, got {self.final_kernel_sizes}.")
         if not self.final_resize_modes or any(m not in RESIZE_MODES for m in self.final_resize_modes):
             raise ValueError(f"final_resize_modes must be among {', '.join(RESIZE_MODES)}.")
-        if self.jpeg_engine not in JPEG_ENGINES:
-            raise ValueError(f"jpeg_engine must be one of {', '.join(JPEG_ENGINES)}, got {self.jpeg_engine!r}.")
+        _check_engine(self.jpeg_engine)
 
     def to_json(self) -> str:
         return json.dumps(config_to_dict(self), indent=2)
@@ -321,8 +324,7 @@ class DegradationParams:
     jpeg_engine: str = "diffjpeg"
 
     def __post_init__(self) -> None:
-        if self.jpeg_engine not in JPEG_ENGINES:
-            raise ValueError(f"jpeg_engine must be one of {', '.join(JPEG_ENGINES)}, got {self.jpeg_engine!r}.")
+        _check_engine(self.jpeg_engine)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -436,7 +438,8 @@ def resize_to(image: np.ndarray, size: tuple[int, int], mode: str, factor: float
     if mode == "matlab":
         return imresize(image, size=(height, width)).astype(np.float32)
     planes = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    if factor is not None:  # the same output size, but the coordinates map by 1 / factor
+    by_factor = factor is not None and (height, width) == (int(image.shape[0] * factor), int(image.shape[1] * factor))
+    if by_factor:  # the same output size, but the coordinates map by 1 / factor
         out = functional.interpolate(planes, scale_factor=factor, mode=mode)
     else:
         out = functional.interpolate(planes, size=(height, width), mode=mode)
