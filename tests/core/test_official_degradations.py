@@ -13,7 +13,7 @@ import torch
 
 import core
 from core import _jpeg
-from core._degradations import resize_to, usm_sharpen
+from core._degrade_ops import resize_to, usm_sharpen
 from tests.core import realesrgan_port as port
 
 
