@@ -47,7 +47,7 @@ from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
 from ._ncnn import NcnnModel, convert_ncnn
-from ._resize import RESIZE_METHODS, imresize, resize, target_size
+from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
@@ -169,6 +169,7 @@ __all__ = [
     "download_weights",
     "encode_png",
     "image_info",
+    "crop_to_scale",
     "imresize",
     "list_models",
     "list_samples",

@@ -29,6 +29,7 @@ from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
 from ._metrics import GREY_MODES, METRICS
+from ._resize import crop_to_scale
 from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import list_models
 
@@ -263,8 +264,7 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
         seed, stem = args.seed + index, name.removesuffix(".png")
         try:
             hr = read_image(path)
-            cropped = hr[: hr.shape[0] - hr.shape[0] % config.scale, : hr.shape[1] - hr.shape[1] % config.scale]
-            result = degrade(cropped, config, seed, keep_stages=args.save_stages)
+            result = degrade(crop_to_scale(hr, config.scale), config, seed, keep_stages=args.save_stages)
         except (StudioError, ValueError) as exc:
             failures += 1
             _err(f"skipped {path}: {exc}")

@@ -27,7 +27,7 @@ import numpy as np
 from ._degradations import DegradationConfig, make_pair
 from ._errors import DownloadError, StudioError
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
-from ._resize import imresize
+from ._resize import crop_to_scale, imresize
 from ._samples import SAMPLES_DIR
 
 __all__ = [
@@ -122,8 +122,8 @@ class Dataset:
         """
         limits = limits or ImageLimits()
         hr = decode_image(item.hr.read_bytes(limits.max_file_bytes), limits)
-        height, width = hr.shape[0] - hr.shape[0] % self.scale, hr.shape[1] - hr.shape[1] % self.scale
-        hr = hr[:height, :width]
+        hr = crop_to_scale(hr, self.scale)
+        height, width = hr.shape[:2]
         if item.lr is None:
             if self.degradation is not None:  # one reproducible draw per image
                 seed = self.seed + zlib.crc32(item.name.encode())

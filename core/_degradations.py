@@ -41,6 +41,7 @@ import yaml
 
 from ._degrade_ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
 from ._kernels import GAUSSIAN_TYPES, KernelParams, identity_kernel, make_kernel
+from ._resize import crop_to_scale
 
 __all__ = [
     "JPEG_ENGINES",
@@ -533,7 +534,7 @@ def degrade(hr: np.ndarray, config: DegradationConfig, seed: int, *, keep_stages
 def make_pair(hr: np.ndarray, config: DegradationConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(lr, hr)`` for evaluation: HR cropped to a multiple of the scale, LR exactly HR / scale."""
     scale = config.scale
-    cropped = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+    cropped = crop_to_scale(hr, scale)
     return degrade(cropped, config, seed, keep_stages=False).lr, cropped
 
 

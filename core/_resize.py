@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from bicubic_pytorch import imresize as _bicubic_imresize
 
-__all__ = ["RESIZE_METHODS", "ResizeMethod", "imresize", "resize", "target_size"]
+__all__ = ["RESIZE_METHODS", "ResizeMethod", "crop_to_scale", "imresize", "resize", "target_size"]
 
 ResizeMethod = Literal["bicubic", "lanczos", "area", "bilinear", "nearest", "matlab"]
 RESIZE_METHODS: tuple[str, ...] = ("matlab", "bicubic", "lanczos", "area", "bilinear", "nearest")
@@ -30,6 +30,13 @@ _CV2 = {
     "bilinear": cv2.INTER_LINEAR,
     "nearest": cv2.INTER_NEAREST,
 }
+
+
+def crop_to_scale(image: np.ndarray, scale: int) -> np.ndarray:
+    """``image`` cut at the bottom and right to a multiple of ``scale`` (a view): an HR image whose
+    LR is exactly ``HR / scale``, as the SR literature and BasicSR crop it."""
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale]
 
 
 def target_size(height: int, width: int, scale: float) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import numpy as np
 from ._degradations import DegradationParams, NoiseParams, StageParams, apply_params
 from ._kernels import KernelParams
 from ._metrics import compute_metric
+from ._resize import crop_to_scale
 
 __all__ = ["SWEEP_PARAMETERS", "SweepPoint", "run_sweep", "sweep_params"]
 
@@ -61,7 +62,7 @@ def run_sweep(
     cancel: Callable[[], bool] | None = None,
 ) -> list[SweepPoint]:
     """Score every method at every value; ``on_point`` sees each result as it comes."""
-    cropped = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+    cropped = crop_to_scale(hr, scale)
     points: list[SweepPoint] = []
     for value in values:
         lr = apply_params(cropped, sweep_params(parameter, value, scale), keep_stages=False).lr

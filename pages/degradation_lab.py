@@ -227,7 +227,7 @@ def render() -> None:
     mode = st.radio("Parameters", ["Preset + seed (sampled)", "Fixed (set every parameter)"], horizontal=True,
                     key=kept("lab_mode", "Preset + seed (sampled)"))
     scale = st.selectbox("Scale", [2, 3, 4], key=kept("lab_scale", 4))
-    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+    hr = core.crop_to_scale(hr, scale)
     if mode.startswith("Preset"):
         cols = st.columns(2)
         names = list(core.PRESETS)

@@ -59,3 +59,11 @@ def test_bicubic_differs_from_matlab_on_downscale() -> None:
     checker = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
     assert np.abs(core.resize(checker, (15, 15), "bicubic").astype(int) - 128).max() > 20
     assert np.abs(core.resize(checker, (15, 15), "matlab").astype(int) - 128).max() <= 8
+
+
+def test_crop_to_scale_cuts_bottom_and_right_to_a_multiple() -> None:
+    image = np.arange(7 * 10 * 3, dtype=np.uint8).reshape(7, 10, 3)
+    cropped = core.crop_to_scale(image, 4)
+    assert cropped.shape == (4, 8, 3) and np.array_equal(cropped, image[:4, :8])
+    assert core.crop_to_scale(image, 1) is not None and core.crop_to_scale(image, 1).shape == image.shape
+    assert core.crop_to_scale(image[:, :, 0], 3).shape == (6, 9)  # grey HW too
