@@ -10,7 +10,7 @@ import base64
 import binascii
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -25,8 +25,8 @@ log = logging.getLogger("studio.api")
 LOADING = "The model is still loading."
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-Alpha = Literal["model", "bicubic", "drop"]
+Precision = core.Precision  # the core's literals: one list of choices for every front end
+Alpha = core.AlphaMode
 
 
 def _options(**fields: object) -> core.UpscaleSettings:

@@ -26,7 +26,7 @@ from ._degradations import (
     params_from_dict,
     sample_params,
 )
-from ._device import DeviceChoice, available_devices, resolve_device, system_info
+from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
 from ._errors import (
     CancelledError,
     ConversionError,
@@ -52,9 +52,12 @@ from ._samples import list_samples, load_sample
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
 from ._upscaler import (
+    ALPHA_MODES,
+    ENGINES,
     MAX_TILE,
     MIN_TILE,
     TILE_STEP,
+    AlphaMode,
     Upscaler,
     UpscaleResult,
     UpscaleSettings,
@@ -135,6 +138,8 @@ __all__ = [
     "CancelledError",
     "ConversionError",
     "DeviceChoice",
+    "Precision",
+    "PRECISIONS",
     "DeviceUnavailableError",
     "DownloadError",
     "ImageDecodeError",
@@ -162,6 +167,9 @@ __all__ = [
     "default_overlap",
     "default_pad",
     "MAX_TILE",
+    "ALPHA_MODES",
+    "AlphaMode",
+    "ENGINES",
     "MIN_TILE",
     "TILE_STEP",
     "default_tile",

@@ -24,13 +24,13 @@ from tqdm import tqdm
 from ._catalogue import DEFAULT_MODEL
 from ._datasets import download_div2k, open_dataset
 from ._degradations import PRESETS, DegradationConfig, config_to_dict, degrade
-from ._device import resolve_device
+from ._device import PRECISIONS, resolve_device
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
 from ._metrics import GREY_MODES, METRICS
 from ._resize import crop_to_scale
-from ._upscaler import Upscaler, UpscaleSettings
+from ._upscaler import ALPHA_MODES, Upscaler, UpscaleSettings
 from ._weights import list_models
 
 
@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile", type=int, default=None,
                     help="tile size in input pixels (32-8192); 0 = no tiling where the image fits in memory")
     up.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
-    up.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    up.add_argument("--alpha", default="model", choices=["model", "bicubic", "drop"])
+    up.add_argument("--precision", default="auto", choices=PRECISIONS)
+    up.add_argument("--alpha", default="model", choices=ALPHA_MODES)
     up.add_argument("--suffix", default="", help="added to output file stems (e.g. _x4)")
     up.add_argument("--download", action="store_true",
                     help="allow downloading official weights when no local copy exists")
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--db", default=None, help="SQLite result store (default: OUT/results.sqlite)")
     ev.add_argument("--tile", type=int, default=None)
     ev.add_argument("--device", default="auto")
-    ev.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    ev.add_argument("--precision", default="auto", choices=PRECISIONS)
     ev.add_argument("--degradation", default=None,
                     help=f"make LR with a degradation preset ({', '.join(PRESETS)}) or a JSON/YAML config")
     ev.add_argument("--seed", type=int, default=0, help="base seed of the degradation draws")

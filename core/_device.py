@@ -14,17 +14,18 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from ._errors import DeviceUnavailableError
 
-__all__ = ["DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel", "available_devices",
+__all__ = ["PRECISIONS", "DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel", "available_devices",
            "device_memory", "host_memory", "prepare_device", "resolve_device", "system_info"]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)  # the one list every front end offers
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -36,10 +36,13 @@ from ._resize import resize, target_size
 from ._tiling import check_cancelled, plan_tiles, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
-__all__ = ["COMPILE_MODES", "MAX_TILE", "MIN_TILE", "AlphaMode", "UpscaleResult", "UpscaleSettings", "Upscaler",
-           "TILE_STEP", "clear_shared", "default_overlap", "default_pad", "default_tile", "shared_upscaler"]
+__all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode", "UpscaleResult",
+           "UpscaleSettings", "Upscaler", "clear_shared", "default_overlap", "default_pad", "default_tile",
+           "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
+ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
+ENGINES = ("auto", "torch", "ncnn")  # what runs the network: chosen per model (auto) or forced
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
@@ -142,7 +145,7 @@ class UpscaleSettings:
         if (self.tile_overlap is not None and self.tile_overlap < 0) or (self.tile_pad is not None
                                                                           and self.tile_pad < 0):
             raise ValueError("tile_overlap and tile_pad must be >= 0.")
-        if self.alpha not in ("model", "bicubic", "drop"):
+        if self.alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be model, bicubic or drop, got {self.alpha!r}.")
 
 
@@ -490,7 +493,7 @@ def _cancel_between_layers(model: torch.nn.Module) -> None:
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:
-    if engine not in ("auto", "torch", "ncnn"):
+    if engine not in ENGINES:
         raise ValueError(f"engine must be auto, torch or ncnn, got {engine!r}.")
     if engine == "torch":
         return None

@@ -25,7 +25,7 @@ def sidebar() -> None:
     st.sidebar.selectbox("Model", names, index=default, key="model",
                          help="Models with weights available offline or in the weights folder.")
     st.sidebar.selectbox("Device", ["auto", *core.available_devices()], key="device")
-    st.sidebar.selectbox("Precision", ["auto", "fp32", "fp16", "bf16"], key="precision",
+    st.sidebar.selectbox("Precision", core.PRECISIONS, key="precision",
                          help="auto: fp16 on CUDA where the model supports it, fp32 elsewhere.")
     st.sidebar.number_input("Tile size (0 = no tiling)", min_value=0, max_value=2048, value=None,
                             step=32, key="tile", placeholder="auto", on_change=_at_least_min_tile,

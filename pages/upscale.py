@@ -265,7 +265,7 @@ def render() -> None:
     versus = left.selectbox("Compare with", choices, key=kept("compare_with", "bicubic", choices))
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
     outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or scale), 0.25, key="outscale")
-    alpha = third.selectbox("Alpha channel", ["model", "bicubic", "drop"], key=kept("alpha", "model"),
+    alpha = third.selectbox("Alpha channel", core.ALPHA_MODES, key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)
     models = (name,) if versus == "bicubic" else (name, versus)
