@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,13 +34,33 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
     return JSONResponse({"error": kind, "message": message}, status_code=status, headers=headers)
 
 
+# HTTP status of each core error (the most specific class wins; anything else is a 400).
+STATUS: dict[type[core.StudioError], int] = {
+    core.ImageDecodeError: 400,
+    core.UnsupportedImageError: 415,
+    core.ImageTooLargeError: 413,
+    core.UnknownModelError: 404,
+    core.UnsupportedModelError: 415,
+    core.WeightsMissingError: 409,  # not 503: retrying does not help until someone adds the weights
+    core.ConversionError: 503,
+    core.DownloadError: 503,
+    core.DeviceUnavailableError: 400,
+    core.OutOfMemoryError: 503,
+    core.CancelledError: 503,  # cancelled by a shutdown; a client that left gets no answer
+    core.DatasetError: 400,
+}
+
+
+def status_of(exc: core.StudioError) -> int:
+    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 400)
+
+
 def _install_handlers(app: FastAPI, settings: ApiSettings) -> None:
     @app.exception_handler(core.StudioError)
     async def studio_error(request: Request, exc: core.StudioError) -> JSONResponse:
-        status = exc.http_status if exc.http_status < 499 or exc.http_status >= 500 else 503
-        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__.removesuffix("Error")).lower() or "error"
+        status = status_of(exc)
         headers = {"Retry-After": str(settings.retry_after)} if status == 503 else None
-        return _error(status, kind, str(exc), headers)
+        return _error(status, exc.code, str(exc), headers)
 
     @app.exception_handler(BusyError)
     async def busy(request: Request, exc: BusyError) -> JSONResponse:

@@ -6,7 +6,7 @@ Image convention: see :mod:`core._io`. Public API below; everything else is priv
 from __future__ import annotations
 
 from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
-from ._datasets import Dataset, DatasetError, DatasetItem, download_div2k, extract_zip, open_dataset
+from ._datasets import Dataset, DatasetItem, download_div2k, extract_zip, open_dataset
 from ._degradations import (
     JPEG_ENGINES,
     PRESETS,
@@ -30,6 +30,7 @@ from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, res
 from ._errors import (
     CancelledError,
     ConversionError,
+    DatasetError,
     DeviceUnavailableError,
     DownloadError,
     ImageDecodeError,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._degradations import DegradationConfig, make_pair
-from ._errors import DownloadError, StudioError
+from ._errors import DatasetError, DownloadError
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from ._resize import crop_to_scale, imresize
 from ._samples import SAMPLES_DIR
@@ -33,7 +33,6 @@ from ._samples import SAMPLES_DIR
 __all__ = [
     "DIV2K_URL",
     "Dataset",
-    "DatasetError",
     "DatasetItem",
     "ImageRef",
     "download_div2k",
@@ -42,12 +41,6 @@ __all__ = [
 ]
 
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K"
-
-
-class DatasetError(StudioError):
-    """A dataset path or layout that cannot be used."""
-
-    http_status = 400
 
 
 _ZIP_FAULTS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)

@@ -175,3 +175,18 @@ def test_not_ready_when_the_default_model_is_missing(weights_dir: Path) -> None:
             _png(np.zeros((8, 8, 3), np.uint8))).decode()})
         assert response.status_code == 409 and "RealESRNet_x4plus" in response.json()["message"]
 
+
+
+def test_every_core_error_has_its_own_code_and_an_http_status() -> None:
+    """A new error class must say its machine-readable code and get a status in api/ (not in the core)."""
+    from api.app import STATUS, status_of
+
+    errors = [getattr(core, name) for name in core.__all__
+              if isinstance(getattr(core, name), type) and issubclass(getattr(core, name), core.StudioError)
+              and getattr(core, name) is not core.StudioError]
+    assert len(errors) >= 12
+    codes = [cls.code for cls in errors]
+    assert len(set(codes)) == len(codes) and "studio" not in codes, codes
+    assert set(errors) == set(STATUS), set(errors) ^ set(STATUS)
+    assert status_of(core.WeightsMissingError("x")) == 409 and status_of(core.CancelledError("x")) == 503
+    assert not hasattr(core.StudioError, "http_status")
