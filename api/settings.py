@@ -1,15 +1,11 @@
-"""API settings, read once from the environment (``STUDIO_API_*``); tests override them."""
+"""API settings, read once from the environment (``STUDIO_API_*``, see :mod:`core._settings`); tests
+override them."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import core
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"STUDIO_API_{name}", default)
 
 
 @dataclass(frozen=True)
@@ -36,12 +32,5 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls) -> ApiSettings:
-        return cls(
-            model=_env("MODEL", core.DEFAULT_MODEL),
-            device=_env("DEVICE", "auto"),
-            precision=_env("PRECISION", "auto"),
-            max_body_bytes=int(_env("MAX_BODY_BYTES", str(64 * 1024 * 1024))),
-            max_running=int(_env("MAX_RUNNING", "1")),
-            max_waiting=int(_env("MAX_WAITING", "8")),
-            request_timeout=float(_env("REQUEST_TIMEOUT", "300")),
-        )
+        """The defaults above, overridden by ``STUDIO_API_<FIELD>`` (e.g. ``STUDIO_API_MAX_WAITING``)."""
+        return core.settings_from_env(cls, "STUDIO_API_")

@@ -50,6 +50,7 @@ from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psn
 from ._ncnn import NcnnModel, convert_ncnn
 from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
+from ._settings import default_results_dir, default_weights_dir, settings_from_env
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
 from ._upscaler import (
@@ -71,7 +72,6 @@ from ._upscaler import (
 from ._weights import (
     LoadedModel,
     ModelInfo,
-    default_weights_dir,
     download_weights,
     list_models,
     load_model,
@@ -175,6 +175,8 @@ __all__ = [
     "TILE_STEP",
     "default_tile",
     "default_weights_dir",
+    "default_results_dir",
+    "settings_from_env",
     "download_weights",
     "encode_png",
     "image_info",

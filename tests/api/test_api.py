@@ -190,3 +190,17 @@ def test_every_core_error_has_its_own_code_and_an_http_status() -> None:
     assert set(errors) == set(STATUS), set(errors) ^ set(STATUS)
     assert status_of(core.WeightsMissingError("x")) == 409 and status_of(core.CancelledError("x")) == 503
     assert not hasattr(core.StudioError, "http_status")
+
+
+def test_api_settings_come_from_the_dataclass_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.settings import ApiSettings
+
+    monkeypatch.setenv("STUDIO_API_MAX_WAITING", "3")
+    monkeypatch.setenv("STUDIO_API_RETRY_AFTER", "9")  # every scalar field, not a hand-kept list
+    monkeypatch.setenv("STUDIO_API_MODEL", "realesr-animevideov3")
+    settings = ApiSettings.from_env()
+    assert (settings.max_waiting, settings.retry_after, settings.model) == (3, 9, "realesr-animevideov3")
+    assert settings.request_timeout == ApiSettings().request_timeout  # unset: the dataclass default
+    monkeypatch.setenv("STUDIO_API_MAX_RUNNING", "two")
+    with pytest.raises(ValueError, match="STUDIO_API_MAX_RUNNING='two' is not a valid int"):
+        ApiSettings.from_env()

@@ -322,3 +322,19 @@ def test_images_that_share_a_stem_keep_one_row_each(tmp_path: Path) -> None:
     core.write_png(lr / "a.png", core.imresize(crops[0], 0.25))
     with pytest.raises(core.DatasetError, match="pair as 'a'"):
         core.open_dataset(folder, 4, lr_dir=lr)
+
+
+def test_cli_evaluate_honours_the_results_folder_setting(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Without --out, a run goes to a dated folder in $STUDIO_RESULTS_DIR (where the dashboard lists
+    runs), sharing the dashboard's result store: a second run reuses every row."""
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "shared"))
+    assert core.default_results_dir() == tmp_path / "shared"
+    assert main(["evaluate", "--methods", "bicubic", "--metrics", "psnr", "-q"]) == 0
+    runs = sorted((tmp_path / "shared").glob("*/results.json"))
+    assert len(runs) == 1 and (tmp_path / "shared" / "results.sqlite").is_file()
+    capsys.readouterr()
+    import time
+
+    time.sleep(1.1)  # the next run gets its own dated folder
+    assert main(["evaluate", "--methods", "bicubic", "--metrics", "psnr", "-q"]) == 0
+    assert "6 reused" in capsys.readouterr().err and len(list((tmp_path / "shared").glob("*/results.json"))) == 2

@@ -1,0 +1,54 @@
+"""Every ``STUDIO_*`` environment setting, read in this one module.
+
+* ``STUDIO_WEIGHTS_DIR``: the weights folder (default: ``weights/`` in the repository).
+* ``STUDIO_RESULTS_DIR``: where evaluations and benchmarks are written (default: ``results/``
+  in the repository), for the dashboard and the CLI alike.
+* ``STUDIO_API_<FIELD>``: any scalar field of the API's settings dataclass (``api/settings.py``),
+  read by :func:`settings_from_env` from the dataclass itself, so defaults are written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+__all__ = ["default_results_dir", "default_weights_dir", "settings_from_env"]
+
+_REPOSITORY = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def default_weights_dir() -> Path:
+    """The weights folder: ``$STUDIO_WEIGHTS_DIR`` if set, else ``weights/`` in the repository."""
+    env = os.environ.get("STUDIO_WEIGHTS_DIR")
+    return Path(env) if env else _REPOSITORY / "weights"
+
+
+def default_results_dir() -> Path:
+    """The results folder: ``$STUDIO_RESULTS_DIR`` if set, else ``results/`` in the repository."""
+    env = os.environ.get("STUDIO_RESULTS_DIR")
+    return Path(env) if env else _REPOSITORY / "results"
+
+
+def settings_from_env(cls: type[T], prefix: str) -> T:
+    """An instance of the frozen dataclass ``cls`` whose scalar fields (str, int, float, bool) are
+    overridden by ``$<prefix><FIELD NAME>`` where set; the other fields keep their defaults.
+
+    Raises:
+        ValueError: a variable that does not parse as its field's type (the message names it).
+    """
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f"{prefix}{field.name.upper()}"
+        raw = os.environ.get(name)
+        kind = hints[field.name]
+        if raw is None or kind not in (str, int, float, bool):
+            continue
+        try:
+            values[field.name] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}.") from exc
+    return cls(**values)
