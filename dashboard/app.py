@@ -15,8 +15,10 @@ if "core" not in sys.modules:  # the first run of a server process imports PyTor
     starting = st.empty()
     starting.caption("Starting the studio (loading PyTorch)…")
 from dashboard import frame  # noqa: E402
+from pages import PAGES  # noqa: E402
 
 if "starting" in globals():
     starting.empty()
 frame.setup()
-frame.navigation()
+st.navigation([st.Page(render, title=title, icon=icon, url_path=path, default=path == "upscale")
+               for path, (render, title, icon) in PAGES.items()]).run()

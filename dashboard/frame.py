@@ -1,4 +1,7 @@
-"""The frame around every page: page config and the shared sidebar (model, device, precision, tile)."""
+"""The frame around every page: page config and the shared sidebar (model, device, precision, tile).
+
+It knows no page: the entry script (``dashboard/app.py``) navigates over :data:`pages.PAGES`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from PIL import Image
 
 import core
 from dashboard.common import load_upscaler, model_status, remember_widgets
-from pages import benchmark, degradation_lab, models, upscale
 
 
 def _at_least_min_tile() -> None:
@@ -64,16 +66,3 @@ def setup(*, with_sidebar: bool = True) -> None:
     if with_sidebar:
         sidebar()
 
-
-PAGES = {
-    "upscale": (upscale.render, "Upscale & Compare", ":material/compare:"),
-    "benchmark": (benchmark.render, "Benchmark", ":material/bar_chart:"),
-    "degradation": (degradation_lab.render, "Degradation Lab", ":material/science:"),
-    "models": (models.render, "Models & System", ":material/memory:"),
-}
-
-
-def navigation() -> None:
-    pages = [st.Page(render, title=title, icon=icon, url_path=path, default=path == "upscale")
-             for path, (render, title, icon) in PAGES.items()]
-    st.navigation(pages).run()

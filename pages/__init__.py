@@ -1,1 +1,13 @@
-"""Dashboard pages: one module per page, each a thin ``render()`` function."""
+"""Dashboard pages: one module per page, each a thin ``render()`` function, and their registry."""
+
+from __future__ import annotations
+
+from pages import benchmark, degradation_lab, models, upscale
+
+# url path -> (render, title, icon); the first is the home page
+PAGES = {
+    "upscale": (upscale.render, "Upscale & Compare", ":material/compare:"),
+    "benchmark": (benchmark.render, "Benchmark", ":material/bar_chart:"),
+    "degradation": (degradation_lab.render, "Degradation Lab", ":material/science:"),
+    "models": (models.render, "Models & System", ":material/memory:"),
+}

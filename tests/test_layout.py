@@ -21,6 +21,24 @@ def test_core_never_imports_ui_or_web_frameworks() -> None:
     assert not offenders, offenders
 
 
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_dashboard_modules_do_not_import_the_pages() -> None:
+    """Pages import dashboard/; only the entry script imports the pages (no import cycle)."""
+    offenders = [p.name for p in (ROOT / "dashboard").glob("*.py")
+                 if p.name != "app.py" and "pages" in _imported_roots(p)]
+    assert not offenders, offenders
+    assert "pages" in _imported_roots(ROOT / "dashboard" / "app.py")
+
+
 def test_core_public_api_is_declared() -> None:
     import core
 

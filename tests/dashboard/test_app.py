@@ -26,6 +26,7 @@ def run_page(page: str, state: dict | None = None) -> None:
     import streamlit as st
 
     from dashboard import frame
+    from pages import PAGES
 
     if state is None:
         frame.setup()
@@ -33,7 +34,7 @@ def run_page(page: str, state: dict | None = None) -> None:
         frame.setup(with_sidebar=False)
         for key, value in state.items():
             st.session_state.setdefault(key, value)
-    frame.PAGES[page][0]()
+    PAGES[page][0]()
 
 
 def settle(at: AppTest, timeout: float = 120.0) -> AppTest:
@@ -303,9 +304,10 @@ def run_pages() -> None:
     import streamlit as st
 
     from dashboard import frame
+    from pages import PAGES
 
     frame.setup(with_sidebar=False)
-    frame.PAGES[st.session_state.get("_test_page", "degradation")][0]()
+    PAGES[st.session_state.get("_test_page", "degradation")][0]()
 
 
 def test_settings_survive_page_switches_and_hidden_modes() -> None:
