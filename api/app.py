@@ -48,6 +48,7 @@ STATUS: dict[type[core.StudioError], int] = {
     core.OutOfMemoryError: 503,
     core.CancelledError: 503,  # cancelled by a shutdown; a client that left gets no answer
     core.DatasetError: 400,
+    core.ConfigError: 400,
 }
 
 

@@ -22,13 +22,16 @@ from ._degradations import (
     config_from_dict,
     config_to_dict,
     degrade,
+    load_degradation,
     make_pair,
     params_from_dict,
+    parse_degradation,
     sample_params,
 )
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
 from ._errors import (
     CancelledError,
+    ConfigError,
     ConversionError,
     DatasetError,
     DeviceUnavailableError,
@@ -106,6 +109,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "degrade",
+    "load_degradation",
+    "parse_degradation",
     "make_kernel",
     "make_pair",
     "params_from_dict",
@@ -137,6 +142,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "RESIZE_METHODS",
     "CancelledError",
+    "ConfigError",
     "ConversionError",
     "DeviceChoice",
     "Precision",

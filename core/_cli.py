@@ -14,16 +14,15 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from ._catalogue import DEFAULT_MODEL
 from ._datasets import download_div2k, open_dataset
-from ._degradations import PRESETS, DegradationConfig, config_to_dict, degrade
+from ._degradations import PRESETS, config_to_dict, degrade, load_degradation
 from ._device import PRECISIONS, resolve_device
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
@@ -177,33 +176,14 @@ def _table(rows: list[list[str]]) -> None:
         _out("  ".join(cells))
 
 
-def load_degradation(spec: str) -> DegradationConfig:
-    """A preset name or a JSON / YAML file; raises ValueError with a readable message."""
-    if spec in PRESETS:
-        return PRESETS[spec]
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"{spec!r} is neither a preset ({', '.join(PRESETS)}) nor a config file.")
-    text = path.read_text()
-    try:
-        return DegradationConfig.from_json(text) if path.suffix == ".json" else DegradationConfig.from_yaml(text)
-    except (ValueError, TypeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path.name}: {exc}") from exc
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
-        degradation = load_degradation(args.degradation) if args.degradation else None
-        if degradation is not None and degradation.scale != args.scale:
-            degradation = replace(degradation, scale=args.scale)
+        degradation = load_degradation(args.degradation, args.scale) if args.degradation else None
         dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir, degradation=degradation,
                                seed=args.seed)
-    except ValueError as exc:
-        _err(f"error: {exc}")
-        return 2
-    except StudioError as exc:
+    except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
     unknown = [m for m in metrics if m not in METRICS]
@@ -253,10 +233,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_degrade(args: argparse.Namespace) -> int:
     try:
-        config = load_degradation(args.config) if args.config else PRESETS[args.preset]
-        if args.scale is not None:
-            config = replace(config, scale=args.scale)
-    except ValueError as exc:
+        config = load_degradation(args.config or args.preset, args.scale)
+    except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
     outdir = _output_folder(args.output)

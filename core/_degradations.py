@@ -34,12 +34,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import numpy as np
 import yaml
 
 from ._degrade_ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
+from ._errors import ConfigError
 from ._kernels import GAUSSIAN_TYPES, KernelParams, identity_kernel, make_kernel
 from ._resize import crop_to_scale
 
@@ -58,6 +60,8 @@ __all__ = [
     "apply_params",
     "config_from_dict",
     "config_to_dict",
+    "load_degradation",
+    "parse_degradation",
     "degrade",
     "make_pair",
     "params_from_dict",
@@ -249,6 +253,38 @@ def _build(cls: type, data: Any) -> Any:
         else:
             values[name] = value
     return cls(**values)
+
+
+def parse_degradation(text: str, name: str = "config.yaml", scale: int | None = None) -> DegradationConfig:
+    """A configuration from JSON (``name`` ends in ``.json``) or YAML ``text``, at ``scale`` if given.
+
+    Raises:
+        ConfigError: the text does not parse or holds invalid settings (the message names ``name``).
+    """
+    try:
+        config = DegradationConfig.from_json(text) if name.endswith(".json") else DegradationConfig.from_yaml(text)
+        return config if scale is None or scale == config.scale else replace(config, scale=scale)
+    except (ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{name} is not a valid degradation configuration: {exc}") from exc
+
+
+def load_degradation(spec: str | Path, scale: int | None = None) -> DegradationConfig:
+    """A preset name (:data:`PRESETS`) or a JSON / YAML file, at ``scale`` if given.
+
+    Raises:
+        ConfigError: neither a preset nor a readable, valid configuration file.
+    """
+    if str(spec) in PRESETS:
+        config = PRESETS[str(spec)]
+        return config if scale is None or scale == config.scale else replace(config, scale=scale)
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"{str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a config file.")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name} cannot be read: {exc}") from exc
+    return parse_degradation(text, path.name, scale)
 
 
 def config_to_dict(config: DegradationConfig) -> dict[str, Any]:

@@ -8,9 +8,9 @@ wrong and, where possible, what to do. ``code`` is a stable machine-readable nam
 
 from __future__ import annotations
 
-__all__ = ["CancelledError", "ConversionError", "DatasetError", "DeviceUnavailableError", "DownloadError",
-           "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError", "StudioError", "UnknownModelError",
-           "UnsupportedImageError", "UnsupportedModelError", "WeightsMissingError"]
+__all__ = ["CancelledError", "ConfigError", "ConversionError", "DatasetError", "DeviceUnavailableError",
+           "DownloadError", "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError", "StudioError",
+           "UnknownModelError", "UnsupportedImageError", "UnsupportedModelError", "WeightsMissingError"]
 
 
 class StudioError(Exception):
@@ -84,6 +84,13 @@ class CancelledError(StudioError):
     """The caller cancelled the job; partial work is discarded by the caller's choice."""
 
     code = "cancelled"
+
+
+class ConfigError(StudioError):
+    """A degradation configuration (preset name, JSON or YAML) that cannot be used; the message
+    names the file and the field."""
+
+    code = "config"
 
 
 class DatasetError(StudioError):

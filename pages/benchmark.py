@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -72,9 +72,7 @@ def _dataset_form() -> tuple[dict, core.Dataset] | None:
 
 
 def _open(spec: dict) -> core.Dataset:
-    degradation = core.PRESETS[spec["degradation"]] if spec.get("degradation") else None
-    if degradation is not None and degradation.scale != spec["scale"]:
-        degradation = replace(degradation, scale=spec["scale"])
+    degradation = core.load_degradation(spec["degradation"], spec["scale"]) if spec.get("degradation") else None
     return core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
                              seed=spec.get("seed", 0))
 

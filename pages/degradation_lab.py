@@ -8,7 +8,6 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 import streamlit as st
-import yaml
 
 import core
 from dashboard import cache, charts
@@ -93,12 +92,10 @@ def _config_from_upload() -> core.DegradationConfig | None:
     upload = st.file_uploader("Load a configuration (JSON or YAML)", type=["json", "yaml", "yml"], key="lab_load")
     if upload is None:
         return None
-    text = upload.getvalue().decode("utf-8", errors="replace")
     try:
-        return (core.DegradationConfig.from_json(text) if upload.name.endswith(".json")
-                else core.DegradationConfig.from_yaml(text))
-    except (ValueError, TypeError, yaml.YAMLError) as exc:
-        st.error(f"{upload.name} is not a valid degradation configuration: {exc}")
+        return core.parse_degradation(upload.getvalue().decode("utf-8", errors="replace"), upload.name)
+    except core.ConfigError as exc:
+        show_error(exc)
         return None
 
 

@@ -274,3 +274,19 @@ def test_dataset_lr_from_a_degradation_is_reproducible() -> None:
     assert not np.array_equal(c.load(c.items[0])[0], lr_a)
     with pytest.raises(core.DatasetError, match="x2"):
         core.open_dataset("samples", 4, degradation=replace(config, scale=2))
+
+
+def test_one_loader_for_presets_and_config_files(tmp_path) -> None:
+    assert core.load_degradation("mild") is core.PRESETS["mild"]
+    assert core.load_degradation("mild", 2).scale == 2 and core.load_degradation("mild", 2).name == "mild"
+    path = tmp_path / "mine.json"
+    path.write_text(core.DegradationConfig(scale=3, usm_sharpen=False).to_json())
+    loaded = core.load_degradation(path, 2)
+    assert loaded.scale == 2 and not loaded.usm_sharpen
+    assert core.parse_degradation(core.PRESETS["severe"].to_yaml(), "s.yaml") == core.PRESETS["severe"]
+    with pytest.raises(core.ConfigError, match="bad.yaml is not a valid degradation configuration"):
+        core.parse_degradation("scale: [1, 2", "bad.yaml")
+    with pytest.raises(core.ConfigError, match="x.yml is not a valid .*Unknown DegradationConfig settings: colour"):
+        core.parse_degradation("colour: red", "x.yml")
+    with pytest.raises(core.ConfigError, match="neither a preset .*realesrgan"):
+        core.load_degradation(tmp_path / "missing.yaml")
