@@ -46,7 +46,18 @@ from ._errors import (
     WeightsMissingError,
 )
 from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
-from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image, encode_png, image_info, read_image, to_display, write_png
+from ._io import (
+    IMAGE_SUFFIXES,
+    ImageLimits,
+    decode_image,
+    encode_png,
+    from_unit,
+    image_info,
+    read_image,
+    to_display,
+    to_unit,
+    write_png,
+)
 from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
@@ -203,5 +214,7 @@ __all__ = [
     "target_size",
     "tile_for_memory",
     "to_display",
+    "to_unit",
+    "from_unit",
     "write_png",
 ]

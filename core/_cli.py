@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ._catalogue import DEFAULT_MODEL
@@ -26,7 +25,7 @@ from ._degradations import PRESETS, config_to_dict, degrade, load_degradation
 from ._device import PRECISIONS, resolve_device
 from ._errors import StudioError
 from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
-from ._io import IMAGE_SUFFIXES, ImageLimits, read_image, write_png
+from ._io import IMAGE_SUFFIXES, ImageLimits, from_unit, read_image, write_png
 from ._metrics import GREY_MODES, METRICS
 from ._resize import crop_to_scale
 from ._settings import default_results_dir
@@ -254,7 +253,7 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
             json.dumps({"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}, indent=2))
         for number, stage in enumerate(result.stages):
             if stage.applied:
-                eight = np.rint(np.clip(stage.image, 0, 1) * 255).astype(np.uint8)
+                eight = from_unit(stage.image)
                 label = re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
                 write_png(outdir / f"{stem}_stage{number:02d}_{label}.png", eight)
         _out(f"{path} -> {target} (seed {seed}, {config.name})")

@@ -42,6 +42,7 @@ import yaml
 
 from ._degrade_ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
 from ._errors import ConfigError
+from ._io import from_unit, to_unit
 from ._kernels import GAUSSIAN_TYPES, KernelParams, identity_kernel, make_kernel
 from ._resize import crop_to_scale
 
@@ -510,11 +511,8 @@ def _describe_jpeg(quality: float, engine: str) -> str:
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
-    array = image if image.ndim == 3 else image[:, :, None]
-    array = array[:, :, :3] if array.shape[2] == 4 else array  # alpha is not degraded
-    return array.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    array = to_unit(image)
+    return array[:, :, :3] if array.shape[2] == 4 else array  # alpha is not degraded
 
 
 def apply_params(hr: np.ndarray, params: DegradationParams, *, keep_stages: bool = True) -> DegradationResult:
@@ -557,7 +555,7 @@ def apply_params(hr: np.ndarray, params: DegradationParams, *, keep_stages: bool
     elif image.shape[:2] != target:
         image = resize_to(image, target, "bicubic")
         record.append(StageImage("resize to target", image, f"bicubic -> {target[1]}x{target[0]}"))
-    lr = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    lr = from_unit(image)
     record.append(StageImage("output", lr.astype(np.float32) / 255.0, f"{target[1]}x{target[0]} 8-bit"))
     return DegradationResult(lr, params, tuple(record) if keep_stages else ())
 

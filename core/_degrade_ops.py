@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from ._io import from_unit
 from ._jpeg import diff_jpeg
 from ._resize import imresize
 
@@ -98,7 +99,7 @@ def jpeg(image: np.ndarray, quality: float, engine: str = "opencv") -> np.ndarra
     rounded) or Real-ESRGAN's simulation (``diffjpeg``: :func:`core._jpeg.diff_jpeg`)."""
     if engine == "diffjpeg":
         return diff_jpeg(image, quality)
-    eight = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    eight = from_unit(image)
     bgr = eight[:, :, 0] if eight.shape[2] == 1 else cv2.cvtColor(eight, cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, round(quality)])
     if not ok:  # pragma: no cover - OpenCV only fails on invalid input

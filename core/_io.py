@@ -34,7 +34,9 @@ __all__ = [
     "decode_image",
     "encode_png",
     "image_info",
+    "from_unit",
     "to_display",
+    "to_unit",
     "read_image",
     "write_png",
 ]
@@ -271,6 +273,24 @@ def image_info(image: np.ndarray) -> str:
     mode = {1: "grey", 3: "RGB", 4: "RGBA"}.get(channels, f"{channels}-channel")
     bits = 16 if image.dtype == np.uint16 else 8
     return f"{width}x{height} {mode} {bits}-bit"
+
+
+def to_unit(image: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """An edge image (``uint8`` / ``uint16``, HW or HWC) as floats in ``[0, 1]``, always HWC.
+
+    Raises:
+        ValueError: another dtype (the convention has no other integer images).
+    """
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
+    array = image if image.ndim == 3 else image[:, :, None]
+    return array.astype(dtype) / dtype(np.iinfo(image.dtype).max)
+
+
+def from_unit(array: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """Floats in ``[0, 1]`` as an edge image of ``dtype``: clipped, scaled and rounded half to even."""
+    top = np.iinfo(dtype).max
+    return np.rint(np.clip(array, 0.0, 1.0) * top).astype(dtype)
 
 
 def to_display(image: np.ndarray) -> np.ndarray:

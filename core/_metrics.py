@@ -37,6 +37,7 @@ from scipy.ndimage import convolve
 from scipy.special import gamma as gamma_fn
 from skimage.metrics import structural_similarity
 
+from ._io import to_unit
 from ._resize import imresize
 
 __all__ = ["GREY_MODES", "METRICS", "Channel", "Grey", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y",
@@ -46,12 +47,6 @@ Channel = Literal["y", "rgb"]
 Grey = Literal["rgb", "as-is"]
 GREY_MODES: tuple[Grey, ...] = ("rgb", "as-is")  # how grey images are scored; the first is the default
 
-
-def _as_unit_float(image: np.ndarray) -> np.ndarray:
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"Metrics take uint8 or uint16 images, got {image.dtype}.")
-    array = image if image.ndim == 3 else image[:, :, None]
-    return array.astype(np.float64) / float(np.iinfo(image.dtype).max)
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -65,7 +60,7 @@ def _prepare(image: np.ndarray, crop_border: int, channel: Channel, grey: Grey =
         raise ValueError("crop_border must be >= 0.")
     if grey not in GREY_MODES:
         raise ValueError(f"grey must be one of {', '.join(GREY_MODES)}, got {grey!r}.")
-    array = _as_unit_float(image)
+    array = to_unit(image, np.float64)
     if array.shape[2] == 1 and grey == "rgb":
         array = np.repeat(array, 3, axis=2)  # read as RGB, as BasicSR does
     if crop_border:

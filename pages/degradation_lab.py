@@ -104,7 +104,7 @@ def _stages(result: core.DegradationResult) -> None:
     for start in range(0, len(applied), 4):
         cols = st.columns(4)
         for col, stage in zip(cols, applied[start : start + 4]):
-            col.image(core.to_display(np.rint(np.clip(stage.image, 0, 1) * 255).astype(np.uint8)),
+            col.image(core.to_display(core.from_unit(stage.image)),
                       caption=f"{stage.name}: {stage.detail}", width="stretch", output_format="PNG")
     kernels = [(name, k) for name, k in (("blur 1", result.params.first.kernel),
                                          ("blur 2", result.params.second.kernel if result.params.second else None),

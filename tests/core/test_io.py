@@ -189,3 +189,15 @@ def test_png_chunks_must_reach_iend() -> None:
     assert core.decode_image(png).dtype == np.uint16  # a valid 16-bit PNG still decodes
     with pytest.raises(core.ImageDecodeError, match="truncated"):
         core.decode_image(png[: png.rindex(b"IEND") - 4])
+
+
+def test_unit_float_round_trip_for_both_bit_depths() -> None:
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        image = np.array([[0, 1, top // 2, top]], dtype)  # HW: returned HWC
+        unit = core.to_unit(image)
+        assert unit.shape == (1, 4, 1) and unit.dtype == np.float32 and unit.max() == 1.0
+        assert np.array_equal(core.from_unit(unit, dtype)[:, :, 0], image)
+    assert core.to_unit(np.zeros((2, 2, 3), np.uint8), np.float64).dtype == np.float64
+    assert np.array_equal(core.from_unit(np.array([-0.5, 0.5, 1.7])), np.array([0, 128, 255], np.uint8))
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        core.to_unit(np.zeros((2, 2), np.float32))
