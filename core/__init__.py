@@ -45,7 +45,7 @@ from ._errors import (
     UnsupportedModelError,
     WeightsMissingError,
 )
-from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, write_results
+from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, run_method, write_results
 from ._io import (
     IMAGE_SUFFIXES,
     ImageLimits,
@@ -141,6 +141,7 @@ __all__ = [
     "compute_metric",
     "download_div2k",
     "evaluate",
+    "run_method",
     "extract_zip",
     "niqe",
     "open_dataset",

@@ -27,7 +27,8 @@ from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
 from ._upscaler import Upscaler, UpscaleSettings
 
-__all__ = ["BASELINES", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "evaluate", "write_results"]
+__all__ = ["BASELINES", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "evaluate", "run_method",
+           "write_results"]
 
 # method name -> resize method of core.resize
 BASELINES: dict[str, str] = {"bicubic": "matlab", "bicubic-opencv": "bicubic", "lanczos": "lanczos"}
@@ -164,6 +165,24 @@ def _image_hash(lr: np.ndarray, hr: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def run_method(method: str, lr: np.ndarray, size: tuple[int, int], upscaler: Upscaler | None = None, *,
+               tile: int | None = None, cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """``lr`` brought to ``size = (height, width)`` by ``method``: a baseline of :data:`BASELINES`
+    (``upscaler`` unused), or the model of ``upscaler``, at the scale ``size`` asks for (resized
+    with bicubic where a rounding of that scale leaves the model's output a pixel off).
+
+    Raises:
+        ValueError: a model method without its upscaler.
+    """
+    if method in BASELINES:
+        return resize(lr, size, BASELINES[method])
+    if upscaler is None:
+        raise ValueError(f"{method} is not a baseline ({', '.join(BASELINES)}): give its upscaler.")
+    settings = UpscaleSettings(outscale=size[0] / lr.shape[0], tile=tile)
+    output = upscaler.upscale(lr, settings, cancel=cancel).image
+    return output if output.shape[:2] == tuple(size) else resize(output, size, "bicubic")
+
+
 Progress = Callable[[int, int, str], None]
 UpscalerFactory = Callable[[str], Upscaler]
 
@@ -264,15 +283,12 @@ def _score(
     start = time.perf_counter()
     if method == HR_METHOD:
         output, device, precision, source = hr, "", "", "ground truth"
-    elif upscaler is None:
-        output = resize(lr, hr.shape[:2], BASELINES[method])
-        device, precision, source = "cpu", "fp32", BASELINES[method]
     else:
-        tile_settings = UpscaleSettings(outscale=scale, tile=settings.tile)
-        output = upscaler.upscale(lr, tile_settings).image
-        if output.shape != hr.shape:  # rounding of a non-integer scale: match the reference grid
-            output = resize(output, hr.shape[:2], "bicubic")
-        device, precision, source = upscaler.choice.device, upscaler.choice.precision, upscaler.info.source
+        output = run_method(method, lr, hr.shape[:2], upscaler, tile=settings.tile)
+        if upscaler is None:
+            device, precision, source = "cpu", "fp32", BASELINES[method]
+        else:
+            device, precision, source = upscaler.choice.device, upscaler.choice.precision, upscaler.info.source
     seconds = time.perf_counter() - start
     values: dict[str, float | None] = {}
     for metric in wanted:

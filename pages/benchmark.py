@@ -206,7 +206,7 @@ def _output(method: str, lr, hr, scale: int):
         if upscaler is None:
             return hr
         with st.spinner(f"Running {method} on this image…"):
-            stored = upscaler.upscale(lr, core.UpscaleSettings(outscale=scale)).image
+            stored = core.run_method(method, lr, hr.shape[:2], upscaler)
         cache.result_store().put(key, stored)
     return stored
 

@@ -146,11 +146,8 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
                     results = {}
                     for index, method in enumerate(methods):
                         ctx.progress(index, len(methods), method)
-                        if method == "bicubic":
-                            results[method] = core.resize(lr, reference.shape[:2], "matlab")
-                        else:
-                            settings = core.UpscaleSettings(outscale=scale)
-                            results[method] = upscalers[method].upscale(lr, settings, cancel=ctx.cancelled).image
+                        results[method] = core.run_method(method, lr, reference.shape[:2], upscalers.get(method),
+                                                          cancel=ctx.cancelled)
                     return key, results
 
                 st.session_state.lab_job = jobs().start("Restoring", work).id
@@ -184,9 +181,7 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
             job_panel(job_id, finish, key="sweep")
         elif st.button("Run sweep", key="sweep_run", disabled=not methods):
             upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
-            runners = {m: (lambda lr, size: core.resize(lr, size, "matlab")) if m == "bicubic" else
-                       (lambda lr, size, u=upscalers[m]: u.upscale(lr, core.UpscaleSettings(outscale=scale)).image)
-                       for m in methods}
+            runners = {m: (lambda lr, size, m=m: core.run_method(m, lr, size, upscalers.get(m))) for m in methods}
             values = list(np.linspace(span[0], span[1], int(steps)))
             total = len(values) * len(methods)
 

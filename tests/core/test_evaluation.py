@@ -338,3 +338,15 @@ def test_cli_evaluate_honours_the_results_folder_setting(tmp_path: Path, monkeyp
     time.sleep(1.1)  # the next run gets its own dated folder
     assert main(["evaluate", "--methods", "bicubic", "--metrics", "psnr", "-q"]) == 0
     assert "6 reused" in capsys.readouterr().err and len(list((tmp_path / "shared").glob("*/results.json"))) == 2
+
+
+def test_run_method_is_one_way_to_run_a_baseline_or_a_model(weights_dir: Path) -> None:
+    lr = core.load_sample("chelsea")[:24, :30]
+    assert np.array_equal(core.run_method("bicubic", lr, (96, 120)), core.imresize(lr, 4))
+    assert np.array_equal(core.run_method("lanczos", lr, (50, 61)), core.resize(lr, (50, 61), "lanczos"))
+    upscaler = core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir)
+    out = core.run_method("realesr-animevideov3", lr, (96, 120), upscaler)
+    assert np.array_equal(out, upscaler.upscale(lr, core.UpscaleSettings()).image)
+    assert core.run_method("realesr-animevideov3", lr, (73, 91), upscaler).shape == (73, 91, 3)  # any size
+    with pytest.raises(ValueError, match="give its upscaler"):
+        core.run_method("realesr-animevideov3", lr, (96, 120))
