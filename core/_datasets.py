@@ -13,8 +13,6 @@ then rename), and extracted safely (no absolute paths, no ``..``, no links, size
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections import Counter
@@ -25,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ._degradations import DegradationConfig, make_pair
-from ._errors import DatasetError, DownloadError
+from ._download import fetch
+from ._errors import DatasetError
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from ._resize import crop_to_scale, imresize
 from ._samples import SAMPLES_DIR
@@ -323,27 +322,7 @@ def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_M
 def _download_resumable(url: str, target: Path, progress: Callable[[int, int | None], None] | None,
                         timeout: float) -> Path:
     part = target.with_name(target.name + ".part")
-    start = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            resumed = start and response.status == 206
-            mode = "ab" if resumed else "wb"
-            done = start if resumed else 0
-            length = response.headers.get("Content-Length")
-            total = done + int(length) if length else None
-            with part.open(mode) as out:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(
-            f"Could not download {url}: {getattr(exc, 'reason', exc)}. Run again to resume."
-        ) from exc
-    if total is not None and done != total:
-        raise DownloadError(f"Download of {url} stopped at {done} of {total} bytes. Run again to resume.")
+    fetch(url, part, progress=progress, timeout=timeout, resume=True)
     part.replace(target)
     return target
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.resources
 import threading
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
 from collections import Counter
@@ -35,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ._catalogue import CATALOGUE, ModelSpec
+from ._download import fetch
 from ._errors import (
     ConversionError,
     DownloadError,
@@ -321,19 +320,7 @@ def download_weights(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.part{target.suffix}")
     try:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, tmp.open("wb") as out:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                done = 0
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DownloadError(f"Could not download {url}: {getattr(exc, 'reason', exc)}") from exc
-        if total is not None and done != total:
-            raise DownloadError(f"Download of {url} stopped at {done} of {total} bytes.")
+        fetch(url, tmp, progress=progress, timeout=timeout)
         try:
             _load_file(tmp)
         except UnsupportedModelError as exc:
