@@ -75,6 +75,11 @@ class ImageLimits:
                 "scale, a region of interest, or raise the output limit."
             )
 
+    def check_upscale(self, width: int, height: int, output: tuple[int, int]) -> None:
+        """Both checks of one upscale: a ``width x height`` input to ``output = (height, width)``."""
+        self.check_input(width, height)
+        self.check_output(output[1], output[0])
+
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 _EXIF_ORIENTATION = 0x0112

@@ -438,9 +438,8 @@ class Upscaler:
         if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
             raise UnsupportedImageError(f"Expected (H, W, C) with C in 1, 3, 4; got shape {image.shape}.")
         height, width, channels = array.shape
-        settings.limits.check_input(width, height)
         out_h, out_w = self.output_size(height, width, settings.outscale)
-        settings.limits.check_output(out_w, out_h)
+        settings.limits.check_upscale(width, height, (out_h, out_w))
         net_h, net_w = height * self.net_scale, width * self.net_scale
         settings.limits.check_output(net_w, net_h)
 

@@ -286,8 +286,7 @@ def render() -> None:
     if results is None:
         if st.button("Upscale", type="primary", key="run"):
             try:
-                settings.limits.check_input(image.shape[1], image.shape[0])
-                settings.limits.check_output(out_w, out_h)
+                settings.limits.check_upscale(image.shape[1], image.shape[0], (out_h, out_w))
             except core.StudioError as exc:
                 show_error(exc)
                 return
