@@ -49,6 +49,8 @@ STATUS: dict[type[core.StudioError], int] = {
     core.CancelledError: 503,  # cancelled by a shutdown; a client that left gets no answer
     core.DatasetError: 400,
     core.ConfigError: 400,
+    core.SettingsError: 400,
+    core.UnknownNameError: 400,
 }
 
 

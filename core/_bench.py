@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ._device import resolve_device
+from ._errors import SettingsError
 from ._ncnn_engine import NcnnForward, ncnn_available
 from ._probe import conv_flops_per_pixel
 from ._samples import load_sample
@@ -49,11 +50,11 @@ def parse_engine(spec: str) -> tuple[str, dict[str, str]]:
     """``"ours:batch=4:nchw"`` -> ``("ours", {"batch": "4", "nchw": ""})``; validates names."""
     base, *parts = spec.split(":")
     if base not in ENGINES:
-        raise ValueError(f"unknown engine {base!r}; use one of {', '.join(ENGINES)}")
+        raise SettingsError(f"unknown engine {base!r}; use one of {', '.join(ENGINES)}")
     options = dict((part.split("=", 1) + [""])[:2] for part in parts)
     known = {"batch", "tile", "compile", "nchw", "torch", "bf16"}
     if options and (base != "ours" or not set(options) <= known):
-        raise ValueError(f"bad options in {spec!r}: only ours takes {', '.join(sorted(known))}")
+        raise SettingsError(f"bad options in {spec!r}: only ours takes {', '.join(sorted(known))}")
     return base, options
 
 
@@ -176,7 +177,7 @@ def _engine_callable(spec: str, model: str, device: str):
 
         return run, flops, ("ncnn runtime, whole image, " + ("Vulkan GPU, fp16 storage" if vulkan
                                                              else "fp32, Winograd"))
-    raise ValueError(f"unknown engine {engine!r}")
+    raise SettingsError(f"unknown engine {engine!r}")
 
 
 def _measure(engine: str, model: str, size: int, device: str, repeats: int, output: Path | None) -> dict:

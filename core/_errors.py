@@ -9,8 +9,9 @@ wrong and, where possible, what to do. ``code`` is a stable machine-readable nam
 from __future__ import annotations
 
 __all__ = ["CancelledError", "ConfigError", "ConversionError", "DatasetError", "DeviceUnavailableError",
-           "DownloadError", "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError", "StudioError",
-           "UnknownModelError", "UnsupportedImageError", "UnsupportedModelError", "WeightsMissingError"]
+           "DownloadError", "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError", "SettingsError",
+           "StudioError", "UnknownModelError", "UnknownNameError", "UnsupportedImageError", "UnsupportedModelError",
+           "WeightsMissingError"]
 
 
 class StudioError(Exception):
@@ -91,6 +92,23 @@ class ConfigError(StudioError):
     names the file and the field."""
 
     code = "config"
+
+
+class SettingsError(StudioError, ValueError):
+    """A setting a user chose that cannot be used (a grey or channel mode, a bench engine spec).
+    Also a ``ValueError``, as before it was a :class:`StudioError`."""
+
+    code = "settings"
+
+
+class UnknownNameError(StudioError, KeyError):
+    """An unknown metric, sweep parameter or similar name; the message lists the known ones.
+    Also a ``KeyError``, as before it was a :class:`StudioError`."""
+
+    code = "unknown_name"
+
+    def __str__(self) -> str:  # the message as written (a KeyError would quote it)
+        return str(self.args[0]) if self.args else ""
 
 
 class DatasetError(StudioError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ._datasets import Dataset
-from ._errors import StudioError
+from ._errors import StudioError, UnknownNameError
 from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
 from ._upscaler import Upscaler, UpscaleSettings
@@ -216,7 +216,7 @@ def evaluate(
     settings = settings or EvalSettings()
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise KeyError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
+        raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
     factory = upscaler_factory or (
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )

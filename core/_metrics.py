@@ -37,6 +37,7 @@ from scipy.ndimage import convolve
 from scipy.special import gamma as gamma_fn
 from skimage.metrics import structural_similarity
 
+from ._errors import SettingsError, UnknownNameError
 from ._io import to_unit
 from ._resize import imresize
 
@@ -59,7 +60,7 @@ def _prepare(image: np.ndarray, crop_border: int, channel: Channel, grey: Grey =
     if crop_border < 0:
         raise ValueError("crop_border must be >= 0.")
     if grey not in GREY_MODES:
-        raise ValueError(f"grey must be one of {', '.join(GREY_MODES)}, got {grey!r}.")
+        raise SettingsError(f"grey must be one of {', '.join(GREY_MODES)}, got {grey!r}.")
     array = to_unit(image, np.float64)
     if array.shape[2] == 1 and grey == "rgb":
         array = np.repeat(array, 3, axis=2)  # read as RGB, as BasicSR does
@@ -71,7 +72,7 @@ def _prepare(image: np.ndarray, crop_border: int, channel: Channel, grey: Grey =
     if channel == "y" and channels >= 3:
         return rgb_to_y(array[:, :, :3])[:, :, None]
     if channel not in ("y", "rgb"):
-        raise ValueError(f"channel must be 'y' or 'rgb', got {channel!r}.")
+        raise SettingsError(f"channel must be 'y' or 'rgb', got {channel!r}.")
     return array[:, :, :3] if channels == 4 else array
 
 
@@ -261,7 +262,7 @@ def compute_metric(
 ) -> float:
     """Compute metric ``name``; full-reference metrics need ``reference``."""
     if name not in METRICS:
-        raise KeyError(f"Unknown metric {name!r}; known: {', '.join(METRICS)}.")
+        raise UnknownNameError(f"Unknown metric {name!r}; known: {', '.join(METRICS)}.")
     info = METRICS[name]
     if name == "niqe":
         return niqe(image, crop_border=crop_border, grey=grey)

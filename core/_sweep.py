@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._degradations import DegradationParams, NoiseParams, StageParams, apply_params
+from ._errors import UnknownNameError
 from ._kernels import KernelParams
 from ._metrics import compute_metric
 from ._resize import crop_to_scale
@@ -41,7 +42,7 @@ class SweepPoint:
 def sweep_params(parameter: str, value: float, scale: int, seed: int = 0) -> DegradationParams:
     """The fixed degradation of one sweep point (first order, one active knob)."""
     if parameter not in SWEEP_PARAMETERS:
-        raise KeyError(f"Unknown sweep parameter {parameter!r}; use {', '.join(SWEEP_PARAMETERS)}.")
+        raise UnknownNameError(f"Unknown sweep parameter {parameter!r}; use {', '.join(SWEEP_PARAMETERS)}.")
     kernel = KernelParams("iso", 21, sigma_x=float(value)) if parameter == "blur_sigma" else None
     noise = NoiseParams("gaussian", float(value), False, seed) if parameter == "noise_sigma" and value > 0 else None
     quality = int(round(value)) if parameter == "jpeg_quality" else None

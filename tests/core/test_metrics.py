@@ -107,3 +107,15 @@ def test_grey_images_are_scored_as_basicsr_reads_them_by_default() -> None:
     assert core.psnr(rgb[::2, ::2], rgb[1::2, 1::2], grey="as-is") == core.psnr(rgb[::2, ::2], rgb[1::2, 1::2])
     with pytest.raises(ValueError, match="grey must be one of"):
         core.psnr(hr, hr, grey="grey")
+
+
+def test_user_choices_fail_as_studio_errors_with_plain_messages() -> None:
+    image = core.load_sample("chelsea")[:32, :32]
+    with pytest.raises(core.UnknownNameError) as caught:
+        core.compute_metric("lpips", image, image)
+    assert isinstance(caught.value, core.StudioError) and isinstance(caught.value, KeyError)
+    assert str(caught.value) == "Unknown metric 'lpips'; known: psnr, ssim, niqe."  # not quoted like a KeyError
+    with pytest.raises(core.SettingsError, match="channel must be"):
+        core.psnr(image, image, channel="lab")
+    with pytest.raises(core.UnknownNameError, match="Unknown sweep parameter"):
+        core.sweep_params("gamma", 1.0, 4)
