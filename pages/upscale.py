@@ -65,6 +65,18 @@ def preview(image: np.ndarray, box: tuple[int, int, int] | None) -> np.ndarray:
     return thumb
 
 
+def _slider(label: str, low: int, high: int, default: int, key: str, step: int = 1) -> int:
+    """A slider from ``low`` to ``high`` that copes with another image: no slider where there is
+    nothing to choose (``high <= low``), and a value kept from a larger image brought into range."""
+    if high <= low:
+        return low
+    step = min(step, high - low)
+    if key in st.session_state:  # the widget's own value: kept, within this image's range
+        st.session_state[key] = min(max(st.session_state[key], low), high)
+        return st.slider(label, low, high, step=step, key=key)
+    return st.slider(label, low, high, min(max(default, low), high), step=step, key=key)
+
+
 def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
     """The part of ``image`` to upscale (all of it, or a square region), with a preview."""
     height, width = image.shape[:2]
@@ -73,12 +85,11 @@ def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int
     box = None
     with controls:
         if st.checkbox("Upscale only a region (fast on CPU)", value=default, key="roi"):
-            largest = max(32, min(512, height, width))
-            size = st.slider("Region size (px)", 32, largest, min(128, largest), step=16, key="roi_size")
-            x = st.slider("Region left", 0, max(0, width - size), max(0, (width - size) // 2), key="roi_x")
-            y = st.slider("Region top", 0, max(0, height - size), max(0, (height - size) // 2), key="roi_y")
-            size = min(size, height, width)
-            box = (min(x, width - size), min(y, height - size), size)
+            largest = min(512, height, width)
+            size = _slider("Region size (px)", min(32, largest), largest, 128, "roi_size", step=16)
+            x = _slider("Region left", 0, width - size, (width - size) // 2, "roi_x")
+            y = _slider("Region top", 0, height - size, (height - size) // 2, "roi_y")
+            box = (x, y, size)
     caption = f"Source {width}x{height}"
     if box is not None:
         caption += f" · region {box[2]}x{box[2]} at left {box[0]}, top {box[1]} (outlined)"

@@ -195,6 +195,28 @@ def test_downscale_first_gives_psnr_and_ssim() -> None:
     assert any("lower PSNR than bicubic but a better NIQE" in m.value for m in at.markdown)  # explained
 
 
+def test_a_small_upload_after_the_sample_keeps_the_region_controls_valid() -> None:
+    """The sample turns the region on at 128 px; an upload no larger than that must not crash the
+    region sliders (a 0..0 slider raised StreamlitInvalidMinMaxError), nor one smaller than 32 px."""
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None})
+    assert at.checkbox(key="roi").value and at.slider(key="roi_size").value == 128
+    at.slider(key="roi_x").set_value(300).run()
+    at.radio(key="up_source").set_value("Upload").run()
+    for side, sliders in ((128, {"roi_size"}), (150, {"roi_size", "roi_x", "roi_y"}), (20, set())):
+        png = core.encode_png(core.load_sample("chelsea")[:side, :side])
+        at.file_uploader(key="up_upload").set_value((f"c{side}.png", png, "image/png")).run()
+        if not at.checkbox(key="roi").value:
+            at.checkbox(key="roi").check().run()
+        assert not at.exception, at.exception
+        assert {s.key for s in at.slider} == sliders, side
+        region = min(side, 128)
+        assert any(m.value.startswith(f"Input: {region}x{region} RGB 8-bit") for m in at.markdown), side
+    at.file_uploader(key="up_upload").set_value(("c128.png", core.encode_png(core.load_sample("chelsea")[:128, :128]),
+                                                  "image/png")).run()
+    at.slider(key="roi_size").set_value(64).run()  # room to move: the position sliders come back
+    assert not at.exception and {s.key for s in at.slider} == {"roi_size", "roi_x", "roi_y"}
+
+
 def test_bad_upload_and_too_large_input_are_messages() -> None:
     at = open_page("upscale")
     at.radio(key="up_source").set_value("Upload").run()
