@@ -20,10 +20,6 @@ SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pa
 GREY_LABELS = {"rgb": "as RGB (BasicSR)", "as-is": "as is"}
 
 
-def results_dir() -> Path:
-    return core.default_results_dir()
-
-
 def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
     hr_files = st.file_uploader("HR images", type=UPLOAD_TYPES, accept_multiple_files=True, key="bench_hr")
     lr_files = st.file_uploader("LR images (same names, optionally with an xN suffix)", type=UPLOAD_TYPES,
@@ -78,7 +74,7 @@ def _open(spec: dict) -> core.Dataset:
 
 
 def _div2k_download() -> None:
-    dest = st.text_input("Download into", str(results_dir().parent / "data" / "DIV2K"), key="div2k_dest")
+    dest = st.text_input("Download into", str(core.default_results_dir().parent / "data" / "DIV2K"), key="div2k_dest")
     scales = st.multiselect("LR scales", [2, 3, 4], default=[4], key="div2k_scales")
     if st.button("Download DIV2K validation set", key="div2k_go"):
         def work(ctx: core.JobContext) -> str:
@@ -111,8 +107,8 @@ def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
 
 def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[str],
            settings: core.EvalSettings) -> None:
-    run_dir = results_dir() / time.strftime("%Y%m%d-%H%M%S")
-    db_path = results_dir() / "results.sqlite"
+    run_dir = core.default_results_dir() / time.strftime("%Y%m%d-%H%M%S")
+    db_path = core.default_results_dir() / "results.sqlite"
 
     def work(ctx: core.JobContext) -> str:
         db = core.ResultDB(db_path)
@@ -246,11 +242,11 @@ def render() -> None:
                                          precision=st.session_state.get("precision", "auto"))
             _start(spec, dataset, methods, metrics, settings)
             st.rerun()
-    runs = sorted((p for p in results_dir().glob("*/results.json")), reverse=True)
+    runs = sorted((p for p in core.default_results_dir().glob("*/results.json")), reverse=True)
     if runs:
         st.divider()
         names = [p.parent.name for p in runs]
         current = st.session_state.get("bench_run")
         run = st.selectbox("Results (earlier runs reload from the results folder)", names,
                            index=names.index(current) if current in names else 0, key="bench_run_pick")
-        _show_run(results_dir() / run)
+        _show_run(core.default_results_dir() / run)
