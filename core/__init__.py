@@ -68,7 +68,17 @@ from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_siz
 from ._samples import list_samples, load_sample
 from ._settings import default_results_dir, default_weights_dir, settings_from_env
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
-from ._tiling import Tile, blend_ramp, plan_axis, plan_tiles, run_tiled, tile_for_memory
+from ._tiling import (
+    Network,
+    Tile,
+    TilePlan,
+    TileProgress,
+    blend_ramp,
+    plan_axis,
+    plan_tiles,
+    run_tiled,
+    tile_for_memory,
+)
 from ._upscaler import (
     ALPHA_MODES,
     ENGINES,
@@ -76,6 +86,7 @@ from ._upscaler import (
     MIN_TILE,
     TILE_STEP,
     AlphaMode,
+    UpscalePlan,
     Upscaler,
     UpscaleResult,
     UpscaleSettings,
@@ -175,10 +186,14 @@ __all__ = [
     "NcnnModel",
     "OutOfMemoryError",
     "StudioError",
+    "Network",
     "Tile",
+    "TilePlan",
+    "TileProgress",
     "UnknownModelError",
     "UnsupportedImageError",
     "UnsupportedModelError",
+    "UpscalePlan",
     "UpscaleResult",
     "UpscaleSettings",
     "Upscaler",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._datasets import Dataset
+from ._datasets import Dataset, DatasetItem
 from ._errors import StudioError, UnknownNameError
 from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
@@ -221,28 +221,27 @@ def evaluate(
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
+    context = _Scoring(tuple(metrics), settings, crop, dataset.scale, db)
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
-    upscalers: dict[str, Upscaler] = {}
+    upscalers = _Upscalers(factory)
     total = len(dataset) * len(methods)
     step = 0
     for item in dataset.items:
         try:
-            lr, hr = dataset.load(item)
+            pair = _Pair.load(dataset, item)
         except StudioError as exc:
             for method in methods:
-                result.rows.append(EvalRow(item.name, method, {}, 0.0, "", "", "", error=str(exc)))
+                result.rows.append(_error_row(item.name, method, exc))
             step += len(methods)
             continue
-        image_hash = _image_hash(lr, hr)
         for method in methods:
             if cancel is not None and cancel():
                 result.cancelled = True
                 return result
             try:
-                row = _score(item.name, method, lr, hr, metrics, settings, crop, dataset.scale, image_hash,
-                             db, upscalers, factory)
+                row = _score(context, pair, method, upscalers.get(method))
             except StudioError as exc:
-                row = EvalRow(item.name, method, {}, 0.0, "", "", "", error=str(exc))
+                row = _error_row(item.name, method, exc)
             result.rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -252,39 +251,93 @@ def evaluate(
     return result
 
 
-def _settings_key(method: str, scale: int, crop: int, settings: EvalSettings, upscaler: Upscaler | None,
-                  grey_image: bool) -> str:
-    key: dict[str, object] = {"scale": scale, "crop": crop, "channel": settings.channel,
-                              "niqe_crop": settings.niqe_crop_border, "method": method}
-    if grey_image:  # the grey convention changes only grey images' scores (colour results stay reusable)
-        key["grey"] = settings.grey
-    if upscaler is not None:
-        key |= {"precision": upscaler.choice.precision, "weights": upscaler.info.fingerprint}
-    return json.dumps(key, sort_keys=True)
+def _error_row(image: str, method: str, exc: StudioError) -> EvalRow:
+    return EvalRow(image, method, {}, 0.0, "", "", "", error=str(exc))
 
 
-def _score(
-    name: str, method: str, lr: np.ndarray, hr: np.ndarray, metrics: Sequence[str], settings: EvalSettings,
-    crop: int, scale: int, image_hash: str, db: ResultDB | None, upscalers: dict[str, Upscaler],
-    factory: UpscalerFactory,
-) -> EvalRow:
-    upscaler = None
-    if method not in BASELINES and method != HR_METHOD:
-        if method not in upscalers:
-            upscalers[method] = factory(method)
-        upscaler = upscalers[method]
-    key = _settings_key(method, scale, crop, settings, upscaler, grey_image=hr.ndim == 2 or hr.shape[2] == 1)
-    wanted = [m for m in metrics if not (method == HR_METHOD and METRICS[m].full_reference)]
-    stored = db.get(image_hash, method, key) if db is not None else None
+class _Upscalers:
+    """The upscaler of each model method, built on first use; ``None`` for baselines and ``hr``."""
+
+    def __init__(self, factory: UpscalerFactory) -> None:
+        self._factory = factory
+        self._loaded: dict[str, Upscaler] = {}
+
+    def get(self, method: str) -> Upscaler | None:
+        if method in BASELINES or method == HR_METHOD:
+            return None
+        if method not in self._loaded:
+            self._loaded[method] = self._factory(method)
+        return self._loaded[method]
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """The frozen context of one evaluation: what is scored, how, and where results are kept."""
+
+    metrics: tuple[str, ...]
+    settings: EvalSettings
+    crop: int
+    scale: int
+    db: ResultDB | None
+
+    def key(self, method: str, upscaler: Upscaler | None, grey_image: bool) -> str:
+        """The settings part of a stored result's key."""
+        settings = self.settings
+        key: dict[str, object] = {"scale": self.scale, "crop": self.crop, "channel": settings.channel,
+                                  "niqe_crop": settings.niqe_crop_border, "method": method}
+        if grey_image:  # the grey convention changes only grey images' scores (colour results stay reusable)
+            key["grey"] = settings.grey
+        if upscaler is not None:
+            key |= {"precision": upscaler.choice.precision, "weights": upscaler.info.fingerprint}
+        return json.dumps(key, sort_keys=True)
+
+    def wanted(self, method: str) -> list[str]:
+        """The metrics of ``method``'s row: no full-reference metric of the ground truth itself."""
+        return [m for m in self.metrics if not (method == HR_METHOD and METRICS[m].full_reference)]
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One image pair of a dataset and the hash of its content (a stored result's key)."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+    digest: str
+
+    @classmethod
+    def load(cls, dataset: Dataset, item: DatasetItem) -> _Pair:
+        lr, hr = dataset.load(item)
+        return cls(item.name, lr, hr, _image_hash(lr, hr))
+
+    @property
+    def grey(self) -> bool:
+        return self.hr.ndim == 2 or self.hr.shape[2] == 1
+
+
+def _score(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | None) -> EvalRow:
+    """``method``'s row of ``pair``: from the store where it holds every wanted metric, else computed and stored."""
+    key = context.key(method, upscaler, pair.grey)
+    wanted = context.wanted(method)
+    db = context.db
+    stored = db.get(pair.digest, method, key) if db is not None else None
     if stored is not None and all(m in stored[0] for m in wanted):
         values, meta = stored
-        return EvalRow(name, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
+        return EvalRow(pair.name, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
                        meta["precision"], meta["source"], reused=True)
+    row = _compute(context, pair, method, upscaler, wanted)
+    if db is not None:
+        db.put(pair.digest, method, key, row)
+    return row
+
+
+def _compute(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | None, wanted: list[str]) -> EvalRow:
+    settings = context.settings
     start = time.perf_counter()
     if method == HR_METHOD:
-        output, device, precision, source = hr, "", "", "ground truth"
+        output, device, precision, source = pair.hr, "", "", "ground truth"
     else:
-        output = run_method(method, lr, hr.shape[:2], upscaler, tile=settings.tile)
+        output = run_method(method, pair.lr, pair.hr.shape[:2], upscaler, tile=settings.tile)
         if upscaler is None:
             device, precision, source = "cpu", "fp32", BASELINES[method]
         else:
@@ -292,13 +345,10 @@ def _score(
     seconds = time.perf_counter() - start
     values: dict[str, float | None] = {}
     for metric in wanted:
-        border = settings.niqe_crop_border if metric == "niqe" else crop
-        values[metric] = compute_metric(metric, output, hr, crop_border=border, channel=settings.channel,
+        border = settings.niqe_crop_border if metric == "niqe" else context.crop
+        values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
                                         grey=settings.grey)
-    row = EvalRow(name, method, values, seconds, device, precision, source)
-    if db is not None:
-        db.put(image_hash, method, key, row)
-    return row
+    return EvalRow(pair.name, method, values, seconds, device, precision, source)
 
 
 def _finite(value: object) -> object:

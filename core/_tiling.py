@@ -23,14 +23,15 @@ import contextlib
 import contextvars
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ._errors import CancelledError, OutOfMemoryError
 
-__all__ = ["Tile", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled", "tile_for_memory"]
+__all__ = ["Network", "Tile", "TilePlan", "TileProgress", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled",
+           "tile_for_memory"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -155,15 +156,77 @@ def blend_ramp(length: int, start_ramp: int, end_ramp: int) -> np.ndarray:
     return weights
 
 
-def _forward_batch(
-    image: torch.Tensor,
-    forward: Forward,
-    scale: int,
-    tiles: list[Tile],
-    device: torch.device,
-    dtype: torch.dtype,
-    fill: int = 0,
-) -> list[torch.Tensor]:
+@dataclass(frozen=True)
+class TilePlan:
+    """How an image is cut: concrete integers, resolved once per call (see ``Upscaler.resolve``).
+
+    ``tile``: tile size in input pixels (``0``: the whole image at once). ``overlap`` / ``pad``:
+    blended overlap and discarded context, input pixels. ``batch``: tiles per model call
+    (``> 1`` plans uniform tiles, one shape, so they stack). ``fixed``: tiles of exactly
+    ``tile`` pixels, so any image larger than a tile gives the model one input shape (compiled graphs).
+    """
+
+    tile: int
+    overlap: int
+    pad: int
+    batch: int = 1
+    fixed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError("batch must be >= 1.")
+        if min(self.tile, self.overlap, self.pad) < 0:
+            raise ValueError("tile, overlap and pad must be >= 0.")
+
+    def tiles(self, height: int, width: int) -> list[Tile]:
+        """The tiles of a ``height x width`` image under this plan."""
+        return plan_tiles(height, width, self.tile, self.overlap, self.pad, uniform=self.batch > 1, fixed=self.fixed)
+
+
+@dataclass(frozen=True)
+class Network:
+    """The model call and where it runs: ``forward`` maps ``(N, C, h, w)`` to ``(N, C_out, h*scale,
+    w*scale)``, input and output on ``device`` in ``dtype``."""
+
+    forward: Forward
+    scale: int
+    device: torch.device
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    """Progress and cancellation of a tiled run (after chaiNNer's ``sub_progress``).
+
+    ``callback(done, total)`` is called after each model call, ``cancel()`` polled before
+    each. ``offset`` / ``total`` place this run inside a larger count (several passes of one
+    image reported as one bar); ``total=None``: this run's own tile count.
+    """
+
+    callback: Progress | None = None
+    cancel: Cancel | None = None
+    offset: int = 0
+    total: int | None = None
+
+    def part(self, offset: int, total: int) -> TileProgress:
+        """The same callbacks for a pass that starts at ``offset`` of ``total`` steps."""
+        return replace(self, offset=offset, total=total)
+
+    def check(self) -> None:
+        """Raise :class:`CancelledError` if ``cancel()`` says so."""
+        if self.cancel is not None and self.cancel():
+            raise CancelledError("Cancelled by the user; no output was written.")
+
+    def report(self, done: int, count: int) -> None:
+        """``done`` of this run's ``count`` tiles are finished."""
+        if self.callback is not None:
+            self.callback(self.offset + done, self.total if self.total is not None else count)
+
+
+NO_PROGRESS = TileProgress()
+
+
+def _forward_batch(image: torch.Tensor, net: Network, tiles: list[Tile], fill: int = 0) -> list[torch.Tensor]:
     """Run tiles of one shape as one batch; returns each tile's cropped output (float32, CPU).
 
     ``fill``: run the batch as if it had this many tiles (repeating the last), so that a
@@ -173,9 +236,10 @@ def _forward_batch(
     for tile in tiles + tiles[-1:] * max(0, fill - len(tiles)):
         py0, py1, px0, px1 = tile.padded
         crops.append(image[:, :, py0:py1, px0:px1])
-    inp = (crops[0] if len(crops) == 1 else torch.cat(crops)).to(device=device, dtype=dtype, non_blocking=True)
-    out = forward(inp)
-    return [_crop_core(out[i : i + 1], tile, scale).float().cpu() for i, tile in enumerate(tiles)]
+    inp = (crops[0] if len(crops) == 1 else torch.cat(crops)).to(device=net.device, dtype=net.dtype,
+                                                                 non_blocking=True)
+    out = net.forward(inp)
+    return [_crop_core(out[i : i + 1], tile, net.scale).float().cpu() for i, tile in enumerate(tiles)]
 
 
 def _crop_core(output: torch.Tensor, tile: Tile, scale: int) -> torch.Tensor:
@@ -195,69 +259,60 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 @dataclass
-class _Plan:
-    """What the loop currently uses: tiles per batch, and a tile size forced by out-of-memory."""
+class _Fallback:
+    """What out-of-memory has forced so far: tiles per batch, and a smaller tile size."""
 
     batch: int
     tile: int | None = None  # None while the planned tiles fit
 
 
-def _run_chunk(
-    image: torch.Tensor,
-    forward: Forward,
-    scale: int,
-    chunk: list[Tile],
-    plan: _Plan,
-    overlap: int,
-    pad: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    cancel: Cancel | None,
-    fixed: bool = False,
-) -> list[torch.Tensor]:
-    """Run the tiles of ``chunk`` (at most ``plan.batch``); returns the outputs of the first ``k >= 0``.
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
-    ``fixed``: keep the batch size of full chunks for a short last one.
+
+def _run_chunk(image: torch.Tensor, net: Network, chunk: list[Tile], plan: TilePlan, state: _Fallback,
+               progress: TileProgress) -> list[torch.Tensor]:
+    """Run the tiles of ``chunk`` (at most ``state.batch``); returns the outputs of the first ``k >= 0``.
+
+    ``plan.fixed``: keep the batch size of full chunks for a short last one.
 
     On out-of-memory with several tiles, the batch is halved and nothing is returned (the
     caller retries). With one tile, the tile size is halved and the tile redone in pieces
     (and that size kept for the rest of the image).
     """
-    if len(chunk) > 1 or (fixed and plan.batch > 1):
+    if len(chunk) > 1 or (plan.fixed and state.batch > 1):
         try:
-            return _forward_batch(image, forward, scale, chunk, device, dtype, plan.batch if fixed else 0)
+            return _forward_batch(image, net, chunk, state.batch if plan.fixed else 0)
         except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
             if not _out_of_memory(exc):
                 raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            plan.batch = max(1, plan.batch // 2)
+            _free(net.device)
+            state.batch = max(1, state.batch // 2)
             return []
     item = chunk[0]
     py0, py1, px0, px1 = item.padded
     y0, y1, x0, x1 = item.core
     while True:
         try:
-            if plan.tile is None:
-                return _forward_batch(image, forward, scale, [item], device, dtype)
+            if state.tile is None:
+                return _forward_batch(image, net, [item])
             # A smaller tile size was forced by an earlier out-of-memory: split this tile.
-            sub = run_tiled(
-                image[:, :, py0:py1, px0:px1], forward, scale, tile=plan.tile, overlap=overlap,
-                pad=pad, device=device, dtype=dtype, cancel=cancel,
-            )
-            return [_crop_core(sub, item, scale)]
+            smaller = TilePlan(tile=state.tile, overlap=plan.overlap, pad=plan.pad)
+            sub = run_tiled(image[:, :, py0:py1, px0:px1], net, smaller, TileProgress(cancel=progress.cancel))
+            return [_crop_core(sub, item, net.scale)]
         except (RuntimeError, MemoryError) as exc:
             if not _out_of_memory(exc):
                 raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            _free(net.device)
             first = max(y1 - y0, x1 - x0)
-            plan.tile = (plan.tile or first) // 2
-            if plan.tile < MIN_TILE:
+            state.tile = (state.tile or first) // 2
+            if state.tile < MIN_TILE:
+                kind = net.device.type
                 advice = ("Close other GPU programs, choose a smaller model, or run on the CPU."
-                          if device.type == "cuda" else "Close other programs or choose a smaller model.")
+                          if kind == "cuda" else "Close other programs or choose a smaller model.")
                 raise OutOfMemoryError(
-                    f"Out of {device.type.upper()} memory: tiles from {first} px down to {MIN_TILE} px were tried. "
+                    f"Out of {kind.upper()} memory: tiles from {first} px down to {MIN_TILE} px were tried. "
                     + advice) from exc
 
 
@@ -284,38 +339,23 @@ def _cancellable_forward(cancel: Cancel | None) -> Iterator[None]:
         _IN_FORWARD_CANCEL.reset(token)
 
 
-def run_tiled(
-    image: torch.Tensor,
-    forward: Forward,
-    scale: int,
-    *,
-    tile: int,
-    overlap: int,
-    pad: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    batch: int = 1,
-    fixed: bool = False,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    progress_offset: int = 0,
-    progress_total: int | None = None,
-) -> torch.Tensor:
-    """Run ``forward`` over ``image`` tile by tile and blend the results.
+def _blend_weight(item: Tile, scale: int) -> torch.Tensor:
+    y0, y1, x0, x1 = item.core
+    top, bottom, left, right = (r * scale for r in item.ramps)
+    wy = blend_ramp((y1 - y0) * scale, top, bottom)
+    wx = blend_ramp((x1 - x0) * scale, left, right)
+    return torch.from_numpy(np.outer(wy, wx))[None, None]
+
+
+def run_tiled(image: torch.Tensor, net: Network, plan: TilePlan,
+              progress: TileProgress = NO_PROGRESS) -> torch.Tensor:
+    """Run ``net`` over ``image`` tile by tile as ``plan`` says, and blend the results.
 
     Args:
         image: ``(1, C, H, W)`` float32 CPU tensor in ``[0, 1]``.
-        forward: the model call, ``(N, C, h, w)`` -> ``(N, C_out, h*scale, w*scale)``; input
-            and output on ``device`` in ``dtype``.
-        scale: the model's integer scale.
-        tile: tile size in input pixels (``0``: the whole image at once).
-        overlap / pad: blended overlap and discarded context, in input pixels.
-        batch: tiles per model call; ``> 1`` plans uniform tiles (one shape, so they stack).
-        fixed: tiles of exactly ``tile`` pixels, so images of any size larger than a tile
-            give the model one input shape (for compiled graphs).
-        progress: called with ``(tiles done, tiles total)`` after each model call.
-        cancel: polled before each model call; ``True`` raises :class:`CancelledError`.
-        progress_offset / progress_total: to report several passes as one count.
+        net: the model call, its scale, device and dtype.
+        plan: tile size, overlap, context, batch (:class:`TilePlan`).
+        progress: callbacks; ``progress.cancel()`` returning ``True`` raises :class:`CancelledError`.
 
     Returns:
         ``(1, C_out, H*scale, W*scale)`` float32 CPU tensor.
@@ -324,41 +364,33 @@ def run_tiled(
         CancelledError: ``cancel()`` returned True.
         OutOfMemoryError: out of device memory even at the smallest tile size.
     """
-    if batch < 1:
-        raise ValueError("batch must be >= 1.")
-    with _cancellable_forward(cancel):
+    with _cancellable_forward(progress.cancel):
         _, _, height, width = image.shape
-        tiles = plan_tiles(height, width, tile, overlap, pad, uniform=batch > 1, fixed=fixed)
-        total = progress_total if progress_total is not None else len(tiles)
-        plan = _Plan(batch=batch)
+        tiles = plan.tiles(height, width)
+        state = _Fallback(batch=plan.batch)
         if len(tiles) == 1:  # one tile: nothing to blend
-            if cancel is not None and cancel():
-                raise CancelledError("Cancelled by the user; no output was written.")
-            (result,) = _run_chunk(image, forward, scale, tiles, plan, overlap, pad, device, dtype, cancel)
-            if progress is not None:
-                progress(progress_offset + 1, total)
+            progress.check()
+            (result,) = _run_chunk(image, net, tiles, replace(plan, fixed=False), state, progress)
+            progress.report(1, 1)
             return result
+        scale = net.scale
         output: torch.Tensor | None = None
         weight_sum = torch.zeros(1, 1, height * scale, width * scale)
         done = 0
         while done < len(tiles):
-            if cancel is not None and cancel():
-                raise CancelledError("Cancelled by the user; no output was written.")
-            chunk = tiles[done : done + plan.batch]
-            results = _run_chunk(image, forward, scale, chunk, plan, overlap, pad, device, dtype, cancel, fixed)
+            progress.check()
+            chunk = tiles[done : done + state.batch]
+            results = _run_chunk(image, net, chunk, plan, state, progress)
             for item, result in zip(chunk, results):
                 if output is None:
                     output = torch.zeros(1, result.shape[1], height * scale, width * scale)
                 y0, y1, x0, x1 = item.core
-                top, bottom, left, right = (r * scale for r in item.ramps)
-                wy = blend_ramp((y1 - y0) * scale, top, bottom)
-                wx = blend_ramp((x1 - x0) * scale, left, right)
-                weight = torch.from_numpy(np.outer(wy, wx))[None, None]
+                weight = _blend_weight(item, scale)
                 region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
                 output[region] += result * weight
                 weight_sum[region] += weight
             done += len(results)
-            if results and progress is not None:
-                progress(progress_offset + done, total)
+            if results:
+                progress.report(done, len(tiles))
         assert output is not None
         return output.div_(weight_sum)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -33,12 +33,12 @@ from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
 from ._ncnn_engine import NcnnForward, ncnn_available
 from ._probe import activation_profile
 from ._resize import resize, target_size
-from ._tiling import check_cancelled, plan_tiles, run_tiled, tile_for_memory
+from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
-__all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode", "UpscaleResult",
-           "UpscaleSettings", "Upscaler", "clear_shared", "default_overlap", "default_pad", "default_tile",
-           "shared_upscaler"]
+__all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode", "UpscalePlan",
+           "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared", "default_overlap", "default_pad",
+           "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
@@ -147,6 +147,34 @@ class UpscaleSettings:
             raise ValueError("tile_overlap and tile_pad must be >= 0.")
         if self.alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be model, bicubic or drop, got {self.alpha!r}.")
+
+
+@dataclass(frozen=True)
+class UpscalePlan:
+    """:class:`UpscaleSettings` resolved for one upscaler (:meth:`Upscaler.resolve`): every
+    choice concrete. Resolve once, then count tiles and upscale with the plan, so both agree
+    even if free memory changes in between.
+
+    ``tile=0``: the image runs as one tile. ``fixed``: tiles of exactly ``tile`` pixels
+    (a compiled graph sees one input shape).
+    """
+
+    outscale: float | None
+    tile: int
+    batch: int
+    tile_overlap: int
+    tile_pad: int
+    alpha: AlphaMode
+    limits: ImageLimits
+    fixed: bool = False
+
+    @property
+    def tiling(self) -> TilePlan:
+        return TilePlan(self.tile, self.tile_overlap, self.tile_pad, self.batch, self.fixed)
+
+    def passes(self, channels: int) -> int:
+        """Model passes per image: two for RGBA with ``alpha="model"`` (colour, then alpha)."""
+        return 2 if channels == 4 and self.alpha == "model" else 1
 
 
 @dataclass(frozen=True)
@@ -309,7 +337,7 @@ class Upscaler:
         return tile, batch
 
     def estimate_seconds(self, height: int, width: int, channels: int = 3,
-                         settings: UpscaleSettings | None = None) -> float:
+                         settings: UpscaleSettings | UpscalePlan | None = None) -> float:
         """About how long :meth:`upscale` takes for an image of that size, from this upscaler's
         measured speed (its last call; the first estimate times a 64-px call, which takes well
         under a second and errs long, as small inputs cost more per pixel)."""
@@ -332,17 +360,17 @@ class Upscaler:
         """Tiles of exactly the tile size: one input shape for a compiled graph."""
         return self._compiled is not None
 
-    def resolve(self, settings: UpscaleSettings) -> UpscaleSettings:
-        """``settings`` with a concrete tile, batch (:meth:`tile_for`) and context: resolve once,
-        then count tiles and upscale with the result, so both agree even if free memory changes."""
-        if (settings.tile and settings.batch is not None and settings.tile_pad is not None
-                and settings.tile_overlap is not None):
+    def resolve(self, settings: UpscaleSettings | UpscalePlan) -> UpscalePlan:
+        """The :class:`UpscalePlan` of ``settings``: the tile and batch of :meth:`tile_for`, and the
+        model's default context and blend where ``settings`` leaves them open. A plan is returned as is."""
+        if isinstance(settings, UpscalePlan):
             return settings
         tile, batch = self.tile_for(settings)
         shallow = self.shallow
         pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile, shallow=shallow)
         overlap = settings.tile_overlap if settings.tile_overlap is not None else default_overlap(shallow=shallow)
-        return replace(settings, tile=tile, batch=batch, tile_pad=pad, tile_overlap=overlap)
+        return UpscalePlan(outscale=settings.outscale, tile=tile, batch=batch, tile_overlap=overlap, tile_pad=pad,
+                           alpha=settings.alpha, limits=settings.limits, fixed=self._fixed_tiles)
 
     @property
     def shallow(self) -> bool:
@@ -365,42 +393,25 @@ class Upscaler:
             # clamp out of place: a CUDA-graph output is overwritten by the next replay
             return self._compiled(tensor).clamp(0, 1)
 
-    def _run(
-        self,
-        planes: torch.Tensor,
-        settings: UpscaleSettings,
-        progress: ProgressCallback | None,
-        cancel: CancelCheck | None,
-        offset: int,
-        total: int | None,
-    ) -> torch.Tensor:
-        settings = self.resolve(settings)
+    def _run(self, planes: torch.Tensor, plan: UpscalePlan, progress: TileProgress) -> torch.Tensor:
         grey_model = self._descriptor.input_channels == 1
         if grey_model and planes.shape[1] == 3:
             planes = (planes * _LUMA).sum(dim=1, keepdim=True)
         elif not grey_model and planes.shape[1] == 1:
             planes = planes.expand(-1, 3, -1, -1)
-        out = run_tiled(
-            planes.contiguous(), self._forward, self.net_scale,
-            tile=settings.tile or 0, overlap=settings.tile_overlap or 0, pad=settings.tile_pad or 0,
-            batch=settings.batch or 1, fixed=self._fixed_tiles,
-            device=self._choice.torch_device, dtype=self._choice.dtype,
-            progress=progress, cancel=cancel, progress_offset=offset, progress_total=total,
-        )
+        net = Network(self._forward, self.net_scale, self._choice.torch_device, self._choice.dtype)
+        out = run_tiled(planes.contiguous(), net, plan.tiling, progress)
         return out.clamp(0, 1)  # not in place: a single-tile result may be an inference-mode tensor
 
-    def count_tiles(self, height: int, width: int, settings: UpscaleSettings, channels: int = 3) -> int:
+    def count_tiles(self, height: int, width: int, settings: UpscaleSettings | UpscalePlan, channels: int = 3) -> int:
         """How many tiles :meth:`upscale` will run (for progress bars)."""
-        settings = self.resolve(settings)
-        per_pass = len(plan_tiles(height, width, settings.tile or 0, settings.tile_overlap or 0, settings.tile_pad or 0,
-                                  fixed=self._fixed_tiles))  # uniform tiles: the same count
-        passes = 2 if channels == 4 and settings.alpha == "model" else 1
-        return per_pass * passes
+        plan = self.resolve(settings)
+        return len(plan.tiling.tiles(height, width)) * plan.passes(channels)
 
     def upscale(
         self,
         image: np.ndarray,
-        settings: UpscaleSettings | None = None,
+        settings: UpscaleSettings | UpscalePlan | None = None,
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
@@ -410,7 +421,7 @@ class Upscaler:
         Args:
             image: ``uint8`` / ``uint16`` array ``(H, W)`` or ``(H, W, C)``, ``C`` in
                 ``{1, 3, 4}``.
-            settings: see :class:`UpscaleSettings`.
+            settings: see :class:`UpscaleSettings` (or the plan :meth:`resolve` made of them).
             progress: called with ``(model calls done, total)`` after each tile.
             cancel: polled between tiles; returning ``True`` raises ``CancelledError``.
 
@@ -421,16 +432,10 @@ class Upscaler:
         Raises:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
-        return self._upscale(image, self.resolve(settings or UpscaleSettings()), progress, cancel)
+        return self._upscale(image, self.resolve(settings or UpscaleSettings()), TileProgress(progress, cancel))
 
-    def _upscale(
-        self,
-        image: np.ndarray,
-        settings: UpscaleSettings,
-        progress: ProgressCallback | None,
-        cancel: CancelCheck | None,
-    ) -> UpscaleResult:
-        """:meth:`upscale` with ``settings`` resolved (a concrete tile and batch)."""
+    def _upscale(self, image: np.ndarray, plan: UpscalePlan, progress: TileProgress) -> UpscaleResult:
+        """:meth:`upscale` with the settings resolved."""
         start = time.perf_counter()
         if image.dtype not in (np.uint8, np.uint16):
             raise UnsupportedImageError(f"Expected a uint8 or uint16 image, got {image.dtype}.")
@@ -438,22 +443,23 @@ class Upscaler:
         if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
             raise UnsupportedImageError(f"Expected (H, W, C) with C in 1, 3, 4; got shape {image.shape}.")
         height, width, channels = array.shape
-        out_h, out_w = self.output_size(height, width, settings.outscale)
-        settings.limits.check_upscale(width, height, (out_h, out_w))
+        out_h, out_w = self.output_size(height, width, plan.outscale)
+        plan.limits.check_upscale(width, height, (out_h, out_w))
         net_h, net_w = height * self.net_scale, width * self.net_scale
-        settings.limits.check_output(net_w, net_h)
+        plan.limits.check_output(net_w, net_h)
 
         top = float(np.iinfo(array.dtype).max)
         planes = torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32)).div_(top)[None]
         colour, alpha = (planes[:, :3], planes[:, 3:]) if channels == 4 else (planes, None)
-        total = self.count_tiles(height, width, settings, channels)
-        result = self._run(colour, settings, progress, cancel, 0, total)
+        passes = plan.passes(channels)
+        total = self.count_tiles(height, width, plan, channels)
+        result = self._run(colour, plan, progress.part(0, total))
         if channels == 1 and result.shape[1] == 3:
             result = (result * _LUMA).sum(dim=1, keepdim=True)
         out = result[0].permute(1, 2, 0).numpy()
-        if alpha is not None and settings.alpha != "drop":
-            if settings.alpha == "model":
-                up = self._run(alpha, settings, progress, cancel, total // 2, total)
+        if alpha is not None and plan.alpha != "drop":
+            if plan.alpha == "model":
+                up = self._run(alpha, plan, progress.part(total // 2, total))
                 a = (up * _LUMA).sum(dim=1, keepdim=True) if up.shape[1] == 3 else up
                 alpha_np = a[0, 0].numpy()[:, :, None]
             else:
@@ -467,7 +473,6 @@ class Upscaler:
         np.clip(np.rint(out, out=out), 0, top, out=out)
         final = out.astype(array.dtype)
         seconds = time.perf_counter() - start
-        passes = 2 if channels == 4 and settings.alpha == "model" else 1
         self._seconds_per_pixel = seconds / (height * width * passes)
         return UpscaleResult(
             image=final,
@@ -475,8 +480,8 @@ class Upscaler:
             device=self._choice.device,
             precision=self._choice.precision,
             seconds=seconds,
-            tile=settings.tile if total > (2 if channels == 4 and settings.alpha == "model" else 1) else 0,
-            batch=settings.batch or 1,
+            tile=plan.tile if total > passes else 0,
+            batch=plan.batch,
         )
 
 

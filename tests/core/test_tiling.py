@@ -77,8 +77,9 @@ def _nearest(scale: int):
 
 
 def _run(image: torch.Tensor, forward, **kw) -> torch.Tensor:
-    options = {"tile": 32, "overlap": 8, "pad": 4, "device": CPU, "dtype": torch.float32} | kw
-    return core.run_tiled(image, forward, 2, **options)
+    options = {"tile": 32, "overlap": 8, "pad": 4} | kw
+    progress = core.TileProgress(options.pop("progress", None), options.pop("cancel", None))
+    return core.run_tiled(image, core.Network(forward, 2, CPU, torch.float32), core.TilePlan(**options), progress)
 
 
 def test_pointwise_model_is_reproduced_exactly_by_any_tiling() -> None:
