@@ -18,15 +18,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 import core
 from api.gate import BusyError, GaveUpError
 from api.middleware import client_gone
-from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready
+from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready, UpscaleParams
 
 router = APIRouter()
 log = logging.getLogger("studio.api")
 LOADING = "The model is still loading."
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
-Precision = core.Precision  # the core's literals: one list of choices for every front end
-Alpha = core.AlphaMode
 
 
 def _options(**fields: object) -> core.UpscaleSettings:
@@ -106,25 +104,18 @@ def inference(body: LegacyRequest, request: Request) -> str:
 def upscale(
     request: Request,
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")],
-    model_q: Annotated[str | None, Query(alias="model", max_length=200)] = None,
-    outscale_q: Annotated[float | None, Query(alias="outscale", gt=0, le=16)] = None,
-    tile_q: Annotated[int | None, Query(alias="tile", ge=0, le=4096)] = None,
-    precision_q: Annotated[Precision | None, Query(alias="precision")] = None,
-    alpha_q: Annotated[Alpha | None, Query(alias="alpha")] = None,
-    model: Annotated[str | None, Form(max_length=200)] = None,
-    outscale: Annotated[float | None, Form(gt=0, le=16)] = None,
-    tile: Annotated[int | None, Form(ge=0, le=4096)] = None,
-    precision: Annotated[Precision | None, Form()] = None,
-    alpha: Annotated[Alpha | None, Form()] = None,
+    query: Annotated[UpscaleParams, Query()],
+    form: Annotated[UpscaleParams, Form()],
 ) -> Response:
     kind = (file.content_type or "").split(";")[0].strip().lower()
     if kind and not kind.startswith("image/") and kind != "application/octet-stream":
         raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
+    params = form.over(query)
     settings = request.app.state.settings
     image = core.decode_image(file.file.read(), settings.limits)
-    upscaler = _upscaler(request, model or model_q, precision or precision_q or "auto")
-    options = _options(outscale=outscale or outscale_q, tile=tile if tile is not None else tile_q,
-                       alpha=alpha or alpha_q or "model", limits=settings.limits)
+    upscaler = _upscaler(request, params.model, params.precision or "auto")
+    options = _options(outscale=params.outscale, tile=params.tile, alpha=params.alpha or "model",
+                       limits=settings.limits)
     result = _run(request, upscaler, image, options)
     out = result.image
     headers = {

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+import core
+
 
 class LegacyRequest(BaseModel):
     """The original ``POST /inference`` body (kept for existing clients)."""
@@ -14,6 +16,24 @@ class LegacyRequest(BaseModel):
     tile: int = Field(0, ge=0, le=4096, description="Tile size; 0 = no tiling (as in the original service).")
     half: bool = Field(False, description="fp16 inference where the device supports it (CUDA); ignored elsewhere.")
     output_dir: str = Field("results", description="Accepted for compatibility and ignored: nothing is written.")
+
+
+class UpscaleParams(BaseModel):
+    """The options of ``POST /v1/upscale``, accepted as query parameters or as form fields (a form
+    field wins over the query parameter of the same name)."""
+
+    model: str | None = Field(None, max_length=200, description="A model name of GET /v1/models; default: the "
+                              "server's model.")
+    outscale: float | None = Field(None, gt=0, le=16, description="Final scale; default: the model's.")
+    tile: int | None = Field(None, ge=0, le=4096, description="Tile size in px; 0 = no tiling where it fits; "
+                             "default: automatic.")
+    precision: core.Precision | None = Field(None, description="Default: auto.")
+    alpha: core.AlphaMode | None = Field(None, description="RGBA inputs: how alpha is upscaled; default: model.")
+
+    def over(self, fallback: UpscaleParams) -> UpscaleParams:
+        """These options, with ``fallback``'s where these leave one unset."""
+        return UpscaleParams(**{name: value if value is not None else getattr(fallback, name)
+                                for name, value in self})
 
 
 class ModelOut(BaseModel):

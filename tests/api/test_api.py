@@ -64,6 +64,9 @@ def test_v1_upscale_keeps_depth_and_alpha_and_reports_headers(client: TestClient
     assert headers["x-tile"] == "0"  # 20x16 px: the server's auto tile covers it, so it ran untiled
     by_query = client.post("/v1/upscale?outscale=3&alpha=drop", files={"file": ("a.png", _png(rgba), "image/png")})
     assert core.decode_image(by_query.content).shape == (48, 60, 3)
+    both = client.post("/v1/upscale?outscale=3&alpha=drop", files={"file": ("a.png", _png(rgba), "image/png")},
+                       data={"outscale": "2"})  # a form field wins over the query; unset ones fall back to it
+    assert core.decode_image(both.content).shape == (32, 40, 3)
     other = client.post("/v1/upscale", files={"file": ("g.png", _png(core.load_sample("camera")[:8, :8]),
                                                       "image/png")}, data={"model": "realesr-animevideov3-x2"})
     assert other.headers["x-model"] == "realesr-animevideov3-x2" and other.headers["x-output-size"] == "16x16"
