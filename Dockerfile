@@ -28,6 +28,7 @@ COPY core core
 COPY dashboard dashboard
 COPY pages pages
 COPY api api
+COPY cli cli
 COPY samples samples
 COPY weights/README.md weights/README.md
 COPY .streamlit .streamlit

@@ -64,6 +64,8 @@ from ._jobs import Job, JobContext, JobManager, JobSnapshot
 from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
 from ._ncnn import NcnnModel, convert_ncnn
+from ._ncnn_engine import NcnnForward, ncnn_available
+from ._probe import conv_flops_per_pixel
 from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._settings import default_results_dir, default_weights_dir, settings_from_env
@@ -156,6 +158,7 @@ __all__ = [
     "evaluate",
     "run_method",
     "extract_zip",
+    "ncnn_available",
     "niqe",
     "open_dataset",
     "psnr",
@@ -183,6 +186,7 @@ __all__ = [
     "LoadedModel",
     "ModelInfo",
     "ModelSpec",
+    "NcnnForward",
     "NcnnModel",
     "OutOfMemoryError",
     "StudioError",
@@ -200,6 +204,7 @@ __all__ = [
     "WeightsMissingError",
     "available_devices",
     "blend_ramp",
+    "conv_flops_per_pixel",
     "convert_ncnn",
     "decode_image",
     "default_overlap",

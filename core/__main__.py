@@ -1,9 +1,10 @@
-"""``python -m core``: the command-line interface (see :mod:`core._cli`)."""
+"""``python -m core``: an alias of the command-line front end (:mod:`cli`), kept so that existing
+commands and scripts work. The library's own modules never import a front end."""
 
 from __future__ import annotations
 
 import sys
 
-from ._cli import main
+from cli.main import main
 
 sys.exit(main())

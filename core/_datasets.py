@@ -202,7 +202,7 @@ def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
     else:
         raise DatasetError(
             f"DIV2K {split} HR found in {root} but no LR for x{scale}: add DIV2K_{split}_LR_bicubic_X{scale}.zip "
-            f"or its extracted folder, or download it with `python -m core div2k --dest {root}`."
+            f"or its extracted folder, or download it with `realesrgan-studio div2k --dest {root}`."
         )
     return Dataset(f"DIV2K {split}", scale, _pair(hr_refs, lr_refs, str(root)), source)
 

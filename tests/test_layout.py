@@ -21,6 +21,14 @@ def test_core_never_imports_ui_or_web_frameworks() -> None:
     assert not offenders, offenders
 
 
+def test_the_library_imports_no_front_end() -> None:
+    """The CLI, the API and the dashboard sit on top of core; only ``python -m core`` (an alias) reaches up."""
+    front_ends = {"cli", "api", "dashboard", "pages"}
+    offenders = [p.name for p in (ROOT / "core").rglob("*.py")
+                 if p.name != "__main__.py" and _imported_roots(p) & front_ends]
+    assert not offenders, offenders
+
+
 def _imported_roots(path: Path) -> set[str]:
     roots = set()
     for node in ast.walk(ast.parse(path.read_text())):

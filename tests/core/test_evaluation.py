@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import core
-from core._cli import main
+from cli.main import main
 from tests.loopback import LoopbackServer
 
 NAMES = ("0801", "0802", "0803")

@@ -1,6 +1,6 @@
 """The upscaler's speed and memory paths on real weights, checked on the CPU: tile batches,
 channels-last, torch.compile, and the tile chosen from free memory. The same code runs on CUDA, where
-``python -m core bench`` measures what each one gains; the CUDA-only checks are at the end."""
+``realesrgan-studio bench`` measures what each one gains; the CUDA-only checks are at the end."""
 
 from __future__ import annotations
 

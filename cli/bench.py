@@ -1,4 +1,4 @@
-"""``python -m core bench``: our upscaler vs plain PyTorch vs the ncnn runtime, side by side.
+"""``realesrgan-studio bench``: our upscaler vs plain PyTorch vs the ncnn runtime, side by side.
 
 Engines: ``ours`` (the :class:`Upscaler` with its defaults), ``pytorch`` (the spandrel
 model on the whole image: fp32 on the CPU, fp16 on CUDA, as the official script runs),
@@ -33,13 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._device import resolve_device
-from ._errors import SettingsError
-from ._ncnn_engine import NcnnForward, ncnn_available
-from ._probe import conv_flops_per_pixel
-from ._samples import load_sample
-from ._upscaler import Upscaler, UpscaleSettings
-from ._weights import load_model, ncnn_model_files
+from core import (
+    NcnnForward,
+    SettingsError,
+    Upscaler,
+    UpscaleSettings,
+    conv_flops_per_pixel,
+    load_model,
+    load_sample,
+    ncnn_available,
+    ncnn_model_files,
+    resolve_device,
+)
 
 __all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
 
@@ -219,7 +224,7 @@ def _measure_once(engine: str, model: str, size: int, device: str, repeats: int,
     if not subprocesses:
         return _measure(engine, model, size, device, repeats, target)
     proc = subprocess.run(
-        [sys.executable, "-m", "core._bench", engine, model, str(size), device, str(repeats), str(target)],
+        [sys.executable, "-m", "cli.bench", engine, model, str(size), device, str(repeats), str(target)],
         capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()

@@ -1,4 +1,5 @@
-"""Command-line interface: ``python -m core models | upscale | evaluate | degrade | bench | div2k``.
+"""Command-line interface: ``realesrgan-studio models | upscale | evaluate | degrade | bench | div2k``
+(also ``python -m cli``, and ``python -m core`` as an alias).
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
 nothing could run (unknown model, missing weights, bad device).
@@ -19,18 +20,36 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ._catalogue import DEFAULT_MODEL
-from ._datasets import download_div2k, open_dataset
-from ._degradations import PRESETS, config_to_dict, degrade, load_degradation
-from ._device import PRECISIONS, resolve_device
-from ._errors import StudioError
-from ._evaluate import BASELINES, EvalSettings, ResultDB, evaluate, write_results
-from ._io import IMAGE_SUFFIXES, ImageLimits, from_unit, read_image, write_png
-from ._metrics import GREY_MODES, METRICS
-from ._resize import crop_to_scale
-from ._settings import default_results_dir
-from ._upscaler import ALPHA_MODES, Upscaler, UpscaleSettings
-from ._weights import list_models
+from core import (
+    ALPHA_MODES,
+    BASELINES,
+    DEFAULT_MODEL,
+    GREY_MODES,
+    IMAGE_SUFFIXES,
+    METRICS,
+    PRECISIONS,
+    PRESETS,
+    EvalSettings,
+    ImageLimits,
+    ResultDB,
+    StudioError,
+    Upscaler,
+    UpscaleSettings,
+    config_to_dict,
+    crop_to_scale,
+    default_results_dir,
+    degrade,
+    download_div2k,
+    evaluate,
+    from_unit,
+    list_models,
+    load_degradation,
+    open_dataset,
+    read_image,
+    resolve_device,
+    write_png,
+    write_results,
+)
 
 
 def _out(text: str) -> None:
@@ -261,7 +280,7 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ._bench import format_table, rows_to_json, run_bench
+    from cli.bench import format_table, rows_to_json, run_bench
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
@@ -311,7 +330,8 @@ def _cmd_div2k(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Real-ESRGAN studio core.")
+    parser = argparse.ArgumentParser(prog="realesrgan-studio",
+                                     description="Real-ESRGAN studio: models, upscale, evaluate, degrade, bench.")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="weights folder (default: $STUDIO_WEIGHTS_DIR or ./weights)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import core
-from core._bench import conv_flops_per_pixel, format_table, rows_to_json, run_bench
-from core._cli import main
+from cli.bench import conv_flops_per_pixel, format_table, rows_to_json, run_bench
+from cli.main import main
 
 
 def test_flop_count_matches_the_architecture(weights_dir: Path) -> None:
@@ -86,7 +86,7 @@ def test_variants_of_ours_measure_each_speed_path(weights_dir: Path) -> None:
 
 
 def test_unknown_engines_and_options_are_refused_before_running(capsys) -> None:
-    from core._bench import parse_engine
+    from cli.bench import parse_engine
 
     assert parse_engine("ours:batch=4:compile=reduce-overhead:nchw") == (
         "ours", {"batch": "4", "compile": "reduce-overhead", "nchw": ""})

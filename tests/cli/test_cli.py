@@ -1,4 +1,4 @@
-"""``python -m core``: models and upscale, exit codes, outputs."""
+"""The command-line front end (`realesrgan-studio`; `python -m core` is an alias): commands, exit codes, outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 import core
-from core._cli import main
+from cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,10 @@ def test_module_entry_point_runs(weights_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = core.read_image(tmp_path / "out" / "in_x2.png")
     assert out.shape == (32, 32, 1)
+    script = Path(sys.executable).with_name("realesrgan-studio")  # the console entry point of the README
+    listed = subprocess.run([str(script), "--weights-dir", str(weights_dir), "models"], capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0 and "realesr-animevideov3-x2" in listed.stdout, listed.stderr
 
 
 def test_degrade_writes_lr_params_and_stages(tmp_path: Path, capsys) -> None:
