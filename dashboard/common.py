@@ -188,6 +188,46 @@ def job_panel(job_id: str, on_finish: Callable[[core.JobSnapshot], None], *, key
     panel()
 
 
+def start_job(key: str, label: str, work: Callable[[core.JobContext], object], *, rerun: bool = True) -> None:
+    """Run ``work`` in the background as this page's job ``key``; :func:`follow_job` shows it from then on."""
+    st.session_state[f"{key}_job"] = jobs().start(label, work).id
+    if rerun:
+        st.rerun()
+
+
+def follow_job(key: str, on_finish: Callable[[core.JobSnapshot], None] | None = None, *,
+               live: Callable[[core.JobSnapshot], None] | None = None,
+               success: Callable[[core.JobSnapshot], str] | None = None) -> bool:
+    """The page's job ``key``: its progress and a Cancel button while it runs (returns ``True``), then its outcome.
+
+    When the job ends, ``on_finish`` gets its snapshot once (to keep what it made: whole,
+    partial or nothing) and the page reruns. The outcome is then shown once: the text of
+    ``success(snapshot)`` for a finished job, a note for a cancelled one, the error for a
+    failed one; the page's settings stay as they were, so the user can run it again.
+    """
+    job_id = st.session_state.get(f"{key}_job")
+    if job_id:
+        def finish(snap: core.JobSnapshot) -> None:
+            st.session_state.pop(f"{key}_job", None)
+            if on_finish is not None:
+                on_finish(snap)
+            if snap.status == "done":
+                outcome = ("success", success(snap)) if success is not None else None
+            else:
+                outcome = ("info" if snap.status == "cancelled" else "error",
+                           f"{snap.error or snap.status} Your settings are unchanged; run again when ready.")
+            if outcome is not None:
+                st.session_state[f"{key}_outcome"] = outcome
+
+        job_panel(job_id, finish, key=key, live=live)
+        return True
+    outcome = st.session_state.pop(f"{key}_outcome", None)
+    if outcome is not None:
+        kind, text = outcome
+        {"success": st.success, "info": st.info, "error": st.error}[kind](text)
+    return False
+
+
 def metric_header(name: str) -> str:
     info = core.METRICS[name]
     return f"{info.title} {info.arrow}"

@@ -13,7 +13,7 @@ import streamlit as st
 
 import core
 from dashboard import cache, charts
-from dashboard.common import UPLOAD_TYPES, job_panel, jobs, load_upscaler, metric_header, show_error
+from dashboard.common import UPLOAD_TYPES, follow_job, load_upscaler, metric_header, show_error, start_job
 from dashboard.slider import comparison
 
 SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs"]
@@ -82,17 +82,8 @@ def _div2k_download() -> None:
                                 progress=lambda name, done, total: ctx.progress(done, total or 0, name))
             return dest
 
-        st.session_state.div2k_job = jobs().start("DIV2K download", work).id
-    job_id = st.session_state.get("div2k_job")
-    if job_id:
-        def finish(snap: core.JobSnapshot) -> None:
-            st.session_state.pop("div2k_job", None)
-            st.session_state.div2k_message = (f"DIV2K ready in {snap.result}" if snap.status == "done"
-                                              else snap.error)
-
-        job_panel(job_id, finish, key="div2k")
-    if "div2k_message" in st.session_state:
-        st.info(st.session_state.pop("div2k_message"))
+        start_job("div2k", "DIV2K download", work)
+    follow_job("div2k", success=lambda snap: f"DIV2K ready in {snap.result}")
 
 
 def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
@@ -121,16 +112,13 @@ def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[
         (run_dir / "run.json").write_text(json.dumps(spec | {"methods": methods, "metrics": metrics}))
         return str(run_dir)
 
-    st.session_state.bench_job = jobs().start(f"Benchmark on {dataset.name}", work).id
     st.session_state.bench_job_metrics = metrics  # the live table's columns, whatever the widget says meanwhile
+    start_job("bench", f"Benchmark on {dataset.name}", work)
 
 
 def _finish(snap: core.JobSnapshot) -> None:
-    st.session_state.pop("bench_job", None)
     if snap.result:
         st.session_state.bench_run = Path(snap.result).name
-    if snap.status != "done":
-        st.session_state.bench_message = snap.error or snap.status
 
 
 def _live(metrics: list[str]):
@@ -227,12 +215,8 @@ def render() -> None:
                               "16 + 219/255 g; 'as is' scores the grey values themselves (1.32 dB less PSNR "
                               "for the same error).")
     crop = cols[2].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
-    if "bench_message" in st.session_state:
-        st.warning(st.session_state.pop("bench_message"))
-    job_id = st.session_state.get("bench_job")
-    if job_id:
-        job_panel(job_id, _finish, key="bench", live=_live(st.session_state.get("bench_job_metrics", metrics)))
-    elif form is not None:
+    running = follow_job("bench", _finish, live=_live(st.session_state.get("bench_job_metrics", metrics)))
+    if not running and form is not None:
         spec, dataset = form
         st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")
         if st.button("Run benchmark", type="primary", key="bench_run_button", disabled=not methods or not metrics):
@@ -241,7 +225,6 @@ def render() -> None:
                                          device=st.session_state.get("device", "auto"),
                                          precision=st.session_state.get("precision", "auto"))
             _start(spec, dataset, methods, metrics, settings)
-            st.rerun()
     runs = sorted((p for p in core.default_results_dir().glob("*/results.json")), reverse=True)
     if runs:
         st.divider()

@@ -11,7 +11,7 @@ import streamlit as st
 
 import core
 from dashboard import cache, charts
-from dashboard.common import job_panel, jobs, kept, load_upscaler, metric_header, pick_image, show_error
+from dashboard.common import follow_job, kept, load_upscaler, metric_header, pick_image, show_error, start_job
 from dashboard.slider import comparison
 
 KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
@@ -124,19 +124,12 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
                              else ["bicubic"], key="lab_methods")
     key = ("lab", cache.image_key(lr), cache.image_key(hr), tuple(methods))
     outputs = cache.result_store().get(key)
-    job_id = st.session_state.get("lab_job")
-    if job_id:
-        def finish(snap: core.JobSnapshot) -> None:
-            st.session_state.pop("lab_job", None)
-            if snap.status == "done":
-                cache.result_store().put(snap.result[0], snap.result[1])
-            else:
-                st.session_state.lab_message = snap.error
+    def finish(snap: core.JobSnapshot) -> None:
+        if snap.status == "done":
+            cache.result_store().put(*snap.result)
 
-        job_panel(job_id, finish, key="lab")
+    if follow_job("lab", finish):
         return
-    if "lab_message" in st.session_state:
-        st.warning(st.session_state.pop("lab_message"))
     reference = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
     if outputs is None:
         if st.button("Super-resolve the degraded image", type="primary", key="lab_run", disabled=not methods):
@@ -150,8 +143,7 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
                                                           cancel=ctx.cancelled)
                     return key, results
 
-                st.session_state.lab_job = jobs().start("Restoring", work).id
-                st.rerun()
+                start_job("lab", "Restoring", work)
         return
     comparison([*outputs.items(), ("HR", reference)], key="lab_slider")
     table = cache.scores(outputs, reference if reference.dtype == np.uint8 else None, str(key), scale)
@@ -170,16 +162,11 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
         available = [i.name for i in core.list_models() if i.available]
         methods = st.multiselect("Methods", ["bicubic", *available], default=["bicubic"], key="sweep_methods")
         metric = st.selectbox("Metric", list(core.METRICS), key="sweep_metric", format_func=metric_header)
-        job_id = st.session_state.get("sweep_job")
-        if job_id:
-            def finish(snap: core.JobSnapshot) -> None:
-                st.session_state.pop("sweep_job", None)
-                st.session_state.sweep_points = [asdict(p) for p in snap.partial]
-                if snap.status != "done":
-                    st.session_state.sweep_message = snap.error
+        def finish(snap: core.JobSnapshot) -> None:
+            st.session_state.sweep_points = [asdict(p) for p in snap.partial]  # a cancelled sweep keeps its points
 
-            job_panel(job_id, finish, key="sweep")
-        elif st.button("Run sweep", key="sweep_run", disabled=not methods):
+        running = follow_job("sweep", finish)
+        if not running and st.button("Run sweep", key="sweep_run", disabled=not methods):
             upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
             runners = {m: (lambda lr, size, m=m: core.run_method(m, lr, size, upscalers.get(m))) for m in methods}
             values = list(np.linspace(span[0], span[1], int(steps)))
@@ -196,10 +183,7 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
                 core.run_sweep(hr, parameter, values, runners, metric, scale, on_point=point,
                                cancel=ctx.cancelled)
 
-            st.session_state.sweep_job = jobs().start("Sweep", work).id
-            st.rerun()
-        if "sweep_message" in st.session_state:
-            st.warning(st.session_state.pop("sweep_message"))
+            start_job("sweep", "Sweep", work)
         points = st.session_state.get("sweep_points")
         if points:
             frame = pd.DataFrame(points).pivot_table(index="value", columns="method", values="score")

@@ -7,7 +7,7 @@ import streamlit as st
 
 import core
 from dashboard import cache
-from dashboard.common import job_panel, jobs
+from dashboard.common import follow_job, start_job
 
 
 def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
@@ -38,25 +38,15 @@ def _downloads(infos: list[core.ModelInfo]) -> None:
     st.subheader("Download official weights")
     st.caption("Needs internet access to GitHub releases; the file is checked and written atomically.")
     name = st.selectbox("Model", [i.name for i in missing], key="dl_model")
-    job_id = st.session_state.get("dl_job")
-    if job_id:
-        def finish(snap: core.JobSnapshot) -> None:
-            st.session_state.pop("dl_job", None)
-            st.session_state.dl_message = (("success", f"{snap.result} is ready.") if snap.status == "done"
-                                           else ("error", snap.error))
-
-        job_panel(job_id, finish, key="dl")
-    elif st.button("Download", key="dl_go"):
+    if follow_job("dl", success=lambda snap: f"{snap.result} is ready."):
+        return
+    if st.button("Download", key="dl_go"):
         def work(ctx: core.JobContext) -> str:
             core.load_model(name, allow_download=True,
                             progress=lambda done, total: ctx.progress(done, total or 0, "bytes"))
             return name
 
-        st.session_state.dl_job = jobs().start(f"Downloading {name}", work).id
-        st.rerun()
-    if "dl_message" in st.session_state:
-        kind, text = st.session_state.pop("dl_message")
-        (st.success if kind == "success" else st.error)(text)
+        start_job("dl", f"Downloading {name}", work)
 
 
 def render() -> None:

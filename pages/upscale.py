@@ -12,8 +12,7 @@ import core
 from dashboard import cache
 from dashboard.common import (
     UPLOAD_TYPES,
-    job_panel,
-    jobs,
+    follow_job,
     kept,
     load_upscaler,
     metric_header,
@@ -21,6 +20,7 @@ from dashboard.common import (
     model_loading,
     pick_image,
     show_error,
+    start_job,
 )
 from dashboard.slider import comparison
 
@@ -155,16 +155,14 @@ def _start(request: Request, image: np.ndarray) -> None:
             offset += count
         return results
 
-    job = jobs().start("Upscaling", work)
-    st.session_state.upscale_job = (job.id, request)
+    st.session_state.upscale_request = request
+    start_job("upscale", "Upscaling", work)
 
 
 def _finish(snap: core.JobSnapshot) -> None:
-    job_id, request = st.session_state.pop("upscale_job")
+    request = st.session_state.pop("upscale_request")
     if snap.status == "done":
         cache.result_store().put(request, snap.result)
-    else:
-        st.session_state.upscale_error = (snap.status, snap.error or snap.status)
 
 
 def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
@@ -285,15 +283,9 @@ def render() -> None:
     out_h, out_w = core.target_size(*image.shape[:2], outscale)
     st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
 
-    if "upscale_error" in st.session_state:
-        status, message = st.session_state.pop("upscale_error")
-        show = st.info if status == "cancelled" else st.error
-        show(f"{message} Your settings are unchanged; run again when ready.")
-    running = st.session_state.get("upscale_job")
-    results = cache.result_store().get(request)
-    if running is not None:
-        job_panel(running[0], _finish, key="upscale")
+    if follow_job("upscale", _finish):
         return
+    results = cache.result_store().get(request)
     if results is None:
         if st.button("Upscale", type="primary", key="run"):
             try:
@@ -302,6 +294,5 @@ def render() -> None:
                 show_error(exc)
                 return
             _start(request, image)
-            st.rerun()
         return
     _results(request, results, image, reference, stem)

@@ -353,3 +353,24 @@ def test_settings_survive_page_switches_and_hidden_modes() -> None:
     assert at.selectbox(key="lab_preset").value == "mild" and at.number_input(key="lab_seed").value == 7
     at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()
     assert at.number_input(key="fx_seed").value == 3
+
+
+def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Models page's background download through the shared job helper: served from loopback, the file is
+    not a model, so the job fails; its message shows once, and the Download button is back."""
+    import dataclasses
+
+    from core import _catalogue
+    from tests.loopback import LoopbackServer
+
+    spec = core.CATALOGUE["RealESRNet_x4plus"]
+    with LoopbackServer({"/bad.pth": b"not a model" * 100}) as server:
+        monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/bad.pth"))
+        at = open_page("models")
+        at.selectbox(key="dl_model").set_value(spec.name).run()
+        at.button(key="dl_go").click().run()
+        wait(at, lambda a: bool(a.error))
+    assert "not a usable model" in at.error[0].value and "run again" in at.error[0].value
+    assert not at.success and [b for b in at.button if b.key == "dl_go"]
+    at.run()
+    assert not at.error, "the outcome is shown once"
