@@ -173,8 +173,7 @@ class UpscalePlan:
         return TilePlan(self.tile, self.tile_overlap, self.tile_pad, self.batch, self.fixed)
 
     def passes(self, channels: int) -> int:
-        """Model passes per image: two for RGBA with ``alpha="model"`` (colour, then alpha)."""
-        return 2 if channels == 4 and self.alpha == "model" else 1
+        return _passes(channels, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -344,7 +343,7 @@ class Upscaler:
         if self._seconds_per_pixel is None:
             self.upscale(np.zeros((64, 64, 3), np.uint8), UpscaleSettings(tile=0))
         assert self._seconds_per_pixel is not None
-        passes = 2 if channels == 4 and (settings or UpscaleSettings()).alpha == "model" else 1
+        passes = _passes(channels, (settings or UpscaleSettings()).alpha)
         return self._seconds_per_pixel * height * width * passes
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
@@ -483,6 +482,11 @@ class Upscaler:
             tile=plan.tile if total > passes else 0,
             batch=plan.batch,
         )
+
+
+def _passes(channels: int, alpha: str) -> int:
+    """Model passes per image: two for RGBA with ``alpha="model"`` (colour, then alpha), else one."""
+    return 2 if channels == 4 and alpha == "model" else 1
 
 
 def _cancel_between_layers(model: torch.nn.Module) -> None:
