@@ -16,7 +16,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -47,6 +48,7 @@ from core import (
     open_dataset,
     read_image,
     resolve_device,
+    write_file,
     write_png,
     write_results,
 )
@@ -72,8 +74,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(paths: Sequence[str]) -> Iterator[Path]:
+def _inputs(paths: Sequence[str], *, cluster=None) -> Iterator[Path | str]:
+    """Image files: the files named, and the images in the folders named; with a cluster, URIs too."""
     for raw in paths:
+        if "://" in raw:
+            if cluster is None:
+                raise _UsageError(f"{raw}: URIs are read by cluster workers; add --ray.")
+            try:
+                yield from cluster.list_uri(raw)
+            except StudioError as exc:
+                raise _UsageError(str(exc)) from exc
+            continue
         path = Path(raw)
         if path.is_dir():
             yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -99,13 +110,37 @@ class _UsageError(Exception):
     """A command-line mistake: the message is printed and the command exits with 2."""
 
 
-def _unique_names(files: Sequence[Path], suffix: str) -> list[str]:
+def _cluster(args: argparse.Namespace):  # -> core.cluster module, ClusterSettings
+    """The Ray front end of ``--ray``, imported only then; a clear message where Ray is not installed."""
+    try:
+        from core import cluster
+    except ImportError as exc:
+        raise _UsageError(f"--ray needs Ray ({exc.name} is not installed): .venv/bin/pip install -r "
+                          "requirements-cluster.txt, or pip install 'realesrgan-studio[cluster]'.") from exc
+    try:
+        return cluster, cluster.ClusterSettings(address=args.ray or None, workers=args.workers,
+                                                threads=args.threads)
+    except StudioError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run on a Ray cluster: 'auto' (RAY_ADDRESS), ray://host:10001, host:6379, or nothing "
+                             "to start a local Ray on this machine")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with --ray: actors (default: one per GPU, else CPUs / --threads)")
+    parser.add_argument("--threads", type=int, default=1, help="with --ray: CPU threads per CPU worker")
+
+
+def _unique_names(files: Sequence[Path | str], suffix: str) -> list[str]:
     """Output file names, one per input, never two alike (case-insensitively).
 
     ``a.png`` gives ``a{suffix}.png``; inputs that share a stem but not an extension
     (``a.gif``, ``a.webp``) keep it in the name (``a-gif``, ``a-webp``); names still equal
     (``x/a.png``, ``y/a.png``) get ``-2``, ``-3`` in input order.
     """
+    files = [PurePosixPath(urlsplit(f).path) if isinstance(f, str) else f for f in files]  # URIs: their path
     groups: dict[str, set[str]] = {}
     for path in files:
         groups.setdefault(path.stem.lower(), set()).add(path.suffix.lower())
@@ -125,7 +160,7 @@ def _unique_names(files: Sequence[Path], suffix: str) -> list[str]:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    files = list(_inputs(args.inputs))
+    files = list(_inputs(args.inputs, cluster=_cluster(args)[0] if args.ray is not None else None))
     if not files:
         _err("No input images found.")
         return 2
@@ -136,6 +171,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(f"error: {exc}")
         return 2
+    if args.ray is not None:
+        return _upscale_on_ray(args, files, outdir, settings)
     bar_download = None
 
     def on_download(done: int, total: int | None) -> None:
@@ -157,6 +194,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     _err(upscaler.describe())
     failures = 0
     for path, name in zip(files, _unique_names(files, args.suffix)):
+        if args.skip_existing and (outdir / name).exists():
+            _out(f"{path} -> {outdir / name} (exists; skipped)")
+            continue
         bar = tqdm(desc=path.name, unit="tile", leave=False, disable=args.quiet)
 
         def on_progress(done: int, total: int, bar: tqdm = bar) -> None:
@@ -182,6 +222,41 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         replaced = " (replaced the earlier file)" if existed else ""
         _out(f"{path} -> {target}{replaced} ({result.image.shape[1]}x{result.image.shape[0]}, "
              f"{result.seconds:.2f} s)")
+    if failures:
+        _err(f"{failures} of {len(files)} inputs failed.")
+    return 1 if failures else 0
+
+
+def _upscale_on_ray(args: argparse.Namespace, files: list[Path | str], outdir: Path, settings: UpscaleSettings) -> int:
+    """``upscale --ray``: the same names, bit depths and messages as the local loop; this process writes."""
+    cluster, cluster_settings = _cluster(args)
+    names = _unique_names(files, args.suffix)
+    todo = [i for i, name in enumerate(names) if not (args.skip_existing and (outdir / name).exists())]
+    for i in sorted(set(range(len(files))) - set(todo)):
+        _out(f"{files[i]} -> {outdir / names[i]} (exists; skipped)")
+    failures = 0
+    bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
+    try:
+        for outcome in cluster.upscale_on_ray([files[i] for i in todo], args.model, settings,
+                                              cluster=cluster_settings, device=args.device,
+                                              precision=args.precision, weights_dir=args.weights_dir):
+            index = todo[outcome.index]
+            bar.update(1)
+            if outcome.png is None:
+                failures += 1
+                _err(f"skipped {files[index]}: {outcome.error}")
+                continue
+            target = outdir / names[index]
+            existed = target.exists()
+            write_file(target, outcome.png)
+            replaced = " (replaced the earlier file)" if existed else ""
+            _out(f"{files[index]} -> {target}{replaced} ({outcome.size[0]}x{outcome.size[1]}, "
+                 f"{outcome.seconds:.2f} s on worker {outcome.pid})")
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    finally:
+        bar.close()
     if failures:
         _err(f"{failures} of {len(files)} inputs failed.")
     return 1 if failures else 0
@@ -227,9 +302,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = evaluate(dataset, methods, metrics, settings, db=db, progress=on_progress,
-                          upscaler_factory=lambda name: Upscaler.load(
-                              name, device=args.device, precision=args.precision, weights_dir=args.weights_dir))
+        if args.ray is not None:
+            cluster, cluster_settings = _cluster(args)
+            result = cluster.evaluate_on_ray(dataset, methods, metrics, settings, cluster=cluster_settings, db=db,
+                                             weights_dir=args.weights_dir, progress=on_progress)
+        else:
+            result = evaluate(dataset, methods, metrics, settings, db=db, progress=on_progress,
+                              upscaler_factory=lambda name: Upscaler.load(
+                                  name, device=args.device, precision=args.precision, weights_dir=args.weights_dir))
     except StudioError as exc:
         _err(f"error: {exc}")
         return 2
@@ -350,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--suffix", default="", help="added to output file stems (e.g. _x4)")
     up.add_argument("--download", action="store_true",
                     help="allow downloading official weights when no local copy exists")
+    up.add_argument("--skip-existing", action="store_true",
+                    help="leave inputs whose output file exists (resume an interrupted batch)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _ray_options(up)
     up.set_defaults(func=_cmd_upscale)
     ev = sub.add_parser("evaluate", help="score methods on a dataset (PSNR / SSIM / NIQE), resumably")
     ev.add_argument("--dataset", default="samples", help="'samples', a DIV2K root, an HR folder or a zip")
@@ -374,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"make LR with a degradation preset ({', '.join(PRESETS)}) or a JSON/YAML config")
     ev.add_argument("--seed", type=int, default=0, help="base seed of the degradation draws")
     ev.add_argument("-q", "--quiet", action="store_true")
+    _ray_options(ev)
     ev.set_defaults(func=_cmd_evaluate)
     dg = sub.add_parser("degrade", help="apply the Real-ESRGAN degradation pipeline (seeded)")
     dg.add_argument("inputs", nargs="+", help="image files or folders")

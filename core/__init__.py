@@ -58,6 +58,7 @@ from ._io import (
     read_image,
     to_display,
     to_unit,
+    write_file,
     write_png,
 )
 from ._jobs import Job, JobContext, JobManager, JobSnapshot
@@ -241,5 +242,6 @@ __all__ = [
     "to_display",
     "to_unit",
     "from_unit",
+    "write_file",
     "write_png",
 ]

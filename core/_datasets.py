@@ -12,6 +12,7 @@ then rename), and extracted safely (no absolute paths, no ``..``, no links, size
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 import zlib
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._degradations import DegradationConfig, make_pair
+from ._degradations import DegradationConfig, config_to_dict, make_pair
 from ._download import fetch
 from ._errors import DatasetError
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
@@ -84,6 +85,16 @@ class ImageRef:
     def __str__(self) -> str:
         return f"{self.path}:{self.member}" if self.member else str(self.path)
 
+    def identity(self) -> str:
+        """Where the image is and which version of the file (size, modification time), without reading it:
+        a finished result of this image can be found again before the image is read."""
+        try:
+            stat = self.path.stat()
+            version = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            version = "missing"
+        return f"{self.path.resolve()}|{self.member or ''}|{version}"
+
 
 @dataclass(frozen=True)
 class DatasetItem:
@@ -105,6 +116,14 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def item_key(self, item: DatasetItem) -> str:
+        """Identifies the ``(lr, hr)`` pair :meth:`load` gives for ``item`` without loading it (files' versions,
+        scale, how LR is made)."""
+        degradation = config_to_dict(self.degradation) if self.degradation is not None else None
+        return json.dumps({"hr": item.hr.identity(), "lr": item.lr.identity() if item.lr else None,
+                           "scale": self.scale, "lr_source": self.lr_source, "degradation": degradation,
+                           "seed": self.seed}, sort_keys=True)
 
     def load(self, item: DatasetItem, limits: ImageLimits | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Decode ``(lr, hr)`` for ``item``; HR is cropped to a multiple of the scale.

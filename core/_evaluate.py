@@ -123,6 +123,12 @@ class ResultDB:
                 "CREATE TABLE IF NOT EXISTS metrics (image_hash TEXT, method TEXT, settings TEXT, metric TEXT, "
                 "value REAL, PRIMARY KEY (image_hash, method, settings, metric))"
             )
+            # which stored result a dataset item's (method, work) has, found without reading the image:
+            # a cluster run's driver skips finished work this way
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS items (item_key TEXT, method TEXT, work TEXT, image_hash TEXT, "
+                "settings TEXT, PRIMARY KEY (item_key, method, work))"
+            )
 
     def get(self, image_hash: str, method: str, settings: str) -> tuple[dict[str, float | None], dict] | None:
         with self._lock:
@@ -138,6 +144,24 @@ class ResultDB:
             ).fetchall()
         meta = dict(zip(("seconds", "device", "precision", "source"), run))
         return {name: (float("inf") if value is None else value) for name, value in values}, meta
+
+    def link(self, item_key: str, method: str, work: str, image_hash: str, settings: str) -> None:
+        """Record that ``item_key``'s ``(method, work)`` has its result under ``(image_hash, settings)``."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)",
+                             (item_key, method, work, image_hash, settings))
+
+    def find(self, item_key: str, method: str, work: str) -> tuple[str, str] | None:
+        """``(image_hash, settings)`` of a linked result, if any (see :meth:`link`)."""
+        with self._lock:
+            found = self._db.execute("SELECT image_hash, settings FROM items WHERE item_key=? AND method=? AND work=?",
+                                     (item_key, method, work)).fetchone()
+        return (found[0], found[1]) if found else None
+
+    def count(self) -> int:
+        """How many (image, method, settings) results are stored."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
     def put(self, image_hash: str, method: str, settings: str, row: EvalRow) -> None:
         with self._lock, self._db:
@@ -291,6 +315,15 @@ class _Scoring:
             key |= {"precision": upscaler.choice.precision, "weights": upscaler.info.fingerprint}
         return json.dumps(key, sort_keys=True)
 
+    def work(self, method: str, device: str | None, weights: str | None) -> str:
+        """What a result of ``method`` depends on besides the image, known before anything runs: the
+        settings, the device kind a model runs on (``cpu``, ``cuda``) and its weights' fingerprint."""
+        key = asdict(self.settings) | {"scale": self.scale, "crop": self.crop, "method": method}
+        if method not in BASELINES and method != HR_METHOD:
+            key |= {"device_kind": device, "weights": weights}
+        key.pop("device")  # the requested device is replaced by the kind it resolved to
+        return json.dumps(key, sort_keys=True)
+
     def wanted(self, method: str) -> list[str]:
         """The metrics of ``method``'s row: no full-reference metric of the ground truth itself."""
         return [m for m in self.metrics if not (method == HR_METHOD and METRICS[m].full_reference)]
@@ -304,11 +337,12 @@ class _Pair:
     lr: np.ndarray
     hr: np.ndarray
     digest: str
+    item_key: str
 
     @classmethod
     def load(cls, dataset: Dataset, item: DatasetItem) -> _Pair:
         lr, hr = dataset.load(item)
-        return cls(item.name, lr, hr, _image_hash(lr, hr))
+        return cls(item.name, lr, hr, _image_hash(lr, hr), dataset.item_key(item))
 
     @property
     def grey(self) -> bool:
@@ -322,13 +356,22 @@ def _score(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | Non
     db = context.db
     stored = db.get(pair.digest, method, key) if db is not None else None
     if stored is not None and all(m in stored[0] for m in wanted):
-        values, meta = stored
-        return EvalRow(pair.name, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
-                       meta["precision"], meta["source"], reused=True)
-    row = _compute(context, pair, method, upscaler, wanted)
+        row = _stored_row(pair.name, method, wanted, stored)
+    else:
+        row = _compute(context, pair, method, upscaler, wanted)
+        if db is not None:
+            db.put(pair.digest, method, key, row)
     if db is not None:
-        db.put(pair.digest, method, key, row)
+        device = upscaler.choice.device.split(":")[0] if upscaler is not None else None
+        weights = upscaler.info.fingerprint if upscaler is not None else None
+        db.link(pair.item_key, method, context.work(method, device, weights), pair.digest, key)
     return row
+
+
+def _stored_row(image: str, method: str, wanted: list[str], stored: tuple[dict, dict]) -> EvalRow:
+    values, meta = stored
+    return EvalRow(image, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
+                   meta["precision"], meta["source"], reused=True)
 
 
 def _compute(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | None, wanted: list[str]) -> EvalRow:

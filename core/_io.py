@@ -33,6 +33,7 @@ __all__ = [
     "ImageLimits",
     "decode_image",
     "encode_png",
+    "write_file",
     "image_info",
     "from_unit",
     "to_display",
@@ -263,10 +264,15 @@ def encode_png(image: np.ndarray, compression: int = 3) -> bytes:
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
     """Write ``image`` as PNG atomically (temporary file, then rename); return the path."""
+    return write_file(path, encode_png(image))
+
+
+def write_file(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` atomically (temporary file, then rename): a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(encode_png(image))
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
 

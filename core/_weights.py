@@ -130,6 +130,11 @@ def _converted_file(spec: ModelSpec, folder: Path) -> Path:
     return folder / f"{spec.name}{_CONVERTED_SUFFIX}"
 
 
+def _converted_source(path: Path) -> str:
+    """The source line of converted weights: the same whether converted now or found in the cache."""
+    return f"converted from the ncnn package {_NCNN_DIST} (cached as {path.name})"
+
+
 def _catalogue_info(spec: ModelSpec, folder: Path) -> ModelInfo:
     base = ModelInfo(spec.name, spec.architecture, spec.scale, True, "", spec=spec)
     official = _official_file(spec, folder)
@@ -137,7 +142,7 @@ def _catalogue_info(spec: ModelSpec, folder: Path) -> ModelInfo:
         return replace(base, source=f"official file {official.name} in the weights folder", path=official)
     converted = _converted_file(spec, folder)
     if converted.is_file():
-        return replace(base, source=f"converted from the ncnn package (cached as {converted.name})", path=converted)
+        return replace(base, source=_converted_source(converted), path=converted)
     if spec.ncnn and ncnn_model_files(spec.ncnn):
         return replace(base, source=f"ncnn package {_NCNN_DIST} (converted on first use)")
     return replace(
@@ -365,7 +370,7 @@ def load_model(
         if converted.is_file():
             try:
                 descriptor = _load_file(converted)
-                source = f"converted from the ncnn package (cached as {converted.name})"
+                source = _converted_source(converted)
             except UnsupportedModelError:
                 converted.unlink(missing_ok=True)  # a damaged cache is rebuilt below
         download_error: StudioError | None = None
@@ -383,7 +388,7 @@ def load_model(
                     raise download_error from None
                 raise
             descriptor = _load_file(used)
-            source = f"converted from the ncnn package {_NCNN_DIST} (cached as {used.name})"
+            source = _converted_source(used)
     if descriptor.scale != spec.net_scale:
         raise UnsupportedModelError(
             f"The weights for {name} have scale x{descriptor.scale}, expected x{spec.net_scale}."

@@ -1,0 +1,401 @@
+"""Evaluation and batch upscaling on a Ray cluster, with the same results as one machine.
+
+Imported only when a command asks for a cluster (``--ray``); the single-machine path never
+imports Ray. The driver lists the work, drops what the result store already holds, and hands
+the rest to Ray Data: ``map_batches`` over an actor pool, one actor per GPU where the cluster
+has GPUs (else one per ``threads`` CPU cores), each holding its models, loaded once. Workers
+read the images themselves and return rows (metrics, or encoded PNGs); the driver is the only
+writer of the result store and of output files, and writes each row as it arrives.
+
+Faults: a worker that dies is restarted by Ray and its task retried, so its rows arrive once;
+a driver that dies loses no finished row (each was stored on arrival), and a re-run computes
+only the rest. A bad image becomes an error row, as on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import ray.data
+import torch
+
+from ._datasets import Dataset
+from ._errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    SettingsError,
+    StudioError,
+    UnknownNameError,
+    WeightsMissingError,
+)
+from ._evaluate import (
+    BASELINES,
+    HR_METHOD,
+    EvalResult,
+    EvalRow,
+    EvalSettings,
+    ResultDB,
+    _compute,
+    _error_row,
+    _Pair,
+    _Scoring,
+    _stored_row,
+    _Upscalers,
+)
+from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image, encode_png, read_image
+from ._metrics import METRICS
+from ._upscaler import Upscaler, UpscaleSettings
+from ._weights import ModelInfo, model_info
+
+__all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
+           "upscale_on_ray"]
+
+log = logging.getLogger("studio.cluster")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where and how wide work runs on Ray.
+
+    Attributes:
+        address: ``None`` or ``""``: start a local Ray on this machine; ``"auto"``: the cluster
+            this machine belongs to (``RAY_ADDRESS``); ``"ray://host:10001"``: Ray Client; or
+            ``"host:6379"``.
+        workers: actors in the pool; ``None``: one per GPU where the cluster has GPUs, else
+            ``CPUs // threads``.
+        threads: CPU threads per CPU actor (the PyTorch / ncnn thread count), fixed so results
+            and speed do not depend on where an actor lands.
+        gpus: give each actor a GPU; ``None``: where the cluster has GPUs and the device asked
+            for is not ``cpu``.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    threads: int = 1
+    gpus: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise SettingsError("workers must be >= 1.")
+        if self.threads < 1:
+            raise SettingsError("threads must be >= 1.")
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Join (or start) Ray; returns whether this call started it (then the caller shuts it down)."""
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=num_cpus, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray"
+        raise StudioError(f"Could not connect to {where}: {exc}") from exc
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the caller shows progress, with throughput
+    context.print_on_execution_start = False
+    return True
+
+
+@dataclass(frozen=True)
+class _Pool:
+    workers: int
+    gpus: bool
+    threads: int
+
+    @property
+    def device_kind(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+
+def _pool(cluster: ClusterSettings, device: str) -> _Pool:
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    use_gpus = (gpus > 0 and device != "cpu") if cluster.gpus is None else cluster.gpus
+    if use_gpus and gpus == 0:
+        raise SettingsError("GPU workers were asked for, but the cluster has no GPU.")
+    workers = cluster.workers or (gpus if use_gpus else max(1, cpus // cluster.threads))
+    return _Pool(workers, use_gpus, cluster.threads)
+
+
+def _available(name: str, weights_dir: Path | None) -> ModelInfo:
+    info = model_info(name, weights_dir)
+    if not info.available:
+        raise WeightsMissingError(f"{name}: {info.reason}")
+    return info
+
+
+def _worker_device(pool: _Pool, device: str) -> str:
+    return "cuda" if pool.gpus else ("cpu" if device == "auto" else device)
+
+
+def _run(items: list[dict], worker: type, arguments: dict, pool: _Pool) -> Iterator[dict]:
+    """Stream the rows ``worker`` returns for ``items`` (one task per item, so a retry redoes one item).
+
+    Ray Data restarts a dead actor and retries its tasks without limit by default (a constructor
+    that raises is a user error and is not retried), so the defaults are kept."""
+    if not items:
+        return
+    resources = {"num_gpus": 1} if pool.gpus else {"num_cpus": pool.threads}
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        worker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, len(items))),
+        fn_constructor_kwargs=arguments, **resources)
+    yield from dataset.iter_rows()
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class _EvalWorker:
+    """One actor: scores the pending methods of one image per call, models loaded once per actor."""
+
+    def __init__(self, dataset: Dataset, context: _Scoring, device: str, precision: str,
+                 weights_dir: Path | None, threads: int | None) -> None:
+        _set_threads(threads)
+        self._dataset, self._context = dataset, context
+        self._upscalers = _Upscalers(lambda name: Upscaler.load(name, device=device, precision=precision,
+                                                               weights_dir=weights_dir))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        out: dict[str, list] = {"item": [], "row": [], "digest": [], "settings": [], "pid": []}
+        for index, methods in zip(batch["item"], batch["methods"]):
+            item = self._dataset.items[int(index)]
+            try:
+                pair, failure = _Pair.load(self._dataset, item), None
+            except StudioError as exc:
+                pair, failure = None, exc
+            for method in json.loads(methods):
+                digest = settings = ""
+                if pair is None:
+                    row = _error_row(item.name, method, failure)
+                else:
+                    try:
+                        upscaler = self._upscalers.get(method)
+                        row = _compute(self._context, pair, method, upscaler, self._context.wanted(method))
+                        digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey)
+                    except StudioError as exc:
+                        row = _error_row(item.name, method, exc)
+                out["item"].append(int(index))
+                out["row"].append(json.dumps(asdict(row)))  # floats round-trip exactly; inf as Infinity
+                out["digest"].append(digest)
+                out["settings"].append(settings)
+                out["pid"].append(os.getpid())
+        return out
+
+
+def evaluate_on_ray(
+    dataset: Dataset,
+    methods: list[str],
+    metrics: list[str],
+    settings: EvalSettings | None = None,
+    *,
+    cluster: ClusterSettings | None = None,
+    db: ResultDB | None = None,
+    weights_dir: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_row: Callable[[EvalRow, dict], None] | None = None,
+) -> EvalResult:
+    """:func:`core.evaluate` on a Ray cluster: the same rows, the same store.
+
+    ``on_row(row, info)`` is called with every row, reused ones first; ``info`` has the
+    ``pid`` of the worker that computed it (``None`` for reused rows).
+    """
+    settings = settings or EvalSettings()
+    cluster = cluster or ClusterSettings()
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
+    crop = dataset.scale if settings.crop_border is None else settings.crop_border
+    context = _Scoring(tuple(metrics), settings, crop, dataset.scale, None)
+    models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
+    weights = {m: _available(m, weights_dir).fingerprint for m in models}
+    result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
+    started = connect(cluster.address)
+    try:
+        pool = _pool(cluster, settings.device)
+        rows, todo = _finished(dataset, methods, context, pool, weights, db)
+        total, start = len(dataset) * len(methods), time.perf_counter()
+        for row in rows.values():
+            if on_row is not None:
+                on_row(row, {"pid": None})
+        if progress is not None:
+            progress(len(rows), total, f"{len(rows)} reused")
+        arguments = {"dataset": dataset, "context": context, "device": _worker_device(pool, settings.device),
+                     "precision": settings.precision, "weights_dir": weights_dir,
+                     "threads": None if pool.gpus else pool.threads}
+        keys = {entry["item"]: entry["key"] for entry in todo}
+        for computed, out in enumerate(_run(todo, _EvalWorker, arguments, pool), start=1):
+            row = EvalRow(**json.loads(out["row"]))
+            index = int(out["item"])
+            if db is not None and not row.error:
+                work = context.work(row.method, pool.device_kind, weights.get(row.method))
+                db.put(out["digest"], row.method, out["settings"], row)
+                db.link(keys[index], row.method, work, out["digest"], out["settings"])
+            rows[(index, row.method)] = row
+            if on_row is not None:
+                on_row(row, {"pid": int(out["pid"])})
+            if progress is not None:
+                rate = computed / max(time.perf_counter() - start, 1e-9)
+                progress(len(rows), total, f"{row.image} · {row.method} · {rate:.2f} rows/s")
+            if cancel is not None and cancel():
+                result.cancelled = True
+                break
+    finally:
+        if started:
+            ray.shutdown()
+    result.rows = [rows[(i, m)] for i in range(len(dataset)) for m in methods if (i, m) in rows]
+    return result
+
+
+def _finished(dataset: Dataset, methods: list[str], context: _Scoring, pool: _Pool, weights: dict[str, str],
+              db: ResultDB | None) -> tuple[dict[tuple[int, str], EvalRow], list[dict]]:
+    """The rows the store already holds, and the work left: ``{"item", "methods", "key"}`` per image."""
+    rows: dict[tuple[int, str], EvalRow] = {}
+    todo = []
+    for index, item in enumerate(dataset.items):
+        key = dataset.item_key(item)
+        pending = []
+        for method in methods:
+            found = db.find(key, method, context.work(method, pool.device_kind, weights.get(method))) if db else None
+            stored = db.get(found[0], method, found[1]) if db is not None and found else None
+            wanted = context.wanted(method)
+            if stored is not None and all(m in stored[0] for m in wanted):
+                rows[(index, method)] = _stored_row(item.name, method, wanted, stored)
+            else:
+                pending.append(method)
+        if pending:
+            todo.append({"item": index, "methods": json.dumps(pending), "key": key})
+    return rows, todo
+
+
+@dataclass(frozen=True)
+class UpscaleOutcome:
+    """One input of a batch upscale: the PNG (``None`` where it failed, with ``error``)."""
+
+    index: int
+    png: bytes | None
+    size: tuple[int, int]
+    seconds: float
+    error: str
+    pid: int
+
+
+class _UpscaleWorker:
+    """One actor: upscales one input per call with its model, loaded once."""
+
+    def __init__(self, model: str, settings: UpscaleSettings, device: str, precision: str,
+                 weights_dir: Path | None, threads: int | None) -> None:
+        _set_threads(threads)
+        self._upscaler = Upscaler.load(model, device=device, precision=precision, weights_dir=weights_dir)
+        self._settings = settings
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        out: dict[str, list] = {"index": [], "png": [], "width": [], "height": [], "seconds": [], "error": [],
+                                "pid": []}
+        for index, path in zip(batch["index"], batch["path"]):
+            png, width, height, seconds, error = b"", 0, 0, 0.0, ""
+            try:
+                image = read_any(str(path), self._settings.limits)
+                result = self._upscaler.upscale(image, self._settings)
+                png, seconds = encode_png(result.image), result.seconds
+                height, width = result.image.shape[:2]
+            except StudioError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"{exc.strerror or exc}: {exc.filename or path}"
+            for name, value in (("index", int(index)), ("png", png), ("width", width), ("height", height),
+                                ("seconds", seconds), ("error", error), ("pid", os.getpid())):
+                out[name].append(value)
+        return out
+
+
+def is_uri(name: str | Path) -> bool:
+    return "://" in str(name)
+
+
+def list_uri(uri: str) -> list[str]:
+    """The image files a URI names (``s3://bucket/prefix/``, ``gs://…``, ``file:///…``): the file itself,
+    or the images in that folder (not recursive), sorted; read through pyarrow's file systems."""
+    import pyarrow.fs
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(root)
+        if info.type == pyarrow.fs.FileType.NotFound:
+            raise StudioError(f"{uri}: no such file or folder.")
+        if info.type == pyarrow.fs.FileType.File:
+            return [uri]
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise StudioError(f"Cannot list {uri}: {exc}") from exc
+    base = uri.rstrip("/")
+    return sorted(f"{base}/{e.base_name}" for e in entries
+                  if e.type == pyarrow.fs.FileType.File and Path(e.base_name).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_any(name: str, limits: ImageLimits) -> np.ndarray:
+    """Decode a local image file or one at a URI (through pyarrow's file systems), refusing it over
+    ``limits.max_file_bytes`` before it is read."""
+    if not is_uri(name):
+        return read_image(name, limits)
+    import pyarrow.fs
+
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(name)
+        size = fs.get_file_info(path).size
+        if size is not None and size > limits.max_file_bytes:
+            raise ImageTooLargeError(f"{name}: {size} bytes; the limit is {limits.max_file_bytes}.")
+        with fs.open_input_stream(path) as stream:
+            data = stream.read()
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise ImageDecodeError(f"Cannot read {name}: {exc}") from exc
+    return decode_image(data, limits)
+
+
+def upscale_on_ray(
+    inputs: list[str | Path],  # local paths (on every worker) or URIs (see read_any)
+    model: str,
+    settings: UpscaleSettings | None = None,
+    *,
+    cluster: ClusterSettings | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    weights_dir: Path | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[UpscaleOutcome]:
+    """Upscale ``inputs`` on a Ray cluster; yields each outcome as it arrives (any order; ``index``
+    is the input's position). The caller writes the files, so one process owns the outputs."""
+    settings = settings or UpscaleSettings(limits=ImageLimits())
+    cluster = cluster or ClusterSettings()
+    _available(model, weights_dir)  # a missing model fails here, before any cluster work
+    started = connect(cluster.address)
+    try:
+        pool = _pool(cluster, device)
+        arguments = {"model": model, "settings": settings, "device": _worker_device(pool, device),
+                     "precision": precision, "weights_dir": weights_dir,
+                     "threads": None if pool.gpus else pool.threads}
+        items = [{"index": i, "path": str(path)} for i, path in enumerate(inputs)]
+        for out in _run(items, _UpscaleWorker, arguments, pool):
+            yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
+                                 float(out["seconds"]), out["error"], int(out["pid"]))
+            if cancel is not None and cancel():
+                return
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,190 @@
+"""Evaluation and batch upscaling on a real local Ray cluster (``ray start --head``, 2 CPUs, loopback only).
+
+No mock: the tests start a head node, run the real workers (realesr-animevideov3 on small
+images), kill a worker and a driver, and compare with the single-machine path to the last digit
+and the last byte.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import core
+from cli.main import main
+
+MODEL = "realesr-animevideov3"
+ROOT = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address(weights_dir: Path) -> Iterator[str]:
+    """A 2-CPU Ray head node on 127.0.0.1 for this module; its workers see the session's weights folder."""
+    os.environ["RAY_AUTH_MODE"] = "token"  # the head, the drivers and the CLI subprocesses share ~/.ray's token
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([RAY, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
+                    "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
+                   check=True, capture_output=True, env=env, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _folder(path: Path, count: int, side: int, broken: bool = False) -> Path:
+    """``count`` real photo crops (HR ``side`` px), cycling through the samples at shifted offsets."""
+    path.mkdir()
+    names = core.list_samples()
+    for i in range(count):
+        image = core.load_sample(names[i % len(names)])
+        offset = 7 * (i // len(names))
+        core.write_png(path / f"{i:03d}.png", image[offset: offset + side, offset: offset + side])
+    if broken:
+        (path / "999.png").write_bytes(b"not a png")
+    return path
+
+
+def _local(dataset: core.Dataset, methods: list[str], metrics: list[str]) -> core.EvalResult:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker runs
+    try:
+        return core.evaluate(dataset, methods, metrics, core.EvalSettings(device="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address: str, tmp_path: Path) -> None:
+    from core import cluster
+
+    dataset = core.open_dataset(_folder(tmp_path / "hr", 6, 96, broken=True), 4)
+    methods, metrics = ["bicubic", MODEL, "hr"], ["psnr", "ssim", "niqe"]
+    local = _local(dataset, methods, metrics)
+    db = core.ResultDB(tmp_path / "results.sqlite")
+    seen: list[int | None] = []
+    remote = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
+                                     cluster=cluster.ClusterSettings(ray_address, workers=2), db=db,
+                                     on_row=lambda row, info: seen.append(info["pid"]))
+    assert [(r.image, r.method) for r in remote.rows] == [(r.image, r.method) for r in local.rows]
+    for mine, theirs in zip(local.rows, remote.rows):
+        assert mine.metrics == theirs.metrics, (mine, theirs)  # to the last digit
+        assert (mine.device, mine.precision, mine.source) == (theirs.device, theirs.precision, theirs.source)
+        assert bool(mine.error) == bool(theirs.error)
+    assert sum(1 for r in remote.rows if r.error) == len(methods)  # the broken file: one error row per method
+    assert len(seen) == len(remote.rows) and len({p for p in seen if p}) == 2, "both workers took work"
+    # the driver wrote every finished row; a second run finds them without reading an image or starting workers
+    again = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
+                                    cluster=cluster.ClusterSettings(ray_address, workers=2), db=db)
+    assert again.reused == remote.computed == 18 and again.computed == 0
+    assert [r.metrics for r in again.rows if not r.error] == [r.metrics for r in remote.rows if not r.error]
+    db.close()
+
+
+def test_batch_upscale_on_ray_writes_the_bytes_the_local_cli_writes(ray_address: str, tmp_path: Path,
+                                                                    weights_dir: Path) -> None:
+    inputs = _folder(tmp_path / "in", 5, 40)
+    core.write_png(inputs / "deep.png", (core.load_sample("coffee")[:30, :20].astype(np.uint16) * 257))  # 16-bit
+    common = ["--weights-dir", str(weights_dir), "upscale", "--model", MODEL, "--outscale", "3", "--device", "cpu",
+              "-q"]
+    assert main([*common, str(inputs), "-o", str(tmp_path / "local")]) == 0
+    # the same folder named as a URI: workers read it through pyarrow's file systems
+    assert main([*common, f"file://{inputs}", "-o", str(tmp_path / "ray"), "--ray", ray_address]) == 0
+    local = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert local == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(local) == 6
+    for name in local:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
+    assert core.read_image(tmp_path / "ray" / "deep.png").dtype == np.uint16
+
+
+def test_a_killed_worker_loses_and_duplicates_no_row(ray_address: str, tmp_path: Path) -> None:
+    from core import cluster
+
+    dataset = core.open_dataset(_folder(tmp_path / "hr", 16, 256), 4)
+    killed: list[int] = []
+
+    def on_row(row: core.EvalRow, info: dict) -> None:
+        if not killed and info["pid"]:
+            killed.append(info["pid"])
+            os.kill(info["pid"], signal.SIGKILL)  # the actor dies with tasks queued on it
+
+    arrived: list[core.EvalRow] = []
+    result = cluster.evaluate_on_ray(dataset, [MODEL], ["psnr"], core.EvalSettings(device="cpu"),
+                                     cluster=cluster.ClusterSettings(ray_address, workers=2),
+                                     on_row=lambda row, info: (arrived.append(row), on_row(row, info)))
+    assert killed, "no worker was killed"
+    assert sorted(r.image for r in arrived) == sorted(i.name for i in dataset.items), "a row lost or duplicated"
+    assert not any(r.error for r in result.rows)
+    local = _local(dataset, [MODEL], ["psnr"])
+    assert [r.metrics for r in result.rows] == [r.metrics for r in local.rows]
+
+
+def _stored_rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_a_killed_driver_loses_nothing_and_the_rerun_computes_only_the_rest(ray_address: str, tmp_path: Path,
+                                                                              weights_dir: Path) -> None:
+    folder = _folder(tmp_path / "hr", 24, 384)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cli", "--weights-dir", str(weights_dir), "evaluate", "--dataset", str(folder),
+               "--methods", MODEL, "--metrics", "psnr", "--device", "cpu", "--out", str(out), "-q",
+               "--ray", ray_address, "--workers", "2"]
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _stored_rows(out / "results.sqlite") < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(30)
+    before = _stored_rows(out / "results.sqlite")
+    assert 3 <= before < 24, f"the driver was killed after {before} of 24 rows"
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    counts = re.search(r"(\d+) computed, (\d+) reused", rerun.stderr)
+    assert counts, rerun.stderr[-2000:]
+    assert (int(counts[1]), int(counts[2])) == (24 - before, before)
+    assert _stored_rows(out / "results.sqlite") == 24
+
+
+def test_the_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
+    code = ("import sys; from cli.main import main; "
+            f"code = main(['evaluate', '--dataset', 'samples', '--methods', 'bicubic', '--metrics', 'psnr', "
+            f"'--out', {str(tmp_path)!r}, '-q']); "
+            "import dashboard.common, pages.benchmark; "
+            "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_without_ray_installed_the_cli_says_how_to_enable_it(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['ray'] = None; from cli.main import main; "  # as if Ray were not installed
+            f"sys.exit(main(['evaluate', '--methods', 'bicubic', '--out', {str(tmp_path)!r}, '--ray']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "requirements-cluster.txt" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
