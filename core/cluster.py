@@ -14,9 +14,12 @@ only the rest. A bad image becomes an error row, as on one machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -60,6 +63,8 @@ __all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "i
            "upscale_on_ray"]
 
 log = logging.getLogger("studio.cluster")
+ITEMS_PER_TASK = 8  # images per Ray task at most
+TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough images (load balance)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,30 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     return True
 
 
+_users = 0  # runs in progress in this process (dashboard sessions share one connection)
+_owned = False  # whether those runs' connection was made here (then the last one closes it)
+_users_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _connected(address: str | None) -> Iterator[None]:
+    """Ray, connected for the length of one run; the last run of this process to end shuts down what
+    the first one started (a Ray that was connected before is left as it was)."""
+    global _users, _owned
+    with _users_lock:
+        if _users == 0:
+            _owned = connect(address)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _users_lock:
+            _users -= 1
+            if _users == 0 and _owned:
+                ray.shutdown()
+                _owned = False
+
+
 @dataclass(frozen=True)
 class _Pool:
     workers: int
@@ -143,15 +172,20 @@ def _worker_device(pool: _Pool, device: str) -> str:
 
 
 def _run(items: list[dict], worker: type, arguments: dict, pool: _Pool) -> Iterator[dict]:
-    """Stream the rows ``worker`` returns for ``items`` (one task per item, so a retry redoes one item).
+    """Stream the rows ``worker`` returns for ``items``.
 
-    Ray Data restarts a dead actor and retries its tasks without limit by default (a constructor
-    that raises is a user error and is not retried), so the defaults are kept."""
+    Items go in tasks of a few (up to :data:`ITEMS_PER_TASK`, fewer where that would leave a worker
+    without about :data:`TASKS_PER_WORKER` tasks), so Ray's per-task cost is shared while a retry
+    still redoes only a few items. Ray Data restarts a dead actor and retries its tasks without limit
+    by default (a constructor that raises is a user error, not retried), so those defaults are kept.
+    """
     if not items:
         return
+    per_task = max(1, min(ITEMS_PER_TASK, len(items) // (pool.workers * TASKS_PER_WORKER)))
     resources = {"num_gpus": 1} if pool.gpus else {"num_cpus": pool.threads}
-    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        worker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, len(items))),
+    blocks = math.ceil(len(items) / per_task)
+    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+        worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
         fn_constructor_kwargs=arguments, **resources)
     yield from dataset.iter_rows()
 
@@ -226,8 +260,7 @@ def evaluate_on_ray(
     models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
     weights = {m: _available(m, weights_dir).fingerprint for m in models}
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
-    started = connect(cluster.address)
-    try:
+    with _connected(cluster.address):
         pool = _pool(cluster, settings.device)
         rows, todo = _finished(dataset, methods, context, pool, weights, db)
         total, start = len(dataset) * len(methods), time.perf_counter()
@@ -256,9 +289,6 @@ def evaluate_on_ray(
             if cancel is not None and cancel():
                 result.cancelled = True
                 break
-    finally:
-        if started:
-            ray.shutdown()
     result.rows = [rows[(i, m)] for i in range(len(dataset)) for m in methods if (i, m) in rows]
     return result
 
@@ -384,8 +414,7 @@ def upscale_on_ray(
     settings = settings or UpscaleSettings(limits=ImageLimits())
     cluster = cluster or ClusterSettings()
     _available(model, weights_dir)  # a missing model fails here, before any cluster work
-    started = connect(cluster.address)
-    try:
+    with _connected(cluster.address):
         pool = _pool(cluster, device)
         arguments = {"model": model, "settings": settings, "device": _worker_device(pool, device),
                      "precision": precision, "weights_dir": weights_dir,
@@ -396,6 +425,3 @@ def upscale_on_ray(
                                  float(out["seconds"]), out["error"], int(out["pid"]))
             if cancel is not None and cancel():
                 return
-    finally:
-        if started:
-            ray.shutdown()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict
@@ -97,15 +99,24 @@ def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
 
 
 def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[str],
-           settings: core.EvalSettings) -> None:
+           settings: core.EvalSettings, ray_address: str | None = None) -> None:
+    """Run the benchmark in the background: here, or on a Ray cluster where ``ray_address`` is given
+    (``""``: a local Ray started for the run)."""
     run_dir = core.default_results_dir() / time.strftime("%Y%m%d-%H%M%S")
     db_path = core.default_results_dir() / "results.sqlite"
 
     def work(ctx: core.JobContext) -> str:
         db = core.ResultDB(db_path)
         try:
-            result = core.evaluate(dataset, methods, metrics, settings, db=db, progress=ctx.progress,
-                                   cancel=ctx.cancelled, on_row=lambda row: ctx.publish(row))
+            if ray_address is None:
+                result = core.evaluate(dataset, methods, metrics, settings, db=db, progress=ctx.progress,
+                                       cancel=ctx.cancelled, on_row=lambda row: ctx.publish(row))
+            else:
+                from core import cluster  # only here: the single-machine page never imports Ray
+
+                result = cluster.evaluate_on_ray(
+                    dataset, methods, metrics, settings, cluster=cluster.ClusterSettings(address=ray_address or None),
+                    db=db, progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
         finally:
             db.close()
         core.write_results(result, run_dir)
@@ -114,6 +125,22 @@ def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[
 
     st.session_state.bench_job_metrics = metrics  # the live table's columns, whatever the widget says meanwhile
     start_job("bench", f"Benchmark on {dataset.name}", work)
+
+
+def _ray_choice() -> str | None:
+    """The "Run on a Ray cluster" option: ``None`` (run here), or the address (``""``: a local Ray)."""
+    if not st.toggle("Run on a Ray cluster", key="bench_ray",
+                     help="Workers read the images, run the models and score; this server writes the results as "
+                          "they arrive (docs/cluster.md). The images must be readable by the workers at the "
+                          "same path (a shared folder, or the same files baked into the image)."):
+        return None
+    if importlib.util.find_spec("ray") is None:
+        st.warning("Ray is not installed here: `.venv/bin/pip install -r requirements-cluster.txt` (or the "
+                   "`cluster` extra), then restart the dashboard. This run will use this machine.")
+        return None
+    return st.text_input("Cluster address", os.environ.get("RAY_ADDRESS", ""), key="bench_ray_address",
+                         placeholder="empty: start a local Ray on this machine",
+                         help="auto, ray://host:10001 or host:6379; from RAY_ADDRESS where set.").strip()
 
 
 def _finish(snap: core.JobSnapshot) -> None:
@@ -215,6 +242,7 @@ def render() -> None:
                               "16 + 219/255 g; 'as is' scores the grey values themselves (1.32 dB less PSNR "
                               "for the same error).")
     crop = cols[2].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
+    ray_address = _ray_choice()
     running = follow_job("bench", _finish, live=_live(st.session_state.get("bench_job_metrics", metrics)))
     if not running and form is not None:
         spec, dataset = form
@@ -224,7 +252,7 @@ def render() -> None:
                                          tile=st.session_state.get("tile"),
                                          device=st.session_state.get("device", "auto"),
                                          precision=st.session_state.get("precision", "auto"))
-            _start(spec, dataset, methods, metrics, settings)
+            _start(spec, dataset, methods, metrics, settings, ray_address)
     runs = sorted((p for p in core.default_results_dir().glob("*/results.json")), reverse=True)
     if runs:
         st.divider()

@@ -188,3 +188,21 @@ def test_without_ray_installed_the_cli_says_how_to_enable_it(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "requirements-cluster.txt" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_the_benchmark_page_runs_on_the_cluster(ray_address: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.dashboard.test_app import open_page, wait
+
+    monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
+    at = open_page("benchmark")
+    at.multiselect(key="bench_methods").set_value(["bicubic", MODEL]).run()
+    at.multiselect(key="bench_metrics").set_value(["psnr", "ssim"]).run()
+    at.toggle(key="bench_ray").set_value(True).run()
+    at.text_input(key="bench_ray_address").set_value(ray_address).run()
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: any("Per-method means" in s.value for s in a.subheader), timeout=180)
+    assert not at.error, [e.value for e in at.error]
+    rows = at.dataframe[1].value
+    local = _local(core.open_dataset("samples", 4), ["bicubic", MODEL], ["psnr", "ssim"])
+    assert len(rows) == 12 and sorted(rows["PSNR ↑"]) == sorted(r.metrics["psnr"] for r in local.rows)
