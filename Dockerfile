@@ -1,11 +1,13 @@
 # One image for the dashboard and the API (served together by `python -m api.serve`).
 #   GPU (default):  docker build -t realesrgan-studio .
 #   CPU only:       docker build --build-arg VARIANT=cpu -t realesrgan-studio:cpu .
+#   Ray nodes:      docker build --build-arg CLUSTER=1 -t realesrgan-studio:ray .   (docs/cluster.md)
 # torch's CUDA wheels bring their own CUDA runtime: the host needs only the NVIDIA driver and
 # the NVIDIA container toolkit (`docker run --gpus all ...`).
 FROM python:3.11-slim
 
 ARG VARIANT=cuda
+ARG CLUSTER=0
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -17,12 +19,13 @@ WORKDIR /app
 
 # Dependencies first (cached across code changes). The CPU variant takes torch from the
 # PyTorch CPU index (about 10x smaller); everything else is the same pinned set.
-COPY requirements.txt .
+COPY requirements.txt requirements-cluster.txt ./
 RUN pip install pip==26.3 \
  && if [ "$VARIANT" = "cpu" ]; then \
         pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu; \
     fi \
- && pip install -r requirements.txt
+ && pip install -r requirements.txt \
+ && if [ "$CLUSTER" = "1" ]; then pip install -r requirements-cluster.txt; fi
 
 COPY core core
 COPY dashboard dashboard
