@@ -43,6 +43,14 @@ def test_upscale_a_folder_reports_bad_files_and_keeps_going(weights_dir: Path, t
     b = core.read_image(tmp_path / "out" / "b.png")
     assert a.shape == (32, 40, 3) and a.dtype == np.uint8
     assert b.shape == (24, 24, 4) and b.dtype == np.uint16
+    (tmp_path / "out" / "a.png").write_bytes(b"kept")  # a resumed batch leaves what is there
+    assert main(["--weights-dir", str(weights_dir), "upscale", str(inputs), "-o", str(tmp_path / "out"),
+                 "--model", "realesr-animevideov3", "--outscale", "2", "--skip-existing", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "a.png (exists; skipped)" in out and "b.png (replaced" not in out
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+    assert main(["upscale", "s3://bucket/x.png", "-o", str(tmp_path / "out")]) == 2  # URIs need --ray
+    assert "add --ray" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_with_2(weights_dir: Path, tmp_path: Path, capsys) -> None:
