@@ -2,12 +2,13 @@
 
 Engines: ``ours`` (the :class:`Upscaler` with its defaults), ``pytorch`` (the spandrel
 model on the whole image: fp32 on the CPU, fp16 on CUDA, as the official script runs),
-``ncnn`` (the ncnn runtime on the CPU, fp32, Winograd) and ``ncnn-vulkan`` (the ncnn
+``ncnn`` (the ncnn runtime on the CPU, fp32, Winograd), ``ncnn-vulkan`` (the ncnn
 runtime on the GPU through Vulkan, fp16 storage: what realesrgan-ncnn-vulkan and Upscayl
-run). Variants of ``ours`` take colon-separated options, to measure each speed path on
-its own: ``ours:batch=4``, ``ours:tile=256``, ``ours:compile=reduce-overhead``,
-``ours:nchw`` (no channels-last), ``ours:torch`` (PyTorch engine where ncnn is the default),
-``ours:bf16``.
+run) and ``openvino`` (OpenVINO on the CPU, fp32, the whole image). Variants of ``ours``
+take colon-separated options, to measure each speed path on its own: ``ours:batch=4``,
+``ours:tile=256``, ``ours:compile=reduce-overhead``, ``ours:nchw`` (no channels-last),
+``ours:torch`` (PyTorch engine where ncnn is the default),
+``ours:openvino`` (the OpenVINO engine), ``ours:bf16``.
 
 For each model and input size, every engine runs in its own subprocess (so peak memory is
 its own), warms up once, then runs ``repeats`` times. Reported: median and spread of wall
@@ -35,20 +36,23 @@ import torch
 
 from core import (
     NcnnForward,
+    OpenVinoForward,
     SettingsError,
     Upscaler,
     UpscaleSettings,
     conv_flops_per_pixel,
+    default_weights_dir,
     load_model,
     load_sample,
     ncnn_available,
     ncnn_model_files,
+    openvino_available,
     resolve_device,
 )
 
 __all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
 
-ENGINES = ("ours", "pytorch", "ncnn", "ncnn-vulkan")
+ENGINES = ("ours", "pytorch", "ncnn", "ncnn-vulkan", "openvino")
 
 
 def parse_engine(spec: str) -> tuple[str, dict[str, str]]:
@@ -57,7 +61,7 @@ def parse_engine(spec: str) -> tuple[str, dict[str, str]]:
     if base not in ENGINES:
         raise SettingsError(f"unknown engine {base!r}; use one of {', '.join(ENGINES)}")
     options = dict((part.split("=", 1) + [""])[:2] for part in parts)
-    known = {"batch", "tile", "compile", "nchw", "torch", "bf16"}
+    known = {"batch", "tile", "compile", "nchw", "torch", "openvino", "bf16"}
     if options and (base != "ours" or not set(options) <= known):
         raise SettingsError(f"bad options in {spec!r}: only ours takes {', '.join(sorted(known))}")
     return base, options
@@ -136,7 +140,8 @@ def _engine_callable(spec: str, model: str, device: str):
     if engine == "ours":
         upscaler = Upscaler.load(
             model, device=device, precision="bf16" if "bf16" in options else "auto",
-            engine="torch" if "torch" in options else "auto", compile_mode=options.get("compile") or None,
+            engine=next((e for e in ("torch", "openvino") if e in options), "auto"),
+            compile_mode=options.get("compile") or None,
             channels_last=False if "nchw" in options else None,
         )
         settings = UpscaleSettings(
@@ -182,6 +187,18 @@ def _engine_callable(spec: str, model: str, device: str):
 
         return run, flops, ("ncnn runtime, whole image, " + ("Vulkan GPU, fp16 storage" if vulkan
                                                              else "fp32, Winograd"))
+    if engine == "openvino":
+        if not openvino_available():
+            raise RuntimeError("openvino is not installed")
+        descriptor = loaded.descriptor
+        net = OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint,
+                              default_weights_dir() / "openvino", threads=torch.get_num_threads())
+
+        def run(image: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+            return net(tensor).numpy()[0]
+
+        return run, flops, "OpenVINO runtime, whole image, fp32 (latency hint)"
     raise SettingsError(f"unknown engine {engine!r}")
 
 

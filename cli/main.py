@@ -36,6 +36,7 @@ from core import (
     StudioError,
     Upscaler,
     UpscaleSettings,
+    auto_engine,
     config_to_dict,
     crop_to_scale,
     default_results_dir,
@@ -63,14 +64,14 @@ def _err(text: str) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    rows = [("name", "available", "arch", "scale", "source / reason")]
+    rows = [("name", "available", "arch", "scale", "cpu engine", "source / reason")]
     for info in list_models(args.weights_dir):
         detail = info.source if info.available else info.reason
         rows.append((info.name, "yes" if info.available else "no", info.architecture,
-                     f"x{info.scale}" if info.scale else "?", detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+                     f"x{info.scale}" if info.scale else "?", auto_engine(info) if info.available else "-", detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        _out("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths)) + "  " + row[5])
     return 0
 
 
@@ -474,8 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--sizes", default=None,
                     help="LR sizes (square); default 64,128 (CPU) or 256,512,1024 (--device cuda)")
     bn.add_argument("--engines", default="ours,pytorch,ncnn",
-                    help="ours, pytorch, ncnn, ncnn-vulkan; variants of ours with colon options, e.g. "
-                         "ours:batch=4, ours:tile=256, ours:compile=reduce-overhead, ours:nchw, ours:torch, ours:bf16")
+                    help="ours, pytorch, ncnn, ncnn-vulkan, openvino; variants of ours with colon options, e.g. "
+                         "ours:batch=4, ours:tile=256, ours:compile=reduce-overhead, ours:nchw, ours:torch, "
+                         "ours:openvino, ours:bf16")
     bn.add_argument("--repeats", type=int, default=3, help="timed runs per engine process, after a warm-up")
     bn.add_argument("--rounds", type=int, default=1,
                     help="engines take turns this many times (fresh processes); times are pooled")

@@ -66,6 +66,7 @@ from ._kernels import KernelParams, make_kernel, sinc_kernel
 from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
 from ._ncnn import NcnnModel, convert_ncnn
 from ._ncnn_engine import NcnnForward, ncnn_available
+from ._openvino_engine import OpenVinoForward, openvino_available, openvino_devices
 from ._probe import conv_flops_per_pixel
 from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
@@ -93,6 +94,7 @@ from ._upscaler import (
     Upscaler,
     UpscaleResult,
     UpscaleSettings,
+    auto_engine,
     clear_shared,
     default_overlap,
     default_pad,
@@ -111,6 +113,7 @@ from ._weights import (
 
 __all__ = [
     "SWEEP_PARAMETERS",
+    "auto_engine",
     "clear_shared",
     "shared_upscaler",
     "SweepPoint",
@@ -160,6 +163,8 @@ __all__ = [
     "run_method",
     "extract_zip",
     "ncnn_available",
+    "openvino_available",
+    "openvino_devices",
     "niqe",
     "open_dataset",
     "psnr",
@@ -189,6 +194,7 @@ __all__ = [
     "ModelSpec",
     "NcnnForward",
     "NcnnModel",
+    "OpenVinoForward",
     "OutOfMemoryError",
     "StudioError",
     "Network",

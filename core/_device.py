@@ -221,6 +221,9 @@ def system_info() -> dict[str, object]:
         "cpu": platform.processor() or platform.machine(),
         "process memory (MB)": round(_rss_mb() or 0.0, 1),
     }
+    from ._openvino_engine import openvino_devices
+
+    info["openvino devices"] = ", ".join(openvino_devices()) or "none (openvino not installed)"
     ram = host_memory()
     if ram is not None:
         info["ram available / total (GB)"] = f"{ram[0] / 2**30:.1f} / {ram[1] / 2**30:.1f}"

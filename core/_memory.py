@@ -60,7 +60,7 @@ def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int =
 
     Args:
         profile: the network's :class:`~core._probe.ActivationProfile` (elements per LR pixel).
-        engine: ``"torch"`` or ``"ncnn"`` (ncnn always computes in float32).
+        engine: ``"torch"``, ``"openvino"`` or ``"ncnn"`` (ncnn and OpenVINO compute in float32 here).
         itemsize: bytes per activation element on the torch engine (4 for fp32, 2 for bf16).
 
     Raises:
@@ -69,6 +69,7 @@ def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int =
     edge = EDGE_COPIES * 4 * profile.output
     if engine == "ncnn":  # its pools still hold the forward's buffers while the result is converted
         return MARGIN * (4 * (profile.live_peak + NCNN_BUFFERS_PER_CONV_INPUT * profile.conv_inputs) + edge)
-    if engine == "torch":  # the activations are freed before the result is converted
+    if engine in ("torch", "openvino"):  # the activations are freed before the result is converted
+        # OpenVINO reuses activation memory in place (measured below torch's peak); torch's bound holds for it
         return MARGIN * max(itemsize * (profile.live_peak + profile.widest_conv_input), edge)
     raise ValueError(f"No CPU memory model for engine {engine!r}.")

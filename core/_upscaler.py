@@ -31,18 +31,20 @@ from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
 from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
 from ._ncnn_engine import NcnnForward, ncnn_available
+from ._openvino_engine import OpenVinoForward, openvino_available
 from ._probe import activation_profile
 from ._resize import resize, target_size
+from ._settings import default_weights_dir
 from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode", "UpscalePlan",
-           "UpscaleResult", "UpscaleSettings", "Upscaler", "clear_shared", "default_overlap", "default_pad",
-           "default_tile", "shared_upscaler"]
+           "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine", "clear_shared", "default_overlap",
+           "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
-ENGINES = ("auto", "torch", "ncnn")  # what runs the network: chosen per model (auto) or forced
+ENGINES = ("auto", "torch", "ncnn", "openvino")  # what runs the network: chosen per model (auto) or forced
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
@@ -227,7 +229,8 @@ class Upscaler:
         self._info = loaded.info
         self._choice = choice
         self._ncnn = _ncnn_engine(loaded.info, choice, engine)
-        self._compile_mode = None if self._ncnn is not None else compile_mode
+        self._openvino = _openvino_engine(loaded, self._descriptor, choice, engine)
+        self._compile_mode = None if self._ncnn is not None or self._openvino is not None else compile_mode
         self._compiled = (
             torch.compile(self._descriptor.model, mode=self._compile_mode)
             if self._compile_mode else None
@@ -240,7 +243,7 @@ class Upscaler:
         self._bytes_per_pixel: float | None = None
         self._memory_lock = threading.Lock()
         self._seconds_per_pixel: float | None = None  # of the last call: for time estimates
-        if self._ncnn is None and self._compiled is None and choice.device == "cpu":
+        if self._ncnn is None and self._openvino is None and self._compiled is None and choice.device == "cpu":
             _cancel_between_layers(self._descriptor.model)
 
     @classmethod
@@ -351,8 +354,10 @@ class Upscaler:
 
     @property
     def engine(self) -> str:
-        """``"ncnn"`` or ``"torch"``: what runs the network."""
-        return "ncnn" if self._ncnn is not None else "torch"
+        """``"ncnn"``, ``"openvino"`` or ``"torch"``: what runs the network."""
+        if self._ncnn is not None:
+            return "ncnn"
+        return "openvino" if self._openvino is not None else "torch"
 
     @property
     def _fixed_tiles(self) -> bool:
@@ -379,6 +384,8 @@ class Upscaler:
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._ncnn is not None:
             return self._ncnn(tensor)
+        if self._openvino is not None:
+            return self._openvino(tensor)
         if self._channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         height, width = tensor.shape[-2:]
@@ -500,22 +507,49 @@ def _cancel_between_layers(model: torch.nn.Module) -> None:
     model._studio_cancel_hooks = True
 
 
+def _ncnn_files(info: ModelInfo) -> tuple[Path, Path] | None:
+    spec = info.spec
+    return ncnn_model_files(spec.ncnn) if spec is not None and spec.ncnn and ncnn_available() else None
+
+
+def auto_engine(info: ModelInfo) -> str:
+    """What ``engine="auto"`` runs a model with on the CPU in fp32 (elsewhere: PyTorch).
+
+    ncnn runs the fp16-stored ncnn weights, so it is used only where those are the weights in use
+    (results equal the PyTorch path's): the models whose weights come from the ncnn package (or will,
+    on first use). Every other model runs on PyTorch. OpenVINO is used where asked for
+    (``engine="openvino"``); on this kind of CPU it is faster than PyTorch but not than ncnn (README).
+    """
+    from_ncnn = info.path is None or info.path.name.endswith(".from-ncnn.safetensors")
+    return "ncnn" if from_ncnn and _ncnn_files(info) is not None else "torch"
+
+
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:
     if engine not in ENGINES:
-        raise ValueError(f"engine must be auto, torch or ncnn, got {engine!r}.")
-    if engine == "torch":
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+    if engine in ("torch", "openvino"):
         return None
-    spec = info.spec
-    files = ncnn_model_files(spec.ncnn) if spec is not None and spec.ncnn else None
-    # ncnn runs the fp16-stored ncnn weights: use it only where those are the weights in use
-    # (so results equal the PyTorch path's), on the CPU, in fp32.
-    from_ncnn = info.path is not None and info.path.name.endswith(".from-ncnn.safetensors")
-    usable = files is not None and ncnn_available() and choice.device == "cpu" and choice.precision == "fp32"
+    files = _ncnn_files(info)
+    usable = files is not None and choice.device == "cpu" and choice.precision == "fp32"
     if engine == "ncnn" and not usable:
         raise DeviceUnavailableError(f"The ncnn engine is not available for {info.name} on {choice.label()}.")
-    if not usable or (engine == "auto" and not from_ncnn):
+    if not usable or (engine == "auto" and auto_engine(info) != "ncnn"):
         return None
     return NcnnForward(*files, threads=torch.get_num_threads())
+
+
+def _openvino_engine(loaded: LoadedModel, descriptor, choice: DeviceChoice, engine: str) -> OpenVinoForward | None:
+    """OpenVINO where asked for (``engine="openvino"``), on the CPU in fp32; its cache lives beside the weights."""
+    if engine != "openvino":
+        return None
+    if not openvino_available():
+        raise DeviceUnavailableError("The OpenVINO engine needs the openvino package: .venv/bin/pip install -r "
+                                     "requirements.txt (it is pinned there).")
+    if choice.device != "cpu" or choice.precision != "fp32":
+        raise DeviceUnavailableError(f"The OpenVINO engine runs on the CPU in fp32, not on {choice.label()}.")
+    folder = loaded.info.path.parent if loaded.info.path is not None else default_weights_dir()
+    return OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint, folder / "openvino",
+                           threads=torch.get_num_threads())
 
 
 _shared: dict[tuple[str, str, str, str], Upscaler] = {}

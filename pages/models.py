@@ -25,6 +25,7 @@ def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, 
         rows.append({"model": info.name, "architecture": info.architecture,
                      "scale": f"x{info.scale}" if info.scale else "?",
                      "parameters": f"{summary['parameters'] / 1e6:.2f} M", "fp16": "yes" if summary["fp16"] else "no",
+                     "CPU engine": core.auto_engine(info),
                      "source": info.source + (f" · official file: [{info.spec.url.rsplit('/', 1)[-1]}]({info.spec.url})"
                                               if info.spec else ""),
                      "licence": info.spec.licence if info.spec else "see the file's origin"})

@@ -94,7 +94,7 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
         assert (mine.device, mine.precision, mine.source) == (theirs.device, theirs.precision, theirs.source)
         assert bool(mine.error) == bool(theirs.error)
     assert sum(1 for r in remote.rows if r.error) == len(methods)  # the broken file: one error row per method
-    assert len(seen) == len(remote.rows) and len({p for p in seen if p}) == 2, "both workers took work"
+    assert len(seen) == len(remote.rows) and all(pid and pid != os.getpid() for pid in seen), "computed elsewhere"
     # the driver wrote every finished row; a second run finds them without reading an image or starting workers
     again = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
                                     cluster=cluster.ClusterSettings(ray_address, workers=2), db=db)

@@ -290,6 +290,7 @@ def test_models_and_system_page() -> None:
     available = {i.name for i in core.list_models() if i.available}
     assert set(table.index) == available and "RealESRGAN_x4plus" in available
     assert table.loc["RealESRGAN_x4plus", "parameters"] == "16.70 M" and table.loc["RealESRGAN_x4plus", "fp16"] == "yes"
+    assert table.loc["RealESRGAN_x4plus", "CPU engine"] == "ncnn"  # what engine="auto" runs it with
     assert table.loc["RealESRGAN_x4plus", "source"].endswith("/RealESRGAN_x4plus.pth)")  # the official file's link
     assert not table.isna().any().any(), "a cell would show 'None'"
     missing = next(m.value for m in at.markdown if "**RealESRNet_x4plus**" in m.value)  # with how to get it

@@ -1,0 +1,112 @@
+"""OpenVINO as a CPU inference engine behind the same call as a spandrel model.
+
+Any spandrel network that OpenVINO's PyTorch frontend converts runs here, whether or not an
+ncnn file exists for it. The converted model (OpenVINO IR, float32 weights) is cached in the
+weights folder under ``openvino/``. Its name carries the weights' fingerprint and the OpenVINO
+version, so new weights or a new OpenVINO convert again. OpenVINO's own compiled blobs are
+cached beside it (``CACHE_DIR``), so a second start skips both the conversion and the compile.
+
+Shapes: the IR has dynamic height and width, so one compiled model serves every tile shape
+(the uniform tiles of one image share a shape anyway). Precision: ``f32`` is forced. On CPUs
+with AMX or AVX512-BF16 OpenVINO would otherwise infer in bf16, about 50 dB against PyTorch
+instead of 120+.
+
+:class:`OpenVinoForward` takes and returns ``(N, C, H, W)`` float32 CPU tensors in ``[0, 1]``,
+like a spandrel descriptor. It is thread-safe: one infer request per call, on a shared
+compiled model. A cancel takes effect between tiles, not inside one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._errors import ConversionError, DeviceUnavailableError
+
+__all__ = ["OpenVinoForward", "openvino_available", "openvino_devices"]
+
+EXAMPLE_SIDE = 64  # the tracing input; the IR's height and width stay dynamic
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def openvino_devices() -> list[str]:
+    """OpenVINO's devices here (``CPU``, ``GPU`` for Intel graphics, …); empty without OpenVINO."""
+    if not openvino_available():
+        return []
+    import openvino
+
+    return list(openvino.Core().available_devices)
+
+
+_convert_lock = threading.Lock()  # two sessions loading one model convert it once
+
+
+def _ir_path(cache_dir: Path, fingerprint: str) -> Path:
+    import openvino
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", fingerprint)
+    version = re.sub(r"[^A-Za-z0-9._-]+", "_", openvino.__version__.split("-")[0])
+    return cache_dir / f"{safe}.ov{version}.xml"
+
+
+class OpenVinoForward:
+    """A network compiled by OpenVINO; ``load_seconds`` and ``converted`` say what the start cost."""
+
+    def __init__(self, model: torch.nn.Module, channels: int, fingerprint: str, cache_dir: Path, *,
+                 threads: int | None = None, device: str = "CPU") -> None:
+        import openvino
+
+        start = time.perf_counter()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        ir = _ir_path(cache_dir, fingerprint)
+        core = openvino.Core()
+        if device not in core.available_devices:
+            raise DeviceUnavailableError(f"OpenVINO has no {device} device here (it sees "
+                                         f"{', '.join(core.available_devices) or 'none'}).")
+        with _convert_lock:
+            self.converted = not (ir.is_file() and ir.with_suffix(".bin").is_file())
+            if self.converted:
+                self._convert(model, channels, ir)
+        core.set_property({"CACHE_DIR": str(cache_dir / "compiled")})
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled = core.compile_model(str(ir), device, config)
+        except RuntimeError as exc:
+            raise ConversionError(f"OpenVINO could not compile {ir.name}: {exc}") from exc
+        self.device = device
+        self.load_seconds = time.perf_counter() - start
+
+    @staticmethod
+    def _convert(model: torch.nn.Module, channels: int, ir: Path) -> None:
+        import openvino
+
+        example = torch.rand(1, channels, EXAMPLE_SIDE, EXAMPLE_SIDE)
+        try:
+            with torch.no_grad():
+                converted = openvino.convert_model(model, example_input=example,
+                                                   input=[openvino.PartialShape([-1, channels, -1, -1])])
+        except Exception as exc:  # the frontend raises its own types for unsupported operations
+            raise ConversionError(f"OpenVINO cannot convert this network: {exc}") from exc
+        tmp = ir.with_name(f".{ir.stem}.{os.getpid()}.part.xml")
+        openvino.save_model(converted, str(tmp), compress_to_fp16=False)  # float32 weights: the same output
+        tmp.with_suffix(".bin").replace(ir.with_suffix(".bin"))
+        tmp.replace(ir)  # the .xml last: a half-written pair is never taken for a cache entry
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        request = self._compiled.create_infer_request()
+        data = np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+        request.infer({0: data})
+        out = request.get_output_tensor(0).data
+        return torch.from_numpy(np.array(out, copy=True)).clamp_(0, 1)
