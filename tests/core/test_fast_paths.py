@@ -104,7 +104,7 @@ def test_the_tile_is_chosen_from_free_memory(weights_dir, compact_torch, monkeyp
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
 @pytest.mark.parametrize("model", ["RealESRGAN_x4plus", "realesr-animevideov3"])
-@pytest.mark.parametrize("engine", ["ncnn", "torch"])
+@pytest.mark.parametrize("engine", ["ncnn", "torch", "openvino"])
 def test_cpu_memory_estimate_bounds_the_measured_peak(weights_dir, model: str, engine: str) -> None:
     """The estimate that picks CPU tiles, against the peak RSS of one call measured in a fresh process
     (threads and the allocator's mmap threshold pinned: see benchmarks/cpu_memory.py)."""
