@@ -45,7 +45,8 @@ from __future__ import annotations
 
 from ._probe import ActivationProfile
 
-__all__ = ["CALL_OVERHEAD", "EDGE_COPIES", "MARGIN", "NCNN_BUFFERS_PER_CONV_INPUT", "OPENVINO_MARGIN", "cpu_bytes_per_pixel"]
+__all__ = ["CALL_OVERHEAD", "EDGE_COPIES", "MARGIN", "NCNN_BUFFERS_PER_CONV_INPUT", "OPENVINO_MARGIN",
+           "cpu_bytes_per_pixel"]
 
 # ncnn: a bordered copy (1) and three Winograd F(4,3) transforms (3 x 36/16) per conv input shape.
 NCNN_BUFFERS_PER_CONV_INPUT = 1 + 3 * 36 / 16
