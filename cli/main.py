@@ -161,7 +161,8 @@ def _unique_names(files: Sequence[Path | str], suffix: str) -> list[str]:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    files = list(_inputs(args.inputs, cluster=_cluster(args)[0] if args.ray is not None else None))
+    on_ray = _cluster(args) if args.ray is not None else None  # (module, settings), or None for this machine
+    files = list(_inputs(args.inputs, cluster=on_ray[0] if on_ray else None))
     if not files:
         _err("No input images found.")
         return 2
@@ -173,7 +174,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 2
     if args.ray is not None:
-        return _upscale_on_ray(args, files, outdir, settings)
+        return _upscale_on_ray(args, on_ray, files, outdir, settings)
     bar_download = None
 
     def on_download(done: int, total: int | None) -> None:
@@ -228,9 +229,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _upscale_on_ray(args: argparse.Namespace, files: list[Path | str], outdir: Path, settings: UpscaleSettings) -> int:
+def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], outdir: Path,
+                    settings: UpscaleSettings) -> int:
     """``upscale --ray``: the same names, bit depths and messages as the local loop; this process writes."""
-    cluster, cluster_settings = _cluster(args)
+    cluster, cluster_settings = on_ray
     names = _unique_names(files, args.suffix)
     todo = [i for i, name in enumerate(names) if not (args.skip_existing and (outdir / name).exists())]
     for i in sorted(set(range(len(files))) - set(todo)):

@@ -62,7 +62,6 @@ from ._weights import ModelInfo, model_info
 __all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
            "upscale_on_ray"]
 
-log = logging.getLogger("studio.cluster")
 ITEMS_PER_TASK = 8  # images per Ray task at most
 TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough images (load balance)
 
