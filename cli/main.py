@@ -38,11 +38,13 @@ from core import (
     UpscaleSettings,
     auto_engine,
     config_to_dict,
+    cpu_engine_label,
     crop_to_scale,
     default_results_dir,
     degrade,
     download_div2k,
     evaluate,
+    forget_engine,
     from_unit,
     list_models,
     load_degradation,
@@ -68,10 +70,54 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for info in list_models(args.weights_dir):
         detail = info.source if info.available else info.reason
         rows.append((info.name, "yes" if info.available else "no", info.architecture,
-                     f"x{info.scale}" if info.scale else "?", auto_engine(info) if info.available else "-", detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+                     f"x{info.scale}" if info.scale else "?", cpu_engine_label(info) if info.available else "-",
+                     detail))
+    _columns(rows)
+    return 0
+
+
+def _columns(rows: list[tuple[str, ...]]) -> None:
+    """Text rows as left-aligned columns; the last column is not padded (numbers: :func:`_table`)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        _out("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths)) + "  " + row[5])
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + "  " + row[-1])
+
+
+def _trial_cell(choice, engine: str) -> str:
+    trial = next((t for t in choice.trials if t.engine == engine), None)
+    if trial is None:
+        return "-"
+    if trial.error:
+        return "cannot run"
+    agree = "" if trial.psnr is None else ", = torch" if trial.psnr == float("inf") else f", {trial.psnr:.0f} dB"
+    memory = "" if trial.bytes_per_pixel is None else f", {trial.bytes_per_pixel / 1024:.1f} KB/px"
+    return f"{trial.seconds:.3f} s{agree}{memory}"
+
+
+def _cmd_engines(args: argparse.Namespace) -> int:
+    """Measure (or show the measurement of) the CPU engine each model runs with."""
+    infos = [info for info in list_models(args.weights_dir) if info.available]
+    if args.models:
+        known = {info.name: info for info in infos}
+        unknown = [name for name in args.models if name not in known]
+        if unknown:
+            raise _UsageError(f"not available here: {', '.join(unknown)} (see `realesrgan-studio models`).")
+        infos = [known[name] for name in args.models]
+    rows = [("model", "engine", "torch", "ncnn", "openvino", "why")]
+    for info in infos:
+        if args.again:
+            forget_engine(info)
+        choice = auto_engine(info)
+        if choice is None:
+            _err(f"{info.name}: measuring the CPU engines (once on this machine)…")
+            choice = Upscaler.load(info.name, device="cpu", precision="fp32", weights_dir=args.weights_dir,
+                                   status=lambda text, name=info.name: _err(f"{name}: {text}")).engine_choice
+        if choice is None:
+            rows.append((info.name, "torch", "-", "-", "-", "the only engine that can run it here"))
+            continue
+        rows.append((info.name, choice.engine, *(_trial_cell(choice, e) for e in ("torch", "ncnn", "openvino")),
+                     f"{choice.reason} ({choice.side} px probe, {choice.threads} threads)"))
+    _columns(rows)
     return 0
 
 
@@ -420,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="list models, availability and weight sources")
     models.set_defaults(func=_cmd_models)
+    en = sub.add_parser("engines", help="measure which CPU engine runs each model fastest here (kept per machine)")
+    en.add_argument("models", nargs="*", help="models to measure (default: every available one)")
+    en.add_argument("--again", action="store_true", help="measure again, even where a measurement is kept")
+    en.set_defaults(func=_cmd_engines)
     up = sub.add_parser("upscale", help="upscale images or folders of images")
     up.add_argument("inputs", nargs="+", help="image files or folders")
     up.add_argument("-o", "--output", required=True, help="output folder")
@@ -427,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--outscale", type=float, default=None, help="final scale (default: the model's)")
     up.add_argument("--tile", type=int, default=None,
                     help="tile size in input pixels (32-8192); 0 = no tiling where the image fits in memory")
-    up.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    up.add_argument("--device", default="auto", help="auto, cpu, cuda[:N], mps or intel-gpu[:N] (OpenVINO)")
     up.add_argument("--precision", default="auto", choices=PRECISIONS)
     up.add_argument("--alpha", default="model", choices=ALPHA_MODES)
     up.add_argument("--suffix", default="", help="added to output file stems (e.g. _x4)")

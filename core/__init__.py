@@ -29,6 +29,7 @@ from ._degradations import (
     sample_params,
 )
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
+from ._engine_choice import EngineChoice, EngineTrial, cpu_name
 from ._errors import (
     CancelledError,
     ConfigError,
@@ -96,9 +97,11 @@ from ._upscaler import (
     UpscaleSettings,
     auto_engine,
     clear_shared,
+    cpu_engine_label,
     default_overlap,
     default_pad,
     default_tile,
+    forget_engine,
     shared_upscaler,
 )
 from ._weights import (
@@ -114,6 +117,11 @@ from ._weights import (
 __all__ = [
     "SWEEP_PARAMETERS",
     "auto_engine",
+    "forget_engine",
+    "cpu_engine_label",
+    "EngineChoice",
+    "EngineTrial",
+    "cpu_name",
     "clear_shared",
     "shared_upscaler",
     "SweepPoint",

@@ -1,11 +1,17 @@
 """Device and precision: chosen here and nowhere else.
 
 Rules: CUDA if present, else Apple MPS, else CPU. Precision ``auto`` means fp16 on
-CUDA when the model supports it, fp32 everywhere else; bf16 only on request; never
-fp16 on the CPU (slow and inaccurate there). :func:`prepare_device` sets the backend
-flags (cuDNN autotuning on CUDA: tiles of one image share one shape, so the tuned plan
-is reused), and :func:`device_memory` / :func:`activation_bytes_per_pixel` tell the
-tiler how large a tile fits.
+CUDA (and on an Intel GPU) when the model supports it, fp32 everywhere else; bf16 only on
+request; never fp16 on the CPU (slow and inaccurate there).
+
+Intel graphics are offered as ``intel-gpu`` (``intel-gpu:N``) where OpenVINO reports a
+``GPU`` device: the network then runs in OpenVINO on that GPU, and PyTorch only handles
+host tensors (float32, on the CPU). ``auto`` does not pick it: it has not been measured
+against the CPU on any machine of ours (none has Intel graphics), so it is chosen by hand.
+
+:func:`prepare_device` sets the backend flags (cuDNN autotuning on CUDA: tiles of one image
+share one shape, so the tuned plan is reused), and :func:`device_memory` /
+:func:`activation_bytes_per_pixel` tell the tiler how large a tile fits.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import torch
 
 from ._errors import DeviceUnavailableError
 
-__all__ = ["PRECISIONS", "DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel", "available_devices",
-           "device_memory", "host_memory", "prepare_device", "resolve_device", "system_info"]
+__all__ = ["INTEL_GPU", "PRECISIONS", "DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel",
+           "available_devices", "device_memory", "host_memory", "intel_gpus", "prepare_device", "resolve_device",
+           "system_info"]
 
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps", "intel-gpu"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)  # the one list every front end offers
 
@@ -35,7 +42,8 @@ class DeviceChoice:
     """A resolved device and precision.
 
     Attributes:
-        device: the torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, or ``"intel-gpu"`` / ``"intel-gpu:1"``
+            (OpenVINO's ``GPU`` devices).
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (never ``"auto"``).
         reason: one line explaining the choice, for the UI.
     """
@@ -45,12 +53,23 @@ class DeviceChoice:
     reason: str
 
     @property
+    def openvino_device(self) -> str | None:
+        """OpenVINO's name of the device (``"GPU"``, ``"GPU.1"``) where only OpenVINO can drive it, else ``None``."""
+        if not self.device.startswith(INTEL_GPU):
+            return None
+        index = self.device.partition(":")[2]
+        return f"GPU.{index}" if index else "GPU"
+
+    @property
     def dtype(self) -> torch.dtype:
-        return _DTYPES[self.precision]
+        """The dtype of the tensors PyTorch handles: the precision's, except float32 where OpenVINO
+        runs the network (it applies the precision itself)."""
+        return torch.float32 if self.openvino_device else _DTYPES[self.precision]
 
     @property
     def torch_device(self) -> torch.device:
-        return torch.device(self.device)
+        """Where PyTorch's tensors live: the device itself, or the CPU where OpenVINO drives it."""
+        return torch.device("cpu" if self.openvino_device else self.device)
 
     def label(self) -> str:
         return f"{self.device} · {self.precision}"
@@ -61,12 +80,27 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+INTEL_GPU = "intel-gpu"
+
+
+def intel_gpus(openvino_devices: list[str]) -> list[str]:
+    """Our names of OpenVINO's GPU devices: ``["CPU", "GPU.0", "GPU.1"]`` -> ``["intel-gpu", "intel-gpu:1"]``."""
+    gpus = sorted(d for d in openvino_devices if d == "GPU" or d.startswith("GPU."))
+    return [INTEL_GPU if d in ("GPU", "GPU.0") else f"{INTEL_GPU}:{d.split('.', 1)[1]}" for d in gpus]
+
+
+def _intel_gpus() -> list[str]:
+    from ._openvino_engine import openvino_devices
+
+    return intel_gpus(openvino_devices())
+
+
 def available_devices() -> list[str]:
     """Devices usable on this machine, best first (always ends with ``"cpu"``)."""
     devices = [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
     if _mps_available():
         devices.append("mps")
-    return [*devices, "cpu"]
+    return [*devices, *_intel_gpus(), "cpu"]
 
 
 def resolve_device(
@@ -79,7 +113,7 @@ def resolve_device(
     """Resolve a requested device and precision into a concrete :class:`DeviceChoice`.
 
     Args:
-        device: ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``) or ``mps``.
+        device: ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``), ``mps`` or ``intel-gpu`` (``intel-gpu:N``).
         precision: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
         supports_half / supports_bfloat16: what the model allows (spandrel tells).
 
@@ -108,11 +142,19 @@ def resolve_device(
     elif device == "mps":
         if not _mps_available():
             raise DeviceUnavailableError("Apple MPS was requested but is not available here.")
+    elif device.startswith(INTEL_GPU):
+        found = _intel_gpus()
+        if device not in found:
+            raise DeviceUnavailableError(
+                f"{device} was requested but OpenVINO reports " + (f"only {', '.join(found)}" if found else
+                                                                   "no Intel GPU") + " here; choose 'auto' or 'cpu'.")
+        if precision == "bf16":
+            raise DeviceUnavailableError("bf16 is not offered on an Intel GPU; use fp16 or fp32.")
     elif device != "cpu":
-        raise DeviceUnavailableError(f"Unknown device {device!r}; use auto, cpu, cuda or mps.")
+        raise DeviceUnavailableError(f"Unknown device {device!r}; use auto, cpu, cuda, mps or intel-gpu.")
 
     if precision == "auto":
-        if device.startswith("cuda") and supports_half:
+        if (device.startswith("cuda") or device.startswith(INTEL_GPU)) and supports_half:
             return DeviceChoice(device, "fp16", f"{where}; fp16 (model supports half precision)")
         return DeviceChoice(device, "fp32", f"{where}; fp32")
     if precision not in _DTYPES:
@@ -207,6 +249,15 @@ def _rss_mb() -> float | None:
         return None
 
 
+def _openvino_device_name(device: str) -> str:
+    import openvino
+
+    try:
+        return str(openvino.Core().get_property(device, "FULL_DEVICE_NAME"))
+    except RuntimeError as exc:
+        return f"unreadable ({exc})"
+
+
 def system_info() -> dict[str, object]:
     """Versions, devices and memory, for the Models & System page and bug reports."""
     import platform
@@ -224,6 +275,8 @@ def system_info() -> dict[str, object]:
     from ._openvino_engine import openvino_devices
 
     info["openvino devices"] = ", ".join(openvino_devices()) or "none (openvino not installed)"
+    for name in _intel_gpus():  # offered as a device (chosen by hand)
+        info[name] = _openvino_device_name(DeviceChoice(name, "fp32", "").openvino_device or "GPU")
     ram = host_memory()
     if ram is not None:
         info["ram available / total (GB)"] = f"{ram[0] / 2**30:.1f} / {ram[1] / 2**30:.1f}"

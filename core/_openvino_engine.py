@@ -15,6 +15,10 @@ instead of 120+.
 :class:`OpenVinoForward` takes and returns ``(N, C, H, W)`` float32 CPU tensors in ``[0, 1]``,
 like a spandrel descriptor. It is thread-safe: one infer request per call, on a shared
 compiled model. A cancel takes effect between tiles, not inside one.
+
+The same class drives Intel graphics (OpenVINO's ``GPU`` device, offered as ``intel-gpu`` by
+:func:`core.resolve_device`) with an ``f16`` hint; no machine of ours has one, so that path is
+checked only up to OpenVINO's device lookup (a clear error where there is no such GPU).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +69,9 @@ class OpenVinoForward:
     """A network compiled by OpenVINO; ``load_seconds`` and ``converted`` say what the start cost."""
 
     def __init__(self, model: torch.nn.Module, channels: int, fingerprint: str, cache_dir: Path, *,
-                 threads: int | None = None, device: str = "CPU") -> None:
+                 threads: int | None = None, device: str = "CPU", precision: str = "f32") -> None:
+        """``device``: OpenVINO's device name (``CPU``, ``GPU``, ``GPU.1``); ``precision``: its inference
+        precision hint, ``f32`` or ``f16`` (Intel GPUs; the IR keeps float32 weights either way)."""
         import openvino
 
         start = time.perf_counter()
@@ -79,7 +86,7 @@ class OpenVinoForward:
             if self.converted:
                 self._convert(model, channels, ir)
         core.set_property({"CACHE_DIR": str(cache_dir / "compiled")})
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:
@@ -95,7 +102,8 @@ class OpenVinoForward:
 
         example = torch.rand(1, channels, EXAMPLE_SIDE, EXAMPLE_SIDE)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # the frontend traces
                 converted = openvino.convert_model(model, example_input=example,
                                                    input=[openvino.PartialShape([-1, channels, -1, -1])])
         except Exception as exc:  # the frontend raises its own types for unsupported operations

@@ -27,6 +27,8 @@ from ._device import (
     prepare_device,
     resolve_device,
 )
+from ._engine_choice import EngineChoice, forget, remembered
+from ._engine_choice import choose as choose_engine
 from ._errors import DeviceUnavailableError, UnsupportedImageError
 from ._io import ImageLimits
 from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
@@ -38,9 +40,9 @@ from ._settings import default_weights_dir
 from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
-__all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode", "UpscalePlan",
-           "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine", "clear_shared", "default_overlap",
-           "default_pad", "default_tile", "shared_upscaler"]
+__all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode",
+           "UpscalePlan", "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine", "clear_shared",
+           "cpu_engine_label", "default_overlap", "forget_engine", "default_pad", "default_tile", "shared_upscaler"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
@@ -206,11 +208,16 @@ class Upscaler:
         *,
         compile_mode: str | None = None,
         channels_last: bool | None = None,
+        status: Callable[[str], None] | None = None,
     ) -> None:
-        """``compile_mode``: one of :data:`COMPILE_MODES` to run the network through
-        ``torch.compile`` (compiled once per tile shape), ``None`` for eager; ignored where
-        the ncnn engine runs (``describe()`` says which).
-        ``channels_last``: NHWC memory format; ``None`` = on for the CPU and CUDA."""
+        """``engine``: ``auto`` (on the CPU in fp32: the engine measured fastest for this model on this
+        machine, :mod:`core._engine_choice`, measured on the first load; elsewhere PyTorch), or
+        ``torch``, ``ncnn``, ``openvino`` to force one.
+        ``compile_mode``: one of :data:`COMPILE_MODES` to run the network through
+        ``torch.compile`` (compiled once per tile shape), ``None`` for eager; with ``engine="auto"``
+        it means PyTorch; ignored where ncnn or OpenVINO is forced (``describe()`` says which).
+        ``channels_last``: NHWC memory format; ``None`` = on for the CPU and CUDA.
+        ``status``: told what a first load is doing (measuring the engines) while it does."""
         descriptor = loaded.descriptor
         if descriptor.input_channels not in (1, 3) or descriptor.output_channels != descriptor.input_channels:
             raise UnsupportedImageError(
@@ -228,6 +235,16 @@ class Upscaler:
             self._descriptor.model.to(memory_format=torch.channels_last)
         self._info = loaded.info
         self._choice = choice
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+        self._engine_choice: EngineChoice | None = None
+        if choice.openvino_device is not None:  # a device only OpenVINO drives (Intel graphics)
+            if engine not in ("auto", "openvino"):
+                raise DeviceUnavailableError(f"{choice.device} runs the network on OpenVINO only, not on {engine}.")
+            engine = "openvino"
+        if engine == "auto":
+            self._engine_choice = _measured_engine(loaded, choice, compile_mode, channels_last, status)
+            engine = self._engine_choice.engine if self._engine_choice is not None else "torch"
         self._ncnn = _ncnn_engine(loaded.info, choice, engine)
         self._openvino = _openvino_engine(loaded, self._descriptor, choice, engine)
         self._compile_mode = None if self._ncnn is not None or self._openvino is not None else compile_mode
@@ -259,11 +276,10 @@ class Upscaler:
         engine: str = "auto",
         compile_mode: str | None = None,
         channels_last: bool | None = None,
+        status: Callable[[str], None] | None = None,
     ) -> Upscaler:
-        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device.
-
-        ``engine``: ``auto`` (ncnn on the CPU in fp32 where the weights came from the ncnn
-        package, else PyTorch), ``torch`` or ``ncnn``.
+        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device; ``engine``,
+        ``compile_mode``, ``channels_last`` and ``status`` as for the constructor.
         """
         loaded = load_model(name, weights_dir, allow_download=allow_download, progress=download_progress)
         choice = resolve_device(
@@ -271,7 +287,7 @@ class Upscaler:
             supports_half=loaded.descriptor.supports_half,
             supports_bfloat16=loaded.descriptor.supports_bfloat16,
         )
-        return cls(loaded, choice, engine, compile_mode=compile_mode, channels_last=channels_last)
+        return cls(loaded, choice, engine, compile_mode=compile_mode, channels_last=channels_last, status=status)
 
     @property
     def info(self) -> ModelInfo:
@@ -294,6 +310,12 @@ class Upscaler:
         """One line such as ``RealESRGAN_x4plus · cpu · fp32 · ncnn · weights: official file ...``."""
         engine = self.engine + (f" (compiled, {self._compile_mode})" if self._compile_mode else "")
         return f"{self._info.name} · {self._choice.label()} · {engine} · weights: {self._info.source}"
+
+    @property
+    def engine_choice(self) -> EngineChoice | None:
+        """The measurement behind ``engine="auto"``'s choice (``None`` where the engine was forced,
+        or where PyTorch ran without measuring)."""
+        return self._engine_choice
 
     @property
     def compile_mode(self) -> str | None:
@@ -512,43 +534,82 @@ def _ncnn_files(info: ModelInfo) -> tuple[Path, Path] | None:
     return ncnn_model_files(spec.ncnn) if spec is not None and spec.ncnn and ncnn_available() else None
 
 
-def auto_engine(info: ModelInfo) -> str:
-    """What ``engine="auto"`` runs a model with on the CPU in fp32 (elsewhere: PyTorch).
+def _cpu_engines(info: ModelInfo) -> list[str]:
+    """The engines that can run ``info`` on the CPU in fp32 here, PyTorch first."""
+    return ["torch", *(["ncnn"] if _ncnn_files(info) is not None else []),
+            *(["openvino"] if openvino_available() else [])]
 
-    ncnn runs the fp16-stored ncnn weights, so it is used only where those are the weights in use
-    (results equal the PyTorch path's): the models whose weights come from the ncnn package (or will,
-    on first use). Every other model runs on PyTorch. OpenVINO is used where asked for
-    (``engine="openvino"``); on this kind of CPU it is faster than PyTorch but not than ncnn (README).
-    """
-    from_ncnn = info.path is None or info.path.name.endswith(".from-ncnn.safetensors")
-    return "ncnn" if from_ncnn and _ncnn_files(info) is not None else "torch"
+
+def _engine_folder(info: ModelInfo) -> Path:
+    """Where the engines' caches and measurements of ``info`` live: beside its weights."""
+    return info.path.parent if info.path is not None else default_weights_dir()
+
+
+def auto_engine(info: ModelInfo) -> EngineChoice | None:
+    """What ``engine="auto"`` runs ``info`` with on this machine's CPU in fp32, as measured on its
+    first load here (:mod:`core._engine_choice`); ``None`` where it has not been measured yet, or
+    where PyTorch is the only engine that can run it (then it runs on PyTorch)."""
+    return remembered(info.fingerprint, _engine_folder(info))
+
+
+def cpu_engine_label(info: ModelInfo) -> str:
+    """What ``engine="auto"`` runs ``info`` with on this CPU, for tables: ``"ncnn (measured)"``,
+    ``"torch (only engine)"`` or ``"measured on first load"``."""
+    if len(_cpu_engines(info)) == 1:
+        return "torch (only engine)"
+    found = auto_engine(info)
+    return f"{found.engine} (measured)" if found is not None else "measured on first load"
+
+
+def forget_engine(info: ModelInfo) -> bool:
+    """Forget the measured engine of ``info`` on this machine: its next load measures again."""
+    return forget(info.fingerprint, _engine_folder(info))
+
+
+def _measured_engine(loaded: LoadedModel, choice: DeviceChoice, compile_mode: str | None,
+                     channels_last: bool | None, status: Callable[[str], None] | None) -> EngineChoice | None:
+    """The measured engine for ``engine="auto"`` (``None``: PyTorch without measuring: off the CPU, in
+    bf16, with ``torch.compile``, or where no other engine can run the model)."""
+    engines = _cpu_engines(loaded.info)
+    if choice.device != "cpu" or choice.precision != "fp32" or compile_mode is not None or len(engines) == 1:
+        return None
+    found = remembered(loaded.info.fingerprint, _engine_folder(loaded.info))
+    if found is not None and found.engine in engines:
+        return found
+    if status is not None:
+        status(f"measuring the CPU engines for {loaded.info.name} (once on this machine)")
+
+    def build(engine: str) -> Upscaler:
+        return Upscaler(loaded, choice, engine, channels_last=channels_last)
+
+    return choose_engine(loaded.info.fingerprint, _engine_folder(loaded.info), engines, build,
+                         UpscaleSettings(tile=0), status)
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
-    if engine in ("torch", "openvino"):
+    if engine != "ncnn":
         return None
     files = _ncnn_files(info)
-    usable = files is not None and choice.device == "cpu" and choice.precision == "fp32"
-    if engine == "ncnn" and not usable:
+    if files is None or choice.device != "cpu" or choice.precision != "fp32":
         raise DeviceUnavailableError(f"The ncnn engine is not available for {info.name} on {choice.label()}.")
-    if not usable or (engine == "auto" and auto_engine(info) != "ncnn"):
-        return None
     return NcnnForward(*files, threads=torch.get_num_threads())
 
 
 def _openvino_engine(loaded: LoadedModel, descriptor, choice: DeviceChoice, engine: str) -> OpenVinoForward | None:
-    """OpenVINO where asked for (``engine="openvino"``), on the CPU in fp32; its cache lives beside the weights."""
+    """OpenVINO where it was chosen or asked for: on the CPU in fp32, or on an Intel GPU (fp16 or fp32);
+    its cache lives beside the weights."""
     if engine != "openvino":
         return None
     if not openvino_available():
         raise DeviceUnavailableError("The OpenVINO engine needs the openvino package: .venv/bin/pip install -r "
                                      "requirements.txt (it is pinned there).")
-    if choice.device != "cpu" or choice.precision != "fp32":
-        raise DeviceUnavailableError(f"The OpenVINO engine runs on the CPU in fp32, not on {choice.label()}.")
-    folder = loaded.info.path.parent if loaded.info.path is not None else default_weights_dir()
-    return OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint, folder / "openvino",
+    on_cpu = choice.device == "cpu" and choice.precision == "fp32"
+    if not on_cpu and choice.openvino_device is None:
+        raise DeviceUnavailableError(f"The OpenVINO engine runs on the CPU in fp32 (or on an Intel GPU), "
+                                     f"not on {choice.label()}.")
+    return OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint,
+                           _engine_folder(loaded.info) / "openvino", device=choice.openvino_device or "CPU",
+                           precision="f16" if choice.precision == "fp16" else "f32",
                            threads=torch.get_num_threads())
 
 

@@ -84,7 +84,8 @@ def model_status(name: str) -> None:
         if loads.start(key).done():
             st.rerun()
         st.info(f"Loading **{name}** on {key[1]}… {loads.seconds(key):.0f} s. The pages work meanwhile; "
-                "a model's first load also converts its weights.", icon=":material/hourglass_top:")
+                "a model's first load also converts its weights, and on the CPU measures which engine runs it "
+                "fastest here (up to a minute, once).", icon=":material/hourglass_top:")
 
     status()
 

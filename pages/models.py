@@ -25,11 +25,32 @@ def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, 
         rows.append({"model": info.name, "architecture": info.architecture,
                      "scale": f"x{info.scale}" if info.scale else "?",
                      "parameters": f"{summary['parameters'] / 1e6:.2f} M", "fp16": "yes" if summary["fp16"] else "no",
-                     "CPU engine": core.auto_engine(info),
+                     "CPU engine": core.cpu_engine_label(info),
                      "source": info.source + (f" · official file: [{info.spec.url.rsplit('/', 1)[-1]}]({info.spec.url})"
                                               if info.spec else ""),
                      "licence": info.spec.licence if info.spec else "see the file's origin"})
     return pd.DataFrame(rows), missing
+
+
+def _engine_measurements(infos: list[core.ModelInfo]) -> None:
+    """What each model's first load here measured: every CPU engine's time on the probe, and the choice."""
+    choices = {info.name: choice for info in infos if info.available and (choice := core.auto_engine(info))}
+    if not choices:
+        return
+
+    def cell(choice: core.EngineChoice, engine: str) -> str:
+        trial = next((t for t in choice.trials if t.engine == engine), None)
+        if trial is None:
+            return "-"
+        return "cannot run" if trial.error else f"{trial.seconds:.3f} s"
+
+    rows = [{"model": name, "engine": c.engine, **{e: cell(c, e) for e in ("torch", "ncnn", "openvino")},
+             "probe": f"{c.side} px, {c.threads} threads", "why": c.reason} for name, c in choices.items()]
+    with st.expander(f"CPU engine measurements on this machine ({len(rows)})"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="engine_table")
+        st.caption("A model's first load on this CPU times each engine that can run it on the same image and keeps "
+                   "the fastest whose output equals PyTorch's (within 5 %, the one needing less memory). "
+                   "Measure again with `realesrgan-studio engines --again`.")
 
 
 def _downloads(infos: list[core.ModelInfo]) -> None:
@@ -55,6 +76,7 @@ def render() -> None:
     infos = core.list_models()
     table, missing = _tables(infos)
     st.table(table.set_index("model"))  # a static table: long sources wrap instead of being cut
+    _engine_measurements(infos)
     if missing:
         st.subheader(f"Not available here ({len(missing)})")
         st.markdown("\n".join(f"- **{name}**: {how}" for name, how in missing))

@@ -17,11 +17,12 @@ from cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_models_lists_availability_and_sources(weights_dir: Path, capsys) -> None:
+def test_models_lists_availability_and_sources(weights_dir: Path, x4plus: core.Upscaler, capsys) -> None:
     assert main(["--weights-dir", str(weights_dir), "models"]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("RealESRGAN_x4plus "))
-    assert " yes " in line and "RRDBNet" in line and "x4" in line and "ncnn" in line
+    # the engine its load measured fastest here (the x4plus fixture loaded it with engine="auto")
+    assert " yes " in line and "RRDBNet" in line and "x4" in line and f" {x4plus.engine} (measured) " in line
     line = next(row for row in out.splitlines() if row.startswith("RealESRNet_x4plus "))
     assert " no " in line and "RealESRNet_x4plus.pth" in line
 

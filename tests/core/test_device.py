@@ -55,3 +55,31 @@ def test_memory_for_tiles_is_known_on_the_cpu_and_sane() -> None:
     memory = host_memory()
     assert memory is not None and 0 < memory[0] <= memory[1]
     assert device_memory("cpu") is not None and device_memory("mps") is None
+
+
+def test_intel_gpus_are_named_from_openvinos_devices() -> None:
+    from core._device import intel_gpus
+
+    assert intel_gpus(["CPU"]) == [] and intel_gpus(["CPU", "GPU"]) == ["intel-gpu"]
+    assert intel_gpus(["GPU.1", "CPU", "GPU.0", "NPU"]) == ["intel-gpu", "intel-gpu:1"]
+    choice = core.DeviceChoice("intel-gpu:1", "fp16", "test")
+    assert choice.openvino_device == "GPU.1" and choice.torch_device == torch.device("cpu")
+    assert choice.dtype == torch.float32  # host tensors; OpenVINO applies fp16 itself
+    assert core.DeviceChoice("cuda", "fp16", "").openvino_device is None
+
+
+def test_an_intel_gpu_is_offered_only_where_openvino_reports_one(weights_dir) -> None:
+    from core._device import intel_gpus
+
+    if intel_gpus(core.openvino_devices()):
+        pytest.skip("this machine has Intel graphics")
+    assert not any(d.startswith("intel-gpu") for d in core.available_devices())
+    with pytest.raises(core.DeviceUnavailableError, match="OpenVINO reports no Intel GPU here"):
+        core.resolve_device("intel-gpu")
+    # past the resolver (as on a machine with one), the engine is OpenVINO's and its device lookup answers
+    loaded = core.load_model("realesr-animevideov3", weights_dir)
+    choice = core.DeviceChoice("intel-gpu", "fp16", "as requested")
+    with pytest.raises(core.DeviceUnavailableError, match="OpenVINO has no GPU device here"):
+        core.Upscaler(loaded, choice)
+    with pytest.raises(core.DeviceUnavailableError, match="on OpenVINO only"):
+        core.Upscaler(loaded, choice, engine="torch")

@@ -284,19 +284,25 @@ def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     assert scores["method"].tolist() == ["bicubic"] and 10 < scores["PSNR ↑"].iloc[0] < 40
 
 
-def test_models_and_system_page() -> None:
+def test_models_and_system_page(x4plus: core.Upscaler) -> None:
     at = open_page("models")
     table = at.table[0].value  # a static table: long sources wrap, nothing is cut
     available = {i.name for i in core.list_models() if i.available}
     assert set(table.index) == available and "RealESRGAN_x4plus" in available
     assert table.loc["RealESRGAN_x4plus", "parameters"] == "16.70 M" and table.loc["RealESRGAN_x4plus", "fp16"] == "yes"
-    assert table.loc["RealESRGAN_x4plus", "CPU engine"] == "ncnn"  # what engine="auto" runs it with
+    # what engine="auto" runs it with: the engine its first load here measured fastest
+    assert x4plus.engine_choice is not None and table.loc["RealESRGAN_x4plus", "CPU engine"] == \
+        f"{x4plus.engine} (measured)"
     assert table.loc["RealESRGAN_x4plus", "source"].endswith("/RealESRGAN_x4plus.pth)")  # the official file's link
     assert not table.isna().any().any(), "a cell would show 'None'"
+    engines = next(df.value for df in at.dataframe if "why" in df.value.columns).set_index("model")
+    assert engines.loc["RealESRGAN_x4plus", "engine"] == x4plus.engine
+    assert engines.loc["RealESRGAN_x4plus", "torch"].endswith(" s")
+    assert engines.loc["RealESRGAN_x4plus", "why"] == x4plus.engine_choice.reason
     missing = next(m.value for m in at.markdown if "**RealESRNet_x4plus**" in m.value)  # with how to get it
     assert "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.1/RealESRNet_x4plus.pth" in missing
     assert any(s.value.startswith("Not available here (") for s in at.subheader)
-    system = at.dataframe[0].value
+    system = next(df.value for df in at.dataframe if "value" in df.value.columns)
     assert "torch" in system[""].tolist() and "ram available / total (GB)" in system[""].tolist()
     at.button(key="clear_models").click().run()
     assert "cleared" in at.success[0].value

@@ -1,0 +1,314 @@
+"""Which engine runs a model on the CPU: measured once per model and machine, then remembered.
+
+``engine="auto"`` on the CPU in fp32 does not go by where the weights came from. The first
+load of a model on a machine times every engine that can run it (PyTorch always; ncnn where
+an ncnn file of the model exists; OpenVINO where it is installed) on the same probe image
+through the whole upscaler (conversion to and from the edge convention included), and keeps:
+
+* only the engines whose output agrees with PyTorch's to :data:`MIN_PSNR` (the ncnn files
+  store fp16 weights: an official ``.pth`` run through them is a different network);
+* the fastest of those; an engine within :data:`TIE` of the fastest counts as as fast, and
+  then the one needing the least memory per pixel wins (its tiles can be larger).
+
+The decision and every engine's figures are written to ``engines.json`` in the weights
+folder, keyed by the weights' fingerprint and the machine (CPU model, core count, engine
+versions), so a new CPU or a new engine release measures again; :func:`forget` asks for a
+new measurement. A lock file makes concurrent processes (two workers of a cluster node, the
+dashboard and the API) measure once: the others wait and read the result.
+
+The probe is :data:`PROBE_SIDE` px, grown 1.5x while PyTorch needs under :data:`PROBE_SECONDS`
+per call (up to :data:`MAX_PROBE_SIDE`), so a network is timed on tiles of a realistic size,
+not on per-call overhead: on x4plus-type weights OpenVINO's lead over PyTorch is 1.09x at 64 px
+and 1.15-1.20x at 96-192 px (the ranking is the same; the margin over noise is not). Each engine
+runs once to warm up (OpenVINO compiles kernels for a new shape, ncnn fills its pools), then the
+engines take turns for :data:`ROUNDS` rounds and each keeps its fastest call (:func:`measure`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+__all__ = ["MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key", "pick",
+           "remembered", "remembered_all"]
+
+log = logging.getLogger(__name__)
+
+MIN_PSNR = 60.0  # dB against PyTorch's output: "the same output" (16-bit output quantisation is ~107 dB)
+TIE = 0.05  # within 5 % of the fastest: as fast (this machine's run-to-run noise); memory decides
+PROBE_SIDE = 64
+MAX_PROBE_SIDE = 256
+PROBE_SECONDS = 0.5
+PROBE_GROWTH = 1.5
+ROUNDS = 3
+ROUNDS_BUDGET_S = 12.0  # after two rounds, no third one once the rounds took this long
+FILE_NAME = "engines.json"
+_VERSION = 1
+
+
+class _Candidate(Protocol):
+    def upscale(self, image: np.ndarray, settings=None): ...
+
+    def activation_bytes_per_pixel(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class EngineTrial:
+    """One engine's figures on the probe: best seconds per call, PSNR against PyTorch (``None`` for
+    PyTorch itself), the memory bound per LR pixel, and why it could not run (``error``)."""
+
+    engine: str
+    seconds: float | None = None
+    psnr: float | None = None
+    bytes_per_pixel: float | None = None
+    error: str | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return self.error is None and (self.psnr is None or self.psnr >= MIN_PSNR)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What ``engine="auto"`` runs a model with on this machine, and the measurement behind it."""
+
+    engine: str
+    reason: str
+    side: int  # the probe's side, LR px
+    threads: int
+    trials: tuple[EngineTrial, ...]
+    measured: str  # when, ISO 8601
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> EngineChoice:
+        trials = tuple(EngineTrial(**trial) for trial in data["trials"])
+        return cls(data["engine"], data["reason"], int(data["side"]), int(data["threads"]), trials, data["measured"])
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except (ImportError, AttributeError):
+        return "-"
+
+
+def machine_key() -> str:
+    """What a measurement holds for: the CPU, its core count and the engines' versions."""
+    return (f"{cpu_name()} | {os.cpu_count()} cpus | torch {torch.__version__} | ncnn {_version('ncnn')} | "
+            f"openvino {_version('openvino')}")
+
+
+def _key(fingerprint: str) -> str:
+    return f"{machine_key()} | {fingerprint}"
+
+
+def _read(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / FILE_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data.get("choices", {}) if isinstance(data, dict) and data.get("version") == _VERSION else {}
+
+
+def _write(folder: Path, choices: dict) -> None:
+    path = folder / FILE_NAME
+    tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.{threading.get_ident()}.part")
+    tmp.write_text(json.dumps({"version": _VERSION, "choices": choices}, indent=1))
+    tmp.replace(path)
+
+
+_thread_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One measurement at a time in this folder: across threads, and across processes where
+    the platform has ``fcntl`` (Linux, macOS)."""
+    with _thread_lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: threads only
+            yield
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / f"{FILE_NAME}.lock", "a")  # noqa: SIM115 (held for the block)
+        except OSError:  # a read-only folder: measure unlocked, and the result is not kept
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remembered(fingerprint: str, folder: Path) -> EngineChoice | None:
+    """The measured choice for these weights on this machine, or ``None`` (not measured yet)."""
+    entry = _read(folder).get(_key(fingerprint))
+    try:
+        return EngineChoice.from_json(entry) if entry else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def remembered_all(folder: Path) -> dict[str, EngineChoice]:
+    """Every choice measured on this machine in ``folder``, by weights fingerprint."""
+    prefix = machine_key() + " | "
+    found = {}
+    for key, entry in _read(folder).items():
+        if key.startswith(prefix):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found[key[len(prefix):]] = EngineChoice.from_json(entry)
+    return found
+
+
+def forget(fingerprint: str, folder: Path) -> bool:
+    """Drop the remembered choice of these weights on this machine (the next load measures again)."""
+    with _locked(folder):
+        choices = _read(folder)
+        if choices.pop(_key(fingerprint), None) is None:
+            return False
+        _write(folder, choices)
+        return True
+
+
+def pick(trials: list[EngineTrial]) -> tuple[str, str]:
+    """The engine to use and why: the fastest that agrees with PyTorch, memory deciding within :data:`TIE`."""
+    usable = [t for t in trials if t.agrees and t.seconds is not None]
+    if not usable:
+        return "torch", "no engine could be measured; PyTorch is the reference"
+    fastest = min(t.seconds for t in usable)
+    close = [t for t in usable if t.seconds <= fastest * (1 + TIE)]
+    best = min(close, key=lambda t: (t.bytes_per_pixel if t.bytes_per_pixel is not None else float("inf"), t.seconds))
+    others = [t for t in usable if t is not best]
+    if not others:
+        reason = "the only engine that gives PyTorch's output here"
+    elif len(close) > 1:
+        reason = (f"as fast as {', '.join(t.engine for t in close if t is not best)} (within {TIE:.0%}) "
+                  "and needs the least memory")
+    else:
+        reason = ", ".join(f"{t.seconds / best.seconds:.2f}x faster than {t.engine}" for t in others)
+    refused = [t for t in trials if not t.agrees]
+    for t in refused:
+        why = t.error or f"{t.psnr:.0f} dB against PyTorch, below {MIN_PSNR:.0f}"
+        reason += f"; {t.engine} not used ({why})"
+    return best.engine, reason
+
+
+def _probe(side: int) -> np.ndarray:
+    from ._samples import load_sample
+
+    sample = load_sample("astronaut")
+    reps = -(-side // min(sample.shape[:2]))
+    image = np.tile(sample, (reps, reps, 1))[:side, :side]
+    return image.astype(np.uint16) * 257  # 16-bit: the PSNR then measures the engine, not 8-bit rounding
+
+
+def _seconds(candidate: _Candidate, image: np.ndarray, settings) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    out = candidate.upscale(image, settings).image
+    return time.perf_counter() - start, out
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 65535.0**2
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
+            status: Callable[[str], None] | None = None) -> EngineChoice:
+    """Time each of ``engines`` as built by ``build`` on the probe, PyTorch's output the reference.
+
+    The engines take turns, one call each per round, for :data:`ROUNDS` rounds (fewer where a round
+    takes long), and each keeps its fastest call: a burst of load from elsewhere on the machine then
+    slows one round of every engine instead of all the calls of one.
+    """
+    say = status or (lambda text: log.info(text))
+    built: dict[str, _Candidate] = {"torch": build("torch")}
+    failed: dict[str, str] = {}
+    side = PROBE_SIDE
+    while True:  # the probe's size: PyTorch's calls take at least PROBE_SECONDS, or the largest probe
+        image = _probe(side)
+        _seconds(built["torch"], image, settings)  # warm-up at this shape
+        seconds, _ = _seconds(built["torch"], image, settings)
+        if seconds >= PROBE_SECONDS or side >= MAX_PROBE_SIDE:
+            break
+        side = min(int(side * PROBE_GROWTH) // 8 * 8, MAX_PROBE_SIDE)
+    outputs: dict[str, np.ndarray] = {}
+    for engine in engines:
+        if engine in failed:
+            continue
+        say(f"measuring the {engine} engine")
+        try:
+            candidate = built.get(engine) or build(engine)
+            _, outputs[engine] = _seconds(candidate, image, settings)  # warm-up: kernels for this shape, pools
+            built[engine] = candidate
+        except Exception as exc:  # an engine that cannot run this network is one result, not a failed load
+            log.warning("the %s engine cannot run here: %s", engine, exc)
+            failed[engine] = f"{type(exc).__name__}: {exc}"[:300]
+    best = {engine: float("inf") for engine in built}
+    started = time.perf_counter()
+    for round_index in range(ROUNDS):
+        if round_index >= 2 and time.perf_counter() - started > ROUNDS_BUDGET_S:
+            break
+        for engine, candidate in built.items():
+            seconds, _ = _seconds(candidate, image, settings)
+            best[engine] = min(best[engine], seconds)
+    trials = [EngineTrial(engine, error=failed[engine]) if engine in failed else
+              EngineTrial(engine, best[engine], None if engine == "torch" else _psnr(outputs[engine], outputs["torch"]),
+                          built[engine].activation_bytes_per_pixel())
+              for engine in engines]
+    engine, reason = pick(trials)
+    return EngineChoice(engine, reason, side, torch.get_num_threads(), tuple(trials),
+                        time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[str], _Candidate], settings,
+           status: Callable[[str], None] | None = None) -> EngineChoice:
+    """The remembered choice for these weights on this machine, else a new measurement (kept)."""
+    found = remembered(fingerprint, folder)
+    if found is not None:
+        return found
+    with _locked(folder):
+        found = remembered(fingerprint, folder)  # another process may have measured while we waited
+        if found is not None:
+            return found
+        start = time.perf_counter()
+        choice = measure(engines, build, settings, status)
+        log.info("CPU engine for %s: %s (%s); measured in %.1f s", fingerprint, choice.engine, choice.reason,
+                 time.perf_counter() - start)
+        try:
+            choices = _read(folder)
+            choices[_key(fingerprint)] = choice.to_json()
+            _write(folder, choices)
+        except OSError as exc:
+            log.warning("cannot keep the engine measurement in %s (%s); the next start measures again", folder, exc)
+        return choice
