@@ -124,7 +124,8 @@ def _image(size: int) -> np.ndarray:
 
 
 def _engine_callable(spec: str, model: str, device: str):
-    """A function image -> float32 CHW output in [0, 1], its FLOPs per LR pixel, and a note."""
+    """A function image -> output (float32 CHW in [0, 1]; ours: the 16-bit HWC image), its FLOPs per
+    LR pixel, and a note."""
     engine, options = parse_engine(spec)
     loaded = load_model(model)
     flops = conv_flops_per_pixel(loaded.descriptor.model, loaded.descriptor.scale)
@@ -142,10 +143,10 @@ def _engine_callable(spec: str, model: str, device: str):
 
         def run(image: np.ndarray) -> np.ndarray:
             # 16-bit in and out: the same input values (x * 257 / 65535 = x / 255), and an output
-            # quantised finely enough that the PSNR measures the engine, not 8-bit rounding.
+            # quantised finely enough that the PSNR measures the engine, not 8-bit rounding. The
+            # timed call ends with the 16-bit image a user gets; _as_float makes the PSNR's copy.
             wide = image.astype(np.uint16) * 257
-            out = upscaler.upscale(wide, settings).image
-            return out.transpose(2, 0, 1) / 65535.0
+            return upscaler.upscale(wide, settings).image
 
         tile, batch = upscaler.tile_for(settings)
         layout = "NCHW" if "nchw" in options else "channels-last"
@@ -193,6 +194,13 @@ def _engine_callable(spec: str, model: str, device: str):
     raise SettingsError(f"unknown engine {engine!r}")
 
 
+def _as_float(result: np.ndarray) -> np.ndarray:
+    """An engine's output as float32 CHW in [0, 1]: ours returns the edge convention (16-bit HWC)."""
+    if result.dtype == np.uint16:
+        return result.transpose(2, 0, 1).astype(np.float32) / 65535.0
+    return result.astype(np.float32)
+
+
 def _measure(engine: str, model: str, size: int, device: str, repeats: int, output: Path | None) -> dict:
     run, flops, note = _engine_callable(engine, model, device)
     image = _image(size)
@@ -210,7 +218,7 @@ def _measure(engine: str, model: str, size: int, device: str, repeats: int, outp
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     if output is not None:
-        np.save(output, result.astype(np.float32))
+        np.save(output, _as_float(result))
     return {
         "times": times, "flops": flops * size * size, "note": note,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

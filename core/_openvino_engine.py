@@ -14,7 +14,8 @@ instead of 120+.
 
 :class:`OpenVinoForward` takes and returns ``(N, C, H, W)`` float32 CPU tensors in ``[0, 1]``,
 like a spandrel descriptor. It is thread-safe: one infer request per call, on a shared
-compiled model. A cancel takes effect between tiles, not inside one.
+compiled model. The request runs asynchronously and is polled every :data:`CANCEL_POLL_MS`, so
+a cancel stops it inside a tile (OpenVINO stops between network nodes).
 
 The same class drives Intel graphics (OpenVINO's ``GPU`` device, offered as ``intel-gpu`` by
 :func:`core.resolve_device`) with an ``f16`` hint; no machine of ours has one, so that path is
@@ -23,6 +24,7 @@ checked only up to OpenVINO's device lookup (a clear error where there is no suc
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -34,11 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._errors import ConversionError, DeviceUnavailableError
+from ._errors import CancelledError, ConversionError, DeviceUnavailableError
+from ._tiling import check_cancelled
 
 __all__ = ["OpenVinoForward", "openvino_available", "openvino_devices"]
 
 EXAMPLE_SIDE = 64  # the tracing input; the IR's height and width stay dynamic
+CANCEL_POLL_MS = 100
 
 
 def openvino_available() -> bool:
@@ -116,6 +120,14 @@ class OpenVinoForward:
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
         request = self._compiled.create_infer_request()
         data = np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
-        request.infer({0: data})
+        request.start_async({0: data})  # asynchronous, so that a cancel can stop it inside the tile
+        while not request.wait_for(CANCEL_POLL_MS):
+            try:
+                check_cancelled()
+            except CancelledError:
+                request.cancel()
+                with contextlib.suppress(Exception):  # the cancelled request's wait raises; it has stopped
+                    request.wait()
+                raise
         out = request.get_output_tensor(0).data
         return torch.from_numpy(np.array(out, copy=True)).clamp_(0, 1)

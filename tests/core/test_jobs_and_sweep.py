@@ -94,7 +94,7 @@ def test_sweep_scores_fall_as_degradation_grows() -> None:
     assert cancelled == []
 
 
-@pytest.mark.parametrize("engine", ["ncnn", "torch"])
+@pytest.mark.parametrize("engine", ["ncnn", "torch", "openvino"])
 def test_a_long_tile_shows_an_estimate_at_once_and_cancels_within_seconds(weights_dir, engine: str) -> None:
     """One 320-px x4plus tile takes 10-20 s on two cores: the job has a total and an ETA before it
     ends, and a cancel stops it mid-tile (between network blocks), not after the tile."""
