@@ -3,6 +3,9 @@
 * ``STUDIO_WEIGHTS_DIR``: the weights folder (default: ``weights/`` in the repository).
 * ``STUDIO_RESULTS_DIR``: where evaluations and benchmarks are written (default: ``results/``
   in the repository), for the dashboard and the CLI alike.
+* ``STUDIO_ENGINE``: the network engine every front end loads models with: ``auto`` (default: on
+  the CPU, the engine measured fastest per model), ``torch``, ``ncnn`` or ``openvino`` (e.g. the
+  lean OpenVINO path where RAM is short).
 * ``STUDIO_API_<FIELD>``: any scalar field of the API's settings dataclass (``api/settings.py``),
   read by :func:`settings_from_env` from the dataclass itself, so defaults are written once.
 """
@@ -14,7 +17,9 @@ import os
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-__all__ = ["default_results_dir", "default_weights_dir", "settings_from_env"]
+__all__ = ["ENGINE_NAMES", "default_engine", "default_results_dir", "default_weights_dir", "settings_from_env"]
+
+ENGINE_NAMES = ("auto", "torch", "ncnn", "openvino")  # what runs the network: chosen per model (auto) or forced
 
 _REPOSITORY = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -24,6 +29,20 @@ def default_weights_dir() -> Path:
     """The weights folder: ``$STUDIO_WEIGHTS_DIR`` if set, else ``weights/`` in the repository."""
     env = os.environ.get("STUDIO_WEIGHTS_DIR")
     return Path(env) if env else _REPOSITORY / "weights"
+
+
+def default_engine() -> str:
+    """``$STUDIO_ENGINE`` if set, else ``"auto"``.
+
+    Raises:
+        SettingsError: a value that is not one of :data:`ENGINE_NAMES` (the message says which are).
+    """
+    from ._errors import SettingsError
+
+    value = os.environ.get("STUDIO_ENGINE", "auto").strip().lower() or "auto"
+    if value not in ENGINE_NAMES:
+        raise SettingsError(f"STUDIO_ENGINE={value!r} is not an engine; use one of {', '.join(ENGINE_NAMES)}.")
+    return value
 
 
 def default_results_dir() -> Path:

@@ -36,7 +36,7 @@ from ._ncnn_engine import NcnnForward, ncnn_available
 from ._openvino_engine import OpenVinoForward, openvino_available
 from ._probe import activation_profile
 from ._resize import resize, target_size
-from ._settings import default_weights_dir
+from ._settings import ENGINE_NAMES, default_engine, default_weights_dir
 from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled, tile_for_memory
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
@@ -46,7 +46,7 @@ __all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "T
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
-ENGINES = ("auto", "torch", "ncnn", "openvino")  # what runs the network: chosen per model (auto) or forced
+ENGINES = ENGINE_NAMES  # what runs the network: chosen per model (auto) or forced
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
@@ -273,14 +273,16 @@ class Upscaler:
         weights_dir: Path | None = None,
         allow_download: bool = False,
         download_progress: DownloadProgress | None = None,
-        engine: str = "auto",
+        engine: str | None = None,
         compile_mode: str | None = None,
         channels_last: bool | None = None,
         status: Callable[[str], None] | None = None,
     ) -> Upscaler:
-        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device; ``engine``,
-        ``compile_mode``, ``channels_last`` and ``status`` as for the constructor.
+        """Load model ``name`` (see :func:`core.load_model`) onto the resolved device; ``engine``
+        (``None``: ``$STUDIO_ENGINE``, else ``auto``), ``compile_mode``, ``channels_last`` and
+        ``status`` as for the constructor.
         """
+        engine = engine or default_engine()
         loaded = load_model(name, weights_dir, allow_download=allow_download, progress=download_progress)
         choice = resolve_device(
             device, precision,

@@ -142,3 +142,14 @@ def test_the_engines_command_prints_each_engine_and_the_choice(weights_dir: Path
     assert choice is not None and row.split()[1] == choice.engine and "px probe" in row
     assert ("measuring" in out.err) == again and (row in first) != again  # kept, or measured anew
     assert main(["--weights-dir", str(folder), "engines", "no-such-model"]) == 2
+
+
+def test_studio_engine_forces_an_engine_everywhere_and_a_bad_one_is_a_clear_error(weights_dir: Path,
+                                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_ENGINE", "openvino")
+    assert core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir).engine == "openvino"
+    assert core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir,
+                              engine="torch").engine == "torch"  # an explicit engine still wins
+    monkeypatch.setenv("STUDIO_ENGINE", "tensorrt")
+    with pytest.raises(core.SettingsError, match="STUDIO_ENGINE='tensorrt' is not an engine; use one of auto"):
+        core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir)
