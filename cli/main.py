@@ -84,14 +84,8 @@ def _columns(rows: list[tuple[str, ...]]) -> None:
 
 
 def _trial_cell(choice, engine: str) -> str:
-    trial = next((t for t in choice.trials if t.engine == engine), None)
-    if trial is None:
-        return "-"
-    if trial.error:
-        return "cannot run"
-    agree = "" if trial.psnr is None else ", = torch" if trial.psnr == float("inf") else f", {trial.psnr:.0f} dB"
-    memory = "" if trial.bytes_per_pixel is None else f", {trial.bytes_per_pixel / 1024:.1f} KB/px"
-    return f"{trial.seconds:.3f} s{agree}{memory}"
+    trial = choice.trial(engine)
+    return "-" if trial is None else trial.describe()
 
 
 def _cmd_engines(args: argparse.Namespace) -> int:
@@ -103,19 +97,19 @@ def _cmd_engines(args: argparse.Namespace) -> int:
         if unknown:
             raise _UsageError(f"not available here: {', '.join(unknown)} (see `realesrgan-studio models`).")
         infos = [known[name] for name in args.models]
-    rows = [("model", "engine", "torch", "ncnn", "openvino", "why")]
+    rows = [("model", "engine", "measured", "torch", "ncnn", "openvino", "why")]
     for info in infos:
         if args.again:
             forget_engine(info)
         choice = auto_engine(info)
-        if choice is None:
-            _err(f"{info.name}: measuring the CPU engines (once on this machine)…")
+        if choice is None or choice.due():
             choice = Upscaler.load(info.name, device="cpu", precision="fp32", weights_dir=args.weights_dir,
                                    status=lambda text, name=info.name: _err(f"{name}: {text}")).engine_choice
         if choice is None:
-            rows.append((info.name, "torch", "-", "-", "-", "the only engine that can run it here"))
+            rows.append((info.name, "torch", "-", "-", "-", "-", "the only engine that can run it here"))
             continue
-        rows.append((info.name, choice.engine, *(_trial_cell(choice, e) for e in ("torch", "ncnn", "openvino")),
+        rows.append((info.name, choice.engine, choice.progress(),
+                     *(_trial_cell(choice, e) for e in ("torch", "ncnn", "openvino")),
                      f"{choice.reason} ({choice.side} px probe, {choice.threads} threads)"))
     _columns(rows)
     return 0

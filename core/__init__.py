@@ -29,7 +29,7 @@ from ._degradations import (
     sample_params,
 )
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
-from ._engine_choice import EngineChoice, EngineTrial, cpu_name
+from ._engine_choice import MEASUREMENTS, EngineChoice, EngineTrial, cpu_name
 from ._errors import (
     CancelledError,
     ConfigError,
@@ -120,6 +120,7 @@ __all__ = [
     "forget_engine",
     "cpu_engine_label",
     "EngineChoice",
+    "MEASUREMENTS",
     "EngineTrial",
     "cpu_name",
     "clear_shared",

@@ -22,11 +22,22 @@ not on per-call overhead: on x4plus-type weights OpenVINO's lead over PyTorch is
 and 1.15-1.20x at 96-192 px (the ranking is the same; the margin over noise is not). Each engine
 runs once to warm up (OpenVINO compiles kernels for a new shape, ncnn fills its pools), then the
 engines take turns for up to :data:`ROUNDS` rounds and each keeps its median call (:func:`measure`).
+
+One measurement is one moment of the machine's life, and on a shared host that moment can mislead:
+on the 2-core cloud VM this was built on, the host slows every process for tens of seconds at a time
+(two processes taking turns see the slow phases together), and it slows ncnn's cache-heavy Winograd
+convolutions 1.45x but OpenVINO only 1.07x and PyTorch 1.1x. A measurement taken in such a phase
+ranks OpenVINO first for x4plus, though over minutes of alternating calls ncnn averaged 0.65 s to
+OpenVINO's 0.71 s (1.45x faster in the quiet phases). So a choice is provisional until it has been
+measured :data:`MEASUREMENTS` times, each at least :data:`RECHECK_AFTER_S` after the one before: a
+later load then times the engines again (:func:`recheck`, no probe sizing), each engine's figure
+becomes the mean of its measurements' medians, and the rule is applied to those means.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -35,15 +46,15 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
-__all__ = ["MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key", "pick",
-           "remembered", "remembered_all"]
+__all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key",
+           "pick", "recheck", "remembered", "remembered_all"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +67,8 @@ PROBE_GROWTH = 1.5
 ROUNDS = 5
 MIN_ROUNDS = 3
 ROUNDS_BUDGET_S = 12.0  # after MIN_ROUNDS rounds, no more once the rounds took this long
+MEASUREMENTS = 3  # a choice is final once measured this many times, at different moments
+RECHECK_AFTER_S = 3600.0  # between two measurements: far apart next to the slow phases of a shared host
 FILE_NAME = "engines.json"
 _VERSION = 1
 
@@ -76,10 +89,25 @@ class EngineTrial:
     psnr: float | None = None
     bytes_per_pixel: float | None = None
     error: str | None = None
+    runs: tuple[float, ...] = ()  # each measurement's median; ``seconds`` is their mean
 
     @property
     def agrees(self) -> bool:
         return self.error is None and (self.psnr is None or self.psnr >= MIN_PSNR)
+
+    def describe(self, *, details: bool = True) -> str:
+        """For tables: ``"0.512 s, 116 dB, 3.6 KB/px"`` (``details``: PSNR and memory), the mean marked
+        when it pools several measurements, or ``"cannot run"``."""
+        if self.error:
+            return "cannot run"
+        if self.seconds is None:
+            return "-"
+        text = f"{self.seconds:.3f} s" + (f" (mean of {len(self.runs)})" if len(self.runs) > 1 else "")
+        if details and self.psnr is not None:
+            text += ", = torch" if self.psnr == float("inf") else f", {self.psnr:.0f} dB"
+        if details and self.bytes_per_pixel is not None:
+            text += f", {self.bytes_per_pixel / 1024:.1f} KB/px"
+        return text
 
 
 @dataclass(frozen=True)
@@ -91,15 +119,40 @@ class EngineChoice:
     side: int  # the probe's side, LR px
     threads: int
     trials: tuple[EngineTrial, ...]
-    measured: str  # when, ISO 8601
+    measured: str  # when the last measurement was taken, ISO 8601 (local time)
+    measurements: int = 1  # how many measurements the figures pool (final at MEASUREMENTS)
+
+    @property
+    def final(self) -> bool:
+        return self.measurements >= MEASUREMENTS
+
+    def due(self, now: datetime.datetime | None = None) -> bool:
+        """Whether the next load should measure again: not final, and the last measurement
+        :data:`RECHECK_AFTER_S` ago or more."""
+        if self.final:
+            return False
+        try:
+            last = datetime.datetime.fromisoformat(self.measured)
+        except ValueError:
+            return True
+        return ((now or datetime.datetime.now()) - last).total_seconds() >= RECHECK_AFTER_S
+
+    def trial(self, engine: str) -> EngineTrial | None:
+        """The figures of ``engine`` (``None``: it was not a candidate)."""
+        return next((t for t in self.trials if t.engine == engine), None)
+
+    def progress(self) -> str:
+        """``"2 of 3"`` or ``"final (3)"``, for tables."""
+        return f"final ({self.measurements})" if self.final else f"{self.measurements} of {MEASUREMENTS}"
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> EngineChoice:
-        trials = tuple(EngineTrial(**trial) for trial in data["trials"])
-        return cls(data["engine"], data["reason"], int(data["side"]), int(data["threads"]), trials, data["measured"])
+        trials = tuple(EngineTrial(**{**trial, "runs": tuple(trial.get("runs", ()))}) for trial in data["trials"])
+        return cls(data["engine"], data["reason"], int(data["side"]), int(data["threads"]), trials, data["measured"],
+                   int(data.get("measurements", 1)))
 
 
 def cpu_name() -> str:
@@ -245,31 +298,12 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
-            status: Callable[[str], None] | None = None) -> EngineChoice:
-    """Time each of ``engines`` as built by ``build`` on the probe, PyTorch's output the reference.
-
-    The engines take turns, one call each per round, for :data:`ROUNDS` rounds (at least
-    :data:`MIN_ROUNDS` where rounds take long), and each keeps the median of its calls: a burst of
-    load from elsewhere on the machine then slows one round of every engine instead of all the calls
-    of one, and an engine whose calls vary (PyTorch on the Compact network: 0.38-0.50 s at 256 px,
-    OpenVINO 0.40-0.42 s) is judged by its typical call, not its luckiest.
-    """
-    say = status or (lambda text: log.info(text))
-    built: dict[str, _Candidate] = {"torch": build("torch")}
-    failed: dict[str, str] = {}
-    side = PROBE_SIDE
-    while True:  # the probe's size: PyTorch's calls take at least PROBE_SECONDS, or the largest probe
-        image = _probe(side)
-        _seconds(built["torch"], image, settings)  # warm-up at this shape
-        seconds, _ = _seconds(built["torch"], image, settings)
-        if seconds >= PROBE_SECONDS or side >= MAX_PROBE_SIDE:
-            break
-        side = min(int(side * PROBE_GROWTH) // 8 * 8, MAX_PROBE_SIDE)
+def _warm_up(engines: list[str], build: Callable[[str], _Candidate], built: dict[str, _Candidate], image: np.ndarray,
+             settings, say: Callable[[str], None]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Build each engine (reusing ``built``) and run it once on ``image``: its output, or why it cannot run."""
     outputs: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
     for engine in engines:
-        if engine in failed:
-            continue
         say(f"measuring the {engine} engine")
         try:
             candidate = built.get(engine) or build(engine)
@@ -278,6 +312,12 @@ def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
         except Exception as exc:  # an engine that cannot run this network is one result, not a failed load
             log.warning("the %s engine cannot run here: %s", engine, exc)
             failed[engine] = f"{type(exc).__name__}: {exc}"[:300]
+            built.pop(engine, None)
+    return outputs, failed
+
+
+def _medians(built: dict[str, _Candidate], image: np.ndarray, settings) -> dict[str, float]:
+    """Each engine's median call: the engines take turns, one call each per round (see :func:`measure`)."""
     times: dict[str, list[float]] = {engine: [] for engine in built}
     started = time.perf_counter()
     for round_index in range(ROUNDS):
@@ -285,30 +325,105 @@ def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
             break
         for engine, candidate in built.items():
             times[engine].append(_seconds(candidate, image, settings)[0])
-    best = {engine: statistics.median(values) for engine, values in times.items()}
+    return {engine: statistics.median(values) for engine, values in times.items()}
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
+            status: Callable[[str], None] | None = None) -> EngineChoice:
+    """Time each of ``engines`` as built by ``build`` on the probe, PyTorch's output the reference.
+
+    The engines take turns, one call each per round, for :data:`ROUNDS` rounds (at least
+    :data:`MIN_ROUNDS` where rounds take long), and each keeps the median of its calls: a burst of
+    load from elsewhere on the machine then slows one round of every engine instead of all the calls
+    of one, and an engine whose calls vary (PyTorch on the Compact network: 0.38-0.50 s at 256 px,
+    OpenVINO 0.40-0.42 s) is judged by its typical call, not its luckiest. This is the first of
+    :data:`MEASUREMENTS` measurements (:func:`recheck` takes the others).
+    """
+    say = status or (lambda text: log.info(text))
+    built: dict[str, _Candidate] = {"torch": build("torch")}
+    side = PROBE_SIDE
+    while True:  # the probe's size: PyTorch's calls take at least PROBE_SECONDS, or the largest probe
+        image = _probe(side)
+        _seconds(built["torch"], image, settings)  # warm-up at this shape
+        seconds, _ = _seconds(built["torch"], image, settings)
+        if seconds >= PROBE_SECONDS or side >= MAX_PROBE_SIDE:
+            break
+        side = min(int(side * PROBE_GROWTH) // 8 * 8, MAX_PROBE_SIDE)
+    outputs, failed = _warm_up(engines, build, built, image, settings, say)
+    if "torch" in failed:  # the reference itself cannot run: nothing to compare with
+        raise RuntimeError(f"PyTorch cannot run this model: {failed['torch']}")
+    medians = _medians(built, image, settings)
     trials = [EngineTrial(engine, error=failed[engine]) if engine in failed else
-              EngineTrial(engine, best[engine], None if engine == "torch" else _psnr(outputs[engine], outputs["torch"]),
-                          built[engine].activation_bytes_per_pixel())
+              EngineTrial(engine, medians[engine],
+                          None if engine == "torch" else _psnr(outputs[engine], outputs["torch"]),
+                          built[engine].activation_bytes_per_pixel(), runs=(medians[engine],))
               for engine in engines]
     engine, reason = pick(trials)
-    return EngineChoice(engine, reason, side, torch.get_num_threads(), tuple(trials),
-                        time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return EngineChoice(engine, reason, side, torch.get_num_threads(), tuple(trials), _now())
+
+
+def recheck(previous: EngineChoice, build: Callable[[str], _Candidate], settings,
+            status: Callable[[str], None] | None = None) -> EngineChoice:
+    """Measure the engines of ``previous`` that agreed with PyTorch again, on the same probe, and pool the
+    figures: each engine's seconds become the mean of its measurements' medians, and :func:`pick` decides
+    on those. An engine that cannot run any more is recorded as such (and is not chosen)."""
+    say = status or (lambda text: log.info(text))
+    image = _probe(previous.side)
+    engines = [t.engine for t in previous.trials if t.agrees and t.seconds is not None]
+    built: dict[str, _Candidate] = {}
+    _, failed = _warm_up(engines, build, built, image, settings, say)
+    medians = _medians(built, image, settings)
+    trials = []
+    for trial in previous.trials:
+        if trial.engine in failed:
+            trials.append(replace(trial, seconds=None, error=failed[trial.engine]))
+        elif trial.engine in medians:
+            runs = (*(trial.runs or (trial.seconds,)), medians[trial.engine])
+            trials.append(replace(trial, seconds=statistics.fmean(runs), runs=runs))
+        else:
+            trials.append(trial)
+    engine, reason = pick(trials)
+    return EngineChoice(engine, reason, previous.side, torch.get_num_threads(), tuple(trials), _now(),
+                        previous.measurements + 1)
 
 
 def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[str], _Candidate], settings,
-           status: Callable[[str], None] | None = None) -> EngineChoice:
-    """The remembered choice for these weights on this machine, else a new measurement (kept)."""
+           status: Callable[[str], None] | None = None, name: str | None = None) -> EngineChoice:
+    """The remembered choice for these weights on this machine; a new measurement (kept) where there
+    is none, or where the remembered one names an engine that is not offered any more; a re-check
+    (:func:`recheck`) where the remembered one is due (:meth:`EngineChoice.due`)."""
+
+    def current(found: EngineChoice | None) -> bool:
+        return found is not None and found.engine in engines and not found.due()
+
     found = remembered(fingerprint, folder)
-    if found is not None:
+    if current(found):
         return found
+    label = name or fingerprint
+    say = status or (lambda text: log.info(text))
     with _locked(folder):
         found = remembered(fingerprint, folder)  # another process may have measured while we waited
-        if found is not None:
+        if current(found):
             return found
         start = time.perf_counter()
-        choice = measure(engines, build, settings, status)
-        log.info("CPU engine for %s: %s (%s); measured in %.1f s", fingerprint, choice.engine, choice.reason,
-                 time.perf_counter() - start)
+        if found is None or found.engine not in engines:
+            say(f"measuring the CPU engines for {label} (measurement 1 of {MEASUREMENTS} on this machine; "
+                "the others come on later loads)")
+            choice = measure(engines, build, settings, status)
+        else:
+            say(f"measuring the CPU engines for {label} again (measurement {found.measurements + 1} of "
+                f"{MEASUREMENTS}; so far {found.engine})")
+            try:
+                choice = recheck(found, build, settings, status)
+            except Exception as exc:  # a re-check is a refinement: the kept choice still stands
+                log.warning("could not measure the engines of %s again (%s); keeping %s", label, exc, found.engine)
+                return found
+        log.info("CPU engine for %s: %s (%s); measurement %d took %.1f s", label, choice.engine, choice.reason,
+                 choice.measurements, time.perf_counter() - start)
         try:
             choices = _read(folder)
             choices[_key(fingerprint)] = choice.to_json()

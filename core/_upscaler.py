@@ -555,12 +555,15 @@ def auto_engine(info: ModelInfo) -> EngineChoice | None:
 
 
 def cpu_engine_label(info: ModelInfo) -> str:
-    """What ``engine="auto"`` runs ``info`` with on this CPU, for tables: ``"ncnn (measured)"``,
-    ``"torch (only engine)"`` or ``"measured on first load"``."""
+    """What ``engine="auto"`` runs ``info`` with on this CPU, for tables: ``"ncnn (measured)"`` once the
+    choice is final, ``"ncnn (measured 1 of 3)"`` before, ``"torch (only engine)"`` or ``"measured on
+    first load"``."""
     if len(_cpu_engines(info)) == 1:
         return "torch (only engine)"
     found = auto_engine(info)
-    return f"{found.engine} (measured)" if found is not None else "measured on first load"
+    if found is None:
+        return "measured on first load"
+    return f"{found.engine} (measured)" if found.final else f"{found.engine} (measured {found.progress()})"
 
 
 def forget_engine(info: ModelInfo) -> bool:
@@ -575,17 +578,12 @@ def _measured_engine(loaded: LoadedModel, choice: DeviceChoice, compile_mode: st
     engines = _cpu_engines(loaded.info)
     if choice.device != "cpu" or choice.precision != "fp32" or compile_mode is not None or len(engines) == 1:
         return None
-    found = remembered(loaded.info.fingerprint, _engine_folder(loaded.info))
-    if found is not None and found.engine in engines:
-        return found
-    if status is not None:
-        status(f"measuring the CPU engines for {loaded.info.name} (once on this machine)")
 
     def build(engine: str) -> Upscaler:
         return Upscaler(loaded, choice, engine, channels_last=channels_last)
 
     return choose_engine(loaded.info.fingerprint, _engine_folder(loaded.info), engines, build,
-                         UpscaleSettings(tile=0), status)
+                         UpscaleSettings(tile=0), status, loaded.info.name)
 
 
 def _ncnn_engine(info: ModelInfo, choice: DeviceChoice, engine: str) -> NcnnForward | None:

@@ -85,7 +85,8 @@ def model_status(name: str) -> None:
             st.rerun()
         st.info(f"Loading **{name}** on {key[1]}… {loads.seconds(key):.0f} s. The pages work meanwhile; "
                 "a model's first load also converts its weights, and on the CPU measures which engine runs it "
-                "fastest here (up to a minute, once).", icon=":material/hourglass_top:")
+                "fastest here (up to a minute; two later loads, an hour or more apart, measure again for "
+                "about 10 s).", icon=":material/hourglass_top:")
 
     status()
 

@@ -39,18 +39,19 @@ def _engine_measurements(infos: list[core.ModelInfo]) -> None:
         return
 
     def cell(choice: core.EngineChoice, engine: str) -> str:
-        trial = next((t for t in choice.trials if t.engine == engine), None)
-        if trial is None:
-            return "-"
-        return "cannot run" if trial.error else f"{trial.seconds:.3f} s"
+        trial = choice.trial(engine)
+        return "-" if trial is None else trial.describe(details=False)
 
-    rows = [{"model": name, "engine": c.engine, **{e: cell(c, e) for e in ("torch", "ncnn", "openvino")},
+    rows = [{"model": name, "engine": c.engine, "measured": c.progress(),
+             **{e: cell(c, e) for e in ("torch", "ncnn", "openvino")},
              "probe": f"{c.side} px, {c.threads} threads", "why": c.reason} for name, c in choices.items()]
     with st.expander(f"CPU engine measurements on this machine ({len(rows)})"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="engine_table")
-        st.caption("A model's first load on this CPU times each engine that can run it on the same image and keeps "
-                   "the fastest whose output equals PyTorch's (within 5 %, the one needing less memory). "
-                   "Measure again with `realesrgan-studio engines --again`.")
+        st.caption(f"A model's first load on this CPU times each engine that can run it on the same image and keeps "
+                   f"the fastest whose output equals PyTorch's (within 5 %, the one needing less memory). A shared "
+                   f"host's speed varies over time, so later loads, an hour or more apart, measure again until "
+                   f"{core.MEASUREMENTS} measurements are pooled (each engine's time is then their mean). "
+                   "Start over with `realesrgan-studio engines --again`.")
 
 
 def _downloads(infos: list[core.ModelInfo]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 import core
-from core._engine_choice import FILE_NAME, MIN_PSNR, TIE, EngineTrial, pick
+from core import _engine_choice
+from core._engine_choice import FILE_NAME, MEASUREMENTS, MIN_PSNR, TIE, EngineChoice, EngineTrial, pick, recheck
 from tests.conftest import psnr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +46,59 @@ def test_an_engine_with_other_output_or_an_error_is_never_chosen() -> None:
     assert "ncnn not used (55 dB against PyTorch" in reason and "openvino not used (ConversionError" in reason
 
 
+class _Sleeper:
+    """An engine whose call takes a set time (sleep: the same on any machine) and returns its input."""
+
+    def __init__(self, seconds: float, bytes_per_pixel: float) -> None:
+        self.seconds, self.bytes_per_pixel, self.calls = seconds, bytes_per_pixel, 0
+
+    def upscale(self, image: np.ndarray, settings=None) -> SimpleNamespace:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return SimpleNamespace(image=image)
+
+    def activation_bytes_per_pixel(self) -> float:
+        return self.bytes_per_pixel
+
+
+def test_a_recheck_pools_the_measurements_and_can_overturn_a_choice_made_in_a_slow_phase() -> None:
+    """The case seen on a shared VM: a first measurement in a phase that slowed ncnn kept OpenVINO; a
+    later one in a quiet phase finds ncnn far ahead, and the pooled means pick ncnn."""
+    first = EngineChoice("openvino", "as measured in a slow phase", 64, 2, (
+        EngineTrial("torch", 0.084, None, 800.0, runs=(0.084,)),
+        EngineTrial("ncnn", 0.077, 116.0, 3600.0, runs=(0.077,)),
+        EngineTrial("openvino", 0.072, 116.0, 1900.0, runs=(0.072,)),
+        EngineTrial("refused", 0.010, MIN_PSNR - 5, 100.0, runs=(0.010,))), "2026-01-01T00:00:00")
+    engines = {"torch": _Sleeper(0.077, 800.0), "ncnn": _Sleeper(0.030, 3600.0), "openvino": _Sleeper(0.068, 1900.0)}
+    built: list[str] = []
+
+    def build(engine: str) -> _Sleeper:
+        built.append(engine)
+        return engines[engine]
+
+    second = recheck(first, build, None)
+    assert sorted(built) == ["ncnn", "openvino", "torch"]  # the refused engine is not measured again
+    assert second.measurements == 2 and not second.final and second.side == 64
+    trials = {t.engine: t for t in second.trials}
+    assert trials["ncnn"].runs[0] == 0.077 and 0.030 <= trials["ncnn"].runs[1] < 0.060
+    assert trials["ncnn"].seconds == pytest.approx(sum(trials["ncnn"].runs) / 2)
+    assert trials["refused"] == first.trials[3] and trials["ncnn"].psnr == 116.0
+    assert second.engine == "ncnn" and "faster than openvino" in second.reason
+    assert trials["ncnn"].describe().startswith(f"{trials['ncnn'].seconds:.3f} s (mean of 2), 116 dB, 3.5 KB/px")
+    assert recheck(second, build, None).measurements == MEASUREMENTS  # the last one: final
+    assert EngineChoice.from_json(json.loads(json.dumps(second.to_json()))) == second
+
+
+def test_a_choice_is_due_for_a_recheck_an_hour_later_until_it_is_final() -> None:
+    choice = EngineChoice("ncnn", "", 64, 2, (EngineTrial("torch", 1.0),), "2026-03-01T12:00:00")
+    at = datetime.datetime(2026, 3, 1, 12, 0, 0)
+    assert not choice.due(at + datetime.timedelta(minutes=59)) and choice.due(at + datetime.timedelta(minutes=61))
+    final = EngineChoice("ncnn", "", 64, 2, (EngineTrial("torch", 1.0),), "2026-03-01T12:00:00", MEASUREMENTS)
+    assert final.final and not final.due(at + datetime.timedelta(days=30)) and final.progress() == "final (3)"
+    old = {k: v for k, v in choice.to_json().items() if k != "measurements"}  # a record from before re-checks
+    assert EngineChoice.from_json(old).measurements == 1
+
+
 def _user_copy(weights_dir: Path, folder: Path, name: str, perturb: float = 0.0) -> None:
     """The animevideov3 weights saved as a user file (optionally with its last convolution changed)."""
     state = core.load_model("realesr-animevideov3", weights_dir).descriptor.model.state_dict()
@@ -57,7 +114,8 @@ def _crop() -> np.ndarray:
     return core.load_sample("chelsea")[60:100, 200:240].astype(np.uint16) * 257
 
 
-def test_auto_measures_once_per_machine_and_runs_what_it_measured(weights_dir: Path, tmp_path: Path) -> None:
+def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_measured(
+        weights_dir: Path, tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "weights"
     _user_copy(weights_dir, folder, "my-anime")  # no ncnn file: PyTorch against OpenVINO
     info = core.model_info("my-anime", folder)
@@ -77,9 +135,25 @@ def test_auto_measures_once_per_machine_and_runs_what_it_measured(weights_dir: P
 
     second = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder)  # remembered: no new measurement
     assert second.engine_choice == choice and (folder / FILE_NAME).stat().st_mtime_ns == written
-    assert core.cpu_engine_label(info) == f"{choice.engine} (measured)"
+    assert choice.measurements == 1 and core.cpu_engine_label(info) == f"{choice.engine} (measured 1 of 3)"
     reference = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder, engine="torch")
     assert psnr(second.upscale(_crop()).image / 65535, reference.upscale(_crop()).image / 65535) >= MIN_PSNR
+
+    monkeypatch.setattr(_engine_choice, "RECHECK_AFTER_S", 0.0)  # as if an hour had passed between loads
+    for count in range(2, MEASUREMENTS + 1):
+        stages.clear()
+        later = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder, status=stages.append)
+        pooled = later.engine_choice
+        assert pooled is not None and pooled.measurements == count and later.engine == pooled.engine
+        assert any(f"measurement {count} of {MEASUREMENTS}" in s for s in stages)
+        for trial in pooled.trials:
+            assert len(trial.runs) == count and trial.seconds == pytest.approx(sum(trial.runs) / count)
+            assert trial.runs[:count - 1] == next(t for t in choice.trials if t.engine == trial.engine).runs
+        choice = pooled
+    assert core.auto_engine(info) == choice and core.cpu_engine_label(info) == f"{choice.engine} (measured)"
+    written = (folder / FILE_NAME).stat().st_mtime_ns
+    assert core.Upscaler.load("my-anime", device="cpu", weights_dir=folder).engine_choice == choice  # final
+    assert (folder / FILE_NAME).stat().st_mtime_ns == written
 
     assert core.forget_engine(info) and core.auto_engine(info) is None
     again = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder).engine_choice
