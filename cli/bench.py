@@ -123,15 +123,15 @@ def _image(size: int) -> np.ndarray:
     return np.tile(sample, (reps, reps, 1))[:size, :size]
 
 
-def _engine_callable(spec: str, model: str, device: str):
+def _engine_callable(spec: str, model: str, device: str, weights_dir: Path | None = None):
     """A function image -> output (float32 CHW in [0, 1]; ours: the 16-bit HWC image), its FLOPs per
     LR pixel, and a note."""
     engine, options = parse_engine(spec)
-    loaded = load_model(model)
+    loaded = load_model(model, weights_dir)
     flops = conv_flops_per_pixel(loaded.descriptor.model, loaded.descriptor.scale)
     if engine == "ours":
         upscaler = Upscaler.load(
-            model, device=device, precision="bf16" if "bf16" in options else "auto",
+            model, device=device, precision="bf16" if "bf16" in options else "auto", weights_dir=weights_dir,
             engine=next((e for e in ("torch", "ncnn", "openvino") if e in options), "auto"),
             compile_mode=options.get("compile") or None,
             channels_last=False if "nchw" in options else None,
@@ -184,7 +184,7 @@ def _engine_callable(spec: str, model: str, device: str):
             raise RuntimeError("openvino is not installed")
         descriptor = loaded.descriptor
         net = OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint,
-                              default_weights_dir() / "openvino", threads=torch.get_num_threads())
+                              (weights_dir or default_weights_dir()) / "openvino", threads=torch.get_num_threads())
 
         def run(image: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
@@ -201,8 +201,9 @@ def _as_float(result: np.ndarray) -> np.ndarray:
     return result.astype(np.float32)
 
 
-def _measure(engine: str, model: str, size: int, device: str, repeats: int, output: Path | None) -> dict:
-    run, flops, note = _engine_callable(engine, model, device)
+def _measure(engine: str, model: str, size: int, device: str, repeats: int, output: Path | None,
+             weights_dir: Path | None = None) -> dict:
+    run, flops, note = _engine_callable(engine, model, device, weights_dir)
     image = _image(size)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -232,16 +233,17 @@ def _child_main(argv: list[str]) -> None:
 
 
 def _measure_once(engine: str, model: str, size: int, device: str, repeats: int, target: Path,
-                  subprocesses: bool) -> dict:
+                  subprocesses: bool, weights_dir: Path | None) -> dict:
     """One engine process (or an in-process run): its times and peaks; the output goes to ``target``.
 
     Raises ``RuntimeError`` with the reason when the engine cannot run here.
     """
     if not subprocesses:
-        return _measure(engine, model, size, device, repeats, target)
+        return _measure(engine, model, size, device, repeats, target, weights_dir)
+    folder = {"STUDIO_WEIGHTS_DIR": str(weights_dir)} if weights_dir is not None else {}  # the child's default
     proc = subprocess.run(
         [sys.executable, "-m", "cli.bench", engine, model, str(size), device, str(repeats), str(target)],
-        capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+        capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"} | folder)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
@@ -257,11 +259,13 @@ def _pool(first: dict, later: dict) -> dict:
 
 
 def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device: str = "auto",
-              repeats: int = 3, rounds: int = 1, subprocesses: bool = True, log=None) -> tuple[list[BenchRow], dict]:
+              repeats: int = 3, rounds: int = 1, subprocesses: bool = True, log=None,
+              weights_dir: Path | None = None) -> tuple[list[BenchRow], dict]:
     """Run every (model, size, engine); returns the rows and the machine info.
 
     ``rounds``: run the engines in turn this many times (each a fresh process with its own
     warm-up and ``repeats``); times are pooled, so the medians compare like with like.
+    ``weights_dir``: where the models are (default: ``$STUDIO_WEIGHTS_DIR``, else ``weights/``).
     """
     device = resolve_device(device).device
     info = machine_info(device)
@@ -280,7 +284,8 @@ def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device
                             continue  # skipped in the first round
                         target = Path(tmp) / f"engine{number}.npy"
                         try:
-                            result = _measure_once(engine, model, size, device, repeats, target, subprocesses)
+                            result = _measure_once(engine, model, size, device, repeats, target, subprocesses,
+                                                   weights_dir)
                         except RuntimeError as exc:
                             if log:
                                 log(f"{engine} {model} {size}: skipped ({exc})")

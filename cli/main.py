@@ -418,7 +418,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             sizes, repeats = [24], 1
         rows, info = run_bench(models, sizes, engines, device=device, repeats=repeats,
                                rounds=1 if args.quick else args.rounds,
-                               subprocesses=not args.in_process, log=None if args.quiet else _err)
+                               subprocesses=not args.in_process, log=None if args.quiet else _err,
+                               weights_dir=args.weights_dir)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2

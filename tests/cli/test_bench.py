@@ -52,6 +52,23 @@ def test_bench_cli_quick_mode_with_subprocesses(weights_dir: Path, tmp_path: Pat
     assert {r["engine"] for r in rows} == {"ours", "ncnn", "pytorch"} and all(r["peak_rss_mb"] > 50 for r in rows)
 
 
+def test_bench_runs_a_user_file_from_the_weights_dir_given(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    """`--weights-dir` reaches the engine processes: a user file that only that folder holds is benched."""
+    from safetensors.torch import save_file
+
+    state = core.load_model("realesr-animevideov3", weights_dir).descriptor.model.state_dict()
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "my-anime.safetensors"))
+    out = tmp_path / "bench.json"
+    code = main(["--weights-dir", str(folder), "bench", "--quick", "--models", "my-anime", "--engines",
+                 "ours:torch,pytorch", "--out", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["engine"], r["model"]) for r in rows} == {("ours:torch", "my-anime"), ("pytorch", "my-anime")}
+    assert next(r for r in rows if r["engine"] == "ours:torch")["psnr_vs_pytorch"] > 60
+
+
 def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
     image = core.load_sample("chelsea")[100:140, 200:240].astype(np.uint16) * 257
     ncnn = core.Upscaler.load("RealESRGAN_x4plus_anime_6B", device="cpu", weights_dir=weights_dir, engine="ncnn")
