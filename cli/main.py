@@ -83,11 +83,6 @@ def _columns(rows: list[tuple[str, ...]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + "  " + row[-1])
 
 
-def _trial_cell(choice, engine: str) -> str:
-    trial = choice.trial(engine)
-    return "-" if trial is None else trial.describe()
-
-
 def _cmd_engines(args: argparse.Namespace) -> int:
     """Measure (or show the measurement of) the CPU engine each model runs with."""
     infos = [info for info in list_models(args.weights_dir) if info.available]
@@ -109,7 +104,7 @@ def _cmd_engines(args: argparse.Namespace) -> int:
             rows.append((info.name, "torch", "-", "-", "-", "-", "the only engine that can run it here"))
             continue
         rows.append((info.name, choice.engine, choice.progress(),
-                     *(_trial_cell(choice, e) for e in ("torch", "ncnn", "openvino")),
+                     *(choice.cell(e) for e in ("torch", "ncnn", "openvino")),
                      f"{choice.reason} ({choice.side} px probe, {choice.threads} threads)"))
     _columns(rows)
     return 0

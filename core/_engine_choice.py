@@ -141,6 +141,11 @@ class EngineChoice:
         """The figures of ``engine`` (``None``: it was not a candidate)."""
         return next((t for t in self.trials if t.engine == engine), None)
 
+    def cell(self, engine: str, *, details: bool = True) -> str:
+        """``engine``'s figures for a table (:meth:`EngineTrial.describe`), ``"-"`` where it was not a candidate."""
+        trial = self.trial(engine)
+        return "-" if trial is None else trial.describe(details=details)
+
     def progress(self) -> str:
         """``"2 of 3"`` or ``"final (3)"``, for tables."""
         return f"final ({self.measurements})" if self.final else f"{self.measurements} of {MEASUREMENTS}"
@@ -343,7 +348,7 @@ def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
     OpenVINO 0.40-0.42 s) is judged by its typical call, not its luckiest. This is the first of
     :data:`MEASUREMENTS` measurements (:func:`recheck` takes the others).
     """
-    say = status or (lambda text: log.info(text))
+    say = status or log.info
     built: dict[str, _Candidate] = {"torch": build("torch")}
     side = PROBE_SIDE
     while True:  # the probe's size: PyTorch's calls take at least PROBE_SECONDS, or the largest probe
@@ -371,7 +376,7 @@ def recheck(previous: EngineChoice, build: Callable[[str], _Candidate], settings
     """Measure the engines of ``previous`` that agreed with PyTorch again, on the same probe, and pool the
     figures: each engine's seconds become the mean of its measurements' medians, and :func:`pick` decides
     on those. An engine that cannot run any more is recorded as such (and is not chosen)."""
-    say = status or (lambda text: log.info(text))
+    say = status or log.info
     image = _probe(previous.side)
     engines = [t.engine for t in previous.trials if t.agrees and t.seconds is not None]
     built: dict[str, _Candidate] = {}
@@ -404,7 +409,7 @@ def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[
     if current(found):
         return found
     label = name or fingerprint
-    say = status or (lambda text: log.info(text))
+    say = status or log.info
     with _locked(folder):
         found = remembered(fingerprint, folder)  # another process may have measured while we waited
         if current(found):

@@ -38,12 +38,8 @@ def _engine_measurements(infos: list[core.ModelInfo]) -> None:
     if not choices:
         return
 
-    def cell(choice: core.EngineChoice, engine: str) -> str:
-        trial = choice.trial(engine)
-        return "-" if trial is None else trial.describe(details=False)
-
     rows = [{"model": name, "engine": c.engine, "measured": c.progress(),
-             **{e: cell(c, e) for e in ("torch", "ncnn", "openvino")},
+             **{e: c.cell(e, details=False) for e in ("torch", "ncnn", "openvino")},
              "probe": f"{c.side} px, {c.threads} threads", "why": c.reason} for name, c in choices.items()]
     with st.expander(f"CPU engine measurements on this machine ({len(rows)})"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="engine_table")
