@@ -57,12 +57,19 @@ from core import (
 )
 
 
+def _safe(stream, text: str) -> str:
+    """``text`` as ``stream`` can print it: a file name that is not valid UTF-8 (or not valid in the
+    terminal's encoding) shows its odd bytes as escapes instead of aborting the batch."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+
+
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(_safe(sys.stdout, text) + "\n")
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(_safe(sys.stderr, text) + "\n")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -195,6 +202,53 @@ def _unique_names(files: Sequence[Path | str], suffix: str) -> list[str]:
     return names
 
 
+OUT_SUFFIX = "_out"  # the default stem suffix where the output folder holds inputs (the official script's)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file ``path`` names (device, inode), so that two names of one file compare equal; None if none."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _plan_outputs(args: argparse.Namespace, files: list[Path | str],
+                  outdir: Path) -> tuple[list[Path | str], list[str]]:
+    """The inputs to run and their output names, so that no output replaces an input.
+
+    Outputs are ``STEM{suffix}.png``. Where the output folder holds inputs, ``--suffix`` defaults to
+    ``_out`` and may not be empty, and images in that folder whose stem ends with the suffix are earlier
+    outputs, not inputs (unless named one by one). An output that would be an input file (same path,
+    or a hard link to it) is a usage error: nothing runs.
+    """
+    local = [f for f in files if isinstance(f, Path)]
+    folder = outdir.resolve()
+    holds_inputs = [f for f in local if f.resolve().parent == folder]
+    suffix = args.suffix if args.suffix is not None else (OUT_SUFFIX if holds_inputs else "")
+    if holds_inputs and not suffix:
+        raise _UsageError(f"the output folder {outdir} holds inputs ({holds_inputs[0].name}"
+                          f"{', …' if len(holds_inputs) > 1 else ''}); with an empty --suffix an output would replace "
+                          f"or be taken for an input. Choose another -o, or leave --suffix out ({OUT_SUFFIX}).")
+    if suffix:
+        named = {Path(raw).resolve() for raw in args.inputs if "://" not in raw and not Path(raw).is_dir()}
+        files = [f for f in files if not (isinstance(f, Path) and f.resolve().parent == folder
+                                          and f.stem.endswith(suffix) and f.resolve() not in named)]
+    names = _unique_names(files, suffix)
+    by_path = {f.resolve(): f for f in files if isinstance(f, Path)}
+    by_file = {identity: f for f in by_path.values() if (identity := _identity(f)) is not None}
+    clashes = [(by_path.get(target.resolve()) or by_file[_identity(target)], target)
+               for target in (outdir / name for name in names)
+               if target.resolve() in by_path or _identity(target) in by_file]
+    if clashes:
+        source, target = clashes[0]
+        raise _UsageError(f"{target} would replace the input {source}"
+                          f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}; nothing was written. "
+                          "Choose another -o or --suffix.")
+    return files, names
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     on_ray = _cluster(args) if args.ray is not None else None  # (module, settings), or None for this machine
     files = list(_inputs(args.inputs, cluster=on_ray[0] if on_ray else None))
@@ -202,6 +256,11 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         _err("No input images found.")
         return 2
     outdir = _output_folder(args.output)
+    files, names = _plan_outputs(args, files, outdir)
+    if not files:
+        _err(f"No input images found (images named *{args.suffix or OUT_SUFFIX}.* in the output folder are "
+             "earlier outputs).")
+        return 2
     try:
         settings = UpscaleSettings(outscale=args.outscale, tile=args.tile, alpha=args.alpha,
                                    limits=ImageLimits())
@@ -209,7 +268,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 2
     if args.ray is not None:
-        return _upscale_on_ray(args, on_ray, files, outdir, settings)
+        return _upscale_on_ray(args, on_ray, files, names, outdir, settings)
     bar_download = None
 
     def on_download(done: int, total: int | None) -> None:
@@ -230,7 +289,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
             bar_download.close()
     _err(upscaler.describe())
     failures = 0
-    for path, name in zip(files, _unique_names(files, args.suffix)):
+    for path, name in zip(files, names):
         if args.skip_existing and (outdir / name).exists():
             _out(f"{path} -> {outdir / name} (exists; skipped)")
             continue
@@ -264,11 +323,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], outdir: Path,
-                    settings: UpscaleSettings) -> int:
+def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], names: list[str],
+                    outdir: Path, settings: UpscaleSettings) -> int:
     """``upscale --ray``: the same names, bit depths and messages as the local loop; this process writes."""
     cluster, cluster_settings = on_ray
-    names = _unique_names(files, args.suffix)
     todo = [i for i, name in enumerate(names) if not (args.skip_existing and (outdir / name).exists())]
     for i in sorted(set(range(len(files))) - set(todo)):
         _out(f"{files[i]} -> {outdir / names[i]} (exists; skipped)")
@@ -386,8 +444,8 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
             _err(f"skipped {path}: {exc}")
             continue
         target = write_png(outdir / f"{stem}_lr.png", result.lr)
-        (outdir / f"{stem}_params.json").write_text(
-            json.dumps({"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}, indent=2))
+        params = {"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}
+        write_file(outdir / f"{stem}_params.json", json.dumps(params, indent=2))
         for number, stage in enumerate(result.stages):
             if stage.applied:
                 eight = from_unit(stage.image)
@@ -423,8 +481,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
          + (f" · rough CPU peak {info['rough_cpu_peak_gflops']:.0f} GFLOP/s" if info["rough_cpu_peak_gflops"] else ""))
     _out(format_table(rows))
     out = Path(args.out) if args.out else default_results_dir() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(rows_to_json(rows, info))
+    write_file(out, rows_to_json(rows, info))
     _err(f"wrote {out}")
     return 0 if rows else 1
 
@@ -470,7 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--device", default="auto", help="auto, cpu, cuda[:N], mps or intel-gpu[:N] (OpenVINO)")
     up.add_argument("--precision", default="auto", choices=PRECISIONS)
     up.add_argument("--alpha", default="model", choices=ALPHA_MODES)
-    up.add_argument("--suffix", default="", help="added to output file stems (e.g. _x4)")
+    up.add_argument("--suffix", default=None,
+                    help="added to output file stems: outputs are STEM{SUFFIX}.png (default: none, or _out where the "
+                         "output folder holds inputs; there, images named *SUFFIX.* are earlier outputs and are not "
+                         "taken as inputs). An output never replaces an input.")
     up.add_argument("--download", action="store_true",
                     help="allow downloading official weights when no local copy exists")
     up.add_argument("--skip-existing", action="store_true",
@@ -539,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # progress bars print file names too
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -49,6 +49,7 @@ from ._errors import (
     WeightsMissingError,
 )
 from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, run_method, write_results
+from ._files import write_file
 from ._io import (
     IMAGE_SUFFIXES,
     ImageLimits,
@@ -59,7 +60,6 @@ from ._io import (
     read_image,
     to_display,
     to_unit,
-    write_file,
     write_png,
 )
 from ._jobs import Job, JobContext, JobManager, JobSnapshot

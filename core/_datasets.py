@@ -26,6 +26,7 @@ import numpy as np
 from ._degradations import DegradationConfig, config_to_dict, make_pair
 from ._download import fetch
 from ._errors import DatasetError
+from ._files import atomic_open
 from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from ._resize import crop_to_scale, imresize
 from ._samples import SAMPLES_DIR
@@ -319,21 +320,16 @@ def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_M
             target = (dest / info.filename).resolve()
             if dest_resolved not in target.parents:
                 raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
             try:
-                with archive.open(info) as source, tmp.open("wb") as out:
+                with archive.open(info) as source, atomic_open(target) as out:
                     copied = 0
                     while chunk := source.read(1 << 20):
                         copied += len(chunk)
                         if copied > info.file_size:
                             raise DatasetError(f"{archive_path.name}: {info.filename} inflates beyond its size.")
                         out.write(chunk)
-                tmp.replace(target)
-            except _ZIP_FAULTS as exc:  # bad CRC, truncated archive, full disk
+            except _ZIP_FAULTS as exc:  # bad CRC, truncated archive, full disk, a name too long
                 raise DatasetError(f"{archive_path.name}: {info.filename} cannot be extracted ({exc}).") from exc
-            finally:
-                tmp.unlink(missing_ok=True)
             written.append(target)
         return written
 

@@ -53,6 +53,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ._files import write_file
+
 __all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key",
            "pick", "recheck", "remembered", "remembered_all"]
 
@@ -197,10 +199,7 @@ def _read(folder: Path) -> dict:
 
 
 def _write(folder: Path, choices: dict) -> None:
-    path = folder / FILE_NAME
-    tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.{threading.get_ident()}.part")
-    tmp.write_text(json.dumps({"version": _VERSION, "choices": choices}, indent=1))
-    tmp.replace(path)
+    write_file(folder / FILE_NAME, json.dumps({"version": _VERSION, "choices": choices}, indent=1))
 
 
 _thread_lock = threading.Lock()

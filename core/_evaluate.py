@@ -23,6 +23,7 @@ import numpy as np
 
 from ._datasets import Dataset, DatasetItem
 from ._errors import StudioError, UnknownNameError
+from ._files import atomic_open, write_file
 from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
 from ._upscaler import Upscaler, UpscaleSettings
@@ -410,7 +411,7 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
     columns = ["image", "method", *result.metrics, "seconds", "device", "precision", "source", "reused", "error"]
-    with csv_path.open("w", newline="") as handle:
+    with atomic_open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in result.rows:
@@ -425,5 +426,5 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
         "cancelled": result.cancelled, "means": result.means(),
         "rows": [asdict(row) for row in result.rows],
     }
-    json_path.write_text(json.dumps(_finite(payload), indent=2))
+    write_file(json_path, json.dumps(_finite(payload), indent=2))
     return csv_path, json_path

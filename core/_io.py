@@ -28,12 +28,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from ._files import write_file
 
 __all__ = [
     "ImageLimits",
     "decode_image",
     "encode_png",
-    "write_file",
     "image_info",
     "from_unit",
     "to_display",
@@ -263,18 +263,8 @@ def encode_png(image: np.ndarray, compression: int = 3) -> bytes:
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write ``image`` as PNG atomically (temporary file, then rename); return the path."""
+    """Write ``image`` as PNG atomically (see :func:`core._files.write_file`); return the path."""
     return write_file(path, encode_png(image))
-
-
-def write_file(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` atomically (temporary file, then rename): a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
 
 
 def image_info(image: np.ndarray) -> str:

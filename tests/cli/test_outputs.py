@@ -1,0 +1,101 @@
+"""`upscale`'s outputs never replace its inputs, and a re-run into the same folder never takes them for inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core
+from cli.main import main
+
+MODEL = ["--model", "realesr-animevideov3", "-q"]
+
+
+def _folder(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    folder = tmp_path / "photos"
+    crops = {"a.png": core.load_sample("rocket")[:16, :20], "b.png": core.load_sample("chelsea")[:12, :12]}
+    for name, crop in crops.items():
+        core.write_png(folder / name, crop)
+    return folder, crops
+
+
+def test_upscaling_a_folder_into_itself_keeps_the_originals_and_does_not_upscale_its_outputs(
+        weights_dir: Path, tmp_path: Path, capsys) -> None:
+    folder, crops = _folder(tmp_path)
+    args = ["--weights-dir", str(weights_dir), "upscale", str(folder), "-o", str(folder), *MODEL]
+    for _ in range(2):  # the second run finds a_out.png / b_out.png beside the inputs
+        assert main(args) == 0
+        for name, crop in crops.items():
+            np.testing.assert_array_equal(core.read_image(folder / name), crop)  # the originals, untouched
+            out = core.read_image(folder / name.replace(".png", "_out.png"))
+            assert out.shape[:2] == (crop.shape[0] * 4, crop.shape[1] * 4)  # x4 of the input, never x16
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_out.png", "b.png", "b_out.png"]
+    capsys.readouterr()
+    (folder / "a_out.png").write_bytes(b"kept")
+    assert main([*args, "--skip-existing"]) == 0  # resumes: the outputs exist, the inputs are still inputs
+    printed = capsys.readouterr().out
+    assert "a_out.png (exists; skipped)" in printed and "a_out_out" not in printed
+    assert (folder / "a_out.png").read_bytes() == b"kept"
+
+
+def test_an_empty_suffix_into_the_input_folder_is_refused_before_anything_runs(
+        weights_dir: Path, tmp_path: Path, capsys) -> None:
+    folder, crops = _folder(tmp_path)
+    code = main(["--weights-dir", str(weights_dir), "upscale", str(folder), "-o", str(folder), "--suffix", "", *MODEL])
+    assert code == 2
+    assert "holds inputs" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]
+    np.testing.assert_array_equal(core.read_image(folder / "a.png"), crops["a.png"])
+
+
+def test_a_relative_dot_output_in_the_input_folder_writes_beside_it(
+        weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, crops = _folder(tmp_path)
+    monkeypatch.chdir(folder)
+    assert main(["--weights-dir", str(weights_dir), "upscale", "a.png", "-o", ".", *MODEL]) == 0
+    np.testing.assert_array_equal(core.read_image(folder / "a.png"), crops["a.png"])
+    assert core.read_image(folder / "a_out.png").shape == (64, 80, 3)
+
+
+def test_an_output_that_is_a_hard_link_to_an_input_is_refused(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    folder, crops = _folder(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(folder / "a.png", out / "a.png")  # out/a.png is the input a.png under another name
+    code = main(["--weights-dir", str(weights_dir), "upscale", str(folder), "-o", str(out), *MODEL])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "would replace the input" in err and "a.png" in err
+    np.testing.assert_array_equal(core.read_image(out / "a.png"), crops["a.png"])
+    assert not (out / "b.png").exists()  # nothing ran
+
+
+def test_an_input_named_like_another_inputs_output_is_refused(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    folder, _ = _folder(tmp_path)
+    core.write_png(folder / "a_x.png", core.load_sample("coffee")[:8, :8])
+    code = main(["--weights-dir", str(weights_dir), "upscale", str(folder / "a.png"), str(folder / "a_x.png"),
+                 "-o", str(folder), "--suffix", "_x", *MODEL])
+    assert code == 2 and "a_x.png would replace the input" in capsys.readouterr().err
+    assert core.read_image(folder / "a_x.png").shape == (8, 8, 3)
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_and_the_batch_goes_on(weights_dir: Path, tmp_path: Path) -> None:
+    folder, crops = _folder(tmp_path)
+    odd = os.fsencode(folder) + b"/caf\xe9.png"  # Latin-1 bytes: not valid UTF-8
+    with open(odd, "wb") as handle:
+        handle.write(core.encode_png(core.load_sample("coffee")[:8, :8]))
+    script = Path(sys.executable).with_name("realesrgan-studio")
+    # a strict UTF-8 terminal (en_US.UTF-8); with progress bars (they print names too)
+    proc = subprocess.run([str(script), "--weights-dir", str(weights_dir), "upscale", str(folder),
+                           "-o", str(tmp_path / "out"), "--model", "realesr-animevideov3"],
+                          capture_output=True, timeout=300, env=os.environ | {"PYTHONIOENCODING": "utf-8:strict"})
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    printed = proc.stdout.decode(errors="replace")
+    assert "caf\\udce9.png" in printed and printed.count(" -> ") == 3
+    assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "b.png").exists()
+    assert os.path.exists(os.fsencode(tmp_path / "out") + b"/caf\xe9.png")
