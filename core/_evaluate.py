@@ -105,8 +105,16 @@ class EvalResult:
         return out
 
 
+def _stored(value: float) -> float | str:
+    """A metric value as SQLite keeps it exactly: SQLite turns a NaN REAL into NULL, so NaN is kept as the
+    text ``'nan'`` (``float()`` reads it back); infinities are REALs."""
+    return "nan" if math.isnan(value) else float(value)
+
+
 class ResultDB:
-    """SQLite store of finished results, keyed by image hash + method + settings key."""
+    """SQLite store of finished results, keyed by image hash + method + settings key.
+
+    Every float round-trips exactly, NaN and the infinities included."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -143,8 +151,10 @@ class ResultDB:
                 "SELECT metric, value FROM metrics WHERE image_hash=? AND method=? AND settings=?",
                 (image_hash, method, settings),
             ).fetchall()
+        if any(value is None for _, value in values):
+            return None  # written before NaN was stored: NULL meant NaN or inf, so compute it again
         meta = dict(zip(("seconds", "device", "precision", "source"), run))
-        return {name: (float("inf") if value is None else value) for name, value in values}, meta
+        return {name: float(value) for name, value in values}, meta
 
     def link(self, item_key: str, method: str, work: str, image_hash: str, settings: str) -> None:
         """Record that ``item_key``'s ``(method, work)`` has its result under ``(image_hash, settings)``."""
@@ -173,7 +183,7 @@ class ResultDB:
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)",
-                [(image_hash, method, settings, name, None if value is not None and math.isinf(value) else value)
+                [(image_hash, method, settings, name, _stored(value))
                  for name, value in row.metrics.items() if value is not None],
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 
@@ -350,3 +351,27 @@ def test_run_method_is_one_way_to_run_a_baseline_or_a_model(weights_dir: Path) -
     assert core.run_method("realesr-animevideov3", lr, (73, 91), upscaler).shape == (73, 91, 3)  # any size
     with pytest.raises(ValueError, match="give its upscaler"):
         core.run_method("realesr-animevideov3", lr, (96, 120))
+
+
+def test_every_float_round_trips_through_the_store_and_a_resumed_run_equals_a_fresh_one(tmp_path: Path) -> None:
+    """A flat image: PSNR +inf and NIQE NaN. Reused from results.sqlite they must come back as they were
+    (SQLite turns a NaN REAL into NULL, which used to come back as +inf)."""
+    core.write_png(tmp_path / "hr" / "flat.png", np.full((128, 128, 3), 90, np.uint8))
+    dataset = core.open_dataset(tmp_path / "hr", 4)
+    db = core.ResultDB(tmp_path / "r.sqlite")
+    fresh = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
+    reused = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
+    assert fresh.computed == 1 and reused.reused == 1
+    assert fresh.rows[0].metrics["psnr"] == math.inf and math.isnan(fresh.rows[0].metrics["niqe"])
+    assert reused.rows[0].metrics["psnr"] == math.inf and math.isnan(reused.rows[0].metrics["niqe"])
+    row = core.EvalRow(image="x", method="m", metrics={"a": math.nan, "b": math.inf, "c": -math.inf, "d": 0.1 + 0.2},
+                       seconds=1.0, device="cpu", precision="fp32", source="test")
+    db.put("h", "m", "s", row)
+    back, _ = db.get("h", "m", "s")
+    assert math.isnan(back["a"]) and back["b"] == math.inf and back["c"] == -math.inf and back["d"] == 0.1 + 0.2
+    # a store written before NaN was kept (NULL meant NaN or inf): such a result is computed again, not guessed
+    db._db.execute("UPDATE metrics SET value = NULL WHERE metric = 'niqe'")
+    db._db.commit()
+    again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
+    assert again.computed == 1 and math.isnan(again.rows[0].metrics["niqe"])
+    db.close()
