@@ -9,13 +9,31 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8501"
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """A temporary file of our own beside ``target``, synced, then renamed over it: never half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:120]}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class ApiError(Exception):
@@ -93,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ApiError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(png)
+    _write_atomically(target, png)
     sys.stdout.write(f"{args.image} -> {target} ({info})\n")
     return 0
 

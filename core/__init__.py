@@ -34,6 +34,7 @@ from ._errors import (
     CancelledError,
     ConfigError,
     ConversionError,
+    DamagedFileError,
     DatasetError,
     DeviceUnavailableError,
     DownloadError,
@@ -48,7 +49,17 @@ from ._errors import (
     UnsupportedModelError,
     WeightsMissingError,
 )
-from ._evaluate import BASELINES, EvalResult, EvalRow, EvalSettings, ResultDB, evaluate, run_method, write_results
+from ._evaluate import (
+    BASELINES,
+    EvalResult,
+    EvalRow,
+    EvalSettings,
+    ResultDB,
+    evaluate,
+    read_results,
+    run_method,
+    write_results,
+)
 from ._files import write_file
 from ._io import (
     IMAGE_SUFFIXES,
@@ -181,6 +192,8 @@ __all__ = [
     "score_images",
     "ssim",
     "write_results",
+    "read_results",
+    "DamagedFileError",
     "CATALOGUE",
     "DEFAULT_MODEL",
     "RESIZE_METHODS",

@@ -115,3 +115,8 @@ class DatasetError(StudioError):
     """A dataset path or layout that cannot be used."""
 
     code = "dataset"
+
+
+class DamagedFileError(StudioError):
+    """A file we wrote earlier (a run's ``results.json``) that cannot be read back: truncated or edited.
+    The message names the file."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ._datasets import Dataset, DatasetItem
-from ._errors import StudioError, UnknownNameError
+from ._errors import DamagedFileError, StudioError, UnknownNameError
 from ._files import atomic_open, write_file
 from ._metrics import METRICS, Channel, Grey, compute_metric
 from ._resize import resize
@@ -438,3 +438,24 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
     }
     write_file(json_path, json.dumps(_finite(payload), indent=2))
     return csv_path, json_path
+
+
+_RESULT_KEYS = ("dataset", "scale", "lr_source", "methods", "metrics", "settings", "cancelled", "means", "rows")
+
+
+def read_results(run_dir: Path) -> dict:
+    """The ``results.json`` of a run folder (see :func:`write_results`), checked for the keys readers use.
+
+    Raises:
+        DamagedFileError: the file is missing, truncated, not JSON, or lacks those keys.
+    """
+    path = Path(run_dir) / "results.json"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DamagedFileError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); the run is "
+                               "damaged. Its results.csv and the result store may still hold its rows.") from exc
+    missing = [key for key in _RESULT_KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise DamagedFileError(f"{path} lacks {', '.join(missing)}; the run is damaged.")
+    return payload

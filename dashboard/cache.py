@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,24 @@ def model_summary(name: str, fingerprint: str) -> dict[str, Any]:
         "bf16": descriptor.supports_bfloat16,
         "detected": f"{descriptor.architecture.name} x{descriptor.scale}",
     }
+
+
+def run_readable(run: Path) -> bool:
+    """Whether a run folder's ``results.json`` reads back (checked again only when the file changes)."""
+    try:
+        info = (run / "results.json").stat()
+    except OSError:
+        return False
+    return _readable(str(run), info.st_mtime_ns, info.st_size)  # the file's version is part of the key
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _readable(run: str, mtime_ns: int, size: int) -> bool:
+    try:
+        core.read_results(Path(run))
+    except core.DamagedFileError:
+        return False
+    return True
 
 
 class ResultStore:

@@ -120,7 +120,7 @@ def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[
         finally:
             db.close()
         core.write_results(result, run_dir)
-        (run_dir / "run.json").write_text(json.dumps(spec | {"methods": methods, "metrics": metrics}))
+        core.write_file(run_dir / "run.json", json.dumps(spec | {"methods": methods, "metrics": metrics}))
         return str(run_dir)
 
     st.session_state.bench_job_metrics = metrics  # the live table's columns, whatever the widget says meanwhile
@@ -157,7 +157,11 @@ def _live(metrics: list[str]):
 
 
 def _show_run(run: Path) -> None:
-    payload = json.loads((run / "results.json").read_text())
+    try:
+        payload = core.read_results(run)
+    except core.DamagedFileError as exc:
+        show_error(exc, run.name)
+        return
     metrics = list(payload["metrics"])
     st.caption(f"{payload['dataset']} · x{payload['scale']} · LR: {payload['lr_source']} · "
                f"crop {payload['settings']['crop_border']} px · channel {payload['settings']['channel']} · "
@@ -257,7 +261,10 @@ def render() -> None:
     if runs:
         st.divider()
         names = [p.parent.name for p in runs]
+        damaged = {name for name in names if not cache.run_readable(core.default_results_dir() / name)}
         current = st.session_state.get("bench_run")
+        default = current if current in names else next((n for n in names if n not in damaged), names[0])
         run = st.selectbox("Results (earlier runs reload from the results folder)", names,
-                           index=names.index(current) if current in names else 0, key="bench_run_pick")
+                           index=names.index(default), key="bench_run_pick",
+                           format_func=lambda name: f"{name} (damaged)" if name in damaged else name)
         _show_run(core.default_results_dir() / run)

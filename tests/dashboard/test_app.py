@@ -384,3 +384,19 @@ def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeyp
     assert not at.success and [b for b in at.button if b.key == "dl_go"]
     at.run()
     assert not at.error, "the outcome is shown once"
+
+
+def test_a_damaged_run_is_listed_as_damaged_and_the_others_still_load(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    result = core.evaluate(core.open_dataset("samples", 4), ["bicubic"], ["psnr"])
+    core.write_results(result, results / "20260101-000000")
+    _, newest = core.write_results(result, results / "20260102-000000")
+    newest.write_bytes(newest.read_bytes()[:200])  # killed mid-write by the old code, or a full disk
+    at = open_page("benchmark")
+    pick = at.selectbox(key="bench_run_pick")
+    assert pick.options == ["20260102-000000 (damaged)", "20260101-000000"]
+    assert pick.value == "20260101-000000"  # the newest readable run is the default
+    assert any("Per-method means" in s.value for s in at.subheader)
+    pick.set_value("20260102-000000").run()
+    assert not at.exception
+    assert any("damaged" in e.value and "results.json" in e.value for e in at.error)
