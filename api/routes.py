@@ -83,14 +83,14 @@ def inference(body: LegacyRequest, request: Request) -> str:
     except (binascii.Error, ValueError) as exc:
         raise core.ImageDecodeError("img_str is not valid base64.") from exc
     settings = request.app.state.settings
-    image = core.decode_image(data, settings.limits)
+    decoded = core.decode_with_profile(data, settings.limits)
     default = request.app.state.upscaler
     precision = "fp16" if body.half and default is not None and default.choice.device.startswith("cuda") else "auto"
     upscaler = _upscaler(request, None, precision)
     # the original service took any tile: raise tiny ones to the minimum instead of refusing them
     tile = body.tile if body.tile == 0 else max(body.tile, core.MIN_TILE)
-    result = _run(request, upscaler, image, _options(tile=tile, limits=settings.limits))
-    return base64.b64encode(core.encode_png(result.image)).decode("ascii")
+    result = _run(request, upscaler, decoded.pixels, _options(tile=tile, limits=settings.limits))
+    return base64.b64encode(core.encode_png(result.image, icc_profile=decoded.icc_profile)).decode("ascii")
 
 
 @router.post(
@@ -112,7 +112,8 @@ def upscale(
         raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
     params = form.over(query)
     settings = request.app.state.settings
-    image = core.decode_image(file.file.read(), settings.limits)
+    decoded = core.decode_with_profile(file.file.read(), settings.limits)
+    image = decoded.pixels
     upscaler = _upscaler(request, params.model, params.precision or "auto")
     options = _options(outscale=params.outscale, tile=params.tile, alpha=params.alpha or "model",
                        limits=settings.limits)
@@ -124,7 +125,7 @@ def upscale(
         "X-Tile": str(result.tile),
         "X-Elapsed-Seconds": f"{result.seconds:.3f}",
     }
-    return Response(core.encode_png(out), media_type="image/png", headers=headers)
+    return Response(core.encode_png(out, icc_profile=decoded.icc_profile), media_type="image/png", headers=headers)
 
 
 @router.get("/v1/models", tags=["v1"], summary="Models and their availability")

@@ -50,6 +50,7 @@ from core import (
     load_degradation,
     open_dataset,
     read_image,
+    read_with_profile,
     resolve_device,
     write_file,
     write_png,
@@ -302,9 +303,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         target = outdir / name
         existed = target.exists()
         try:
-            image = read_image(path, settings.limits)
-            result = upscaler.upscale(image, settings, progress=on_progress)
-            write_png(target, result.image)
+            image = read_with_profile(path, settings.limits)
+            result = upscaler.upscale(image.pixels, settings, progress=on_progress)
+            write_png(target, result.image, icc_profile=image.icc_profile)  # the input's colours, as they were
         except StudioError as exc:
             failures += 1
             _err(f"skipped {path}: {exc}")

@@ -10,9 +10,11 @@ Image convention (every module follows it):
 * BGR exists only inside OpenCV calls (this module converts at the boundary).
 * Metric maths is done in ``float64``.
 
-Decoding applies EXIF orientation, converts palette / CMYK / LA / YCbCr images to
-RGB(A), keeps alpha and 16 bits per channel, and enforces :class:`ImageLimits`
-before the pixels are decompressed (decompression-bomb protection).
+Decoding applies EXIF (or TIFF) orientation once, converts palette / CMYK / LA / YCbCr
+images to RGB(A), turns colour-key transparency into alpha, keeps alpha and 16 bits per
+channel, reads TIFFs with tifffile (``core/_tiff.py``), keeps the ICC profile for the
+output (:func:`decode_with_profile`, ``encode_png(..., icc_profile=)``), and enforces
+:class:`ImageLimits` before the pixels are decompressed (decompression-bomb protection).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +32,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ._files import write_file
+from ._tiff import decode_tiff, is_tiff
+from ._tiff import size as tiff_size
 
 __all__ = [
+    "DecodedImage",
     "ImageLimits",
     "decode_image",
+    "decode_with_profile",
+    "read_with_profile",
     "encode_png",
     "image_info",
     "from_unit",
@@ -106,10 +114,6 @@ def _is_high_bit_depth(im: Image.Image, data: bytes) -> bool:
         return True
     if im.format == "PNG" and len(data) > 24 and data[12:16] == b"IHDR":
         return data[24] == 16
-    if im.format == "TIFF":
-        bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
-        bits = bits if isinstance(bits, tuple) else (bits,)
-        return max(bits) > 8
     return False
 
 
@@ -119,9 +123,10 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _DECODE_SLOTS = threading.BoundedSemaphore(2)
 
 
-def _check_png_chunks(data: bytes) -> None:
-    """Every PNG chunk must fit inside the file before a decoder sees it: OpenCV allocates a
-    chunk's declared length up front (a 90-byte file declaring a 4 GB IDAT costs 4 GB)."""
+def _png_chunks(data: bytes) -> dict[bytes, bytes]:
+    """The PNG's chunks by type (the first of each), checked to fit inside the file before a decoder sees
+    them: OpenCV allocates a chunk's declared length up front (a 90-byte file declaring a 4 GB IDAT costs 4 GB)."""
+    chunks: dict[bytes, bytes] = {}
     position = len(_PNG_SIGNATURE)
     while position + 8 <= len(data):
         length = int.from_bytes(data[position : position + 4], "big")
@@ -132,14 +137,26 @@ def _check_png_chunks(data: bytes) -> None:
                 f"The PNG is truncated or corrupt: its {kind.decode('latin-1')!r} chunk declares {length} bytes, "
                 f"but only {max(len(data) - position - 12, 0)} follow.")
         if kind == b"IEND":
-            return
+            return chunks
+        if kind in (b"IHDR", b"tRNS"):
+            chunks.setdefault(kind, data[position + 8 : end - 4])
         position = end
     raise ImageDecodeError("The PNG is truncated: it ends before its IEND chunk.")
 
 
-def _decode_high_bit_depth(data: bytes, orientation: int) -> np.ndarray:
-    if data.startswith(_PNG_SIGNATURE):
-        _check_png_chunks(data)
+def _grey_key_alpha(array: np.ndarray, chunks: dict[bytes, bytes]) -> np.ndarray:
+    """A 16-bit grey PNG whose tRNS chunk names a transparent grey value: RGBA (OpenCV drops the key)."""
+    ihdr, trns = chunks.get(b"IHDR", b""), chunks.get(b"tRNS")
+    if trns is None or len(ihdr) < 10 or ihdr[9] != 0 or len(trns) < 2 or array.shape[2] != 1:
+        return array
+    key = int.from_bytes(trns[:2], "big")
+    alpha = np.where(array == key, 0, np.iinfo(array.dtype).max).astype(array.dtype)
+    return np.concatenate([np.repeat(array, 3, axis=2), alpha], axis=2)
+
+
+def _decode_high_bit_depth(data: bytes) -> np.ndarray:
+    """A 16-bit PNG (the only high-bit format left to OpenCV: TIFFs go to tifffile)."""
+    chunks = _png_chunks(data)
     with _DECODE_SLOTS:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
@@ -156,14 +173,14 @@ def _decode_high_bit_depth(data: bytes, orientation: int) -> np.ndarray:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA)
     else:
         raise UnsupportedImageError(f"Images with {array.shape[2]} channels are not supported.")
-    return _orient(array, orientation)
+    return _grey_key_alpha(array, chunks)
 
 
 def _pil_to_array(im: Image.Image) -> np.ndarray:
     mode = im.mode
-    if mode == "P":
-        mode_to = "RGBA" if "transparency" in im.info else "RGB"
-        im = im.convert(mode_to)
+    keyed = "transparency" in im.info  # a palette entry or a colour key (tRNS) that is transparent
+    if mode == "P" or (keyed and mode in ("1", "L", "RGB")):
+        im = im.convert("RGBA" if keyed else "RGB")
     elif mode in ("1", "L"):
         im = im.convert("L")
     elif mode in ("LA", "La", "PA", "RGBa", "RGBA"):
@@ -178,6 +195,24 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _check_jpeg_complete(data: bytes) -> None:
+    """A JPEG whose last scan has no end marker after it is cut short: libjpeg fills the rest with grey
+    and only warns (a 600-byte file declaring 4096x4096 would decode to 16 MP of grey)."""
+    last_scan = data.rfind(b"\xff\xda")
+    if last_scan >= 0 and data.rfind(b"\xff\xd9") < last_scan:
+        raise ImageDecodeError(f"The JPEG is truncated: its data ends after {len(data)} bytes, before the end of "
+                               "the image (an interrupted download or copy?).")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded image (edge convention, oriented) and the ICC colour profile its file carried, if any:
+    give the profile to :func:`encode_png` so that the output shows the same colours."""
+
+    pixels: np.ndarray
+    icc_profile: bytes | None = None
+
+
 def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
     """Decode encoded image bytes into the edge convention (``uint8``/``uint16`` HWC RGB(A)).
 
@@ -186,13 +221,19 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
         limits: size limits; defaults to :class:`ImageLimits()`.
 
     Returns:
-        ``(H, W, C)`` array, ``C`` in ``{1, 3, 4}``, EXIF orientation applied.
+        ``(H, W, C)`` array, ``C`` in ``{1, 3, 4}``, EXIF / TIFF orientation applied once;
+        colour-key transparency (PNG tRNS) becomes alpha.
 
     Raises:
         ImageDecodeError: empty, truncated or not an image.
         ImageTooLargeError: file or pixel count over the limits (checked before decoding).
-        UnsupportedImageError: a mode we cannot represent (e.g. 32-bit float).
+        UnsupportedImageError: a mode we cannot represent (e.g. 32-bit float, 16-bit CMYK).
     """
+    return decode_with_profile(data, limits).pixels
+
+
+def decode_with_profile(data: bytes, limits: ImageLimits | None = None) -> DecodedImage:
+    """:func:`decode_image`, and the file's ICC profile."""
     limits = limits or ImageLimits()
     if not data:
         raise ImageDecodeError("The file is empty.")
@@ -200,6 +241,10 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
         raise ImageTooLargeError(
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB."
         )
+    if is_tiff(data):
+        limits.check_input(*tiff_size(data))  # from the header, before any strip is decompressed
+        tiff = decode_tiff(data)
+        return DecodedImage(_orient(tiff.pixels, tiff.orientation), tiff.icc_profile)
     try:
         # Our own limit is checked from the header, before any pixel is decoded; Pillow's
         # global bomb check (about 179 MP) stays in place as a backstop.
@@ -207,14 +252,17 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             limits.check_input(*im.size)
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            icc = im.info.get("icc_profile") or None
             if _is_high_bit_depth(im, data):
                 if im.mode == "F":
                     raise UnsupportedImageError("32-bit float images are not supported.")
-                return _decode_high_bit_depth(data, orientation)
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                return DecodedImage(_orient(_decode_high_bit_depth(data), orientation), icc)
+            if im.format == "JPEG":
+                _check_jpeg_complete(data)
             im.load()
             im = ImageOps.exif_transpose(im)
-            return _pil_to_array(im)
+            return DecodedImage(_pil_to_array(im), icc)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             "The file is not an image we can read (supported: PNG, JPEG, WebP, BMP, TIFF, GIF)."
@@ -230,19 +278,26 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> np.ndarray:
 
 def read_image(path: str | Path, limits: ImageLimits | None = None) -> np.ndarray:
     """Read and decode an image file; see :func:`decode_image`."""
+    return read_with_profile(path, limits).pixels
+
+
+def read_with_profile(path: str | Path, limits: ImageLimits | None = None) -> DecodedImage:
+    """Read and decode an image file, and its ICC profile; see :func:`decode_with_profile`."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"Cannot read {Path(path).name}: {exc.strerror}.") from exc
-    return decode_image(data, limits)
+    return decode_with_profile(data, limits)
 
 
-def encode_png(image: np.ndarray, compression: int = 3) -> bytes:
+def encode_png(image: np.ndarray, compression: int = 3, *, icc_profile: bytes | None = None) -> bytes:
     """Encode an edge-convention image as PNG, lossless, keeping bit depth and alpha.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` ``uint8``/``uint16``, ``C`` in ``{1, 3, 4}``.
         compression: zlib level 0-9 (3 is a good speed/size balance).
+        icc_profile: the input's ICC profile (:class:`DecodedImage`), stored in an ``iCCP`` chunk, so
+            that a Display P3 or Adobe RGB photo keeps its colours.
     """
     if image.dtype not in (np.uint8, np.uint16):
         raise UnsupportedImageError(f"Cannot encode {image.dtype} as PNG; use uint8 or uint16.")
@@ -259,12 +314,23 @@ def encode_png(image: np.ndarray, compression: int = 3) -> bytes:
     ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:  # pragma: no cover - OpenCV fails only on invalid input, checked above
         raise UnsupportedImageError("OpenCV could not encode the image as PNG.")
-    return buffer.tobytes()
+    png = buffer.tobytes()
+    return _with_icc(png, icc_profile) if icc_profile else png
 
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+
+def _with_icc(png: bytes, profile: bytes) -> bytes:
+    """``png`` with an ``iCCP`` chunk right after ``IHDR`` (before any image data, as the PNG spec asks)."""
+    after_ihdr = len(_PNG_SIGNATURE) + 8 + int.from_bytes(png[8:12], "big") + 4
+    return png[:after_ihdr] + _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile)) + png[after_ihdr:]
+
+
+def write_png(path: str | Path, image: np.ndarray, *, icc_profile: bytes | None = None) -> Path:
     """Write ``image`` as PNG atomically (see :func:`core._files.write_file`); return the path."""
-    return write_file(path, encode_png(image))
+    return write_file(path, encode_png(image, icc_profile=icc_profile))
 
 
 def image_info(image: np.ndarray) -> str:

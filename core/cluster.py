@@ -54,7 +54,7 @@ from ._evaluate import (
     _stored_row,
     _Upscalers,
 )
-from ._io import IMAGE_SUFFIXES, ImageLimits, decode_image, encode_png, read_image
+from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
 from ._metrics import METRICS
 from ._upscaler import Upscaler, UpscaleSettings
 from ._weights import ModelInfo, model_info
@@ -341,8 +341,8 @@ class _UpscaleWorker:
             png, width, height, seconds, error = b"", 0, 0, 0.0, ""
             try:
                 image = read_any(str(path), self._settings.limits)
-                result = self._upscaler.upscale(image, self._settings)
-                png, seconds = encode_png(result.image), result.seconds
+                result = self._upscaler.upscale(image.pixels, self._settings)
+                png, seconds = encode_png(result.image, icc_profile=image.icc_profile), result.seconds
                 height, width = result.image.shape[:2]
             except StudioError as exc:
                 error = str(exc)
@@ -378,11 +378,11 @@ def list_uri(uri: str) -> list[str]:
                   if e.type == pyarrow.fs.FileType.File and Path(e.base_name).suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_any(name: str, limits: ImageLimits) -> np.ndarray:
+def read_any(name: str, limits: ImageLimits) -> DecodedImage:
     """Decode a local image file or one at a URI (through pyarrow's file systems), refusing it over
-    ``limits.max_file_bytes`` before it is read."""
+    ``limits.max_file_bytes`` before it is read; with its ICC profile."""
     if not is_uri(name):
-        return read_image(name, limits)
+        return read_with_profile(name, limits)
     import pyarrow.fs
 
     try:
@@ -394,7 +394,7 @@ def read_any(name: str, limits: ImageLimits) -> np.ndarray:
             data = stream.read()
     except (OSError, pyarrow.ArrowException) as exc:
         raise ImageDecodeError(f"Cannot read {name}: {exc}") from exc
-    return decode_image(data, limits)
+    return decode_with_profile(data, limits)
 
 
 def upscale_on_ray(

@@ -73,8 +73,9 @@ def model_loads() -> ModelLoads:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def decode(data: bytes) -> np.ndarray:
-    return core.decode_image(data)
+def decode(data: bytes) -> core.DecodedImage:
+    """An upload's pixels and ICC profile."""
+    return core.decode_with_profile(data)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -145,7 +145,7 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
             return None
         name, data = st.session_state[saved]
         try:
-            return cache.decode(data), name.rsplit(".", 1)[0]
+            return cache.decode(data).pixels, name.rsplit(".", 1)[0]
         except core.StudioError as exc:
             show_error(exc, name)
             return None
@@ -153,6 +153,18 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
     default = default_sample if default_sample in samples else samples[0]
     name = st.selectbox("Sample", samples, key=kept(f"{key}_sample", default, samples))
     return cache.sample(name), name
+
+
+def picked_profile(key: str) -> bytes | None:
+    """The ICC colour profile of the upload :func:`pick_image` returns for ``key`` (None for a sample or
+    a file without one): downloads carry it, so a Display P3 or Adobe RGB photo keeps its colours."""
+    saved = st.session_state.get(f"_{key}_saved_upload")
+    if st.session_state.get(f"{key}_source") != "Upload" or saved is None:
+        return None
+    try:
+        return cache.decode(saved[1]).icc_profile
+    except core.StudioError:
+        return None
 
 
 def job_panel(job_id: str, on_finish: Callable[[core.JobSnapshot], None], *, key: str,

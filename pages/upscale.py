@@ -19,6 +19,7 @@ from dashboard.common import (
     model_key,
     model_loading,
     pick_image,
+    picked_profile,
     show_error,
     start_job,
 )
@@ -119,7 +120,7 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
         upload = st.file_uploader("HR reference (same scene, output size)", type=UPLOAD_TYPES, key="ref_upload")
         if upload is not None:
             try:
-                reference = cache.decode(upload.getvalue())
+                reference = cache.decode(upload.getvalue()).pixels
             except core.StudioError as exc:
                 show_error(exc, upload.name)
                 return image, None, None
@@ -212,7 +213,8 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
         st.markdown(METRICS_EXPLAINED)
     for name in request.models:
         st.download_button(f"Download {name} result (PNG, {core.image_info(results[name].image)})",
-                           core.encode_png(results[name].image), file_name=f"{stem}_{name}.png",
+                           core.encode_png(results[name].image, icc_profile=picked_profile("up")),
+                           file_name=f"{stem}_{name}.png",
                            mime="image/png", key=f"download_{name}")
 
 

@@ -99,3 +99,21 @@ def test_a_file_name_that_is_not_utf8_is_printed_and_the_batch_goes_on(weights_d
     assert "caf\\udce9.png" in printed and printed.count(" -> ") == 3
     assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "b.png").exists()
     assert os.path.exists(os.fsencode(tmp_path / "out") + b"/caf\xe9.png")
+
+
+def test_the_output_keeps_the_inputs_colour_profile_and_colour_key(weights_dir: Path, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image, ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # stands in for Display P3
+    buffer = io.BytesIO()
+    Image.fromarray(core.load_sample("coffee")[:12, :12]).save(buffer, "JPEG", icc_profile=profile)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "p3.jpg").write_bytes(buffer.getvalue())
+    keyed = Image.fromarray(core.load_sample("rocket")[:8, :8])
+    keyed.save(tmp_path / "in" / "keyed.png", transparency=tuple(int(v) for v in core.load_sample("rocket")[0, 0]))
+    assert main(["--weights-dir", str(weights_dir), "upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                 *MODEL]) == 0
+    assert Image.open(tmp_path / "out" / "p3.png").info.get("icc_profile") == profile
+    assert core.read_image(tmp_path / "out" / "keyed.png").shape == (32, 32, 4)  # the colour key is alpha now

@@ -201,3 +201,67 @@ def test_unit_float_round_trip_for_both_bit_depths() -> None:
     assert np.array_equal(core.from_unit(np.array([-0.5, 0.5, 1.7])), np.array([0, 128, 255], np.uint8))
     with pytest.raises(ValueError, match="uint8 or uint16"):
         core.to_unit(np.zeros((2, 2), np.float32))
+
+
+def _png(array: np.ndarray, bit_depth: int, colour_type: int, trns: bytes) -> bytes:
+    """A PNG written chunk by chunk (no encoder in between) with a tRNS colour key."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    height, width = array.shape[:2]
+    rows = array.astype(">u2" if bit_depth == 16 else "u1").reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tRNS", trns) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+@pytest.mark.parametrize("colour_type", [0, 2])  # grey, RGB
+def test_colour_key_transparency_becomes_alpha(bit_depth: int, colour_type: int) -> None:
+    top = 2**bit_depth - 1
+    rng = np.random.default_rng(3)
+    channels = 1 if colour_type == 0 else 3
+    array = rng.integers(1, top, size=(5, 7, channels))
+    key = array[2, 3].copy()
+    array[0, 0] = key  # two pixels carry the key colour
+    data = _png(array, bit_depth, colour_type, b"".join(int(v).to_bytes(2, "big") for v in key))
+    out = core.decode_image(data)
+    transparent = (array == key).all(axis=2)
+    assert out.shape == (5, 7, 4) and out.dtype == (np.uint16 if bit_depth == 16 else np.uint8)
+    np.testing.assert_array_equal(out[:, :, 3], np.where(transparent, 0, top))
+    np.testing.assert_array_equal(out[:, :, :3], np.repeat(array, 3 // channels, axis=2))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "PNG16"])
+def test_the_icc_profile_is_read_and_written_back(rgb: np.ndarray, fmt: str) -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any profile but sRGB
+    if fmt == "PNG16":
+        im16 = Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257)
+        data = _pil_bytes(im16, "PNG", icc_profile=profile)
+    else:
+        data = _pil_bytes(Image.fromarray(rgb), fmt, icc_profile=profile)
+    decoded = core.decode_with_profile(data)
+    assert decoded.icc_profile == profile
+    png = core.encode_png(decoded.pixels, icc_profile=decoded.icc_profile)
+    again = Image.open(io.BytesIO(png))
+    assert again.info.get("icc_profile") == profile
+    np.testing.assert_array_equal(core.decode_image(png), decoded.pixels)  # the pixels are untouched
+    assert core.decode_with_profile(core.encode_png(decoded.pixels)).icc_profile is None
+
+
+def test_a_jpeg_cut_short_is_refused_not_filled_with_grey(rgb: np.ndarray) -> None:
+    big = np.asarray(Image.fromarray(rgb).resize((1200, 800)))
+    data = _pil_bytes(Image.fromarray(big), "JPEG", quality=90)
+    assert core.decode_image(data).shape == (800, 1200, 3)
+    scan = data.rfind(b"\xff\xda")
+    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+        core.decode_image(data[: scan + 300])  # the headers whole, the image data cut after 300 bytes
+    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+        core.decode_image(data[: len(data) - 100])
+    assert core.decode_image(data + b"trailing bytes").shape == (800, 1200, 3)  # data after the end is fine
