@@ -51,6 +51,7 @@ STATUS: dict[type[core.StudioError], int] = {
     core.ConfigError: 400,
     core.SettingsError: 400,
     core.UnknownNameError: 400,
+    core.DamagedFileError: 500,  # a file the server wrote earlier: not the client's fault
 }
 
 
@@ -77,7 +78,8 @@ def _install_handlers(app: FastAPI, settings: ApiSettings) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http", str(exc.detail), getattr(exc, "headers", None))
+        kind = "validation" if exc.status_code == 422 else "http"  # our own 422s read like FastAPI's
+        return _error(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -128,7 +130,7 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
     app.include_router(router)
     app.add_middleware(Observe, observe=app.state.metrics.observe)
     app.add_middleware(DocsPolicy)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, idle_timeout=settings.body_timeout)
     if streamlit_app is not None:
         app.mount("/", streamlit_app)
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+CLIENT_CLOSED = 499  # a request whose client left before the answer (api.middleware records it)
+
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, float("inf"))
 
 
@@ -31,9 +33,13 @@ class Metrics:
         with self._lock:
             for (method, route, status), count in sorted(self.requests.items()):
                 lines.append(f'studio_requests_total{{method="{method}",route="{route}",status="{status}"}} {count}')
-            errors = sum(c for (_, _, status), c in self.requests.items() if status >= 400)
-            lines += ["# HELP studio_errors_total Responses with status >= 400.", "# TYPE studio_errors_total counter",
-                      f"studio_errors_total {errors}",
+            errors = sum(c for (_, _, status), c in self.requests.items()
+                         if status >= 400 and status != CLIENT_CLOSED)
+            gone = sum(c for (_, _, status), c in self.requests.items() if status == CLIENT_CLOSED)
+            lines += ["# HELP studio_errors_total Responses with status >= 400 (not clients that left).",
+                      "# TYPE studio_errors_total counter", f"studio_errors_total {errors}",
+                      "# HELP studio_disconnects_total Requests whose client left before the answer (status 499 "
+                      "above).", "# TYPE studio_disconnects_total counter", f"studio_disconnects_total {gone}",
                       "# HELP studio_request_seconds Request latency.", "# TYPE studio_request_seconds histogram"]
             for route in sorted(self.counts):
                 for bound in BUCKETS:

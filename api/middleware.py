@@ -16,6 +16,8 @@ import anyio
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import CLIENT_CLOSED
+
 CLIENT_GONE = "studio.client_gone"  # scope key: a threading.Event set when the client disconnects
 
 
@@ -25,15 +27,17 @@ def client_gone(scope: Scope) -> threading.Event:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed (chunked).
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed (chunked), and bodies
+    that stall for ``idle_timeout`` seconds between two chunks with 408.
 
     A streamed body is cut off by raising from ``receive``; whoever reads the body may turn
     that into its own error (FastAPI's form parser answers 400), so the response is replaced
-    by the 413 on its way out.
+    by the 413 (or 408) on its way out. Once the body is complete, ``receive`` waits without a
+    limit (:class:`Observe` waits on it for the client leaving).
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float = 30.0) -> None:
+        self.app, self.limit, self.idle_timeout = app, limit, idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,41 +45,53 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send)
+            await self._too_large()({"type": "http"}, _empty_receive, send)
             return
         seen = 0
-        over = answered = False
+        complete = answered = False
+        refusal: JSONResponse | None = None
 
         async def counted() -> Message:
-            nonlocal seen, over
-            message = await receive()
+            nonlocal seen, complete, refusal
+            if complete:
+                return await receive()
+            try:
+                with anyio.fail_after(self.idle_timeout):
+                    message = await receive()
+            except TimeoutError:
+                refusal = _refusal(408, "timeout", f"The request body stalled for {self.idle_timeout:g} s; "
+                                                   "send it in one go.")
+                raise _BodyRefusedError from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.limit:
-                    over = True
-                    raise _BodyTooLargeError
+                    refusal = self._too_large()
+                    raise _BodyRefusedError
             return message
 
         async def guarded(message: Message) -> None:
             nonlocal answered
-            if not over:
+            if refusal is None:
                 await send(message)
             elif not answered:
                 answered = True
-                await self._too_large(send)
+                await refusal({"type": "http"}, _empty_receive, send)
 
-        with contextlib.suppress(_BodyTooLargeError):
+        with contextlib.suppress(_BodyRefusedError):
             await self.app(scope, counted, guarded)
-        if over and not answered:
-            await self._too_large(send)
+        if refusal is not None and not answered:
+            await refusal({"type": "http"}, _empty_receive, send)
 
-    async def _too_large(self, send: Send) -> None:
-        response = JSONResponse(
-            {"error": "too_large", "message": f"The request body is over {self.limit // 2**20} MB."}, status_code=413)
-        await response({"type": "http"}, _empty_receive, send)
+    def _too_large(self) -> JSONResponse:
+        return _refusal(413, "too_large", f"The request body is over {self.limit // 2**20} MB.")
 
 
-class _BodyTooLargeError(Exception):
+def _refusal(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "message": message}, status_code=status)
+
+
+class _BodyRefusedError(Exception):
     pass
 
 
@@ -145,7 +161,9 @@ class Observe:
                 tasks.cancel_scope.cancel()
                 path = getattr(scope.get("route"), "path", None)
                 if path is not None:  # API routes only (not the dashboard's assets)
-                    self.observe(scope["method"], path, status, time.perf_counter() - start)
+                    # a client that left got no answer: its own outcome, not the 503 we could not send
+                    outcome = CLIENT_CLOSED if gone.is_set() else status
+                    self.observe(scope["method"], path, outcome, time.perf_counter() - start)
 
 
 DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "

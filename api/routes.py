@@ -11,8 +11,9 @@ import binascii
 import logging
 import time
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 import core
@@ -35,30 +36,44 @@ def _options(**fields: object) -> core.UpscaleSettings:
         raise HTTPException(422, f"Invalid request: {exc}") from exc
 
 
-def _run(request: Request, upscaler: core.Upscaler, image, settings: core.UpscaleSettings) -> core.UpscaleResult:
+class _Budget:
+    """One request's time: the model's load (if it is still loading), the wait for the device and the
+    run all count against ``request_timeout``; the client leaving or a shutdown stops it too."""
+
+    def __init__(self, request: Request) -> None:
+        self.state = request.app.state
+        self.path = request.url.path
+        self.timeout = self.state.settings.request_timeout
+        self.deadline = time.monotonic() + self.timeout
+        self.gone = client_gone(request.scope)
+
+    def left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def stop(self) -> bool:
+        return self.gone.is_set() or time.monotonic() > min(self.deadline, self.state.stop_at)
+
+    def stopped(self, exc: BaseException) -> Exception:
+        """The error to answer with once :meth:`stop` turned true (or the gate gave up)."""
+        if self.gone.is_set():
+            log.info("%s: the client disconnected; its job was cancelled", self.path)
+            return core.CancelledError("The client disconnected; the job was cancelled.")
+        if time.monotonic() > self.state.stop_at:
+            log.info("%s: stopped by the shutdown; answered 503", self.path)
+            return BusyError("The server is shutting down; the job was stopped. Retry in a moment.")
+        return BusyError(f"The request took longer than {self.timeout:.0f} s.")
+
+
+def _run(budget: _Budget, upscaler: core.Upscaler, image, settings: core.UpscaleSettings) -> core.UpscaleResult:
     """Wait for the device, then upscale; stop at the time limit, when the client leaves, or at shutdown."""
-    state = request.app.state
-    timeout = state.settings.request_timeout
-    deadline = time.monotonic() + timeout
-    gone = client_gone(request.scope)
-
-    def stop() -> bool:
-        return gone.is_set() or time.monotonic() > min(deadline, state.stop_at)
-
     try:
-        with state.gate.slot(timeout, cancelled=stop):
-            return upscaler.upscale(image, settings, cancel=stop)
+        with budget.state.gate.slot(budget.left(), cancelled=budget.stop):
+            return upscaler.upscale(image, settings, cancel=budget.stop)
     except (core.CancelledError, GaveUpError) as exc:
-        if gone.is_set():
-            log.info("%s: the client disconnected; its job was cancelled", request.url.path)
-            raise core.CancelledError("The client disconnected; the job was cancelled.") from exc
-        if time.monotonic() > state.stop_at:
-            log.info("%s: stopped by the shutdown; answered 503", request.url.path)
-            raise BusyError("The server is shutting down; the job was stopped. Retry in a moment.") from exc
-        raise BusyError(f"The request took longer than {timeout:.0f} s.") from exc
+        raise budget.stopped(exc) from exc
 
 
-def _upscaler(request: Request, model: str | None, precision: str) -> core.Upscaler:
+def _upscaler(request: Request, budget: _Budget, model: str | None, precision: str) -> core.Upscaler:
     settings = request.app.state.settings
     default = request.app.state.upscaler
     name = model or settings.model
@@ -68,7 +83,24 @@ def _upscaler(request: Request, model: str | None, precision: str) -> core.Upsca
         if request.app.state.load_error == LOADING:
             raise BusyError("The default model is still loading.")
         raise core.WeightsMissingError(f"The default model is not loaded: {request.app.state.load_error}")
-    return core.shared_upscaler(name, settings.device, precision)
+    try:  # another model's first load holds up only the requests for that model, within their time limit
+        return core.shared_upscaler(name, settings.device, precision, timeout=budget.left(), cancel=budget.stop)
+    except TimeoutError as exc:
+        raise BusyError(f"{name} is still loading (its first load); it goes on in the background.") from exc
+    except core.CancelledError as exc:
+        raise budget.stopped(exc) from exc
+
+
+def _header(value: str) -> str:
+    """A header value as HTTP carries it: ASCII as is, anything else percent-encoded (RFC 3986, UTF-8)."""
+    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+
+
+async def _one_file(request: Request) -> None:
+    """Refuse a form with several ``file`` parts (which one was meant?) instead of using the last."""
+    form = await request.form()  # Starlette keeps the parsed form: this reads nothing twice
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(422, "Invalid request: send exactly one 'file' part.")
 
 
 @router.post("/inference", tags=["legacy"], responses=ERRORS,
@@ -83,23 +115,26 @@ def inference(body: LegacyRequest, request: Request) -> str:
     except (binascii.Error, ValueError) as exc:
         raise core.ImageDecodeError("img_str is not valid base64.") from exc
     settings = request.app.state.settings
+    budget = _Budget(request)
     decoded = core.decode_with_profile(data, settings.limits)
     default = request.app.state.upscaler
     precision = "fp16" if body.half and default is not None and default.choice.device.startswith("cuda") else "auto"
-    upscaler = _upscaler(request, None, precision)
+    upscaler = _upscaler(request, budget, None, precision)
     # the original service took any tile: raise tiny ones to the minimum instead of refusing them
     tile = body.tile if body.tile == 0 else max(body.tile, core.MIN_TILE)
-    result = _run(request, upscaler, decoded.pixels, _options(tile=tile, limits=settings.limits))
+    result = _run(budget, upscaler, decoded.pixels, _options(tile=tile, limits=settings.limits))
     return base64.b64encode(core.encode_png(result.image, icc_profile=decoded.icc_profile)).decode("ascii")
 
 
 @router.post(
     "/v1/upscale", tags=["v1"],
-    responses={200: {"content": {"image/png": {}}, "description": "The upscaled image (PNG, bit depth and alpha "
-                     "kept), with X-Model, X-Device, X-Precision, X-Input-Size, X-Output-Size, X-Tile, "
+    responses={200: {"content": {"image/png": {}}, "description": "The upscaled image (PNG, bit depth, alpha and ICC "
+                     "profile kept), with X-Model (percent-encoded where not ASCII), X-Device, X-Precision, "
+                     "X-Input-Size, X-Output-Size, X-Tile, "
                      "X-Elapsed-Seconds."},
                **ERRORS},
     response_class=Response, summary="Upscale an uploaded image, get a PNG back",
+    dependencies=[Depends(_one_file)],
 )
 def upscale(
     request: Request,
@@ -112,15 +147,16 @@ def upscale(
         raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
     params = form.over(query)
     settings = request.app.state.settings
+    budget = _Budget(request)
     decoded = core.decode_with_profile(file.file.read(), settings.limits)
     image = decoded.pixels
-    upscaler = _upscaler(request, params.model, params.precision or "auto")
+    upscaler = _upscaler(request, budget, params.model, params.precision or "auto")
     options = _options(outscale=params.outscale, tile=params.tile, alpha=params.alpha or "model",
                        limits=settings.limits)
-    result = _run(request, upscaler, image, options)
+    result = _run(budget, upscaler, image, options)
     out = result.image
     headers = {
-        "X-Model": result.model, "X-Device": result.device, "X-Precision": result.precision,
+        "X-Model": _header(result.model), "X-Device": result.device, "X-Precision": result.precision,
         "X-Input-Size": f"{image.shape[1]}x{image.shape[0]}", "X-Output-Size": f"{out.shape[1]}x{out.shape[0]}",
         "X-Tile": str(result.tile),
         "X-Elapsed-Seconds": f"{result.seconds:.3f}",

@@ -14,6 +14,8 @@ class ApiSettings:
         model: the default model (loaded at start-up).
         device / precision: as in :func:`core.resolve_device`.
         max_body_bytes: largest accepted request body (413 above).
+        body_timeout: seconds a request body may stall between two chunks before it is answered 408
+            (a client that declares a body and never sends it holds no connection for long).
         max_running: inference calls running at once (one GPU: 1).
         max_waiting: requests allowed to wait for a slot; more get 503 with Retry-After.
         request_timeout: seconds a request may wait plus run before it is abandoned (503).
@@ -24,6 +26,7 @@ class ApiSettings:
     device: str = "auto"
     precision: str = "auto"
     max_body_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 30.0
     max_running: int = 1
     max_waiting: int = 8
     request_timeout: float = 300.0

@@ -86,6 +86,7 @@ from ._probe import conv_flops_per_pixel
 from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._settings import default_results_dir, default_weights_dir, settings_from_env
+from ._shared import clear_shared, shared_upscaler
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
 from ._tiling import (
     Network,
@@ -110,13 +111,11 @@ from ._upscaler import (
     UpscaleResult,
     UpscaleSettings,
     auto_engine,
-    clear_shared,
     cpu_engine_label,
     default_overlap,
     default_pad,
     default_tile,
     forget_engine,
-    shared_upscaler,
 )
 from ._weights import (
     LoadedModel,

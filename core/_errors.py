@@ -120,3 +120,5 @@ class DatasetError(StudioError):
 class DamagedFileError(StudioError):
     """A file we wrote earlier (a run's ``results.json``) that cannot be read back: truncated or edited.
     The message names the file."""
+
+    code = "damaged_file"

@@ -6,6 +6,8 @@
 * ``STUDIO_ENGINE``: the network engine every front end loads models with: ``auto`` (default: on
   the CPU, the engine measured fastest per model), ``torch``, ``ncnn`` or ``openvino`` (e.g. the
   lean OpenVINO path where RAM is short).
+* ``STUDIO_MAX_MODELS``: how many loaded models a dashboard / API process keeps (default 4; the least
+  recently used goes first, and sooner when the host runs short of memory).
 * ``STUDIO_API_<FIELD>``: any scalar field of the API's settings dataclass (``api/settings.py``),
   read by :func:`settings_from_env` from the dataclass itself, so defaults are written once.
 """
@@ -17,7 +19,8 @@ import os
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-__all__ = ["ENGINE_NAMES", "default_engine", "default_results_dir", "default_weights_dir", "settings_from_env"]
+__all__ = ["ENGINE_NAMES", "default_engine", "default_results_dir", "default_weights_dir", "max_models",
+           "settings_from_env"]
 
 ENGINE_NAMES = ("auto", "torch", "ncnn", "openvino")  # what runs the network: chosen per model (auto) or forced
 
@@ -43,6 +46,20 @@ def default_engine() -> str:
     if value not in ENGINE_NAMES:
         raise SettingsError(f"STUDIO_ENGINE={value!r} is not an engine; use one of {', '.join(ENGINE_NAMES)}.")
     return value
+
+
+def max_models() -> int:
+    """``$STUDIO_MAX_MODELS`` if set (at least 1), else 4.
+
+    Raises:
+        SettingsError: a value that is not a whole number of at least 1.
+    """
+    from ._errors import SettingsError
+
+    raw = os.environ.get("STUDIO_MAX_MODELS", "4").strip() or "4"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"STUDIO_MAX_MODELS={raw!r} must be a whole number of at least 1.")
+    return int(raw)
 
 
 def default_results_dir() -> Path:

@@ -8,7 +8,6 @@ HWC, grey / RGB / RGBA) and returns one of the same kind, upscaled.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +40,8 @@ from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled
 from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode",
-           "UpscalePlan", "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine", "clear_shared",
-           "cpu_engine_label", "default_overlap", "forget_engine", "default_pad", "default_tile", "shared_upscaler"]
+           "UpscalePlan", "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine",
+           "cpu_engine_label", "default_overlap", "forget_engine", "default_pad", "default_tile"]
 
 AlphaMode = Literal["model", "bicubic", "drop"]
 ALPHA_MODES: tuple[str, ...] = get_args(AlphaMode)  # the one list every front end offers
@@ -611,35 +610,3 @@ def _openvino_engine(loaded: LoadedModel, descriptor, choice: DeviceChoice, engi
                            _engine_folder(loaded.info) / "openvino", device=choice.openvino_device or "CPU",
                            precision="f16" if choice.precision == "fp16" else "f32",
                            threads=torch.get_num_threads())
-
-
-_shared: dict[tuple[str, str, str, str], Upscaler] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_upscaler(name: str, device: str = "auto", precision: str = "auto",
-                    weights_dir: Path | None = None) -> Upscaler:
-    """The process-wide upscaler of ``(name, device, precision)``, loaded once.
-
-    The dashboard and the API both use this, so one process holds one copy of a model in
-    device memory however many sessions and requests use it.
-    """
-    key = (name, device, precision, str(weights_dir or ""))
-    with _shared_lock:
-        upscaler = _shared.get(key)
-        if upscaler is None:
-            upscaler = Upscaler.load(name, device=device, precision=precision, weights_dir=weights_dir)
-            _shared[key] = upscaler
-        return upscaler
-
-
-def clear_shared() -> int:
-    """Forget every shared upscaler; their memory is freed once no caller holds them, and the
-    CUDA allocator's cached blocks of the ones already unreferenced are given back now."""
-    with _shared_lock:
-        count = len(_shared)
-        _shared.clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return count

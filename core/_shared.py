@@ -1,0 +1,134 @@
+"""The process-wide loaded upscalers, shared by the dashboard and the API.
+
+One process holds one copy of a model per (device, precision), however many sessions and
+requests use it. Loads run on a small pool of their own, one per model at a time: a model's
+first load (tens of seconds) never holds up requests for models already loaded, and callers
+wait for it with their own time limit and cancel flag while it goes on for the next caller.
+The cache is bounded: at most ``STUDIO_MAX_MODELS`` models (default 4), and before a new load
+the least recently used ones go while the host has less than ``MIN_FREE_BYTES`` available.
+An upscaler still in use when it leaves the cache lives on until its callers finish.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from ._device import host_memory, resolve_device
+from ._errors import CancelledError
+from ._settings import max_models
+from ._upscaler import Upscaler
+
+__all__ = ["MIN_FREE_BYTES", "clear_shared", "shared_keys", "shared_upscaler"]
+
+MIN_FREE_BYTES = 1 << 30  # host memory a new load leaves free, evicting the least recently used models
+_POLL_S = 0.25
+
+Key = tuple[str, str, str, str]
+
+_ready: OrderedDict[Key, Upscaler] = OrderedDict()
+_loading: dict[Key, Future] = {}
+_lock = threading.Lock()
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-model-load")
+
+
+def _key(name: str, device: str, precision: str, weights_dir: Path | None) -> Key:
+    """One key per copy in memory: on the CPU ``auto`` precision is fp32, so both share one copy."""
+    resolved = resolve_device(device).device if device == "auto" else device
+    if resolved == "cpu" and precision == "auto":
+        precision = "fp32"
+    return name, resolved, precision, str(weights_dir or "")
+
+
+def _load(key: Key) -> Upscaler:
+    name, device, precision, weights_dir = key
+    try:
+        upscaler = Upscaler.load(name, device=device, precision=precision, weights_dir=Path(weights_dir) if weights_dir
+                                 else None)
+    finally:
+        with _lock:
+            _loading.pop(key, None)
+    with _lock:
+        _ready[key] = upscaler
+        _ready.move_to_end(key)
+        _evict(keep=key)
+    return upscaler
+
+
+def _evict(keep: Key | None = None) -> None:
+    """Drop least recently used models over the count limit, or while the host is short of memory (lock held)."""
+    limit = max_models()
+    while len(_ready) > limit or (len(_ready) > (keep is not None) and _short_of_memory()):
+        oldest = next(iter(_ready))
+        if oldest == keep:
+            break
+        del _ready[oldest]
+
+
+def _short_of_memory() -> bool:
+    memory = host_memory()
+    return memory is not None and memory[0] < MIN_FREE_BYTES
+
+
+def shared_upscaler(name: str, device: str = "auto", precision: str = "auto", weights_dir: Path | None = None, *,
+                    timeout: float | None = None, cancel: Callable[[], bool] | None = None) -> Upscaler:
+    """The process-wide upscaler of ``(name, device, precision)``, loaded once.
+
+    Args:
+        timeout: seconds to wait for a load in progress (``None``: as long as it takes). The load
+            goes on after a time-out; the next call gets its result.
+        cancel: polled 4 times a second while waiting; when true, :class:`CancelledError`.
+
+    Raises:
+        TimeoutError: the model is still loading after ``timeout`` seconds.
+        CancelledError: ``cancel()`` turned true while waiting.
+        StudioError: the load failed (the next call tries again).
+    """
+    key = _key(name, device, precision, weights_dir)
+    with _lock:
+        upscaler = _ready.get(key)
+        if upscaler is not None:
+            _ready.move_to_end(key)
+            return upscaler
+        future = _loading.get(key)
+        if future is None:
+            _evict()  # room first: the new model needs its memory now
+            future = _loading[key] = _pool.submit(_load, key)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = _POLL_S if cancel is not None else None
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            step = left if step is None else min(step, left)
+        try:
+            return future.result(timeout=step)
+        except TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{name} is still loading (a first load takes up to a minute).") from None
+            if cancel is not None and cancel():
+                raise CancelledError(f"Stopped waiting for {name} to load.") from None
+
+
+def shared_keys() -> list[Key]:
+    """The ``(model, device, precision, weights folder)`` of every loaded model, least recently used first."""
+    with _lock:
+        return list(_ready)
+
+
+def clear_shared() -> int:
+    """Forget every shared upscaler; their memory is freed once no caller holds them, and the
+    CUDA allocator's cached blocks of the ones already unreferenced are given back now."""
+    with _lock:
+        count = len(_ready)
+        _ready.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return count
