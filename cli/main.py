@@ -609,9 +609,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         _err(f"error: {exc}")
         return 2
+    except StudioError as exc:  # one no command handled (a corrupt result store): nothing could run
+        _err(f"error: {exc}")
+        return 2
     except sqlite3.Error as exc:
         _err(f"error: the result store cannot be used ({exc}); pass --db with a writable path.")
-        return 1
+        return 2
     except OSError as exc:  # a file system failure no command handled: say what and where
         _err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1

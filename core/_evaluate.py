@@ -121,6 +121,17 @@ class ResultDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise DamagedFileError(
+                    f"The result store {self.path} is corrupt ({exc}). Move it aside to start a new one (finished "
+                    "results in it are then computed again), or pass --db with another path.") from exc
+            raise
+
+    def _create(self) -> None:
         with self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(

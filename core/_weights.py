@@ -173,8 +173,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     one runs its code), other suffixes, and files that are not plain weights.
     """
     suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise UnsupportedModelError(f"{path.name} is empty (0 bytes): an interrupted copy or download?")
     if suffix == ".safetensors":
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except Exception as exc:  # safetensors' own errors: a bad header, a truncated file
+            raise UnsupportedModelError(f"{path.name} is not a valid .safetensors file ({_first_line(exc)}).") from exc
     if suffix not in WEIGHT_SUFFIXES:
         raise UnsupportedModelError(f"{path.name}: unsupported weights file type {suffix!r}.")
     if _is_torchscript(path):
@@ -184,16 +189,29 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the restricted unpickler refuses anything but plain weights
-        raise UnsupportedModelError(
-            f"{path.name} is not a plain weights file ({str(exc).splitlines()[0][:160]}).") from exc
+        raise UnsupportedModelError(f"{path.name} is not a plain weights file ({_first_line(exc)}).") from exc
     if not isinstance(loaded, dict):
         raise UnsupportedModelError(f"{path.name} holds a {type(loaded).__name__}, not a state dict.")
     return loaded
 
 
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, or its type where it has none (an empty EOFError)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 def _describe_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
     """Read ``path`` safely and let spandrel detect the architecture (CPU, fp32)."""
-    descriptor = spandrel.ModelLoader().load_from_state_dict(read_state_dict(path))
+    state = read_state_dict(path)
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state)
+    except spandrel.UnsupportedModelError as exc:
+        keys = ", ".join(list(state)[:3]) or "none"
+        raise UnsupportedModelError(
+            f"{path.name} holds weights of an architecture spandrel does not know ({len(state)} tensors; first keys: "
+            f"{keys}). The studio runs the architectures spandrel supports (ESRGAN, Real-ESRGAN Compact, SwinIR, "
+            "HAT, ...).") from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise UnsupportedModelError("it is not an image-to-image model (e.g. an inpainting model)")
     return descriptor
@@ -216,7 +234,7 @@ def _local_info(path: Path) -> ModelInfo:
         info = ModelInfo(name, descriptor.architecture.name, descriptor.scale, True,
                          f"local file {path.name}", kind="local", path=path)
     except Exception as exc:  # any failure of a third-party file is reported, not raised
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = _first_line(exc)
         info = ModelInfo(name, "unknown", 0, False, f"local file {path.name}",
                          reason=f"Not usable: {reason}", kind="local", path=path)
     with _local_lock:
@@ -229,10 +247,11 @@ def _local_files(folder: Path) -> list[Path]:
         return []
     known = {spec.filename for spec in CATALOGUE.values()}
     known |= {f"{Path(spec.filename).stem}.safetensors" for spec in CATALOGUE.values()}
-    return sorted(
+    inside = folder.resolve()
+    return sorted(  # a link that leads out of the folder is not followed: only files placed here are models
         p for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES and not p.name.startswith(".")
-        and p.name not in known and not p.name.endswith(_CONVERTED_SUFFIX)
+        and p.name not in known and not p.name.endswith(_CONVERTED_SUFFIX) and p.resolve().is_relative_to(inside)
     )
 
 
@@ -269,7 +288,7 @@ def _load_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[typ
         descriptor = _describe_file(path)
     except Exception as exc:
         raise UnsupportedModelError(
-            f"{path.name} is not a model spandrel recognises ({str(exc).splitlines()[0][:200]}). "
+            f"{path.name} is not a model spandrel recognises ({_first_line(exc)}). "
             "Remove it or replace it with a valid weights file."
         ) from exc
     return descriptor.eval()

@@ -375,3 +375,24 @@ def test_every_float_round_trips_through_the_store_and_a_resumed_run_equals_a_fr
     again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
     assert again.computed == 1 and math.isnan(again.rows[0].metrics["niqe"])
     db.close()
+
+
+def test_a_zip_member_whose_name_is_too_long_is_a_dataset_error(tmp_path: Path) -> None:
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("n" * 300 + ".png", b"x")  # longer than a file name may be (255 bytes)
+    with pytest.raises(core.DatasetError, match="cannot be extracted"):
+        core.extract_zip(archive, tmp_path / "dest")
+    assert not [p for p in (tmp_path / "dest").rglob("*") if p.is_file()]
+
+
+def test_a_corrupt_result_store_is_named_and_nothing_runs(tmp_path: Path, capsys) -> None:
+    store = tmp_path / "results.sqlite"
+    store.write_bytes(b"this is not SQLite at all " * 200)
+    with pytest.raises(core.DamagedFileError, match="corrupt"):
+        core.ResultDB(store)
+    code = main(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "-q",
+                 "--out", str(tmp_path / "run"), "--db", str(store)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is corrupt" in err and str(store) in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "results.json").exists()

@@ -228,3 +228,26 @@ def test_two_weights_files_with_one_stem_are_two_models(tmp_path: Path) -> None:
     for name, scale in (("mine.pth", 2), ("mine.safetensors", 3)):
         upscaler = core.Upscaler.load(name, device="cpu", weights_dir=tmp_path)
         assert upscaler.upscale(np.zeros((6, 6, 3), np.uint8)).image.shape == (6 * scale, 6 * scale, 3)
+
+
+def test_bad_weights_files_say_what_is_wrong_and_links_out_of_the_folder_are_not_followed(
+        folder: Path, tmp_path: Path) -> None:
+    folder.mkdir()
+    (folder / "empty.pth").write_bytes(b"")
+    (folder / "empty2.safetensors").write_bytes(b"")
+    (folder / "cut.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{")
+    torch.save({"encoder.blocks.0.weight": torch.zeros(3, 3)}, folder / "unknown-arch.pth")
+    (tmp_path / "elsewhere").mkdir()
+    outside = _tiny_pth(tmp_path / "elsewhere" / "secret.pth", scale=2)
+    (folder / "link.pth").symlink_to(outside)
+    (folder / "inside.pth").symlink_to(_tiny_pth(folder / "real.pth", scale=2))  # a link within the folder is fine
+    infos = _by_name(core.list_models(folder))
+    assert "empty (0 bytes)" in infos["empty"].reason and "empty (0 bytes)" in infos["empty2"].reason
+    assert "not a valid .safetensors file" in infos["cut"].reason
+    reason = infos["unknown-arch"].reason
+    assert "architecture spandrel does not know" in reason and "encoder.blocks.0.weight" in reason
+    assert "list index" not in str(infos) and "link" not in infos and infos["inside"].available
+    with pytest.raises(core.UnknownModelError):
+        core.load_model("link", folder)
+    with pytest.raises(core.UnsupportedModelError, match="0 bytes"):
+        core.load_model("empty", folder)
