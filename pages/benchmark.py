@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +25,36 @@ SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pa
 GREY_LABELS = {"rgb": "as RGB (BasicSR)", "as-is": "as is"}
 
 
+class _UploadFolder:
+    """A session's uploaded HR / LR pairs on disk, one sub-folder per set of uploads.
+
+    The dataset is exactly the current uploads: a new set gets its own folder, and earlier sets are
+    removed unless a benchmark of this session may still read them. The whole folder is removed when
+    the session ends (its state is dropped) or the server exits.
+    """
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="studio-upload-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
+
+    def current(self, hr: list, lr: list, *, prune: bool) -> Path:
+        digest = hashlib.sha256()
+        for folder, files in (("hr", hr), ("lr", lr)):
+            for upload in files:
+                digest.update(f"{folder}/{upload.name}/{upload.size}/{upload.file_id}".encode())
+        folder = self.root / digest.hexdigest()[:16]
+        if not folder.is_dir():
+            for sub, files in (("hr", hr), ("lr", lr)):
+                for upload in files:
+                    core.write_file(folder / sub / Path(upload.name).name, upload.getvalue())
+            (folder / "hr").mkdir(parents=True, exist_ok=True)
+        if prune:
+            for other in self.root.iterdir():
+                if other != folder:
+                    shutil.rmtree(other, ignore_errors=True)
+        return folder
+
+
 def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
     hr_files = st.file_uploader("HR images", type=UPLOAD_TYPES, accept_multiple_files=True, key="bench_hr")
     lr_files = st.file_uploader("LR images (same names, optionally with an xN suffix)", type=UPLOAD_TYPES,
@@ -29,14 +62,12 @@ def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
     if not hr_files:
         st.info("Upload HR images (and their LR partners, or leave LR empty to make them with bicubic).")
         return None
-    if "bench_upload_dir" not in st.session_state:
-        st.session_state.bench_upload_dir = tempfile.mkdtemp(prefix="studio-upload-")
-    root = Path(st.session_state.bench_upload_dir)
-    for folder, files in (("hr", hr_files), ("lr", lr_files or [])):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for upload in files:
-            (root / folder / Path(upload.name).name).write_bytes(upload.getvalue())
-    return str(root / "hr"), (str(root / "lr") if lr_files else None)
+    if "bench_uploads" not in st.session_state:
+        st.session_state.bench_uploads = _UploadFolder()
+    # a running benchmark may still read an earlier set: that one goes once it has finished
+    folder = st.session_state.bench_uploads.current(hr_files, lr_files or [],
+                                                    prune="bench_job" not in st.session_state)
+    return str(folder / "hr"), (str(folder / "lr") if lr_files else None)
 
 
 def _dataset_form() -> tuple[dict, core.Dataset] | None:

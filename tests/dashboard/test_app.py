@@ -400,3 +400,22 @@ def test_a_damaged_run_is_listed_as_damaged_and_the_others_still_load(tmp_path: 
     pick.set_value("20260102-000000").run()
     assert not at.exception
     assert any("damaged" in e.value and "results.json" in e.value for e in at.error)
+
+
+def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session() -> None:
+    import gc
+
+    at = open_page("benchmark")
+    at.radio(key="bench_source").set_value("Uploaded HR / LR pairs").run()
+    crops = {name: core.encode_png(core.load_sample(name)[:64, :64]) for name in ("rocket", "coffee")}
+    at.file_uploader(key="bench_hr").set_value([(f"{n}.png", data, "image/png") for n, data in crops.items()]).run()
+    assert not at.exception
+    assert any("2 images" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    root = at.session_state["bench_uploads"].root
+    at.file_uploader(key="bench_hr").set_value([("rocket.png", crops["rocket"], "image/png")]).run()
+    assert any("1 images" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    sets = list(root.iterdir())
+    assert len(sets) == 1 and [p.name for p in (sets[0] / "hr").iterdir()] == ["rocket.png"]  # coffee is gone
+    del at
+    gc.collect()
+    assert not root.exists()  # the session is gone, and so are its uploads
