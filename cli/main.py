@@ -14,7 +14,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -215,6 +215,29 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def _earlier_outputs_dropped(args: argparse.Namespace, files: list[Path | str], outdir: Path,
+                             is_output: Callable[[str], bool]) -> list[Path | str]:
+    """``files`` without the images in the output folder whose stem marks them as our earlier outputs
+    (unless named one by one): a re-run into the input folder never takes its outputs for inputs."""
+    folder = outdir.resolve()
+    named = {Path(raw).resolve() for raw in args.inputs if "://" not in raw and not Path(raw).is_dir()}
+    return [f for f in files if not (isinstance(f, Path) and f.resolve().parent == folder and is_output(f.stem)
+                                     and f.resolve() not in named)]
+
+
+def _refuse_replacing_inputs(files: list[Path | str], targets: list[Path]) -> None:
+    """A usage error (nothing runs) if an output would be an input file: the same path, or a hard link to it."""
+    by_path = {f.resolve(): f for f in files if isinstance(f, Path)}
+    by_file = {identity: f for f in by_path.values() if (identity := _identity(f)) is not None}
+    clashes = [(by_path.get(target.resolve()) or by_file[_identity(target)], target) for target in targets
+               if target.resolve() in by_path or _identity(target) in by_file]
+    if clashes:
+        source, target = clashes[0]
+        raise _UsageError(f"{target} would replace the input {source}"
+                          f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}; nothing was written. "
+                          "Choose another output folder (or --suffix).")
+
+
 def _plan_outputs(args: argparse.Namespace, files: list[Path | str],
                   outdir: Path) -> tuple[list[Path | str], list[str]]:
     """The inputs to run and their output names, so that no output replaces an input.
@@ -224,29 +247,17 @@ def _plan_outputs(args: argparse.Namespace, files: list[Path | str],
     outputs, not inputs (unless named one by one). An output that would be an input file (same path,
     or a hard link to it) is a usage error: nothing runs.
     """
-    local = [f for f in files if isinstance(f, Path)]
     folder = outdir.resolve()
-    holds_inputs = [f for f in local if f.resolve().parent == folder]
+    holds_inputs = [f for f in files if isinstance(f, Path) and f.resolve().parent == folder]
     suffix = args.suffix if args.suffix is not None else (OUT_SUFFIX if holds_inputs else "")
     if holds_inputs and not suffix:
         raise _UsageError(f"the output folder {outdir} holds inputs ({holds_inputs[0].name}"
                           f"{', …' if len(holds_inputs) > 1 else ''}); with an empty --suffix an output would replace "
                           f"or be taken for an input. Choose another -o, or leave --suffix out ({OUT_SUFFIX}).")
     if suffix:
-        named = {Path(raw).resolve() for raw in args.inputs if "://" not in raw and not Path(raw).is_dir()}
-        files = [f for f in files if not (isinstance(f, Path) and f.resolve().parent == folder
-                                          and f.stem.endswith(suffix) and f.resolve() not in named)]
+        files = _earlier_outputs_dropped(args, files, outdir, lambda stem: stem.endswith(suffix))
     names = _unique_names(files, suffix)
-    by_path = {f.resolve(): f for f in files if isinstance(f, Path)}
-    by_file = {identity: f for f in by_path.values() if (identity := _identity(f)) is not None}
-    clashes = [(by_path.get(target.resolve()) or by_file[_identity(target)], target)
-               for target in (outdir / name for name in names)
-               if target.resolve() in by_path or _identity(target) in by_file]
-    if clashes:
-        source, target = clashes[0]
-        raise _UsageError(f"{target} would replace the input {source}"
-                          f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}; nothing was written. "
-                          "Choose another -o or --suffix.")
+    _refuse_replacing_inputs(files, [outdir / name for name in names])
     return files, names
 
 
@@ -434,8 +445,11 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
         return 2
     outdir = _output_folder(args.output)
     failures = 0
-    files = list(_inputs(args.inputs))
-    for index, (path, name) in enumerate(zip(files, _unique_names(files, ""))):
+    files = _earlier_outputs_dropped(args, list(_inputs(args.inputs)), outdir,
+                                     lambda stem: stem.endswith("_lr") or re.search(r"_stage\d\d_[a-z0-9-]+$", stem))
+    names = _unique_names(files, "")
+    _refuse_replacing_inputs(files, [outdir / name.replace(".png", "_lr.png") for name in names])
+    for index, (path, name) in enumerate(zip(files, names)):
         seed, stem = args.seed + index, name.removesuffix(".png")
         try:
             hr = read_image(path)

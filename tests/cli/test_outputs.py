@@ -117,3 +117,18 @@ def test_the_output_keeps_the_inputs_colour_profile_and_colour_key(weights_dir: 
                  *MODEL]) == 0
     assert Image.open(tmp_path / "out" / "p3.png").info.get("icc_profile") == profile
     assert core.read_image(tmp_path / "out" / "keyed.png").shape == (32, 32, 4)  # the colour key is alpha now
+
+
+def test_degrading_a_folder_into_itself_does_not_degrade_its_outputs(tmp_path: Path, capsys) -> None:
+    folder, crops = _folder(tmp_path)
+    for _ in range(2):
+        assert main(["degrade", str(folder), "-o", str(folder), "--preset", "mild", "--scale", "2",
+                     "--save-stages"]) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert "a_lr_lr.png" not in names and not any("_stage00_input_" in n for n in names), names
+    assert {"a.png", "a_lr.png", "a_params.json", "b.png", "b_lr.png"} <= set(names)
+    np.testing.assert_array_equal(core.read_image(folder / "a.png"), crops["a.png"])
+    core.write_png(folder / "c.png", crops["b.png"])
+    core.write_png(folder / "c_lr.png", crops["b.png"])  # named one by one: an input, whose output clashes
+    code = main(["degrade", str(folder / "c.png"), str(folder / "c_lr.png"), "-o", str(folder)])
+    assert code == 2 and "would replace the input" in capsys.readouterr().err
