@@ -20,6 +20,7 @@ output (:func:`decode_with_profile`, ``encode_png(..., icc_profile=)``), and enf
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 import zlib
@@ -195,11 +196,40 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # after a scan: a marker, not stuffing or a restart
+
+
+def _jpeg_ends(data: bytes) -> bool:
+    """Whether the JPEG's segments and scans reach its end-of-image marker; whatever follows it (a
+    motion photo's video, padding) is not read. Structure this walk does not expect is left to the decoder."""
+    position, size = 2, len(data)
+    while position + 2 <= size:
+        if data[position] != 0xFF:
+            return True  # not a marker where one belongs: the decoder judges the file
+        marker = data[position + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # restart markers and TEM carry no length
+            position += 2
+            continue
+        if position + 4 > size:
+            return False
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
+            found = _NEXT_MARKER.search(data, position)
+            if found is None:
+                return False
+            position = found.start()
+    return False
+
+
 def _check_jpeg_complete(data: bytes) -> None:
-    """A JPEG whose last scan has no end marker after it is cut short: libjpeg fills the rest with grey
-    and only warns (a 600-byte file declaring 4096x4096 would decode to 16 MP of grey)."""
-    last_scan = data.rfind(b"\xff\xda")
-    if last_scan >= 0 and data.rfind(b"\xff\xd9") < last_scan:
+    """A JPEG cut short: libjpeg fills the rest with grey and only warns (a 600-byte file declaring
+    4096x4096 would decode to 16 MP of grey), so it is refused here."""
+    if not _jpeg_ends(data):
         raise ImageDecodeError(f"The JPEG is truncated: its data ends after {len(data)} bytes, before the end of "
                                "the image (an interrupted download or copy?).")
 

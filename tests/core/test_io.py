@@ -265,3 +265,10 @@ def test_a_jpeg_cut_short_is_refused_not_filled_with_grey(rgb: np.ndarray) -> No
     with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
         core.decode_image(data[: len(data) - 100])
     assert core.decode_image(data + b"trailing bytes").shape == (800, 1200, 3)  # data after the end is fine
+    # a motion photo: a video after the end, whose bytes hold markers of all kinds (last: a start of scan)
+    video = bytes(np.random.default_rng(4).integers(0, 256, 200_000, dtype=np.uint8)) + b"\xff\xd9\xff\xda"
+    assert core.decode_image(data + video).shape == (800, 1200, 3)
+    progressive = _pil_bytes(Image.fromarray(big), "JPEG", quality=90, progressive=True)
+    assert core.decode_image(progressive).shape == (800, 1200, 3)
+    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+        core.decode_image(progressive[: len(progressive) * 2 // 3])
