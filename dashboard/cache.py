@@ -28,18 +28,34 @@ class ModelLoads:
     """Models loading in the background, shared by every session and thread-safe.
 
     Loading takes seconds on a CPU (longer when a model's weights are converted on first use);
-    pages render meanwhile and show the load's status. Loads run one at a time (two models
-    loading at once would only compete for memory). The upscalers come from
-    :func:`core.shared_upscaler`, so the API, when served in the same process, shares them.
+    pages render meanwhile and show the load's status. The upscalers come from
+    :func:`core.shared_upscaler`, so the API, when served in the same process, shares them, and
+    its bound holds: a finished load is not kept here, so a model the core lets go (least recently
+    used) is freed, and loads again when a page asks for it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loads: dict[ModelKey, tuple[Future[core.Upscaler], float]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model-wait")
 
     def start(self, key: ModelKey) -> Future[core.Upscaler]:
-        """The load of ``key``: started now unless it is running or done."""
+        """The load of ``key``: done at once where the core holds the model, else started (or running)."""
+        with self._lock:
+            load = self._loads.get(key)
+            if load is not None and not (load[0].done() and load[0].exception() is None):
+                return load[0]  # loading, or failed (shown, then forgotten)
+            self._loads.pop(key, None)  # loaded: from here the core's bounded cache holds it
+        try:
+            ready: Future[core.Upscaler] = Future()
+            ready.set_result(core.shared_upscaler(*key, timeout=0))
+            return ready
+        except TimeoutError:  # loading in the core (a first load, or again after it was let go)
+            pass
+        except core.StudioError as exc:
+            ready = Future()
+            ready.set_exception(exc)
+            return ready
         with self._lock:
             if key not in self._loads:
                 self._loads[key] = (self._pool.submit(core.shared_upscaler, *key), time.monotonic())

@@ -88,16 +88,30 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
 
 
+def _slow_loads(monkeypatch: pytest.MonkeyPatch):
+    """Every model load waits for the returned gate, as a first load does: callers with a time limit
+    get ``TimeoutError`` meanwhile (the core's contract)."""
+    import threading
+
+    gate, real = threading.Event(), core.shared_upscaler
+
+    def slow(*key: str, timeout: float | None = None, cancel=None) -> core.Upscaler:
+        if not gate.wait(60 if timeout is None else timeout):
+            raise TimeoutError("still loading")
+        return real(*key)
+
+    monkeypatch.setattr(core, "shared_upscaler", slow)
+    return gate
+
+
 def test_the_page_renders_and_works_while_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The model loads in the background: the page is usable at once, the sidebar shows the load,
     and an Upscale clicked meanwhile waits for it."""
-    import threading
 
     from dashboard import cache
 
     cache.model_loads().clear()
-    gate, real = threading.Event(), core.shared_upscaler
-    monkeypatch.setattr(core, "shared_upscaler", lambda *key: gate.wait(60) and real(*key))  # a slow load
+    gate = _slow_loads(monkeypatch)
     state = {"model": "realesr-animevideov3", "device": "cpu", "precision": "fp32", "tile": None}
     at = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
     at.run()
@@ -113,13 +127,11 @@ def test_the_page_renders_and_works_while_the_model_loads(monkeypatch: pytest.Mo
 
 
 def test_the_sidebar_shows_a_loading_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
 
     from dashboard import cache
 
     cache.model_loads().clear()
-    gate, real = threading.Event(), core.shared_upscaler
-    monkeypatch.setattr(core, "shared_upscaler", lambda *key: gate.wait(60) and real(*key))
+    gate = _slow_loads(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["precision"] = "fp32"  # a key no other test has loaded
     at.run()
@@ -419,3 +431,29 @@ def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session(
     del at
     gc.collect()
     assert not root.exists()  # the session is gone, and so are its uploads
+
+
+def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core's cache is bounded; the dashboard's load tracker must not hold models beyond it."""
+    import gc
+    import types
+    import weakref
+
+    from core import _shared
+    from dashboard.cache import ModelLoads
+
+    class Model:
+        pass
+
+    monkeypatch.setattr(_shared, "Upscaler", types.SimpleNamespace(load=lambda name, **kw: Model()))
+    core.clear_shared()
+    loads, key = ModelLoads(), ("m", "cpu", "fp32")
+    first = loads.start(key).result(10)
+    assert loads.start(key).result(0) is first  # loaded: answered at once from the core's cache
+    gone = weakref.ref(first)
+    del first
+    core.clear_shared()  # the core lets it go (least recently used, or short of memory)
+    gc.collect()
+    assert gone() is None
+    assert isinstance(loads.start(key).result(10), Model)  # asked for again: loaded again
+    core.clear_shared()
