@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,7 +42,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_address(weights_dir: Path) -> Iterator[str]:
     """A 2-CPU Ray head node on 127.0.0.1 for this module; its workers see the session's weights folder."""
-    os.environ["RAY_AUTH_MODE"] = "token"  # the head, the drivers and the CLI subprocesses share ~/.ray's token
+    os.environ["RAY_AUTH_MODE"] = "token"
+    # the head, the drivers and the CLI subprocesses share one token; a fresh machine has none in ~/.ray
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
