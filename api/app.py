@@ -8,7 +8,6 @@ dashboard and the API share one model in device memory (see ``docs/deploy-aws.md
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,11 +19,11 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import core
-from api.gate import BusyError, WorkGate
-from api.metrics import Metrics
+from api.gate import BusyError
 from api.middleware import BodyLimit, DocsPolicy, Observe
-from api.routes import LOADING, router
+from api.routes import router
 from api.settings import ApiSettings
+from api.state import ServerState
 
 log = logging.getLogger("studio.api")
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,15 +95,15 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
 
         streamlit_app = st.App(str(ROOT / "dashboard" / "app.py"))
 
+    server = ServerState(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ready = False
         try:
-            app.state.upscaler = core.shared_upscaler(settings.model, settings.device, settings.precision)
-            app.state.ready = True
+            server.upscaler = core.shared_upscaler(settings.model, settings.device, settings.precision)
         except core.StudioError as exc:  # stay up (healthz) and say why in readyz / 503s
-            app.state.upscaler = None
-            app.state.load_error = str(exc)
+            server.upscaler = None
+            server.load_error = str(exc)
             log.error("default model not loaded: %s", exc)
         if streamlit_app is not None:
             async with streamlit_app.lifespan()(app):
@@ -119,16 +118,11 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
                     "contract; `POST /v1/upscale` takes a multipart upload and returns `image/png`.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.gate = WorkGate(settings.max_running, settings.max_waiting)
-    app.state.metrics = Metrics()
-    app.state.upscaler = None
-    app.state.load_error = LOADING
-    app.state.stop_at = math.inf  # set by the server when a graceful shutdown starts (see api.serve)
+    app.state.server = server  # the routes get it through the `Server` dependency (api/state.py)
     _install_handlers(app, settings)
 
     app.include_router(router)
-    app.add_middleware(Observe, observe=app.state.metrics.observe)
+    app.add_middleware(Observe, observe=server.metrics.observe)
     app.add_middleware(DocsPolicy)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, idle_timeout=settings.body_timeout)
     if streamlit_app is not None:

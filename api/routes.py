@@ -20,10 +20,10 @@ import core
 from api.gate import BusyError, GaveUpError
 from api.middleware import client_gone
 from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready, UpscaleParams
+from api.state import LOADING, Server, ServerState
 
 router = APIRouter()
 log = logging.getLogger("studio.api")
-LOADING = "The model is still loading."
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
 
@@ -40,10 +40,10 @@ class _Budget:
     """One request's time: the model's load (if it is still loading), the wait for the device and the
     run all count against ``request_timeout``; the client leaving or a shutdown stops it too."""
 
-    def __init__(self, request: Request) -> None:
-        self.state = request.app.state
+    def __init__(self, server: ServerState, request: Request) -> None:
+        self.state = server
         self.path = request.url.path
-        self.timeout = self.state.settings.request_timeout
+        self.timeout = server.settings.request_timeout
         self.deadline = time.monotonic() + self.timeout
         self.gone = client_gone(request.scope)
 
@@ -73,16 +73,15 @@ def _run(budget: _Budget, upscaler: core.Upscaler, image, settings: core.Upscale
         raise budget.stopped(exc) from exc
 
 
-def _upscaler(request: Request, budget: _Budget, model: str | None, precision: str) -> core.Upscaler:
-    settings = request.app.state.settings
-    default = request.app.state.upscaler
+def _upscaler(server: ServerState, budget: _Budget, model: str | None, precision: str) -> core.Upscaler:
+    settings, default = server.settings, server.upscaler
     name = model or settings.model
     if default is not None and name == default.info.name and precision == "auto":
         return default
     if default is None and name == settings.model:
-        if request.app.state.load_error == LOADING:
+        if server.load_error == LOADING:
             raise BusyError("The default model is still loading.")
-        raise core.WeightsMissingError(f"The default model is not loaded: {request.app.state.load_error}")
+        raise core.WeightsMissingError(f"The default model is not loaded: {server.load_error}")
     try:  # another model's first load holds up only the requests for that model, within their time limit
         return core.shared_upscaler(name, settings.device, precision, timeout=budget.left(), cancel=budget.stop)
     except TimeoutError as exc:
@@ -106,7 +105,7 @@ async def _one_file(request: Request) -> None:
 @router.post("/inference", tags=["legacy"], responses=ERRORS,
              summary="Upscale a base64 image (the original contract)",
              response_description="The upscaled image as a base64-encoded PNG string.")
-def inference(body: LegacyRequest, request: Request) -> str:
+def inference(body: LegacyRequest, request: Request, server: Server) -> str:
     text = "".join(body.img_str.split())  # as `base64` prints it: line breaks every 76 characters
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
@@ -114,12 +113,12 @@ def inference(body: LegacyRequest, request: Request) -> str:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise core.ImageDecodeError("img_str is not valid base64.") from exc
-    settings = request.app.state.settings
-    budget = _Budget(request)
+    settings = server.settings
+    budget = _Budget(server, request)
     decoded = core.decode_with_profile(data, settings.limits)
-    default = request.app.state.upscaler
+    default = server.upscaler
     precision = "fp16" if body.half and default is not None and default.choice.device.startswith("cuda") else "auto"
-    upscaler = _upscaler(request, budget, None, precision)
+    upscaler = _upscaler(server, budget, None, precision)
     # the original service took any tile: raise tiny ones to the minimum instead of refusing them
     tile = body.tile if body.tile == 0 else max(body.tile, core.MIN_TILE)
     result = _run(budget, upscaler, decoded.pixels, _options(tile=tile, limits=settings.limits))
@@ -138,6 +137,7 @@ def inference(body: LegacyRequest, request: Request) -> str:
 )
 def upscale(
     request: Request,
+    server: Server,
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")],
     query: Annotated[UpscaleParams, Query()],
     form: Annotated[UpscaleParams, Form()],
@@ -146,11 +146,11 @@ def upscale(
     if kind and not kind.startswith("image/") and kind != "application/octet-stream":
         raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
     params = form.over(query)
-    settings = request.app.state.settings
-    budget = _Budget(request)
+    settings = server.settings
+    budget = _Budget(server, request)
     decoded = core.decode_with_profile(file.file.read(), settings.limits)
     image = decoded.pixels
-    upscaler = _upscaler(request, budget, params.model, params.precision or "auto")
+    upscaler = _upscaler(server, budget, params.model, params.precision or "auto")
     options = _options(outscale=params.outscale, tile=params.tile, alpha=params.alpha or "model",
                        limits=settings.limits)
     result = _run(budget, upscaler, image, options)
@@ -179,17 +179,17 @@ def healthz() -> Health:
 
 @router.get("/readyz", tags=["ops"], summary="Readiness: the default model is loaded", response_model=Ready,
             responses={503: {"model": ErrorOut}})
-def readyz(request: Request) -> Ready | JSONResponse:
-    upscaler = request.app.state.upscaler
+def readyz(server: Server) -> Ready | JSONResponse:
+    upscaler = server.upscaler
     if upscaler is None:
-        return JSONResponse({"error": "not_ready", "message": request.app.state.load_error}, status_code=503,
+        return JSONResponse({"error": "not_ready", "message": server.load_error}, status_code=503,
                             headers={"Retry-After": "5"})
     return Ready(ready=True, model=upscaler.info.name, device=upscaler.choice.device,
                  precision=upscaler.choice.precision, weights=upscaler.info.source)
 
 
 @router.get("/metrics", tags=["ops"], response_class=PlainTextResponse, summary="Prometheus metrics")
-def metrics(request: Request) -> PlainTextResponse:
-    gate = request.app.state.gate
-    return PlainTextResponse(request.app.state.metrics.render(gate.depth, gate.running),
+def metrics(server: Server) -> PlainTextResponse:
+    gate = server.gate
+    return PlainTextResponse(server.metrics.render(gate.depth, gate.running),
                              media_type="text/plain; version=0.0.4")

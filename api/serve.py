@@ -62,7 +62,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
-            self.app.state.stop_at = time.monotonic() + GRACE - 2
+            self.app.state.server.stop_at = time.monotonic() + GRACE - 2
         super().handle_exit(sig, frame)
 
 

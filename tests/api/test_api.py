@@ -140,7 +140,7 @@ def test_busy_server_answers_503_with_retry_after(weights_dir: Path) -> None:
     settings = ApiSettings(model=MODEL, device="cpu", max_running=1, max_waiting=0, retry_after=7)
     app = create_app(settings)
     with TestClient(app) as test_client:
-        gate = app.state.gate
+        gate = app.state.server.gate
         entered, release = threading.Event(), threading.Event()
 
         def hold() -> None:
