@@ -29,7 +29,9 @@ from ._resize import resize
 from ._upscaler import Upscaler, UpscaleSettings
 
 __all__ = ["BASELINES", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "evaluate", "run_method",
-           "write_results"]
+           "write_results",
+           # the steps both executors run (this module's loop and core.cluster's Ray workers)
+           "Pair", "Scoring", "Upscalers", "compute_row", "error_row", "stored_row"]
 
 # method name -> resize method of core.resize
 BASELINES: dict[str, str] = {"bicubic": "matlab", "bicubic-opencv": "bicubic", "lanczos": "lanczos"}
@@ -267,17 +269,17 @@ def evaluate(
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
-    context = _Scoring(tuple(metrics), settings, crop, dataset.scale, db)
+    context = Scoring(tuple(metrics), settings, crop, dataset.scale, db)
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
-    upscalers = _Upscalers(factory)
+    upscalers = Upscalers(factory)
     total = len(dataset) * len(methods)
     step = 0
     for item in dataset.items:
         try:
-            pair = _Pair.load(dataset, item)
+            pair = Pair.load(dataset, item)
         except StudioError as exc:
             for method in methods:
-                result.rows.append(_error_row(item.name, method, exc))
+                result.rows.append(error_row(item.name, method, exc))
             step += len(methods)
             continue
         for method in methods:
@@ -287,7 +289,7 @@ def evaluate(
             try:
                 row = _score(context, pair, method, upscalers.get(method))
             except StudioError as exc:
-                row = _error_row(item.name, method, exc)
+                row = error_row(item.name, method, exc)
             result.rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -297,11 +299,11 @@ def evaluate(
     return result
 
 
-def _error_row(image: str, method: str, exc: StudioError) -> EvalRow:
+def error_row(image: str, method: str, exc: StudioError) -> EvalRow:
     return EvalRow(image, method, {}, 0.0, "", "", "", error=str(exc))
 
 
-class _Upscalers:
+class Upscalers:
     """The upscaler of each model method, built on first use; ``None`` for baselines and ``hr``."""
 
     def __init__(self, factory: UpscalerFactory) -> None:
@@ -317,7 +319,7 @@ class _Upscalers:
 
 
 @dataclass(frozen=True)
-class _Scoring:
+class Scoring:
     """The frozen context of one evaluation: what is scored, how, and where results are kept."""
 
     metrics: tuple[str, ...]
@@ -352,7 +354,7 @@ class _Scoring:
 
 
 @dataclass(frozen=True)
-class _Pair:
+class Pair:
     """One image pair of a dataset and the hash of its content (a stored result's key)."""
 
     name: str
@@ -362,7 +364,7 @@ class _Pair:
     item_key: str
 
     @classmethod
-    def load(cls, dataset: Dataset, item: DatasetItem) -> _Pair:
+    def load(cls, dataset: Dataset, item: DatasetItem) -> Pair:
         lr, hr = dataset.load(item)
         return cls(item.name, lr, hr, _image_hash(lr, hr), dataset.item_key(item))
 
@@ -371,16 +373,16 @@ class _Pair:
         return self.hr.ndim == 2 or self.hr.shape[2] == 1
 
 
-def _score(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | None) -> EvalRow:
+def _score(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None) -> EvalRow:
     """``method``'s row of ``pair``: from the store where it holds every wanted metric, else computed and stored."""
     key = context.key(method, upscaler, pair.grey)
     wanted = context.wanted(method)
     db = context.db
     stored = db.get(pair.digest, method, key) if db is not None else None
     if stored is not None and all(m in stored[0] for m in wanted):
-        row = _stored_row(pair.name, method, wanted, stored)
+        row = stored_row(pair.name, method, wanted, stored)
     else:
-        row = _compute(context, pair, method, upscaler, wanted)
+        row = compute_row(context, pair, method, upscaler, wanted)
         if db is not None:
             db.put(pair.digest, method, key, row)
     if db is not None:
@@ -390,13 +392,13 @@ def _score(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | Non
     return row
 
 
-def _stored_row(image: str, method: str, wanted: list[str], stored: tuple[dict, dict]) -> EvalRow:
+def stored_row(image: str, method: str, wanted: list[str], stored: tuple[dict, dict]) -> EvalRow:
     values, meta = stored
     return EvalRow(image, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
                    meta["precision"], meta["source"], reused=True)
 
 
-def _compute(context: _Scoring, pair: _Pair, method: str, upscaler: Upscaler | None, wanted: list[str]) -> EvalRow:
+def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None, wanted: list[str]) -> EvalRow:
     settings = context.settings
     start = time.perf_counter()
     if method == HR_METHOD:

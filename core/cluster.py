@@ -46,13 +46,13 @@ from ._evaluate import (
     EvalResult,
     EvalRow,
     EvalSettings,
+    Pair,
     ResultDB,
-    _compute,
-    _error_row,
-    _Pair,
-    _Scoring,
-    _stored_row,
-    _Upscalers,
+    Scoring,
+    Upscalers,
+    compute_row,
+    error_row,
+    stored_row,
 )
 from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
 from ._metrics import METRICS
@@ -197,11 +197,11 @@ def _set_threads(threads: int | None) -> None:
 class _EvalWorker:
     """One actor: scores the pending methods of one image per call, models loaded once per actor."""
 
-    def __init__(self, dataset: Dataset, context: _Scoring, device: str, precision: str,
+    def __init__(self, dataset: Dataset, context: Scoring, device: str, precision: str,
                  weights_dir: Path | None, threads: int | None) -> None:
         _set_threads(threads)
         self._dataset, self._context = dataset, context
-        self._upscalers = _Upscalers(lambda name: Upscaler.load(name, device=device, precision=precision,
+        self._upscalers = Upscalers(lambda name: Upscaler.load(name, device=device, precision=precision,
                                                                weights_dir=weights_dir))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -209,20 +209,20 @@ class _EvalWorker:
         for index, methods in zip(batch["item"], batch["methods"]):
             item = self._dataset.items[int(index)]
             try:
-                pair, failure = _Pair.load(self._dataset, item), None
+                pair, failure = Pair.load(self._dataset, item), None
             except StudioError as exc:
                 pair, failure = None, exc
             for method in json.loads(methods):
                 digest = settings = ""
                 if pair is None:
-                    row = _error_row(item.name, method, failure)
+                    row = error_row(item.name, method, failure)
                 else:
                     try:
                         upscaler = self._upscalers.get(method)
-                        row = _compute(self._context, pair, method, upscaler, self._context.wanted(method))
+                        row = compute_row(self._context, pair, method, upscaler, self._context.wanted(method))
                         digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey)
                     except StudioError as exc:
-                        row = _error_row(item.name, method, exc)
+                        row = error_row(item.name, method, exc)
                 out["item"].append(int(index))
                 out["row"].append(json.dumps(asdict(row)))  # floats round-trip exactly; inf as Infinity
                 out["digest"].append(digest)
@@ -255,7 +255,7 @@ def evaluate_on_ray(
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
-    context = _Scoring(tuple(metrics), settings, crop, dataset.scale, None)
+    context = Scoring(tuple(metrics), settings, crop, dataset.scale, None)
     models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
     weights = {m: _available(m, weights_dir).fingerprint for m in models}
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
@@ -292,7 +292,7 @@ def evaluate_on_ray(
     return result
 
 
-def _finished(dataset: Dataset, methods: list[str], context: _Scoring, pool: _Pool, weights: dict[str, str],
+def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: _Pool, weights: dict[str, str],
               db: ResultDB | None) -> tuple[dict[tuple[int, str], EvalRow], list[dict]]:
     """The rows the store already holds, and the work left: ``{"item", "methods", "key"}`` per image."""
     rows: dict[tuple[int, str], EvalRow] = {}
@@ -305,7 +305,7 @@ def _finished(dataset: Dataset, methods: list[str], context: _Scoring, pool: _Po
             stored = db.get(found[0], method, found[1]) if db is not None and found else None
             wanted = context.wanted(method)
             if stored is not None and all(m in stored[0] for m in wanted):
-                rows[(index, method)] = _stored_row(item.name, method, wanted, stored)
+                rows[(index, method)] = stored_row(item.name, method, wanted, stored)
             else:
                 pending.append(method)
         if pending:

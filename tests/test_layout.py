@@ -78,3 +78,15 @@ def test_the_set_up_pins_a_pip_without_known_advisories() -> None:
     commands = re.findall(r"^python3\.11 -m venv .*$", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
     assert len(commands) == 2 and all("pip install -q pip==" in c for c in commands), commands
     assert "pip install pip==" in (ROOT / "Dockerfile").read_text()
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    """A name one module shares with another is public in it (``__all__``); ``_names`` stay in their module."""
+    offenders = []
+    for folder in ("core", "cli", "api", "dashboard", "pages"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    offenders += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                                  if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not offenders, offenders
