@@ -34,7 +34,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ._errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ._files import write_file
 from ._tiff import decode_tiff, is_tiff
-from ._tiff import size as tiff_size
 
 __all__ = [
     "DecodedImage",
@@ -272,8 +271,7 @@ def decode_with_profile(data: bytes, limits: ImageLimits | None = None) -> Decod
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_file_bytes / 1e6:.0f} MB."
         )
     if is_tiff(data):
-        limits.check_input(*tiff_size(data))  # from the header, before any strip is decompressed
-        tiff = decode_tiff(data)
+        tiff = decode_tiff(data, limits.check_input)  # the size is checked from the header, before any strip
         return DecodedImage(_orient(tiff.pixels, tiff.orientation), tiff.icc_profile)
     try:
         # Our own limit is checked from the header, before any pixel is decoded; Pillow's

@@ -11,6 +11,7 @@ multi-image file is read.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ import tifffile
 
 from ._errors import ImageDecodeError, UnsupportedImageError
 
-__all__ = ["TIFF_SIGNATURES", "TiffImage", "decode_tiff", "is_tiff", "size"]
+__all__ = ["TIFF_SIGNATURES", "TiffImage", "decode_tiff", "is_tiff"]
 
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 _ORIENTATION = 274
@@ -40,13 +41,6 @@ class TiffImage:
     icc_profile: bytes | None
 
 
-def size(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` of the first image, read from its header only."""
-    with _open(data) as tif:
-        page = tif.pages[0]
-        return int(page.imagewidth), int(page.imagelength)
-
-
 def _open(data: bytes) -> tifffile.TiffFile:
     try:
         return tifffile.TiffFile(io.BytesIO(data))
@@ -54,8 +48,9 @@ def _open(data: bytes) -> tifffile.TiffFile:
         raise ImageDecodeError(f"The TIFF is truncated or corrupt: {exc}") from exc
 
 
-def decode_tiff(data: bytes) -> TiffImage:
-    """Decode the first image of a TIFF file (check its size with :func:`size` first).
+def decode_tiff(data: bytes, check_size: Callable[[int, int], None]) -> TiffImage:
+    """Decode the first image of a TIFF file; ``check_size(width, height)`` is called from its header,
+    before any strip is decompressed (it raises to refuse the image).
 
     Raises:
         ImageDecodeError: truncated or corrupt.
@@ -64,6 +59,7 @@ def decode_tiff(data: bytes) -> TiffImage:
     """
     with _open(data) as tif:
         page = tif.pages[0]
+        check_size(int(page.imagewidth), int(page.imagelength))
         photometric = _PH(page.photometric)
         bits = int(page.bitspersample)
         if page.dtype is None or page.dtype.kind == "f" or page.dtype.itemsize > 2:
