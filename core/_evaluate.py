@@ -187,7 +187,10 @@ class ResultDB:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
-    def put(self, image_hash: str, method: str, settings: str, row: EvalRow) -> None:
+    def put(self, image_hash: str, method: str, settings: str, row: EvalRow, *,
+            item: tuple[str, str] | None = None) -> None:
+        """Store ``row``; with ``item = (item_key, work)`` also :meth:`link` it, in the same transaction, so a
+        kill between the two never leaves a result that a later run cannot find."""
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -199,6 +202,9 @@ class ResultDB:
                 [(image_hash, method, settings, name, _stored(value))
                  for name, value in row.metrics.items() if value is not None],
             )
+            if item is not None:
+                self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)",
+                                 (item[0], method, item[1], image_hash, settings))
 
     def close(self) -> None:
         with self._lock:
@@ -379,16 +385,16 @@ def _score(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None)
     wanted = context.wanted(method)
     db = context.db
     stored = db.get(pair.digest, method, key) if db is not None else None
+    if db is None:
+        return compute_row(context, pair, method, upscaler, wanted)
+    device = upscaler.choice.device.split(":")[0] if upscaler is not None else None
+    weights = upscaler.info.fingerprint if upscaler is not None else None
+    work = context.work(method, device, weights)
     if stored is not None and all(m in stored[0] for m in wanted):
-        row = stored_row(pair.name, method, wanted, stored)
-    else:
-        row = compute_row(context, pair, method, upscaler, wanted)
-        if db is not None:
-            db.put(pair.digest, method, key, row)
-    if db is not None:
-        device = upscaler.choice.device.split(":")[0] if upscaler is not None else None
-        weights = upscaler.info.fingerprint if upscaler is not None else None
-        db.link(pair.item_key, method, context.work(method, device, weights), pair.digest, key)
+        db.link(pair.item_key, method, work, pair.digest, key)
+        return stored_row(pair.name, method, wanted, stored)
+    row = compute_row(context, pair, method, upscaler, wanted)
+    db.put(pair.digest, method, key, row, item=(pair.item_key, work))
     return row
 
 

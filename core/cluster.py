@@ -277,8 +277,7 @@ def evaluate_on_ray(
             index = int(out["item"])
             if db is not None and not row.error:
                 work = context.work(row.method, pool.device_kind, weights.get(row.method))
-                db.put(out["digest"], row.method, out["settings"], row)
-                db.link(keys[index], row.method, work, out["digest"], out["settings"])
+                db.put(out["digest"], row.method, out["settings"], row, item=(keys[index], work))
             rows[(index, row.method)] = row
             if on_row is not None:
                 on_row(row, {"pid": int(out["pid"])})

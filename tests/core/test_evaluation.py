@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -396,3 +397,25 @@ def test_a_corrupt_result_store_is_named_and_nothing_runs(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "is corrupt" in err and str(store) in err and "Traceback" not in err
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_result_and_the_link_that_finds_it_are_stored_in_one_transaction(tmp_path: Path) -> None:
+    """A cluster run's driver finds finished work through the link alone; if a kill lands between storing a
+    row and linking it, the row is there but never reused. A failing link must take the row with it."""
+    core.write_png(tmp_path / "hr" / "a.png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    dataset = core.open_dataset(tmp_path / "hr", 4)
+    store = tmp_path / "r.sqlite"
+    core.ResultDB(store).close()
+    with sqlite3.connect(store) as conn:  # the link's insert fails, as a kill at that moment would stop it
+        conn.execute("CREATE TRIGGER no_link BEFORE INSERT ON items BEGIN SELECT RAISE(ABORT, 'killed'); END")
+    db = core.ResultDB(store)
+    with pytest.raises(sqlite3.IntegrityError, match="killed"):
+        core.evaluate(dataset, ["bicubic"], ["psnr"], db=db)
+    assert db.count() == 0, "a row was stored without the link that finds it"
+    db._db.execute("DROP TRIGGER no_link")
+    db._db.commit()
+    first = core.evaluate(dataset, ["bicubic"], ["psnr"], db=db)
+    assert first.computed == 1 and db.count() == 1
+    key = dataset.item_key(dataset.items[0])
+    assert db._db.execute("SELECT COUNT(*) FROM items WHERE item_key=?", (key,)).fetchone()[0] == 1
+    db.close()
