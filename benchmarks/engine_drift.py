@@ -1,6 +1,6 @@
 """How the CPU engines' speeds drift over minutes, and what one measurement of them would decide.
 
-The automatic engine (``core._engine_choice``) times every engine for a few rounds and keeps the
+The automatic engine (``core.engines._choice``) times every engine for a few rounds and keeps the
 fastest. That is sound only if a few rounds speak for the minutes and hours after them. This
 benchmark runs the engines of one model in turns, one call each per round, for ``--rounds``
 rounds in one process, on the same probe image the measurement uses, and prints:
@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import core
-    from core._engine_choice import EngineTrial, _probe, pick
-    from core._upscaler import _cpu_engines
+    from core.engines._choice import EngineTrial, _probe, pick
+    from core.upscale._upscaler import _cpu_engines
 
     info = core.model_info(args.model)
     engines = _cpu_engines(info)

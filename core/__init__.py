@@ -5,9 +5,48 @@ Image convention: see :mod:`core._io`. Public API below; everything else is priv
 
 from __future__ import annotations
 
-from ._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
-from ._datasets import Dataset, DatasetItem, download_div2k, extract_zip, open_dataset
-from ._degradations import (
+from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
+from ._errors import (
+    CancelledError,
+    ConfigError,
+    ConversionError,
+    DamagedFileError,
+    DatasetError,
+    DeviceUnavailableError,
+    DownloadError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    OutOfMemoryError,
+    SettingsError,
+    StudioError,
+    UnknownModelError,
+    UnknownNameError,
+    UnsupportedImageError,
+    UnsupportedModelError,
+    WeightsMissingError,
+)
+from ._files import write_file
+from ._io import (
+    IMAGE_SUFFIXES,
+    DecodedImage,
+    ImageLimits,
+    decode_image,
+    decode_with_profile,
+    encode_png,
+    from_unit,
+    image_info,
+    read_image,
+    read_with_profile,
+    to_display,
+    to_unit,
+    write_png,
+)
+from ._jobs import Job, JobContext, JobManager, JobSnapshot
+from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
+from ._samples import list_samples, load_sample
+from ._settings import default_results_dir, default_weights_dir, settings_from_env
+from .degradation._kernels import KernelParams, make_kernel, sinc_kernel
+from .degradation._pipeline import (
     JPEG_ENGINES,
     PRESETS,
     DegradationConfig,
@@ -28,28 +67,12 @@ from ._degradations import (
     parse_degradation,
     sample_params,
 )
-from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
-from ._engine_choice import MEASUREMENTS, EngineChoice, EngineTrial, cpu_name
-from ._errors import (
-    CancelledError,
-    ConfigError,
-    ConversionError,
-    DamagedFileError,
-    DatasetError,
-    DeviceUnavailableError,
-    DownloadError,
-    ImageDecodeError,
-    ImageTooLargeError,
-    OutOfMemoryError,
-    SettingsError,
-    StudioError,
-    UnknownModelError,
-    UnknownNameError,
-    UnsupportedImageError,
-    UnsupportedModelError,
-    WeightsMissingError,
-)
-from ._evaluate import (
+from .engines._choice import MEASUREMENTS, EngineChoice, EngineTrial, cpu_name
+from .engines._ncnn import NcnnForward, ncnn_available
+from .engines._openvino import OpenVinoForward, openvino_available, openvino_devices
+from .engines._probe import conv_flops_per_pixel
+from .evaluation._datasets import Dataset, DatasetItem, download_div2k, extract_zip, open_dataset
+from .evaluation._scoring import (
     BASELINES,
     EvalResult,
     EvalRow,
@@ -60,35 +83,21 @@ from ._evaluate import (
     run_method,
     write_results,
 )
-from ._files import write_file
-from ._io import (
-    IMAGE_SUFFIXES,
-    DecodedImage,
-    ImageLimits,
-    decode_image,
-    decode_with_profile,
-    encode_png,
-    from_unit,
-    image_info,
-    read_image,
-    read_with_profile,
-    to_display,
-    to_unit,
-    write_png,
+from .evaluation._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
+from .metrics._measures import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
+from .models._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
+from .models._ncnn import NcnnModel, convert_ncnn
+from .models._weights import (
+    LoadedModel,
+    ModelInfo,
+    download_weights,
+    list_models,
+    load_model,
+    model_info,
+    ncnn_model_files,
 )
-from ._jobs import Job, JobContext, JobManager, JobSnapshot
-from ._kernels import KernelParams, make_kernel, sinc_kernel
-from ._metrics import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
-from ._ncnn import NcnnModel, convert_ncnn
-from ._ncnn_engine import NcnnForward, ncnn_available
-from ._openvino_engine import OpenVinoForward, openvino_available, openvino_devices
-from ._probe import conv_flops_per_pixel
-from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
-from ._samples import list_samples, load_sample
-from ._settings import default_results_dir, default_weights_dir, settings_from_env
-from ._shared import clear_shared, shared_upscaler
-from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
-from ._tiling import (
+from .upscale._shared import clear_shared, shared_upscaler
+from .upscale._tiling import (
     Network,
     Tile,
     TilePlan,
@@ -99,7 +108,7 @@ from ._tiling import (
     run_tiled,
     tile_for_memory,
 )
-from ._upscaler import (
+from .upscale._upscaler import (
     ALPHA_MODES,
     ENGINES,
     MAX_TILE,
@@ -116,15 +125,6 @@ from ._upscaler import (
     default_pad,
     default_tile,
     forget_engine,
-)
-from ._weights import (
-    LoadedModel,
-    ModelInfo,
-    download_weights,
-    list_models,
-    load_model,
-    model_info,
-    ncnn_model_files,
 )
 
 __all__ = [

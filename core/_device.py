@@ -90,7 +90,7 @@ def intel_gpus(openvino_devices: list[str]) -> list[str]:
 
 
 def _intel_gpus() -> list[str]:
-    from ._openvino_engine import openvino_devices
+    from .engines._openvino import openvino_devices
 
     return intel_gpus(openvino_devices())
 
@@ -272,7 +272,7 @@ def system_info() -> dict[str, object]:
         "cpu": platform.processor() or platform.machine(),
         "process memory (MB)": round(_rss_mb() or 0.0, 1),
     }
-    from ._openvino_engine import openvino_devices
+    from .engines._openvino import openvino_devices
 
     info["openvino devices"] = ", ".join(openvino_devices()) or "none (openvino not installed)"
     for name in _intel_gpus():  # offered as a device (chosen by hand)

@@ -31,7 +31,6 @@ import ray
 import ray.data
 import torch
 
-from ._datasets import Dataset
 from ._errors import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -40,7 +39,9 @@ from ._errors import (
     UnknownNameError,
     WeightsMissingError,
 )
-from ._evaluate import (
+from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
+from .evaluation._datasets import Dataset
+from .evaluation._scoring import (
     BASELINES,
     HR_METHOD,
     EvalResult,
@@ -54,10 +55,9 @@ from ._evaluate import (
     error_row,
     stored_row,
 )
-from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
-from ._metrics import METRICS
-from ._upscaler import Upscaler, UpscaleSettings
-from ._weights import ModelInfo, model_info
+from .metrics._measures import METRICS
+from .models._weights import ModelInfo, model_info
+from .upscale._upscaler import Upscaler, UpscaleSettings
 
 __all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
            "upscale_on_ray"]

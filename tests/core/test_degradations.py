@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import chisquare
 
 import core
-from core._degrade_ops import add_gaussian_noise, add_poisson_noise, jpeg, resize_to
+from core.degradation._ops import add_gaussian_noise, add_poisson_noise, jpeg, resize_to
 
 DEFAULT = core.PRESETS["realesrgan"]
 

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 import core
-from core import _engine_choice
-from core._engine_choice import FILE_NAME, MEASUREMENTS, MIN_PSNR, TIE, EngineChoice, EngineTrial, pick, recheck
+from core.engines import _choice as _engine_choice
+from core.engines._choice import FILE_NAME, MEASUREMENTS, MIN_PSNR, TIE, EngineChoice, EngineTrial, pick, recheck
 from tests.conftest import psnr
 
 ROOT = Path(__file__).resolve().parents[2]

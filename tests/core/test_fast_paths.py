@@ -14,9 +14,10 @@ import pytest
 import torch
 
 import core
-from core import _memory, _upscaler
-from core._memory import cpu_bytes_per_pixel
-from core._probe import activation_profile
+from core.engines import _memory
+from core.engines._memory import cpu_bytes_per_pixel
+from core.engines._probe import activation_profile
+from core.upscale import _upscaler
 from tests.conftest import psnr
 
 
@@ -156,7 +157,7 @@ def test_cuda_batched_compiled_fp16_matches_cpu_fp32(weights_dir) -> None:
 
 _UNDER_A_MEMORY_CAP = """
 import resource, sys, numpy as np, core
-from core import _tiling
+from core.upscale import _tiling
 engine, headroom_mb, model, side = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 handled = []
 check = _tiling._out_of_memory

@@ -8,7 +8,7 @@ import spandrel
 import torch
 
 import core
-from core._ncnn import parse_param, read_weights
+from core.models._ncnn import parse_param, read_weights
 from tests.conftest import describe_difference, psnr
 
 ncnn = pytest.importorskip("ncnn")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import core
-from core import _jpeg
-from core._degrade_ops import resize_to, usm_sharpen
+from core.degradation import _jpeg
+from core.degradation._ops import resize_to, usm_sharpen
 from tests.core import realesrgan_port as port
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import core
-from core import _shared
+from core.upscale import _shared
 
 
 class _SlowLoads:

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 import core
-from core._tiling import MIN_TILE
+from core.upscale._tiling import MIN_TILE
 
 CPU = torch.device("cpu")
 

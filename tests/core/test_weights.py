@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from spandrel.architectures.Compact import Compact
 
 import core
-from core import _catalogue
+from core.models import _catalogue
 from tests.loopback import LoopbackServer
 
 
@@ -205,7 +205,7 @@ def test_a_torchscript_file_in_weights_is_never_run(tmp_path: Path) -> None:
 
 
 def test_plain_weights_files_load_through_the_restricted_reader(tmp_path: Path, weights_dir: Path) -> None:
-    from core._weights import read_state_dict
+    from core.models._weights import read_state_dict
 
     state = core.load_model("realesr-animevideov3", weights_dir).descriptor.model.state_dict()
     torch.save(state, tmp_path / "mine.pth")

@@ -381,7 +381,7 @@ def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeyp
     not a model, so the job fails; its message shows once, and the Download button is back."""
     import dataclasses
 
-    from core import _catalogue
+    from core.models import _catalogue
     from tests.loopback import LoopbackServer
 
     spec = core.CATALOGUE["RealESRNet_x4plus"]
@@ -439,7 +439,7 @@ def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.Mo
     import types
     import weakref
 
-    from core import _shared
+    from core.upscale import _shared
     from dashboard.cache import ModelLoads
 
     class Model:

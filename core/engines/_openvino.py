@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._errors import CancelledError, ConversionError, DeviceUnavailableError
-from ._tiling import check_cancelled
+from .._errors import CancelledError, ConversionError, DeviceUnavailableError
+from ..upscale._tiling import check_cancelled
 
 __all__ = ["OpenVinoForward", "openvino_available", "openvino_devices"]
 

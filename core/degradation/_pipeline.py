@@ -11,7 +11,7 @@ classical first-order model (blur, bicubic x1/s, noise, JPEG).
 Operations follow the official code (Real-ESRGAN ``realesrgan_model.py``, BasicSR
 ``degradations.py``): resizes are PyTorch's ``interpolate`` (stage 1 by scale factor, so
 coordinates map by ``1/s``; stage 2 and the final step by size; ``area`` averages whole-pixel
-bins), JPEG is Real-ESRGAN's simulation with a continuous quality (:mod:`core._jpeg`; a real
+bins), JPEG is Real-ESRGAN's simulation with a continuous quality (:mod:`core.degradation._jpeg`; a real
 codec with an integer quality is the ``opencv`` option), Poisson noise is drawn on the image
 rounded to 8 bits, and plateau kernels draw beta as generalised ones do. What still differs:
 random numbers come from numpy generators (same distributions, other draws than torch's).
@@ -40,11 +40,11 @@ from typing import Any, get_type_hints
 import numpy as np
 import yaml
 
-from ._degrade_ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
-from ._errors import ConfigError
-from ._io import from_unit, to_unit
+from .._errors import ConfigError
+from .._io import from_unit, to_unit
+from .._resize import crop_to_scale
 from ._kernels import GAUSSIAN_TYPES, KernelParams, identity_kernel, make_kernel
-from ._resize import crop_to_scale
+from ._ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
 
 __all__ = [
     "JPEG_ENGINES",

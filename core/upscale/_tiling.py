@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ._errors import CancelledError, OutOfMemoryError
+from .._errors import CancelledError, OutOfMemoryError
 
 __all__ = ["Network", "Tile", "TilePlan", "TileProgress", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled",
            "tile_for_memory"]

@@ -5,7 +5,7 @@ upper bound on every machine, or a large tile makes the machine swap or the proc
 killed. It is built from what drives the memory, not fitted to one measurement:
 
 * the network's activations: the most elements alive at once during a forward, traced on
-  the tensors' storages (:func:`core._probe.activation_profile`). This is a property of the
+  the tensors' storages (:func:`core.engines._probe.activation_profile`). This is a property of the
   graph, the same on every machine;
 * the engine's working buffers on top of them (below);
 * the upscaler's own buffers around the call: the float output and the blend weights of a
@@ -26,7 +26,7 @@ Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x
   call, for the next one), so the edge buffers come on top, and its peak is the
   activations plus, for each distinct convolution input shape, a
   bordered (padded) copy of the input and its Winograd-transformed copies. With F(4,3)
-  (:class:`core._ncnn_engine.NcnnForward` pins that variant, so the figure does not depend
+  (:class:`core.engines._ncnn.NcnnForward` pins that variant, so the figure does not depend
   on which one a CPU would prefer) a transform is 36/16 = 2.25x its input, and the trace
   shows up to three transforms of one shape alive in the pools (the 64-channel 4x layers:
   3 x 2.25 + 1 border = 7.75 inputs). Measured on x4plus: 49-61 KB per LR pixel, against
@@ -66,7 +66,7 @@ def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int =
     ``p`` pixels needs at most ``p * cpu_bytes_per_pixel(...) + CALL_OVERHEAD`` bytes).
 
     Args:
-        profile: the network's :class:`~core._probe.ActivationProfile` (elements per LR pixel).
+        profile: the network's :class:`~core.engines._probe.ActivationProfile` (elements per LR pixel).
         engine: ``"torch"``, ``"openvino"`` or ``"ncnn"`` (ncnn and OpenVINO compute in float32 here).
         itemsize: bytes per activation element on the torch engine (4 for fp32, 2 for bf16).
 

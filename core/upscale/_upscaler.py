@@ -19,25 +19,25 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from ._device import (
+from .._device import (
     DeviceChoice,
     activation_bytes_per_pixel,
     device_memory,
     prepare_device,
     resolve_device,
 )
-from ._engine_choice import EngineChoice, forget, remembered
-from ._engine_choice import choose as choose_engine
-from ._errors import DeviceUnavailableError, UnsupportedImageError
-from ._io import ImageLimits
-from ._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
-from ._ncnn_engine import NcnnForward, ncnn_available
-from ._openvino_engine import OpenVinoForward, openvino_available
-from ._probe import activation_profile
-from ._resize import resize, target_size
-from ._settings import ENGINE_NAMES, default_engine, default_weights_dir
+from .._errors import DeviceUnavailableError, UnsupportedImageError
+from .._io import ImageLimits
+from .._resize import resize, target_size
+from .._settings import ENGINE_NAMES, default_engine, default_weights_dir
+from ..engines._choice import EngineChoice, forget, remembered
+from ..engines._choice import choose as choose_engine
+from ..engines._memory import CALL_OVERHEAD, cpu_bytes_per_pixel
+from ..engines._ncnn import NcnnForward, ncnn_available
+from ..engines._openvino import OpenVinoForward, openvino_available
+from ..engines._probe import activation_profile
+from ..models._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 from ._tiling import Network, TilePlan, TileProgress, check_cancelled, run_tiled, tile_for_memory
-from ._weights import DownloadProgress, LoadedModel, ModelInfo, load_model, ncnn_model_files
 
 __all__ = ["ALPHA_MODES", "COMPILE_MODES", "ENGINES", "MAX_TILE", "MIN_TILE", "TILE_STEP", "AlphaMode",
            "UpscalePlan", "UpscaleResult", "UpscaleSettings", "Upscaler", "auto_engine",
@@ -210,7 +210,7 @@ class Upscaler:
         status: Callable[[str], None] | None = None,
     ) -> None:
         """``engine``: ``auto`` (on the CPU in fp32: the engine measured fastest for this model on this
-        machine, :mod:`core._engine_choice`, measured on the first load; elsewhere PyTorch), or
+        machine, :mod:`core.engines._choice`, measured on the first load; elsewhere PyTorch), or
         ``torch``, ``ncnn``, ``openvino`` to force one.
         ``compile_mode``: one of :data:`COMPILE_MODES` to run the network through
         ``torch.compile`` (compiled once per tile shape), ``None`` for eager; with ``engine="auto"``
@@ -325,7 +325,7 @@ class Upscaler:
     def activation_bytes_per_pixel(self) -> float | None:
         """Peak memory per input pixel of one model call: measured once on CUDA, an upper bound
         derived from the network's activations and the engine's buffers on the CPU
-        (:func:`core._memory.cpu_bytes_per_pixel`), ``None`` elsewhere."""
+        (:func:`core.engines._memory.cpu_bytes_per_pixel`), ``None`` elsewhere."""
         with self._memory_lock:
             if self._bytes_per_pixel is None:
                 if self._choice.device == "cpu":
@@ -548,7 +548,7 @@ def _engine_folder(info: ModelInfo) -> Path:
 
 def auto_engine(info: ModelInfo) -> EngineChoice | None:
     """What ``engine="auto"`` runs ``info`` with on this machine's CPU in fp32, as measured on its
-    first load here (:mod:`core._engine_choice`); ``None`` where it has not been measured yet, or
+    first load here (:mod:`core.engines._choice`); ``None`` where it has not been measured yet, or
     where PyTorch is the only engine that can run it (then it runs on PyTorch)."""
     return remembered(info.fingerprint, _engine_folder(info))
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ._device import host_memory, resolve_device
-from ._errors import CancelledError
-from ._settings import max_models
+from .._device import host_memory, resolve_device
+from .._errors import CancelledError
+from .._settings import max_models
 from ._upscaler import Upscaler
 
 __all__ = ["MIN_FREE_BYTES", "clear_shared", "shared_keys", "shared_upscaler"]

@@ -32,9 +32,8 @@ import spandrel
 import torch
 from safetensors.torch import load_file, save_file
 
-from ._catalogue import CATALOGUE, ModelSpec
-from ._download import fetch
-from ._errors import (
+from .._download import fetch
+from .._errors import (
     ConversionError,
     DownloadError,
     StudioError,
@@ -42,8 +41,9 @@ from ._errors import (
     UnsupportedModelError,
     WeightsMissingError,
 )
+from .._settings import default_weights_dir
+from ._catalogue import CATALOGUE, ModelSpec
 from ._ncnn import convert_ncnn
-from ._settings import default_weights_dir
 
 __all__ = [
     "LoadedModel",
@@ -312,7 +312,7 @@ def _convert_and_cache(spec: ModelSpec, folder: Path) -> Path:
     tmp = folder / f".{target.name}.{uuid.uuid4().hex}.part"
     metadata = {
         "source": f"{_NCNN_DIST} {importlib.metadata.version(_NCNN_DIST)}: {spec.ncnn}",
-        "note": "fp16 ncnn weights converted to fp32 PyTorch by core._ncnn",
+        "note": "fp16 ncnn weights converted to fp32 PyTorch by core.models._ncnn",
     }
     try:
         save_file(converted.state_dict, str(tmp), metadata=metadata)

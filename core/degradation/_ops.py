@@ -1,6 +1,6 @@
 """The operations of the degradation pipeline, as pure functions on float32 HWC images in [0, 1].
 
-Each follows the official Real-ESRGAN / BasicSR computation (see :mod:`core._degradations`):
+Each follows the official Real-ESRGAN / BasicSR computation (see :mod:`core.degradation._pipeline`):
 blur is correlation with reflected borders (``filter2D``), the unsharp mask is ``USMSharp``,
 resizes are PyTorch's ``interpolate``, noise is added and clipped, and JPEG is either
 Real-ESRGAN's simulation or a real codec. Grey (one-channel) images stay one-channel.
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from ._io import from_unit
+from .._io import from_unit
+from .._resize import imresize
 from ._jpeg import diff_jpeg
-from ._resize import imresize
 
 __all__ = ["add_gaussian_noise", "add_poisson_noise", "blur", "jpeg", "resize_to", "usm_sharpen"]
 
@@ -96,7 +96,7 @@ def add_poisson_noise(image: np.ndarray, scale: float, grey: bool, seed: int) ->
 
 def jpeg(image: np.ndarray, quality: float, engine: str = "opencv") -> np.ndarray:
     """JPEG at ``quality``: a real round trip through OpenCV's codec (``opencv``: 8-bit, quality
-    rounded) or Real-ESRGAN's simulation (``diffjpeg``: :func:`core._jpeg.diff_jpeg`)."""
+    rounded) or Real-ESRGAN's simulation (``diffjpeg``: :func:`core.degradation._jpeg.diff_jpeg`)."""
     if engine == "diffjpeg":
         return diff_jpeg(image, quality)
     eight = from_unit(image)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._errors import ConversionError
-from ._ncnn import parse_param
-from ._tiling import check_cancelled
+from .._errors import ConversionError
+from ..models._ncnn import parse_param
+from ..upscale._tiling import check_cancelled
 
 __all__ = ["NcnnForward", "ncnn_available"]
 
@@ -64,7 +64,7 @@ class NcnnForward:
         opt.use_bf16_storage = False
         opt.use_winograd_convolution = True
         # F(4,3) only: the variant ncnn picks for these networks on x86 anyway, pinned so the
-        # memory bound in core/_memory.py (2.25x per transform) holds on every CPU (F(6,3) and
+        # memory bound in core/engines/_memory.py (2.25x per transform) holds on every CPU (F(6,3) and
         # F(2,3) keep larger buffers: 74.5 KB per LR pixel of x4plus against 59 KB).
         opt.use_winograd23_convolution = opt.use_winograd63_convolution = False
         opt.use_winograd43_convolution = True

@@ -16,7 +16,7 @@ continuous quality, so this is what its degraded images look like. Steps, in flo
 5. inverse DCT plus 128, chroma repeated 2x2, YCbCr to RGB, clipped to [0, 255].
 
 Grey images are coded as the luma plane alone (what the RGB path gives for equal channels).
-For real JPEG files (a codec, integer quality) see :func:`core._degrade_ops.jpeg`.
+For real JPEG files (a codec, integer quality) see :func:`core.degradation._ops.jpeg`.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ._files import write_file
+from .._files import write_file
 
 __all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key",
            "pick", "recheck", "remembered", "remembered_all"]
@@ -283,7 +283,7 @@ def pick(trials: list[EngineTrial]) -> tuple[str, str]:
 
 
 def _probe(side: int) -> np.ndarray:
-    from ._samples import load_sample
+    from .._samples import load_sample
 
     sample = load_sample("astronaut")
     reps = -(-side // min(sample.shape[:2]))

@@ -37,9 +37,9 @@ from scipy.ndimage import convolve
 from scipy.special import gamma as gamma_fn
 from skimage.metrics import structural_similarity
 
-from ._errors import SettingsError, UnknownNameError
-from ._io import to_unit
-from ._resize import imresize
+from .._errors import SettingsError, UnknownNameError
+from .._io import to_unit
+from .._resize import imresize
 
 __all__ = ["GREY_MODES", "METRICS", "Channel", "Grey", "MetricInfo", "compute_metric", "niqe", "psnr", "rgb_to_y",
            "score_images", "ssim"]
