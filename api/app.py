@@ -35,22 +35,22 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
 
 # HTTP status of each core error (the most specific class wins; anything else is a 400).
 STATUS: dict[type[core.StudioError], int] = {
-    core.ImageDecodeError: 400,
-    core.UnsupportedImageError: 415,
-    core.ImageTooLargeError: 413,
-    core.UnknownModelError: 404,
-    core.UnsupportedModelError: 415,
-    core.WeightsMissingError: 409,  # not 503: retrying does not help until someone adds the weights
-    core.ConversionError: 503,
-    core.DownloadError: 503,
-    core.DeviceUnavailableError: 400,
-    core.OutOfMemoryError: 503,
+    core.errors.ImageDecodeError: 400,
+    core.errors.UnsupportedImageError: 415,
+    core.errors.ImageTooLargeError: 413,
+    core.errors.UnknownModelError: 404,
+    core.errors.UnsupportedModelError: 415,
+    core.errors.WeightsMissingError: 409,  # not 503: retrying does not help until someone adds the weights
+    core.errors.ConversionError: 503,
+    core.errors.DownloadError: 503,
+    core.errors.DeviceUnavailableError: 400,
+    core.errors.OutOfMemoryError: 503,
     core.CancelledError: 503,  # cancelled by a shutdown; a client that left gets no answer
-    core.DatasetError: 400,
-    core.ConfigError: 400,
-    core.SettingsError: 400,
-    core.UnknownNameError: 400,
-    core.DamagedFileError: 500,  # a file the server wrote earlier: not the client's fault
+    core.errors.DatasetError: 400,
+    core.errors.ConfigError: 400,
+    core.errors.SettingsError: 400,
+    core.errors.UnknownNameError: 400,
+    core.errors.DamagedFileError: 500,  # a file the server wrote earlier: not the client's fault
 }
 
 

@@ -81,7 +81,7 @@ def _upscaler(server: ServerState, budget: _Budget, model: str | None, precision
     if default is None and name == settings.model:
         if server.load_error == LOADING:
             raise BusyError("The default model is still loading.")
-        raise core.WeightsMissingError(f"The default model is not loaded: {server.load_error}")
+        raise core.errors.WeightsMissingError(f"The default model is not loaded: {server.load_error}")
     try:  # another model's first load holds up only the requests for that model, within their time limit
         return core.shared_upscaler(name, settings.device, precision, timeout=budget.left(), cancel=budget.stop)
     except TimeoutError as exc:
@@ -112,7 +112,7 @@ def inference(body: LegacyRequest, request: Request, server: Server) -> str:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise core.ImageDecodeError("img_str is not valid base64.") from exc
+        raise core.errors.ImageDecodeError("img_str is not valid base64.") from exc
     settings = server.settings
     budget = _Budget(server, request)
     decoded = core.decode_with_profile(data, settings.limits)
@@ -144,7 +144,7 @@ def upscale(
 ) -> Response:
     kind = (file.content_type or "").split(";")[0].strip().lower()
     if kind and not kind.startswith("image/") and kind != "application/octet-stream":
-        raise core.UnsupportedImageError(f"Uploads must be images; got {kind}.")
+        raise core.errors.UnsupportedImageError(f"Uploads must be images; got {kind}.")
     params = form.over(query)
     settings = server.settings
     budget = _Budget(server, request)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 import core
+from core.upscale import AlphaMode
 
 
 class LegacyRequest(BaseModel):
@@ -28,7 +29,7 @@ class UpscaleParams(BaseModel):
     tile: int | None = Field(None, ge=0, le=4096, description="Tile size in px; 0 = no tiling where it fits; "
                              "default: automatic.")
     precision: core.Precision | None = Field(None, description="Default: auto.")
-    alpha: core.AlphaMode | None = Field(None, description="RGBA inputs: how alpha is upscaled; default: model.")
+    alpha: AlphaMode | None = Field(None, description="RGBA inputs: how alpha is upscaled; default: model.")
 
     def over(self, fallback: UpscaleParams) -> UpscaleParams:
         """These options, with ``fallback``'s where these leave one unset."""

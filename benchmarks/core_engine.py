@@ -24,8 +24,8 @@ def _ncnn_psnr(stem: str, crop: np.ndarray) -> float:
     import ncnn
     import spandrel
 
-    param, binary = core.ncnn_model_files(stem)  # type: ignore[misc]
-    model = spandrel.ModelLoader().load_from_state_dict(core.convert_ncnn(param, binary).state_dict).eval()
+    param, binary = core.models.ncnn_model_files(stem)  # type: ignore[misc]
+    model = spandrel.ModelLoader().load_from_state_dict(core.models.convert_ncnn(param, binary).state_dict).eval()
     ours = model(torch.from_numpy(crop)[None]).numpy()[0]
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False

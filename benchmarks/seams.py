@@ -28,7 +28,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def seam_columns(width: int, settings: core.UpscaleSettings, scale: int) -> np.ndarray:
     """Output columns within :data:`BAND` input px of a tile boundary (the middle of each overlap)."""
-    cols = core.plan_axis(width, settings.tile or 0, settings.tile_overlap)
+    cols = core.upscale.plan_axis(width, settings.tile or 0, settings.tile_overlap)
     mask = np.zeros(width * scale, bool)
     for (_, end), (start, _) in zip(cols, cols[1:]):
         middle = (start + end) // 2
@@ -68,13 +68,13 @@ def main() -> None:
             top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
             crop = np.ascontiguousarray(image[top : top + height, left : left + width])
             start = time.perf_counter()
-            reference = upscaler.upscale(crop, core.UpscaleSettings(tile=core.MAX_TILE))  # explicit: one tile
+            reference = upscaler.upscale(crop, core.UpscaleSettings(tile=core.upscale.MAX_TILE))  # explicit: one tile
             assert reference.tile == 0, "the reference must be untiled"
             untiled = reference.image
             untiled_total += time.perf_counter() - start
             for pad in pads:
                 settings = core.UpscaleSettings(tile=tile, tile_pad=pad[0], tile_overlap=pad[1])
-                count = len(core.plan_axis(width, tile, pad[1]))
+                count = len(core.upscale.plan_axis(width, tile, pad[1]))
                 whole, band, diff, seconds = measure(upscaler, crop, settings, untiled)
                 totals[pad] += seconds
                 worst[pad] = (min(worst[pad][0], whole), min(worst[pad][1], band))

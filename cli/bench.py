@@ -34,22 +34,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import (
+from core import Upscaler, UpscaleSettings, default_weights_dir, load_model, load_sample, resolve_device
+from core.engines import (
+    ENGINES as RUNTIMES,
+)
+from core.engines import (
+    EngineOptions,
     NcnnForward,
     OpenVinoForward,
-    SettingsError,
-    Upscaler,
-    UpscaleSettings,
     conv_flops_per_pixel,
     cpu_name,
-    default_weights_dir,
-    load_model,
-    load_sample,
     ncnn_available,
-    ncnn_model_files,
     openvino_available,
-    resolve_device,
 )
+from core.errors import SettingsError
+from core.models import ncnn_model_files
 
 __all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
 
@@ -62,7 +61,7 @@ def parse_engine(spec: str) -> tuple[str, dict[str, str]]:
     if base not in ENGINES:
         raise SettingsError(f"unknown engine {base!r}; use one of {', '.join(ENGINES)}")
     options = dict((part.split("=", 1) + [""])[:2] for part in parts)
-    known = {"batch", "tile", "compile", "nchw", "torch", "ncnn", "openvino", "bf16"}
+    known = {"batch", "tile", "compile", "nchw", "bf16", *RUNTIMES.names()}  # ours:ENGINE forces a registered engine
     if options and (base != "ours" or not set(options) <= known):
         raise SettingsError(f"bad options in {spec!r}: only ours takes {', '.join(sorted(known))}")
     return base, options
@@ -101,19 +100,13 @@ def _cpu_peak_gflops(threads: int) -> float | None:
 
 def machine_info(device: str) -> dict[str, object]:
     info: dict[str, object] = {
-        "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "device": device,
+        "cpu": cpu_name(), "threads": torch.get_num_threads(), "python": platform.python_version(), "device": device,
         "rough_cpu_peak_gflops": _cpu_peak_gflops(torch.get_num_threads()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        import ncnn
-
-        info["ncnn"] = ncnn.__version__
-    except ImportError:
-        info["ncnn"] = None
+    info |= {engine.name: engine.version() for engine in RUNTIMES}  # torch, ncnn, openvino, …: None if absent
     return info
 
 
@@ -132,9 +125,9 @@ def _engine_callable(spec: str, model: str, device: str, weights_dir: Path | Non
     if engine == "ours":
         upscaler = Upscaler.load(
             model, device=device, precision="bf16" if "bf16" in options else "auto", weights_dir=weights_dir,
-            engine=next((e for e in ("torch", "ncnn", "openvino") if e in options), "auto"),
-            compile_mode=options.get("compile") or None,
-            channels_last=False if "nchw" in options else None,
+            engine=EngineOptions(engine=next((e for e in RUNTIMES.names() if e in options), "auto"),
+                                 compile_mode=options.get("compile") or None,
+                                 channels_last=False if "nchw" in options else None),
         )
         settings = UpscaleSettings(
             outscale=upscaler.net_scale, batch=int(options.get("batch") or 1),

@@ -23,31 +23,24 @@ from tqdm import tqdm
 
 from core import (
     ALPHA_MODES,
-    BASELINES,
     DEFAULT_MODEL,
-    GREY_MODES,
     IMAGE_SUFFIXES,
     METRICS,
     PRECISIONS,
     PRESETS,
+    EvalHooks,
     EvalSettings,
     ImageLimits,
     ResultDB,
     StudioError,
     Upscaler,
     UpscaleSettings,
-    auto_engine,
-    config_to_dict,
-    cpu_engine_label,
     crop_to_scale,
     default_results_dir,
     degrade,
-    download_div2k,
     evaluate,
-    forget_engine,
     from_unit,
     list_models,
-    load_degradation,
     open_dataset,
     read_image,
     read_with_profile,
@@ -56,6 +49,10 @@ from core import (
     write_png,
     write_results,
 )
+from core.degradation import config_to_dict, load_degradation
+from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
+from core.evaluation import BASELINES, download_div2k
+from core.metrics import GREY_MODES
 
 
 def _safe(stream, text: str) -> str:
@@ -100,7 +97,7 @@ def _cmd_engines(args: argparse.Namespace) -> int:
         if unknown:
             raise _UsageError(f"not available here: {', '.join(unknown)} (see `realesrgan-studio models`).")
         infos = [known[name] for name in args.models]
-    rows = [("model", "engine", "measured", "torch", "ncnn", "openvino", "why")]
+    rows = [("model", "engine", "measured", *ENGINES.names(), "why")]
     for info in infos:
         if args.again:
             forget_engine(info)
@@ -109,10 +106,11 @@ def _cmd_engines(args: argparse.Namespace) -> int:
             choice = Upscaler.load(info.name, device="cpu", precision="fp32", weights_dir=args.weights_dir,
                                    status=lambda text, name=info.name: _err(f"{name}: {text}")).engine_choice
         if choice is None:
-            rows.append((info.name, "torch", "-", "-", "-", "-", "the only engine that can run it here"))
+            only = cpu_engines(info)[0]
+            rows.append((info.name, only, "-", *("-" for _ in ENGINES.names()), "the only engine that can run it here"))
             continue
         rows.append((info.name, choice.engine, choice.progress(),
-                     *(choice.cell(e) for e in ("torch", "ncnn", "openvino")),
+                     *(choice.cell(e) for e in ENGINES.names()),
                      f"{choice.reason} ({choice.side} px probe, {choice.threads} threads)"))
     _columns(rows)
     return 0
@@ -413,9 +411,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.ray is not None:
             cluster, cluster_settings = _cluster(args)
             result = cluster.evaluate_on_ray(dataset, methods, metrics, settings, cluster=cluster_settings, db=db,
-                                             weights_dir=args.weights_dir, progress=on_progress)
+                                             weights_dir=args.weights_dir, hooks=EvalHooks(progress=on_progress))
         else:
-            result = evaluate(dataset, methods, metrics, settings, db=db, progress=on_progress,
+            result = evaluate(dataset, methods, metrics, settings, db=db, hooks=EvalHooks(progress=on_progress),
                               upscaler_factory=lambda name: Upscaler.load(
                                   name, device=args.device, precision=args.precision, weights_dir=args.weights_dir))
     except StudioError as exc:

@@ -1,30 +1,19 @@
 """Real-ESRGAN studio core: a pure library (no Streamlit, no FastAPI).
 
-Image convention: see :mod:`core._io`. Public API below; everything else is private.
+The facade below holds what the front ends use most; each concern has its own package with its
+own public face: :mod:`core.models` (catalogue, weights, conversion), :mod:`core.engines` (what
+runs a network), :mod:`core.upscale` (the upscaler in layers, tiling), :mod:`core.metrics` (the
+metric registry), :mod:`core.degradation` (the Real-ESRGAN pipeline), :mod:`core.evaluation`
+(datasets, scoring, the store, sweeps), :mod:`core.errors`, and :mod:`core.cluster` (Ray, imported
+on request). Dependencies point down only: the base (io, errors, settings, files, device,
+cancellation) <- models, metrics, degradation <- engines <- upscale <- evaluation <- cluster.
+
+Image convention: see :mod:`core._io`.
 """
 
 from __future__ import annotations
 
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
-from ._errors import (
-    CancelledError,
-    ConfigError,
-    ConversionError,
-    DamagedFileError,
-    DatasetError,
-    DeviceUnavailableError,
-    DownloadError,
-    ImageDecodeError,
-    ImageTooLargeError,
-    OutOfMemoryError,
-    SettingsError,
-    StudioError,
-    UnknownModelError,
-    UnknownNameError,
-    UnsupportedImageError,
-    UnsupportedModelError,
-    WeightsMissingError,
-)
 from ._files import write_file
 from ._io import (
     IMAGE_SUFFIXES,
@@ -41,240 +30,30 @@ from ._io import (
     to_unit,
     write_png,
 )
-from ._jobs import Job, JobContext, JobManager, JobSnapshot
-from ._resize import RESIZE_METHODS, crop_to_scale, imresize, resize, target_size
+from ._jobs import JobContext, JobManager, JobSnapshot
+from ._resize import crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._settings import default_results_dir, default_weights_dir, settings_from_env
-from .degradation._kernels import KernelParams, make_kernel, sinc_kernel
-from .degradation._pipeline import (
-    JPEG_ENGINES,
-    PRESETS,
-    DegradationConfig,
-    DegradationParams,
-    DegradationResult,
-    FinalParams,
-    NoiseParams,
-    StageConfig,
-    StageImage,
-    StageParams,
-    apply_params,
-    config_from_dict,
-    config_to_dict,
-    degrade,
-    load_degradation,
-    make_pair,
-    params_from_dict,
-    parse_degradation,
-    sample_params,
-)
-from .engines._choice import MEASUREMENTS, EngineChoice, EngineTrial, cpu_name
-from .engines._ncnn import NcnnForward, ncnn_available
-from .engines._openvino import OpenVinoForward, openvino_available, openvino_devices
-from .engines._probe import conv_flops_per_pixel
-from .evaluation._datasets import Dataset, DatasetItem, download_div2k, extract_zip, open_dataset
-from .evaluation._scoring import (
-    BASELINES,
-    EvalResult,
-    EvalRow,
-    EvalSettings,
-    ResultDB,
-    evaluate,
-    read_results,
-    run_method,
-    write_results,
-)
-from .evaluation._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
-from .metrics._measures import GREY_MODES, METRICS, MetricInfo, compute_metric, niqe, psnr, rgb_to_y, score_images, ssim
-from .models._catalogue import CATALOGUE, DEFAULT_MODEL, ModelSpec
-from .models._ncnn import NcnnModel, convert_ncnn
-from .models._weights import (
-    LoadedModel,
-    ModelInfo,
-    download_weights,
-    list_models,
-    load_model,
-    model_info,
-    ncnn_model_files,
-)
-from .upscale._shared import clear_shared, shared_upscaler
-from .upscale._tiling import (
-    Network,
-    Tile,
-    TilePlan,
-    TileProgress,
-    blend_ramp,
-    plan_axis,
-    plan_tiles,
-    run_tiled,
-    tile_for_memory,
-)
-from .upscale._upscaler import (
-    ALPHA_MODES,
-    ENGINES,
-    MAX_TILE,
-    MIN_TILE,
-    TILE_STEP,
-    AlphaMode,
-    UpscalePlan,
-    Upscaler,
-    UpscaleResult,
-    UpscaleSettings,
-    auto_engine,
-    cpu_engine_label,
-    default_overlap,
-    default_pad,
-    default_tile,
-    forget_engine,
-)
+from .degradation import PRESETS, DegradationConfig, degrade
+from .errors import CancelledError, StudioError
+from .evaluation import EvalHooks, EvalSettings, ResultDB, evaluate, open_dataset, read_results, write_results
+from .metrics import METRICS, compute_metric, score_images
+from .models import DEFAULT_MODEL, ModelInfo, list_models, load_model, model_info
+from .upscale import ALPHA_MODES, MIN_TILE, Upscaler, UpscaleResult, UpscaleSettings, clear_shared, shared_upscaler
 
 __all__ = [
-    "SWEEP_PARAMETERS",
-    "auto_engine",
-    "forget_engine",
-    "cpu_engine_label",
-    "EngineChoice",
-    "MEASUREMENTS",
-    "EngineTrial",
-    "cpu_name",
-    "clear_shared",
-    "shared_upscaler",
-    "SweepPoint",
-    "run_sweep",
-    "sweep_params",
-    "system_info",
-    "Job",
-    "JobContext",
-    "JobManager",
-    "JobSnapshot",
-    "PRESETS",
-    "JPEG_ENGINES",
-    "DegradationConfig",
-    "DegradationParams",
-    "DegradationResult",
-    "FinalParams",
-    "KernelParams",
-    "NoiseParams",
-    "StageConfig",
-    "StageImage",
-    "StageParams",
-    "apply_params",
-    "config_from_dict",
-    "config_to_dict",
-    "degrade",
-    "load_degradation",
-    "parse_degradation",
-    "make_kernel",
-    "make_pair",
-    "params_from_dict",
-    "sample_params",
-    "sinc_kernel",
-    "BASELINES",
-    "METRICS",
-    "GREY_MODES",
-    "Dataset",
-    "DatasetError",
-    "DatasetItem",
-    "EvalResult",
-    "EvalRow",
-    "EvalSettings",
-    "MetricInfo",
-    "ResultDB",
-    "compute_metric",
-    "download_div2k",
-    "evaluate",
-    "run_method",
-    "extract_zip",
-    "ncnn_available",
-    "openvino_available",
-    "openvino_devices",
-    "niqe",
-    "open_dataset",
-    "psnr",
-    "rgb_to_y",
-    "score_images",
-    "ssim",
-    "write_results",
-    "read_results",
-    "DecodedImage",
-    "decode_with_profile",
-    "read_with_profile",
-    "DamagedFileError",
-    "CATALOGUE",
-    "DEFAULT_MODEL",
-    "RESIZE_METHODS",
-    "CancelledError",
-    "SettingsError",
-    "UnknownNameError",
-    "ConfigError",
-    "ConversionError",
-    "DeviceChoice",
-    "Precision",
-    "PRECISIONS",
-    "DeviceUnavailableError",
-    "DownloadError",
-    "ImageDecodeError",
-    "IMAGE_SUFFIXES",
-    "ImageLimits",
-    "ImageTooLargeError",
-    "LoadedModel",
-    "ModelInfo",
-    "ModelSpec",
-    "NcnnForward",
-    "NcnnModel",
-    "OpenVinoForward",
-    "OutOfMemoryError",
+    # image I/O, resizing, samples, files (the base)
+    "IMAGE_SUFFIXES", "DecodedImage", "ImageLimits", "decode_image", "decode_with_profile", "encode_png", "from_unit",
+    "image_info", "read_image", "read_with_profile", "to_display", "to_unit", "write_png", "crop_to_scale", "imresize",
+    "resize", "target_size", "list_samples", "load_sample", "write_file",
+    # settings, devices, jobs, errors
+    "default_results_dir", "default_weights_dir", "settings_from_env", "PRECISIONS", "DeviceChoice", "Precision",
+    "available_devices", "resolve_device", "system_info", "JobContext", "JobManager", "JobSnapshot", "CancelledError",
     "StudioError",
-    "Network",
-    "Tile",
-    "TilePlan",
-    "TileProgress",
-    "UnknownModelError",
-    "UnsupportedImageError",
-    "UnsupportedModelError",
-    "UpscalePlan",
-    "UpscaleResult",
-    "UpscaleSettings",
-    "Upscaler",
-    "WeightsMissingError",
-    "available_devices",
-    "blend_ramp",
-    "conv_flops_per_pixel",
-    "convert_ncnn",
-    "decode_image",
-    "default_overlap",
-    "default_pad",
-    "MAX_TILE",
-    "ALPHA_MODES",
-    "AlphaMode",
-    "ENGINES",
-    "MIN_TILE",
-    "TILE_STEP",
-    "default_tile",
-    "default_weights_dir",
-    "default_results_dir",
-    "settings_from_env",
-    "download_weights",
-    "encode_png",
-    "image_info",
-    "crop_to_scale",
-    "imresize",
-    "list_models",
-    "list_samples",
-    "load_model",
-    "load_sample",
-    "model_info",
-    "ncnn_model_files",
-    "plan_axis",
-    "plan_tiles",
-    "read_image",
-    "resize",
-    "resolve_device",
-    "run_tiled",
-    "target_size",
-    "tile_for_memory",
-    "to_display",
-    "to_unit",
-    "from_unit",
-    "write_file",
-    "write_png",
+    # models and upscaling
+    "DEFAULT_MODEL", "ModelInfo", "list_models", "load_model", "model_info", "ALPHA_MODES", "MIN_TILE", "Upscaler",
+    "UpscaleResult", "UpscaleSettings", "clear_shared", "shared_upscaler",
+    # metrics, degradations, evaluation
+    "METRICS", "compute_metric", "score_images", "PRESETS", "DegradationConfig", "degrade", "EvalHooks",
+    "EvalSettings", "ResultDB", "evaluate", "open_dataset", "read_results", "write_results",
 ]

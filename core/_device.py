@@ -16,6 +16,7 @@ share one shape, so the tuned plan is reused), and :func:`device_memory` /
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -24,11 +25,11 @@ from typing import Literal, get_args
 
 import torch
 
-from ._errors import DeviceUnavailableError
+from .errors import DeviceUnavailableError
 
 __all__ = ["INTEL_GPU", "PRECISIONS", "DeviceChoice", "DeviceName", "Precision", "activation_bytes_per_pixel",
-           "available_devices", "device_memory", "host_memory", "intel_gpus", "prepare_device", "resolve_device",
-           "system_info"]
+           "available_devices", "device_memory", "host_memory", "intel_gpus", "openvino_available", "openvino_devices",
+           "prepare_device", "resolve_device", "system_info"]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps", "intel-gpu"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -89,9 +90,21 @@ def intel_gpus(openvino_devices: list[str]) -> list[str]:
     return [INTEL_GPU if d in ("GPU", "GPU.0") else f"{INTEL_GPU}:{d.split('.', 1)[1]}" for d in gpus]
 
 
-def _intel_gpus() -> list[str]:
-    from .engines._openvino import openvino_devices
+def openvino_available() -> bool:
+    """Whether the OpenVINO runtime is installed (it drives Intel GPUs, and is an engine on the CPU)."""
+    return importlib.util.find_spec("openvino") is not None
 
+
+def openvino_devices() -> list[str]:
+    """OpenVINO's devices here (``CPU``, ``GPU`` for Intel graphics, …); empty without OpenVINO."""
+    if not openvino_available():
+        return []
+    import openvino
+
+    return list(openvino.Core().available_devices)
+
+
+def _intel_gpus() -> list[str]:
     return intel_gpus(openvino_devices())
 
 
@@ -272,8 +285,6 @@ def system_info() -> dict[str, object]:
         "cpu": platform.processor() or platform.machine(),
         "process memory (MB)": round(_rss_mb() or 0.0, 1),
     }
-    from .engines._openvino import openvino_devices
-
     info["openvino devices"] = ", ".join(openvino_devices()) or "none (openvino not installed)"
     for name in _intel_gpus():  # offered as a device (chosen by hand)
         info[name] = _openvino_device_name(DeviceChoice(name, "fp32", "").openvino_device or "GPU")

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ._errors import DownloadError
+from .errors import DownloadError
 
 __all__ = ["fetch"]
 

@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ._files import write_file
 from ._tiff import decode_tiff, is_tiff
+from .errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 __all__ = [
     "DecodedImage",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import CancelledError, StudioError
+from .errors import CancelledError, StudioError
 
 __all__ = ["Job", "JobContext", "JobManager", "JobSnapshot"]
 

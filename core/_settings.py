@@ -19,10 +19,9 @@ import os
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-__all__ = ["ENGINE_NAMES", "default_engine", "default_results_dir", "default_weights_dir", "max_models",
+__all__ = ["default_results_dir", "default_weights_dir", "max_models",
            "settings_from_env"]
 
-ENGINE_NAMES = ("auto", "torch", "ncnn", "openvino")  # what runs the network: chosen per model (auto) or forced
 
 _REPOSITORY = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -34,27 +33,13 @@ def default_weights_dir() -> Path:
     return Path(env) if env else _REPOSITORY / "weights"
 
 
-def default_engine() -> str:
-    """``$STUDIO_ENGINE`` if set, else ``"auto"``.
-
-    Raises:
-        SettingsError: a value that is not one of :data:`ENGINE_NAMES` (the message says which are).
-    """
-    from ._errors import SettingsError
-
-    value = os.environ.get("STUDIO_ENGINE", "auto").strip().lower() or "auto"
-    if value not in ENGINE_NAMES:
-        raise SettingsError(f"STUDIO_ENGINE={value!r} is not an engine; use one of {', '.join(ENGINE_NAMES)}.")
-    return value
-
-
 def max_models() -> int:
     """``$STUDIO_MAX_MODELS`` if set (at least 1), else 4.
 
     Raises:
         SettingsError: a value that is not a whole number of at least 1.
     """
-    from ._errors import SettingsError
+    from .errors import SettingsError
 
     raw = os.environ.get("STUDIO_MAX_MODELS", "4").strip() or "4"
     if not raw.isdigit() or int(raw) < 1:

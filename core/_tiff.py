@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tifffile
 
-from ._errors import ImageDecodeError, UnsupportedImageError
+from .errors import ImageDecodeError, UnsupportedImageError
 
 __all__ = ["TIFF_SIGNATURES", "TiffImage", "decode_tiff", "is_tiff"]
 

@@ -31,7 +31,8 @@ import ray
 import ray.data
 import torch
 
-from ._errors import (
+from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
+from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
     SettingsError,
@@ -39,11 +40,11 @@ from ._errors import (
     UnknownNameError,
     WeightsMissingError,
 )
-from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
-from .evaluation._datasets import Dataset
-from .evaluation._scoring import (
+from .evaluation import (
     BASELINES,
     HR_METHOD,
+    Dataset,
+    EvalHooks,
     EvalResult,
     EvalRow,
     EvalSettings,
@@ -55,9 +56,9 @@ from .evaluation._scoring import (
     error_row,
     stored_row,
 )
-from .metrics._measures import METRICS
-from .models._weights import ModelInfo, model_info
-from .upscale._upscaler import Upscaler, UpscaleSettings
+from .metrics import METRICS
+from .models import ModelInfo, model_info
+from .upscale import Upscaler, UpscaleSettings
 
 __all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
            "upscale_on_ray"]
@@ -240,16 +241,12 @@ def evaluate_on_ray(
     cluster: ClusterSettings | None = None,
     db: ResultDB | None = None,
     weights_dir: Path | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-    on_row: Callable[[EvalRow, dict], None] | None = None,
+    hooks: EvalHooks | None = None,
 ) -> EvalResult:
-    """:func:`core.evaluate` on a Ray cluster: the same rows, the same store.
-
-    ``on_row(row, info)`` is called with every row, reused ones first; ``info`` has the
-    ``pid`` of the worker that computed it (``None`` for reused rows).
+    """:func:`core.evaluate` on a Ray cluster: the same rows, the same store, the same
+    :class:`~core.evaluation.EvalHooks` (``on_row`` gets the pid of the worker that computed a row).
     """
-    settings = settings or EvalSettings()
+    settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
     cluster = cluster or ClusterSettings()
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -264,10 +261,10 @@ def evaluate_on_ray(
         rows, todo = _finished(dataset, methods, context, pool, weights, db)
         total, start = len(dataset) * len(methods), time.perf_counter()
         for row in rows.values():
-            if on_row is not None:
-                on_row(row, {"pid": None})
-        if progress is not None:
-            progress(len(rows), total, f"{len(rows)} reused")
+            if hooks.on_row is not None:
+                hooks.on_row(row, None)
+        if hooks.progress is not None:
+            hooks.progress(len(rows), total, f"{len(rows)} reused")
         arguments = {"dataset": dataset, "context": context, "device": _worker_device(pool, settings.device),
                      "precision": settings.precision, "weights_dir": weights_dir,
                      "threads": None if pool.gpus else pool.threads}
@@ -279,12 +276,12 @@ def evaluate_on_ray(
                 work = context.work(row.method, pool.device_kind, weights.get(row.method))
                 db.put(out["digest"], row.method, out["settings"], row, item=(keys[index], work))
             rows[(index, row.method)] = row
-            if on_row is not None:
-                on_row(row, {"pid": int(out["pid"])})
-            if progress is not None:
+            if hooks.on_row is not None:
+                hooks.on_row(row, int(out["pid"]))
+            if hooks.progress is not None:
                 rate = computed / max(time.perf_counter() - start, 1e-9)
-                progress(len(rows), total, f"{row.image} · {row.method} · {rate:.2f} rows/s")
-            if cancel is not None and cancel():
+                hooks.progress(len(rows), total, f"{row.image} · {row.method} · {rate:.2f} rows/s")
+            if hooks.cancelled():
                 result.cancelled = True
                 break
     result.rows = [rows[(i, m)] for i in range(len(dataset)) for m in methods if (i, m) in rows]

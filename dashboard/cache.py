@@ -143,7 +143,7 @@ def run_readable(run: Path) -> bool:
 def _readable(run: str, mtime_ns: int, size: int) -> bool:
     try:
         core.read_results(Path(run))
-    except core.DamagedFileError:
+    except core.errors.DamagedFileError:
         return False
     return True
 

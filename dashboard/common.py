@@ -22,14 +22,14 @@ def jobs() -> core.JobManager:
 def way_forward(exc: BaseException) -> str:
     """A user message for a core error: what happened and what to do."""
     text = str(exc)
-    if isinstance(exc, core.ImageTooLargeError):
+    if isinstance(exc, core.errors.ImageTooLargeError):
         return f"{text} Tip: use the region option to upscale part of the image."
-    if isinstance(exc, core.WeightsMissingError):
+    if isinstance(exc, core.errors.WeightsMissingError):
         return (f"{text} Meanwhile, compare with bicubic or pick another model in the sidebar; "
                 "the Models & System page explains how to add weights.")
-    if isinstance(exc, core.OutOfMemoryError):
+    if isinstance(exc, core.errors.OutOfMemoryError):
         return f"{text} Set a smaller tile size in the sidebar, or choose the CPU as device."
-    if isinstance(exc, core.DeviceUnavailableError):
+    if isinstance(exc, core.errors.DeviceUnavailableError):
         return f"{text} Choose 'auto' in the sidebar."
     return text
 

@@ -44,7 +44,7 @@ def sidebar() -> None:
             if st.session_state.get("tile") is None:
                 auto = upscaler.resolve(core.UpscaleSettings())
                 st.caption(f"Auto tile now: {auto.tile} px with {auto.tile_pad} px context (fits free memory; "
-                           f"in steps of {core.TILE_STEP} px).")
+                           f"in steps of {core.upscale.TILE_STEP} px).")
         else:
             model_status(st.session_state.model)
     missing = [info for info in infos if not info.available]

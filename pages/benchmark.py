@@ -17,6 +17,9 @@ import pandas as pd
 import streamlit as st
 
 import core
+from core import errors, evaluation
+from core.degradation import load_degradation
+from core.metrics import GREY_MODES
 from dashboard import cache, charts
 from dashboard.common import UPLOAD_TYPES, follow_job, load_upscaler, metric_header, show_error, start_job
 from dashboard.slider import comparison
@@ -70,7 +73,7 @@ def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
     return str(folder / "hr"), (str(folder / "lr") if lr_files else None)
 
 
-def _dataset_form() -> tuple[dict, core.Dataset] | None:
+def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
     source = st.radio("Dataset", SOURCES, horizontal=True, key="bench_source")
     cols = st.columns(3)
     scale = cols[0].selectbox("Scale", [2, 3, 4], index=2, key="bench_scale")
@@ -100,8 +103,8 @@ def _dataset_form() -> tuple[dict, core.Dataset] | None:
         return None
 
 
-def _open(spec: dict) -> core.Dataset:
-    degradation = core.load_degradation(spec["degradation"], spec["scale"]) if spec.get("degradation") else None
+def _open(spec: dict) -> evaluation.Dataset:
+    degradation = load_degradation(spec["degradation"], spec["scale"]) if spec.get("degradation") else None
     return core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
                              seed=spec.get("seed", 0))
 
@@ -111,7 +114,7 @@ def _div2k_download() -> None:
     scales = st.multiselect("LR scales", [2, 3, 4], default=[4], key="div2k_scales")
     if st.button("Download DIV2K validation set", key="div2k_go"):
         def work(ctx: core.JobContext) -> str:
-            core.download_div2k(Path(dest), tuple(scales),
+            evaluation.download_div2k(Path(dest), tuple(scales),
                                 progress=lambda name, done, total: ctx.progress(done, total or 0, name))
             return dest
 
@@ -129,7 +132,7 @@ def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
                                                   "seconds", "reused", "error"])
 
 
-def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[str],
+def _start(spec: dict, dataset: evaluation.Dataset, methods: list[str], metrics: list[str],
            settings: core.EvalSettings, ray_address: str | None = None) -> None:
     """Run the benchmark in the background: here, or on a Ray cluster where ``ray_address`` is given
     (``""``: a local Ray started for the run)."""
@@ -138,16 +141,16 @@ def _start(spec: dict, dataset: core.Dataset, methods: list[str], metrics: list[
 
     def work(ctx: core.JobContext) -> str:
         db = core.ResultDB(db_path)
+        hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
         try:
             if ray_address is None:
-                result = core.evaluate(dataset, methods, metrics, settings, db=db, progress=ctx.progress,
-                                       cancel=ctx.cancelled, on_row=lambda row: ctx.publish(row))
+                result = core.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)
             else:
                 from core import cluster  # only here: the single-machine page never imports Ray
 
                 result = cluster.evaluate_on_ray(
                     dataset, methods, metrics, settings, cluster=cluster.ClusterSettings(address=ray_address or None),
-                    db=db, progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
+                    db=db, hooks=hooks)
         finally:
             db.close()
         core.write_results(result, run_dir)
@@ -190,7 +193,7 @@ def _live(metrics: list[str]):
 def _show_run(run: Path) -> None:
     try:
         payload = core.read_results(run)
-    except core.DamagedFileError as exc:
+    except errors.DamagedFileError as exc:
         show_error(exc, run.name)
         return
     metrics = list(payload["metrics"])
@@ -230,7 +233,7 @@ def _inspect(spec: dict, image_name: str, payload: dict) -> None:
         item = next(i for i in dataset.items if i.name == image_name)
         lr, hr = dataset.load(item)
     except (core.StudioError, StopIteration) as exc:
-        show_error(exc if isinstance(exc, core.StudioError) else core.DatasetError(f"{image_name} is gone"))
+        show_error(exc if isinstance(exc, core.StudioError) else errors.DatasetError(f"{image_name} is gone"))
         return
     methods = [m for m in payload["methods"] if m != "hr"]
     cols = st.columns(2)
@@ -243,8 +246,8 @@ def _inspect(spec: dict, image_name: str, payload: dict) -> None:
 
 
 def _output(method: str, lr, hr, scale: int):
-    if method in core.BASELINES:
-        return cache.baseline(lr, cache.image_key(lr), hr.shape[:2], core.BASELINES[method])
+    if method in evaluation.BASELINES:
+        return cache.baseline(lr, cache.image_key(lr), hr.shape[:2], evaluation.BASELINES[method])
     key = ("bench", cache.image_key(lr), method, scale)
     stored = cache.result_store().get(key)
     if stored is None:
@@ -252,7 +255,7 @@ def _output(method: str, lr, hr, scale: int):
         if upscaler is None:
             return hr
         with st.spinner(f"Running {method} on this image…"):
-            stored = core.run_method(method, lr, hr.shape[:2], upscaler)
+            stored = evaluation.run_method(method, lr, hr.shape[:2], upscaler)
         cache.result_store().put(key, stored)
     return stored
 
@@ -261,7 +264,7 @@ def render() -> None:
     st.title("Benchmark")
     form = _dataset_form()
     available = [i.name for i in core.list_models() if i.available]
-    options = ["hr", *core.BASELINES, *available]
+    options = ["hr", *evaluation.BASELINES, *available]
     default = ["bicubic", st.session_state.get("model", core.DEFAULT_MODEL)]
     cols = st.columns(2)
     methods = cols[0].multiselect("Methods", options, default=[m for m in default if m in options],
@@ -271,7 +274,7 @@ def render() -> None:
     cols = st.columns(3)
     channel = cols[0].radio("PSNR / SSIM on", ["y", "rgb"], horizontal=True, key="bench_channel",
                             format_func=lambda c: {"y": "Y (BT.601)", "rgb": "RGB"}[c])
-    grey = cols[1].radio("Grey images", core.GREY_MODES, horizontal=True, key="bench_grey",
+    grey = cols[1].radio("Grey images", GREY_MODES, horizontal=True, key="bench_grey",
                          format_func=lambda g: GREY_LABELS[g],
                          help="BasicSR and published tables read grey images as RGB, so their Y is "
                               "16 + 219/255 g; 'as is' scores the grey values themselves (1.32 dB less PSNR "

@@ -10,6 +10,19 @@ import pandas as pd
 import streamlit as st
 
 import core
+from core import evaluation
+from core.degradation import (
+    JPEG_ENGINES,
+    DegradationParams,
+    DegradationResult,
+    FinalParams,
+    KernelParams,
+    NoiseParams,
+    StageParams,
+    make_kernel,
+    parse_degradation,
+)
+from core.errors import ConfigError
 from dashboard import cache, charts
 from dashboard.common import follow_job, kept, load_upscaler, metric_header, pick_image, show_error, start_job
 from dashboard.slider import comparison
@@ -17,7 +30,7 @@ from dashboard.slider import comparison
 KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
 
 
-def _kernel_picker(key: str, label: str, default_on: bool = True) -> core.KernelParams | None:
+def _kernel_picker(key: str, label: str, default_on: bool = True) -> KernelParams | None:
     if not st.checkbox(label, value=default_on, key=f"{key}_on"):
         return None
     cols = st.columns(4)
@@ -25,17 +38,17 @@ def _kernel_picker(key: str, label: str, default_on: bool = True) -> core.Kernel
     size = cols[1].select_slider("Size", list(range(7, 22, 2)), value=15, key=f"{key}_size")
     if kind == "sinc":
         omega = cols[2].slider("Cut-off ω", np.pi / 5, np.pi, np.pi / 2, key=f"{key}_omega")
-        return core.KernelParams("sinc", size, omega=omega)
+        return KernelParams("sinc", size, omega=omega)
     sx = cols[2].slider("σx", 0.2, 4.0, 1.5, 0.05, key=f"{key}_sx")
     sy = cols[3].slider("σy", 0.2, 4.0, 0.8, 0.05, key=f"{key}_sy", disabled="aniso" not in kind)
     cols = st.columns(2)
     theta = cols[0].slider("Rotation θ", -np.pi, np.pi, 0.5, key=f"{key}_theta", disabled="aniso" not in kind)
     beta = cols[1].slider("Shape β", 0.5, 4.0, 1.5, 0.05, key=f"{key}_beta",
                           disabled=not kind.startswith(("generalized", "plateau")))
-    return core.KernelParams(kind, size, sx, sy, theta, beta)
+    return KernelParams(kind, size, sx, sy, theta, beta)
 
 
-def _noise_picker(key: str, seed: int) -> core.NoiseParams | None:
+def _noise_picker(key: str, seed: int) -> NoiseParams | None:
     cols = st.columns(3)
     kind = cols[0].selectbox("Noise", ["none", "gaussian", "poisson"], index=1, key=f"{key}_noise")
     if kind == "none":
@@ -43,10 +56,10 @@ def _noise_picker(key: str, seed: int) -> core.NoiseParams | None:
     level = cols[1].slider("σ (0-255)" if kind == "gaussian" else "Poisson scale", 0.0,
                            50.0 if kind == "gaussian" else 4.0, 8.0 if kind == "gaussian" else 1.0, key=f"{key}_lvl")
     grey = cols[2].checkbox("Grey noise", key=f"{key}_grey")
-    return core.NoiseParams(kind, level, grey, seed)
+    return NoiseParams(kind, level, grey, seed)
 
 
-def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> core.StageParams:
+def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> StageParams:
     st.markdown(f"**Stage {index}**")
     kernel = _kernel_picker(f"fx{index}", "Blur", default_on=True)
     cols = st.columns(2)
@@ -58,20 +71,20 @@ def _stage_picker(index: int, seed: int, jpeg_default: int | None) -> core.Stage
     if jpeg_default is not None:
         quality = st.slider("JPEG quality", 10, 100, jpeg_default, key=f"fx{index}_q")
     direction = "up" if factor > 1 else "down" if factor < 1 else "keep"
-    return core.StageParams(kernel, direction, factor, mode, noise, quality)
+    return StageParams(kernel, direction, factor, mode, noise, quality)
 
 
 JPEG_LABELS = {"diffjpeg": "simulated, as Real-ESRGAN trains (continuous quality)",
                "opencv": "real JPEG codec (OpenCV, integer quality)"}
 
 
-def _fixed_params(scale: int) -> core.DegradationParams:
+def _fixed_params(scale: int) -> DegradationParams:
     cols = st.columns(3)
     seed = cols[0].number_input("Noise seed", 0, 2**31 - 1, key=kept("fx_seed", 0))
     usm = cols[1].checkbox("Unsharp-mask the HR first", key=kept("fx_usm", True),
                            help="Real-ESRGAN degrades its USM-sharpened ground truth (weight 0.5, 51 px, "
                                 "threshold 10).")
-    engine = cols[2].selectbox("JPEG", core.JPEG_ENGINES, key=kept("fx_jpeg", core.JPEG_ENGINES[0]),
+    engine = cols[2].selectbox("JPEG", JPEG_ENGINES, key=kept("fx_jpeg", JPEG_ENGINES[0]),
                                format_func=JPEG_LABELS.get)
     with st.expander("Stage 1", expanded=True):
         first = _stage_picker(1, seed, 60)
@@ -84,8 +97,8 @@ def _fixed_params(scale: int) -> core.DegradationParams:
         order = cols[0].radio("Order", orders, key=kept("fx_order", orders[0]))
         mode = cols[1].selectbox("Final resize", ["area", "bilinear", "bicubic"], key=kept("fx_fmode", "bicubic"))
         quality = cols[2].slider("Final JPEG quality", 10, 100, key=kept("fx_fq", 75))
-    final = core.FinalParams(order.startswith("resize"), sinc, mode, quality)
-    return core.DegradationParams(scale, first, second, final, usm_sharpen=usm, jpeg_engine=engine)
+    final = FinalParams(order.startswith("resize"), sinc, mode, quality)
+    return DegradationParams(scale, first, second, final, usm_sharpen=usm, jpeg_engine=engine)
 
 
 def _config_from_upload() -> core.DegradationConfig | None:
@@ -93,13 +106,13 @@ def _config_from_upload() -> core.DegradationConfig | None:
     if upload is None:
         return None
     try:
-        return core.parse_degradation(upload.getvalue().decode("utf-8", errors="replace"), upload.name)
-    except core.ConfigError as exc:
+        return parse_degradation(upload.getvalue().decode("utf-8", errors="replace"), upload.name)
+    except ConfigError as exc:
         show_error(exc)
         return None
 
 
-def _stages(result: core.DegradationResult) -> None:
+def _stages(result: DegradationResult) -> None:
     applied = [s for s in result.stages if s.applied]
     for start in range(0, len(applied), 4):
         cols = st.columns(4)
@@ -113,7 +126,7 @@ def _stages(result: core.DegradationResult) -> None:
     if kernels:
         cols = st.columns(len(kernels) + 1)
         for col, (name, kernel) in zip(cols, kernels):
-            col.altair_chart(charts.kernel_chart(core.make_kernel(kernel), f"{name} kernel ({kernel.type})"),
+            col.altair_chart(charts.kernel_chart(make_kernel(kernel), f"{name} kernel ({kernel.type})"),
                              width="content")
 
 
@@ -139,7 +152,7 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
                     results = {}
                     for index, method in enumerate(methods):
                         ctx.progress(index, len(methods), method)
-                        results[method] = core.run_method(method, lr, reference.shape[:2], upscalers.get(method),
+                        results[method] = evaluation.run_method(method, lr, reference.shape[:2], upscalers.get(method),
                                                           cancel=ctx.cancelled)
                     return key, results
 
@@ -154,9 +167,9 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
 def _sweep(hr: np.ndarray, scale: int) -> None:
     with st.expander("Sensitivity sweep: vary one parameter, plot each method's score"):
         cols = st.columns(3)
-        parameter = cols[0].selectbox("Parameter", list(core.SWEEP_PARAMETERS), key="sweep_param",
-                                      format_func=lambda p: core.SWEEP_PARAMETERS[p][0])
-        _, low, high = core.SWEEP_PARAMETERS[parameter]
+        parameter = cols[0].selectbox("Parameter", list(evaluation.SWEEP_PARAMETERS), key="sweep_param",
+                                      format_func=lambda p: evaluation.SWEEP_PARAMETERS[p][0])
+        _, low, high = evaluation.SWEEP_PARAMETERS[parameter]
         span = cols[1].slider("Range", low, high, (low, high), key="sweep_range")
         steps = cols[2].number_input("Steps", 2, 20, 5, key="sweep_steps")
         available = [i.name for i in core.list_models() if i.available]
@@ -168,26 +181,26 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
         running = follow_job("sweep", finish)
         if not running and st.button("Run sweep", key="sweep_run", disabled=not methods):
             upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
-            runners = {m: (lambda lr, size, m=m: core.run_method(m, lr, size, upscalers.get(m))) for m in methods}
+            runners = {m: (lambda lr, size, m=m: evaluation.run_method(m, lr, size, upscalers.get(m))) for m in methods}
             values = list(np.linspace(span[0], span[1], int(steps)))
             total = len(values) * len(methods)
 
             def work(ctx: core.JobContext) -> None:
                 done = []
 
-                def point(p: core.SweepPoint) -> None:
+                def point(p: evaluation.SweepPoint) -> None:
                     ctx.publish(p)
                     done.append(p)
                     ctx.progress(len(done), total, f"{p.method} at {p.value:.2f}")
 
-                core.run_sweep(hr, parameter, values, runners, metric, scale, on_point=point,
+                evaluation.run_sweep(hr, parameter, values, runners, metric, scale, on_point=point,
                                cancel=ctx.cancelled)
 
             start_job("sweep", "Sweep", work)
         points = st.session_state.get("sweep_points")
         if points:
             frame = pd.DataFrame(points).pivot_table(index="value", columns="method", values="score")
-            st.line_chart(frame, x_label=core.SWEEP_PARAMETERS[points[0]["parameter"]][0],
+            st.line_chart(frame, x_label=evaluation.SWEEP_PARAMETERS[points[0]["parameter"]][0],
                           y_label=metric_header(points[0]["metric"]))
 
 
@@ -220,7 +233,7 @@ def render() -> None:
                            mime="application/json", key="lab_save")
     else:
         params = _fixed_params(scale)
-        result = core.apply_params(hr, params)
+        result = core.degradation.apply_params(hr, params)
         st.download_button("Save these parameters (JSON)", result.params.to_json(), file_name="params.json",
                            mime="application/json", key="lab_save_params")
     st.subheader("Stages")

@@ -25,7 +25,7 @@ def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, 
         rows.append({"model": info.name, "architecture": info.architecture,
                      "scale": f"x{info.scale}" if info.scale else "?",
                      "parameters": f"{summary['parameters'] / 1e6:.2f} M", "fp16": "yes" if summary["fp16"] else "no",
-                     "CPU engine": core.cpu_engine_label(info),
+                     "CPU engine": core.engines.cpu_engine_label(info),
                      "source": info.source + (f" · official file: [{info.spec.url.rsplit('/', 1)[-1]}]({info.spec.url})"
                                               if info.spec else ""),
                      "licence": info.spec.licence if info.spec else "see the file's origin"})
@@ -34,19 +34,19 @@ def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, 
 
 def _engine_measurements(infos: list[core.ModelInfo]) -> None:
     """What each model's first load here measured: every CPU engine's time on the probe, and the choice."""
-    choices = {info.name: choice for info in infos if info.available and (choice := core.auto_engine(info))}
+    choices = {info.name: choice for info in infos if info.available and (choice := core.engines.auto_engine(info))}
     if not choices:
         return
 
     rows = [{"model": name, "engine": c.engine, "measured": c.progress(),
-             **{e: c.cell(e, details=False) for e in ("torch", "ncnn", "openvino")},
+             **{e: c.cell(e, details=False) for e in core.engines.ENGINES.names()},
              "probe": f"{c.side} px, {c.threads} threads", "why": c.reason} for name, c in choices.items()]
     with st.expander(f"CPU engine measurements on this machine ({len(rows)})"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="engine_table")
         st.caption(f"A model's first load on this CPU times each engine that can run it on the same image and keeps "
                    f"the fastest whose output equals PyTorch's (within 5 %, the one needing less memory). A shared "
                    f"host's speed varies over time, so later loads, an hour or more apart, measure again until "
-                   f"{core.MEASUREMENTS} measurements are pooled (each engine's time is then their mean). "
+                   f"{core.engines.MEASUREMENTS} measurements are pooled (each engine's time is then their mean). "
                    "Start over with `realesrgan-studio engines --again`.")
 
 

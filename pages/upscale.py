@@ -112,7 +112,7 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
     if mode == REFERENCE_MODES[1]:
         factor = st.selectbox("Downscale by (MATLAB bicubic)", [2, 3, 4], key=kept("ref_factor", 4))
         config = replace(core.PRESETS["none"], scale=factor)
-        lr, hr = core.make_pair(image, config, 0)
+        lr, hr = core.degradation.make_pair(image, config, 0)
         st.caption(f"Input {lr.shape[1]}x{lr.shape[0]} made from your {hr.shape[1]}x{hr.shape[0]} image, "
                    "which becomes the reference.")
         return lr, hr, factor

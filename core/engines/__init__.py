@@ -1,0 +1,31 @@
+"""Engines: what runs a network (PyTorch, ncnn, OpenVINO), behind one protocol and one registry,
+and the per-model, per-machine measurement that picks the fastest on the CPU (``engine="auto"``)."""
+
+from __future__ import annotations
+
+from .._device import openvino_available, openvino_devices
+from ._choice import (
+    MEASUREMENTS,
+    EngineChoice,
+    EngineTrial,
+    auto_engine,
+    choose,
+    cpu_engine_label,
+    cpu_engines,
+    cpu_name,
+    engine_folder,
+    forget_engine,
+)
+from ._engines import ENGINES, cpu_bytes_per_pixel, default_engine
+from ._memory import CALL_OVERHEAD
+from ._ncnn import NcnnForward, ncnn_available
+from ._openvino import OpenVinoForward
+from ._probe import ActivationProfile, activation_profile, conv_flops_per_pixel
+from ._registry import AUTO, BuildRequest, Engine, EngineOptions, EngineRegistry, Runner
+from ._torch import COMPILE_MODES
+
+__all__ = ["AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "ENGINES", "MEASUREMENTS", "ActivationProfile", "BuildRequest",
+           "Engine", "EngineChoice", "EngineOptions", "EngineRegistry", "EngineTrial", "NcnnForward",
+           "OpenVinoForward", "Runner", "activation_profile", "auto_engine", "choose", "conv_flops_per_pixel",
+           "cpu_bytes_per_pixel", "cpu_engine_label", "cpu_engines", "cpu_name", "default_engine", "engine_folder",
+           "forget_engine", "ncnn_available", "openvino_available", "openvino_devices"]

@@ -53,9 +53,14 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .._device import DeviceChoice
 from .._files import write_file
+from .._settings import default_weights_dir
+from ..models import ModelInfo
+from ._engines import ENGINES
 
-__all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "cpu_name", "forget", "machine_key",
+__all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "auto_engine", "choose",
+           "cpu_engine_label", "cpu_engines", "cpu_name", "engine_folder", "forget", "forget_engine", "machine_key",
            "pick", "recheck", "remembered", "remembered_all"]
 
 log = logging.getLogger(__name__)
@@ -173,17 +178,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except (ImportError, AttributeError):
-        return "-"
-
-
 def machine_key() -> str:
-    """What a measurement holds for: the CPU, its core count and the engines' versions."""
-    return (f"{cpu_name()} | {os.cpu_count()} cpus | torch {torch.__version__} | ncnn {_version('ncnn')} | "
-            f"openvino {_version('openvino')}")
+    """What a measurement holds for: the CPU, its core count and the registered engines' versions."""
+    versions = " | ".join(f"{engine.name} {engine.version() or '-'}" for engine in ENGINES)
+    return f"{cpu_name()} | {os.cpu_count()} cpus | {versions}"
 
 
 def _key(fingerprint: str) -> str:
@@ -263,7 +261,7 @@ def pick(trials: list[EngineTrial]) -> tuple[str, str]:
     """The engine to use and why: the fastest that agrees with PyTorch, memory deciding within :data:`TIE`."""
     usable = [t for t in trials if t.agrees and t.seconds is not None]
     if not usable:
-        return "torch", "no engine could be measured; PyTorch is the reference"
+        return ENGINES.reference.name, "no engine could be measured; the reference runs"
     fastest = min(t.seconds for t in usable)
     close = [t for t in usable if t.seconds <= fastest * (1 + TIE)]
     best = min(close, key=lambda t: (t.bytes_per_pixel if t.bytes_per_pixel is not None else float("inf"), t.seconds))
@@ -338,7 +336,8 @@ def _now() -> str:
 
 def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
             status: Callable[[str], None] | None = None) -> EngineChoice:
-    """Time each of ``engines`` as built by ``build`` on the probe, PyTorch's output the reference.
+    """Time each of ``engines`` as built by ``build`` on the probe, the first one's (PyTorch's) output
+    the reference.
 
     The engines take turns, one call each per round, for :data:`ROUNDS` rounds (at least
     :data:`MIN_ROUNDS` where rounds take long), and each keeps the median of its calls: a burst of
@@ -348,22 +347,23 @@ def measure(engines: list[str], build: Callable[[str], _Candidate], settings,
     :data:`MEASUREMENTS` measurements (:func:`recheck` takes the others).
     """
     say = status or log.info
-    built: dict[str, _Candidate] = {"torch": build("torch")}
+    reference = engines[0]
+    built: dict[str, _Candidate] = {reference: build(reference)}
     side = PROBE_SIDE
     while True:  # the probe's size: PyTorch's calls take at least PROBE_SECONDS, or the largest probe
         image = _probe(side)
-        _seconds(built["torch"], image, settings)  # warm-up at this shape
-        seconds, _ = _seconds(built["torch"], image, settings)
+        _seconds(built[reference], image, settings)  # warm-up at this shape
+        seconds, _ = _seconds(built[reference], image, settings)
         if seconds >= PROBE_SECONDS or side >= MAX_PROBE_SIDE:
             break
         side = min(int(side * PROBE_GROWTH) // 8 * 8, MAX_PROBE_SIDE)
     outputs, failed = _warm_up(engines, build, built, image, settings, say)
-    if "torch" in failed:  # the reference itself cannot run: nothing to compare with
-        raise RuntimeError(f"PyTorch cannot run this model: {failed['torch']}")
+    if reference in failed:  # the reference itself cannot run: nothing to compare with
+        raise RuntimeError(f"{reference} cannot run this model: {failed[reference]}")
     medians = _medians(built, image, settings)
     trials = [EngineTrial(engine, error=failed[engine]) if engine in failed else
               EngineTrial(engine, medians[engine],
-                          None if engine == "torch" else _psnr(outputs[engine], outputs["torch"]),
+                          None if engine == reference else _psnr(outputs[engine], outputs[reference]),
                           built[engine].activation_bytes_per_pixel(), runs=(medians[engine],))
               for engine in engines]
     engine, reason = pick(trials)
@@ -435,3 +435,41 @@ def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[
         except OSError as exc:
             log.warning("cannot keep the engine measurement in %s (%s); the next start measures again", folder, exc)
         return choice
+
+
+CPU_FP32 = DeviceChoice("cpu", "fp32", "where engines are measured")
+
+
+def cpu_engines(info: ModelInfo) -> list[str]:
+    """The engines that can run ``info`` on the CPU in fp32 here, the reference (PyTorch) first."""
+    return ENGINES.runnable(info, CPU_FP32)
+
+
+def engine_folder(info: ModelInfo) -> Path:
+    """Where the engines' caches and measurements of ``info`` live: beside its weights."""
+    return info.path.parent if info.path is not None else default_weights_dir()
+
+
+def auto_engine(info: ModelInfo) -> EngineChoice | None:
+    """What ``engine="auto"`` runs ``info`` with on this machine's CPU in fp32, as measured on its
+    first load here; ``None`` where it has not been measured yet, or where the reference is the only
+    engine that can run it (then it runs on the reference)."""
+    return remembered(info.fingerprint, engine_folder(info))
+
+
+def cpu_engine_label(info: ModelInfo) -> str:
+    """What ``engine="auto"`` runs ``info`` with on this CPU, for tables: ``"ncnn (measured)"`` once the
+    choice is final, ``"ncnn (measured 1 of 3)"`` before, ``"torch (only engine)"`` or ``"measured on
+    first load"``."""
+    engines = cpu_engines(info)
+    if len(engines) == 1:
+        return f"{engines[0]} (only engine)"
+    found = auto_engine(info)
+    if found is None:
+        return "measured on first load"
+    return f"{found.engine} (measured)" if found.final else f"{found.engine} (measured {found.progress()})"
+
+
+def forget_engine(info: ModelInfo) -> bool:
+    """Forget the measured engine of ``info`` on this machine: its next load measures again."""
+    return forget(info.fingerprint, engine_folder(info))

@@ -17,7 +17,8 @@ killed. It is built from what drives the memory, not fitted to one measurement:
 * :data:`CALL_OVERHEAD`, a fixed cost per call whatever the tile (kernels and scratch set up
   for a new input shape): it matters only for small tiles.
 
-Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x64 input):
+Each engine states its own bound (``cpu_bytes_per_pixel`` of :class:`core.engines.Engine`), from
+these parts. Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x64 input):
 
 * ``torch`` (oneDNN convolutions): the activations, plus one copy of the widest
   convolution input, which oneDNN may reorder into its blocked layout. The activations are
@@ -35,7 +36,7 @@ Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x
 * ``openvino``: the activations and one copy of the widest convolution input, as for torch,
   but its infer request still holds the output while the result is copied out and converted,
   so the edge buffers come on top (measured: x4plus 12.5 KB per LR pixel against a 16.3 KB
-  bound, realesr-animevideov3 1.5 KB against 1.9 KB; :data:`OPENVINO_MARGIN`).
+  bound, realesr-animevideov3 1.5 KB against 1.9 KB; :data:`core.engines._openvino.MEMORY_MARGIN`).
 ``tests/core/test_fast_paths.py`` measures the peak RSS of one call on several tile sizes
 and models with both engines and checks it against this bound from both sides;
 ``benchmarks/cpu_memory.py`` prints the table.
@@ -45,39 +46,17 @@ from __future__ import annotations
 
 from ._probe import ActivationProfile
 
-__all__ = ["CALL_OVERHEAD", "EDGE_COPIES", "MARGIN", "NCNN_BUFFERS_PER_CONV_INPUT", "OPENVINO_MARGIN",
-           "cpu_bytes_per_pixel"]
+__all__ = ["CALL_OVERHEAD", "EDGE_COPIES", "MARGIN", "edge_bytes"]
 
-# ncnn: a bordered copy (1) and three Winograd F(4,3) transforms (3 x 36/16) per conv input shape.
-NCNN_BUFFERS_PER_CONV_INPUT = 1 + 3 * 36 / 16
 # Output-sized float32 buffers around one call: tile output, blend weights, the conversion copies.
 EDGE_COPIES = 4
 # 10 %: allocator rounding, page granularity, per-thread scratch, Winograd tile rounding (measured
 # spread between tile sizes and CPUs: the bound without it is 1.10-1.45x the measured peak).
 MARGIN = 1.10
-# OpenVINO picks its kernels and memory layouts per CPU (AVX2, AVX-512, AMX): more room than MARGIN.
-OPENVINO_MARGIN = 1.25
 # Fixed bytes per call (measured: 2-7 MB on a 64x64 input beyond the per-pixel cost), with room.
 CALL_OVERHEAD = 32 * 2**20
 
 
-def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int = 4) -> float:
-    """Upper bound on the host memory one more LR pixel of a tile costs on ``engine`` (a call on
-    ``p`` pixels needs at most ``p * cpu_bytes_per_pixel(...) + CALL_OVERHEAD`` bytes).
-
-    Args:
-        profile: the network's :class:`~core.engines._probe.ActivationProfile` (elements per LR pixel).
-        engine: ``"torch"``, ``"openvino"`` or ``"ncnn"`` (ncnn and OpenVINO compute in float32 here).
-        itemsize: bytes per activation element on the torch engine (4 for fp32, 2 for bf16).
-
-    Raises:
-        ValueError: for an unknown engine.
-    """
-    edge = EDGE_COPIES * 4 * profile.output
-    if engine == "ncnn":  # its pools still hold the forward's buffers while the result is converted
-        return MARGIN * (4 * (profile.live_peak + NCNN_BUFFERS_PER_CONV_INPUT * profile.conv_inputs) + edge)
-    if engine == "openvino":  # its request keeps the output while the result is copied out and converted
-        return OPENVINO_MARGIN * (4 * (profile.live_peak + profile.widest_conv_input) + edge)
-    if engine == "torch":  # the activations are freed before the result is converted
-        return MARGIN * max(itemsize * (profile.live_peak + profile.widest_conv_input), edge)
-    raise ValueError(f"No CPU memory model for engine {engine!r}.")
+def edge_bytes(profile: ActivationProfile) -> float:
+    """The upscaler's output-sized float32 buffers around one call, per LR pixel (:data:`EDGE_COPIES`)."""
+    return EDGE_COPIES * 4 * profile.output

@@ -16,14 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import ConversionError
-from ..models._ncnn import parse_param
-from ..upscale._tiling import check_cancelled
+from .._cancel import check_cancelled
+from .._device import DeviceChoice
+from ..errors import ConversionError
+from ..models import ModelInfo, ncnn_model_files, parse_param
+from ._memory import MARGIN, edge_bytes
+from ._probe import ActivationProfile
+from ._registry import BuildRequest, Runner
 
-__all__ = ["NcnnForward", "ncnn_available"]
+__all__ = ["NcnnEngine", "NcnnForward", "ncnn_available"]
 
 CHECKPOINTS = 16
 _NCNN_ALLOCATION_FAILED = -100  # what ncnn's layers return when an allocator gives them no memory
+# Its pools keep a bordered copy (1) and three Winograd F(4,3) transforms (3 x 36/16) per conv input shape.
+BUFFERS_PER_CONV_INPUT = 1 + 3 * 36 / 16
 
 
 def ncnn_available() -> bool:
@@ -129,3 +135,36 @@ class NcnnForward:
         for pool in (self._blobs, self._workspace):
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(pool))
         self._blobs, self._workspace = ncnn.PoolAllocator(), ncnn.PoolAllocator()
+
+
+def _files(info: ModelInfo) -> tuple[Path, Path] | None:
+    """The ncnn files of ``info`` (the packaged ones of a catalogue model), if ncnn is installed."""
+    spec = info.spec
+    return ncnn_model_files(spec.ncnn) if spec is not None and spec.ncnn and ncnn_available() else None
+
+
+class NcnnEngine:
+    """ncnn on the CPU in fp32, for the models the ncnn package ships."""
+
+    name = "ncnn"
+
+    def version(self) -> str | None:
+        try:
+            import ncnn
+        except ImportError:
+            return None
+        return str(ncnn.__version__)
+
+    def unsupported(self, info: ModelInfo, choice: DeviceChoice) -> str | None:
+        if _files(info) is None or choice.device != "cpu" or choice.precision != "fp32":
+            return f"The ncnn engine is not available for {info.name} on {choice.label()}."
+        return None
+
+    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
+        # its pools still hold the forward's buffers while the result is converted
+        return MARGIN * (4 * (profile.live_peak + BUFFERS_PER_CONV_INPUT * profile.conv_inputs) + edge_bytes(profile))
+
+    def build(self, request: BuildRequest) -> Runner:
+        files = _files(request.info)
+        assert files is not None, "checked by unsupported()"
+        return Runner(NcnnForward(*files, threads=torch.get_num_threads()))

@@ -25,7 +25,6 @@ checked only up to OpenVINO's device lookup (a clear error where there is no suc
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import threading
@@ -36,26 +35,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import CancelledError, ConversionError, DeviceUnavailableError
-from ..upscale._tiling import check_cancelled
+from .._cancel import check_cancelled
+from .._device import DeviceChoice, openvino_available
+from ..errors import CancelledError, ConversionError, DeviceUnavailableError
+from ..models import ModelInfo
+from ._memory import edge_bytes
+from ._probe import ActivationProfile
+from ._registry import BuildRequest, Runner
 
-__all__ = ["OpenVinoForward", "openvino_available", "openvino_devices"]
+__all__ = ["OpenVinoEngine", "OpenVinoForward"]
 
 EXAMPLE_SIDE = 64  # the tracing input; the IR's height and width stay dynamic
 CANCEL_POLL_MS = 100
-
-
-def openvino_available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def openvino_devices() -> list[str]:
-    """OpenVINO's devices here (``CPU``, ``GPU`` for Intel graphics, …); empty without OpenVINO."""
-    if not openvino_available():
-        return []
-    import openvino
-
-    return list(openvino.Core().available_devices)
+# OpenVINO picks its kernels and memory layouts per CPU (AVX2, AVX-512, AMX): more room than MARGIN.
+MEMORY_MARGIN = 1.25
 
 
 _convert_lock = threading.Lock()  # two sessions loading one model convert it once
@@ -131,3 +124,37 @@ class OpenVinoForward:
                 raise
         out = request.get_output_tensor(0).data
         return torch.from_numpy(np.array(out, copy=True)).clamp_(0, 1)
+
+
+class OpenVinoEngine:
+    """OpenVINO on the CPU in fp32, or on an Intel GPU (fp16 or fp32), for any network its PyTorch
+    frontend converts; the converted model is cached beside the weights."""
+
+    name = "openvino"
+
+    def version(self) -> str | None:
+        if not openvino_available():
+            return None
+        import openvino
+
+        return str(openvino.__version__)
+
+    def unsupported(self, info: ModelInfo, choice: DeviceChoice) -> str | None:
+        if not openvino_available():
+            return ("The OpenVINO engine needs the openvino package: .venv/bin/pip install -r requirements.txt "
+                    "(it is pinned there).")
+        if not (choice.device == "cpu" and choice.precision == "fp32") and choice.openvino_device is None:
+            return f"The OpenVINO engine runs on the CPU in fp32 (or on an Intel GPU), not on {choice.label()}."
+        return None
+
+    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
+        # as PyTorch, but its request keeps the output while the result is copied out and converted
+        return MEMORY_MARGIN * (4 * (profile.live_peak + profile.widest_conv_input) + edge_bytes(profile))
+
+    def build(self, request: BuildRequest) -> Runner:
+        choice = request.choice
+        forward = OpenVinoForward(request.descriptor.model, request.descriptor.input_channels, request.info.fingerprint,
+                                  request.cache_dir / "openvino", device=choice.openvino_device or "CPU",
+                                  precision="f16" if choice.precision == "fp16" else "f32",
+                                  threads=torch.get_num_threads())
+        return Runner(forward)

@@ -1,0 +1,25 @@
+"""Evaluation: datasets (folders, zips, DIV2K, pairs made by a degradation), the scoring loop that
+both executors (this machine, :mod:`core.cluster`) run, the resumable store, and sweeps."""
+
+from __future__ import annotations
+
+from ._datasets import DIV2K_URL, Dataset, DatasetItem, ImageRef, download_div2k, extract_zip, open_dataset
+from ._scoring import (
+    BASELINES,
+    HR_METHOD,
+    Pair,
+    Scoring,
+    Upscalers,
+    compute_row,
+    error_row,
+    evaluate,
+    run_method,
+    stored_row,
+)
+from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB, read_results, write_results
+from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
+
+__all__ = ["BASELINES", "DIV2K_URL", "HR_METHOD", "SWEEP_PARAMETERS", "Dataset", "DatasetItem", "EvalHooks",
+           "EvalResult", "EvalRow", "EvalSettings", "ImageRef", "Pair", "ResultDB", "Scoring", "SweepPoint",
+           "Upscalers", "compute_row", "download_div2k", "error_row", "evaluate", "extract_zip", "open_dataset",
+           "read_results", "run_method", "run_sweep", "stored_row", "sweep_params", "write_results"]

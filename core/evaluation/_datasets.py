@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from .._download import fetch
-from .._errors import DatasetError
 from .._files import atomic_open
 from .._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from .._resize import crop_to_scale, imresize
 from .._samples import SAMPLES_DIR
-from ..degradation._pipeline import DegradationConfig, config_to_dict, make_pair
+from ..degradation import DegradationConfig, config_to_dict, make_pair
+from ..errors import DatasetError
 
 __all__ = [
     "DIV2K_URL",

@@ -1,214 +1,32 @@
-"""Evaluate methods (classical baselines and models) on a dataset, resumably.
-
-Every (image content, method, settings) result is stored in an embedded SQLite file as soon
-as it is computed, so a re-run skips finished work and an interrupted run resumes without
-losing anything. Results are written as CSV (one row per image and method) and JSON (the
-same plus settings and per-method means).
+"""Evaluate methods (classical baselines and models) on a dataset, resumably: each row is taken
+from the store (:mod:`core.evaluation._store`) where it is there, else computed and stored.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import math
-import sqlite3
-import threading
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .._errors import DamagedFileError, StudioError, UnknownNameError
-from .._files import atomic_open, write_file
 from .._resize import resize
-from ..metrics._measures import METRICS, Channel, Grey, compute_metric
-from ..upscale._upscaler import Upscaler, UpscaleSettings
+from ..errors import StudioError, UnknownNameError
+from ..metrics import METRICS, compute_metric
+from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
+from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
 
-__all__ = ["BASELINES", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "evaluate", "run_method",
-           "write_results",
+__all__ = ["BASELINES", "HR_METHOD", "evaluate", "run_method",
            # the steps both executors run (this module's loop and core.cluster's Ray workers)
            "Pair", "Scoring", "Upscalers", "compute_row", "error_row", "stored_row"]
 
 # method name -> resize method of core.resize
 BASELINES: dict[str, str] = {"bicubic": "matlab", "bicubic-opencv": "bicubic", "lanczos": "lanczos"}
 HR_METHOD = "hr"  # the ground truth itself: no-reference metrics only (e.g. NIQE of HR)
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How outputs are scored.
-
-    Attributes:
-        crop_border: pixels cropped on each side for PSNR / SSIM; ``None`` = the scale.
-        channel: ``"y"`` (BT.601 Y, the literature's default) or ``"rgb"``.
-        grey: grey images read as RGB before scoring (``"rgb"``, BasicSR's and the published
-            tables' convention) or scored ``"as-is"``; see :mod:`core.metrics._measures`.
-        niqe_crop_border: pixels cropped for NIQE (0, as in the published references).
-        tile / device / precision: how models run.
-    """
-
-    crop_border: int | None = None
-    channel: Channel = "y"
-    grey: Grey = "rgb"
-    niqe_crop_border: int = 0
-    tile: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-
-
-@dataclass
-class EvalRow:
-    image: str
-    method: str
-    metrics: dict[str, float | None]
-    seconds: float
-    device: str
-    precision: str
-    source: str
-    reused: bool = False
-    error: str = ""
-
-
-@dataclass
-class EvalResult:
-    dataset: str
-    scale: int
-    lr_source: str
-    methods: list[str]
-    metrics: list[str]
-    settings: EvalSettings
-    rows: list[EvalRow] = field(default_factory=list)
-    cancelled: bool = False
-
-    @property
-    def computed(self) -> int:
-        return sum(1 for row in self.rows if not row.reused and not row.error)
-
-    @property
-    def reused(self) -> int:
-        return sum(1 for row in self.rows if row.reused)
-
-    def means(self) -> dict[str, dict[str, float | None]]:
-        """Per method: the mean of each metric over images where it is finite, and seconds."""
-        out: dict[str, dict[str, float | None]] = {}
-        for method in self.methods:
-            rows = [r for r in self.rows if r.method == method and not r.error]
-            summary: dict[str, float | None] = {}
-            for metric in [*self.metrics, "seconds"]:
-                values = [r.seconds if metric == "seconds" else r.metrics.get(metric) for r in rows]
-                finite = [v for v in values if v is not None and math.isfinite(v)]
-                summary[metric] = float(np.mean(finite)) if finite else None
-            summary["images"] = float(len(rows))
-            out[method] = summary
-        return out
-
-
-def _stored(value: float) -> float | str:
-    """A metric value as SQLite keeps it exactly: SQLite turns a NaN REAL into NULL, so NaN is kept as the
-    text ``'nan'`` (``float()`` reads it back); infinities are REALs."""
-    return "nan" if math.isnan(value) else float(value)
-
-
-class ResultDB:
-    """SQLite store of finished results, keyed by image hash + method + settings key.
-
-    Every float round-trips exactly, NaN and the infinities included."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        try:
-            self._create()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise DamagedFileError(
-                    f"The result store {self.path} is corrupt ({exc}). Move it aside to start a new one (finished "
-                    "results in it are then computed again), or pass --db with another path.") from exc
-            raise
-
-    def _create(self) -> None:
-        with self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS runs (image_hash TEXT, method TEXT, settings TEXT, image TEXT, "
-                "seconds REAL, device TEXT, precision TEXT, source TEXT, created REAL, "
-                "PRIMARY KEY (image_hash, method, settings))"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS metrics (image_hash TEXT, method TEXT, settings TEXT, metric TEXT, "
-                "value REAL, PRIMARY KEY (image_hash, method, settings, metric))"
-            )
-            # which stored result a dataset item's (method, work) has, found without reading the image:
-            # a cluster run's driver skips finished work this way
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS items (item_key TEXT, method TEXT, work TEXT, image_hash TEXT, "
-                "settings TEXT, PRIMARY KEY (item_key, method, work))"
-            )
-
-    def get(self, image_hash: str, method: str, settings: str) -> tuple[dict[str, float | None], dict] | None:
-        with self._lock:
-            run = self._db.execute(
-                "SELECT seconds, device, precision, source FROM runs WHERE image_hash=? AND method=? AND settings=?",
-                (image_hash, method, settings),
-            ).fetchone()
-            if run is None:
-                return None
-            values = self._db.execute(
-                "SELECT metric, value FROM metrics WHERE image_hash=? AND method=? AND settings=?",
-                (image_hash, method, settings),
-            ).fetchall()
-        if any(value is None for _, value in values):
-            return None  # written before NaN was stored: NULL meant NaN or inf, so compute it again
-        meta = dict(zip(("seconds", "device", "precision", "source"), run))
-        return {name: float(value) for name, value in values}, meta
-
-    def link(self, item_key: str, method: str, work: str, image_hash: str, settings: str) -> None:
-        """Record that ``item_key``'s ``(method, work)`` has its result under ``(image_hash, settings)``."""
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)",
-                             (item_key, method, work, image_hash, settings))
-
-    def find(self, item_key: str, method: str, work: str) -> tuple[str, str] | None:
-        """``(image_hash, settings)`` of a linked result, if any (see :meth:`link`)."""
-        with self._lock:
-            found = self._db.execute("SELECT image_hash, settings FROM items WHERE item_key=? AND method=? AND work=?",
-                                     (item_key, method, work)).fetchone()
-        return (found[0], found[1]) if found else None
-
-    def count(self) -> int:
-        """How many (image, method, settings) results are stored."""
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-
-    def put(self, image_hash: str, method: str, settings: str, row: EvalRow, *,
-            item: tuple[str, str] | None = None) -> None:
-        """Store ``row``; with ``item = (item_key, work)`` also :meth:`link` it, in the same transaction, so a
-        kill between the two never leaves a result that a later run cannot find."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (image_hash, method, settings, row.image, row.seconds, row.device, row.precision, row.source,
-                 time.time()),
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)",
-                [(image_hash, method, settings, name, _stored(value))
-                 for name, value in row.metrics.items() if value is not None],
-            )
-            if item is not None:
-                self._db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)",
-                                 (item[0], method, item[1], image_hash, settings))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 def _image_hash(lr: np.ndarray, hr: np.ndarray) -> str:
@@ -249,9 +67,7 @@ def evaluate(
     *,
     db: ResultDB | None = None,
     upscaler_factory: UpscalerFactory | None = None,
-    progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None,
-    on_row: Callable[[EvalRow], None] | None = None,
+    hooks: EvalHooks | None = None,
 ) -> EvalResult:
     """Score ``methods`` on every image of ``dataset``.
 
@@ -261,13 +77,12 @@ def evaluate(
         metrics: names from :data:`core.METRICS`.
         db: where finished results are stored and looked up (none: nothing is reused).
         upscaler_factory: builds the upscaler of a model name (default: ``Upscaler.load``).
-        progress: called with ``(steps done, steps total, "image · method")``.
-        cancel: polled between steps; returns the partial result with ``cancelled=True``.
-        on_row: called with each finished row (to show results as they come).
+        hooks: progress, cancel and each finished row (to show results as they come); see
+            :class:`EvalHooks`.
 
     A failing image is recorded as a row with ``error`` set; the others go on.
     """
-    settings = settings or EvalSettings()
+    settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
@@ -289,7 +104,7 @@ def evaluate(
             step += len(methods)
             continue
         for method in methods:
-            if cancel is not None and cancel():
+            if hooks.cancelled():
                 result.cancelled = True
                 return result
             try:
@@ -297,11 +112,11 @@ def evaluate(
             except StudioError as exc:
                 row = error_row(item.name, method, exc)
             result.rows.append(row)
-            if on_row is not None:
-                on_row(row)
+            if hooks.on_row is not None:
+                hooks.on_row(row, None if row.reused else os.getpid())
             step += 1
-            if progress is not None:
-                progress(step, total, f"{item.name} · {method}")
+            if hooks.progress is not None:
+                hooks.progress(step, total, f"{item.name} · {method}")
     return result
 
 
@@ -424,57 +239,3 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     return EvalRow(pair.name, method, values, seconds, device, precision, source)
 
 
-def _finite(value: object) -> object:
-    """JSON has no inf / nan: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``results.csv`` (per image) and ``results.json`` (settings, rows, means)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
-    columns = ["image", "method", *result.metrics, "seconds", "device", "precision", "source", "reused", "error"]
-    with atomic_open(csv_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in result.rows:
-            writer.writerow([row.image, row.method, *(row.metrics.get(m, "") for m in result.metrics),
-                             f"{row.seconds:.4f}", row.device, row.precision, row.source, row.reused, row.error])
-    payload = {
-        "dataset": result.dataset, "scale": result.scale, "lr_source": result.lr_source,
-        "methods": result.methods, "metrics": {m: asdict(METRICS[m]) for m in result.metrics},
-        "settings": asdict(result.settings) | {
-            "crop_border": result.scale if result.settings.crop_border is None else result.settings.crop_border
-        },
-        "cancelled": result.cancelled, "means": result.means(),
-        "rows": [asdict(row) for row in result.rows],
-    }
-    write_file(json_path, json.dumps(_finite(payload), indent=2))
-    return csv_path, json_path
-
-
-_RESULT_KEYS = ("dataset", "scale", "lr_source", "methods", "metrics", "settings", "cancelled", "means", "rows")
-
-
-def read_results(run_dir: Path) -> dict:
-    """The ``results.json`` of a run folder (see :func:`write_results`), checked for the keys readers use.
-
-    Raises:
-        DamagedFileError: the file is missing, truncated, not JSON, or lacks those keys.
-    """
-    path = Path(run_dir) / "results.json"
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DamagedFileError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); the run is "
-                               "damaged. Its results.csv and the result store may still hold its rows.") from exc
-    missing = [key for key in _RESULT_KEYS if not isinstance(payload, dict) or key not in payload]
-    if missing:
-        raise DamagedFileError(f"{path} lacks {', '.join(missing)}; the run is damaged.")
-    return payload

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import UnknownNameError
 from .._resize import crop_to_scale
-from ..degradation._kernels import KernelParams
-from ..degradation._pipeline import DegradationParams, NoiseParams, StageParams, apply_params
-from ..metrics._measures import compute_metric
+from ..degradation import DegradationParams, KernelParams, NoiseParams, StageParams, apply_params
+from ..errors import UnknownNameError
+from ..metrics import compute_metric
 
 __all__ = ["SWEEP_PARAMETERS", "SweepPoint", "run_sweep", "sweep_params"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import ConversionError
+from ..errors import ConversionError
 
 __all__ = ["NcnnLayer", "NcnnModel", "convert_ncnn", "parse_param", "read_weights"]
 

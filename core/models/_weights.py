@@ -33,7 +33,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .._download import fetch
-from .._errors import (
+from .._settings import default_weights_dir
+from ..errors import (
     ConversionError,
     DownloadError,
     StudioError,
@@ -41,11 +42,11 @@ from .._errors import (
     UnsupportedModelError,
     WeightsMissingError,
 )
-from .._settings import default_weights_dir
 from ._catalogue import CATALOGUE, ModelSpec
 from ._ncnn import convert_ncnn
 
 __all__ = [
+    "DownloadProgress",
     "LoadedModel",
     "ModelInfo",
     "download_weights",

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from .._device import host_memory, resolve_device
-from .._errors import CancelledError
 from .._settings import max_models
+from ..errors import CancelledError
 from ._upscaler import Upscaler
 
 __all__ = ["MIN_FREE_BYTES", "clear_shared", "shared_keys", "shared_upscaler"]

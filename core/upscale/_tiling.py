@@ -19,23 +19,21 @@ given the model's activation bytes per input pixel (measured on the device).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .._errors import CancelledError, OutOfMemoryError
+from .._cancel import Cancel, cancellable
+from ..errors import CancelledError, OutOfMemoryError
 
 __all__ = ["Network", "Tile", "TilePlan", "TileProgress", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled",
            "tile_for_memory"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
 
 MIN_TILE = 16
 
@@ -316,29 +314,6 @@ def _run_chunk(image: torch.Tensor, net: Network, chunk: list[Tile], plan: TileP
                     + advice) from exc
 
 
-_IN_FORWARD_CANCEL: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("in_forward_cancel", default=None)
-
-
-def check_cancelled() -> None:
-    """Raise :class:`CancelledError` if the tiled run in progress on this thread was cancelled.
-
-    Engines call it inside one model call (between blocks of the network), so a cancel takes
-    effect within a fraction of a tile instead of after the whole tile.
-    """
-    cancel = _IN_FORWARD_CANCEL.get()
-    if cancel is not None and cancel():
-        raise CancelledError("Cancelled by the user; no output was written.")
-
-
-@contextlib.contextmanager
-def _cancellable_forward(cancel: Cancel | None) -> Iterator[None]:
-    token = _IN_FORWARD_CANCEL.set(cancel)
-    try:
-        yield
-    finally:
-        _IN_FORWARD_CANCEL.reset(token)
-
-
 def _blend_weight(item: Tile, scale: int) -> torch.Tensor:
     y0, y1, x0, x1 = item.core
     top, bottom, left, right = (r * scale for r in item.ramps)
@@ -364,7 +339,7 @@ def run_tiled(image: torch.Tensor, net: Network, plan: TilePlan,
         CancelledError: ``cancel()`` returned True.
         OutOfMemoryError: out of device memory even at the smallest tile size.
     """
-    with _cancellable_forward(progress.cancel):
+    with cancellable(progress.cancel):
         _, _, height, width = image.shape
         tiles = plan.tiles(height, width)
         state = _Fallback(batch=plan.batch)

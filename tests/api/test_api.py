@@ -191,7 +191,7 @@ def test_every_core_error_has_its_own_code_and_an_http_status() -> None:
     codes = [cls.code for cls in errors]
     assert len(set(codes)) == len(codes) and "studio" not in codes, codes
     assert set(errors) == set(STATUS), set(errors) ^ set(STATUS)
-    assert status_of(core.WeightsMissingError("x")) == 409 and status_of(core.CancelledError("x")) == 503
+    assert status_of(core.errors.WeightsMissingError("x")) == 409 and status_of(core.CancelledError("x")) == 503
     assert not hasattr(core.StudioError, "http_status")
 
 

@@ -81,7 +81,7 @@ def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
     try:
         core.Upscaler.load("RealESRGAN_x4plus", device="cpu", precision="bf16", weights_dir=weights_dir,
                            engine="ncnn")
-    except core.DeviceUnavailableError as exc:
+    except core.errors.DeviceUnavailableError as exc:
         assert "ncnn engine is not available" in str(exc)
     else:
         raise AssertionError("ncnn in bf16 must be refused")
@@ -93,7 +93,7 @@ def test_variants_of_ours_measure_each_speed_path(weights_dir: Path) -> None:
     rows, _ = run_bench(["realesr-animevideov3"], [24], engines, device="cpu", repeats=1, subprocesses=False,
                         log=skipped.append)
     by = {r.engine: r for r in rows}
-    measured = core.auto_engine(core.model_info("realesr-animevideov3", weights_dir))  # what plain "ours" runs
+    measured = core.engines.auto_engine(core.model_info("realesr-animevideov3", weights_dir))  # what plain "ours" runs
     assert measured is not None
     assert by["ours:batch=2:tile=32"].note.startswith(f"engine {measured.engine}, fp32, tile 32, batch 2")
     assert "engine torch" in by["ours:nchw:torch"].note and "NCHW" in by["ours:nchw:torch"].note

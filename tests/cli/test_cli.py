@@ -13,6 +13,8 @@ import numpy as np
 
 import core
 from cli.main import main
+from core import engines
+from core.degradation import apply_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +25,7 @@ def test_models_lists_availability_and_sources(weights_dir: Path, x4plus: core.U
     line = next(row for row in out.splitlines() if row.startswith("RealESRGAN_x4plus "))
     # the engine its load measured fastest here (the x4plus fixture loaded it with engine="auto")
     assert " yes " in line and "RRDBNet" in line and "x4" in line
-    assert f" {x4plus.engine} (measured 1 of {core.MEASUREMENTS}) " in line
+    assert f" {x4plus.engine} (measured 1 of {engines.MEASUREMENTS}) " in line
     line = next(row for row in out.splitlines() if row.startswith("RealESRNet_x4plus "))
     assert " no " in line and "RealESRNet_x4plus.pth" in line
 
@@ -87,7 +89,7 @@ def test_degrade_writes_lr_params_and_stages(tmp_path: Path, capsys) -> None:
     assert lr.shape == (25, 32, 3)
     saved = json.loads((out / "in_params.json").read_text())
     assert saved["seed"] == 4 and saved["config"]["name"] == "Real-ESRGAN training default"
-    replay = core.apply_params(core.read_image(image)[:100, :128], core.params_from_dict(saved["params"]))
+    replay = apply_params(core.read_image(image)[:100, :128], params_from_dict(saved["params"]))
     np.testing.assert_array_equal(replay.lr, lr)
     stages = sorted(p.name for p in out.glob("in_stage*.png"))
     assert stages[0] == "in_stage00_input.png" and stages[-1].endswith("output.png") and len(stages) >= 6

@@ -71,7 +71,7 @@ def _folder(path: Path, count: int, side: int, broken: bool = False) -> Path:
     return path
 
 
-def _local(dataset: core.Dataset, methods: list[str], metrics: list[str]) -> core.EvalResult:
+def _local(dataset: core.evaluation.Dataset, methods: list[str], metrics: list[str]) -> core.evaluation.EvalResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each Ray worker runs
     try:
@@ -128,15 +128,16 @@ def test_a_killed_worker_loses_and_duplicates_no_row(ray_address: str, tmp_path:
     dataset = core.open_dataset(_folder(tmp_path / "hr", 16, 256), 4)
     killed: list[int] = []
 
-    def on_row(row: core.EvalRow, info: dict) -> None:
-        if not killed and info["pid"]:
-            killed.append(info["pid"])
-            os.kill(info["pid"], signal.SIGKILL)  # the actor dies with tasks queued on it
+    def on_row(row: core.evaluation.EvalRow, pid: int | None) -> None:
+        if not killed and pid:
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)  # the actor dies with tasks queued on it
 
-    arrived: list[core.EvalRow] = []
+    arrived: list[core.evaluation.EvalRow] = []
     result = cluster.evaluate_on_ray(dataset, [MODEL], ["psnr"], core.EvalSettings(device="cpu"),
                                      cluster=cluster.ClusterSettings(ray_address, workers=2),
-                                     on_row=lambda row, info: (arrived.append(row), on_row(row, info)))
+                                     hooks=core.EvalHooks(on_row=lambda row, pid: (arrived.append(row),
+                                                                                   on_row(row, pid))))
     assert killed, "no worker was killed"
     assert sorted(r.image for r in arrived) == sorted(i.name for i in dataset.items), "a row lost or duplicated"
     assert not any(r.error for r in result.rows)

@@ -6,7 +6,7 @@ torch tensors NCHW, ``filter2D`` as reflect padding + ``conv2d``, ``USMSharp``, 
 (stage 1 by ``scale_factor``), DiffJPEG's compression and decompression written as in BasicSR
 (tensordot with the 8x8x8x8 cosine tensor, transposed tables, ``torch.round``), Poisson noise on
 the image rounded to 8 bits, and the final clamp-and-round. Random choices are not drawn here:
-they come from a :class:`core.DegradationParams`, and the noise fields are drawn with numpy
+they come from a :class:`core.degradation.DegradationParams`, and the noise fields are drawn with numpy
 from each noise's seed (the same draws the studio makes), so outputs can be compared.
 """
 
@@ -105,7 +105,7 @@ def diff_jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
 # ---------------------------------------------------------------- noise with the studio's draws
 
 
-def gaussian(img: torch.Tensor, noise: core.NoiseParams) -> torch.Tensor:
+def gaussian(img: torch.Tensor, noise: core.degradation.NoiseParams) -> torch.Tensor:
     rng = np.random.default_rng(noise.seed)
     _, c, h, w = img.shape
     shape = (h, w, 1) if noise.grey else (h, w, c)
@@ -113,7 +113,7 @@ def gaussian(img: torch.Tensor, noise: core.NoiseParams) -> torch.Tensor:
     return torch.clamp(img + torch.from_numpy(field).permute(2, 0, 1)[None], 0, 1)
 
 
-def poisson(img: torch.Tensor, noise: core.NoiseParams) -> torch.Tensor:
+def poisson(img: torch.Tensor, noise: core.degradation.NoiseParams) -> torch.Tensor:
     rng = np.random.default_rng(noise.seed)
     source = img
     if noise.grey:
@@ -125,7 +125,7 @@ def poisson(img: torch.Tensor, noise: core.NoiseParams) -> torch.Tensor:
     return torch.clamp(img + (counts / vals - rounded) * noise.level, 0, 1)
 
 
-def _noise(img: torch.Tensor, noise: core.NoiseParams | None) -> torch.Tensor:
+def _noise(img: torch.Tensor, noise: core.degradation.NoiseParams | None) -> torch.Tensor:
     if noise is None:
         return img
     return gaussian(img, noise) if noise.kind == "gaussian" else poisson(img, noise)
@@ -134,7 +134,7 @@ def _noise(img: torch.Tensor, noise: core.NoiseParams | None) -> torch.Tensor:
 # ---------------------------------------------------------------- feed_data
 
 
-def degrade(hr: np.ndarray, params: core.DegradationParams) -> np.ndarray:
+def degrade(hr: np.ndarray, params: core.degradation.DegradationParams) -> np.ndarray:
     """The official LR of ``hr`` (uint8 HWC RGB) for the choices in ``params`` (uint8 HWC)."""
     gt = torch.from_numpy(hr.astype(np.float32) / 255).permute(2, 0, 1)[None]
     ori_h, ori_w = gt.shape[2:]
@@ -142,16 +142,16 @@ def degrade(hr: np.ndarray, params: core.DegradationParams) -> np.ndarray:
     out = usm_sharp(gt)
     first, second, final = params.first, params.second, params.final
     if first.kernel is not None:
-        out = filter2d(out, core.make_kernel(first.kernel))
+        out = filter2d(out, core.degradation.make_kernel(first.kernel))
     out = functional.interpolate(out, scale_factor=first.resize_factor, mode=first.resize_mode)
     out = _noise(out, first.noise)
     out = diff_jpeg(torch.clamp(out, 0, 1), first.jpeg_quality)
     if second.kernel is not None:
-        out = filter2d(out, core.make_kernel(second.kernel))
+        out = filter2d(out, core.degradation.make_kernel(second.kernel))
     size = (int(ori_h / scale * second.resize_factor), int(ori_w / scale * second.resize_factor))
     out = functional.interpolate(out, size=size, mode=second.resize_mode)
     out = _noise(out, second.noise)
-    sinc = core.make_kernel(final.sinc) if final.sinc is not None else np.array([[1.0]])
+    sinc = core.degradation.make_kernel(final.sinc) if final.sinc is not None else np.array([[1.0]])
 
     def resize_back(x: torch.Tensor) -> torch.Tensor:
         x = functional.interpolate(x, size=(ori_h // scale, ori_w // scale), mode=final.resize_mode)

@@ -11,7 +11,26 @@ import pytest
 from scipy.stats import chisquare
 
 import core
+from core.degradation import (
+    DegradationParams,
+    FinalParams,
+    KernelParams,
+    NoiseParams,
+    StageConfig,
+    StageParams,
+    apply_params,
+    config_from_dict,
+    config_to_dict,
+    load_degradation,
+    make_kernel,
+    make_pair,
+    params_from_dict,
+    parse_degradation,
+    sample_params,
+    sinc_kernel,
+)
 from core.degradation._ops import add_gaussian_noise, add_poisson_noise, jpeg, resize_to
+from core.errors import ConfigError, DatasetError
 
 DEFAULT = core.PRESETS["realesrgan"]
 
@@ -28,33 +47,33 @@ def _moments(kernel: np.ndarray) -> tuple[float, float, float]:
 @pytest.mark.parametrize("kind", ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
                                   "plateau_aniso", "sinc"])
 def test_every_kernel_sums_to_one(kind: str) -> None:
-    kernel = core.make_kernel(core.KernelParams(kind, 15, 2.0, 0.7, 0.4, 1.5, 1.3))
+    kernel = make_kernel(KernelParams(kind, 15, 2.0, 0.7, 0.4, 1.5, 1.3))
     assert kernel.shape == (15, 15) and kernel.sum() == pytest.approx(1.0)
 
 
 def test_isotropic_kernels_are_symmetric_and_have_the_right_spread() -> None:
     for kind in ("iso", "generalized_iso", "plateau_iso"):
-        kernel = core.make_kernel(core.KernelParams(kind, 21, 2.0, 9.9, 1.0, 1.5))  # sigma_y, theta ignored
+        kernel = make_kernel(KernelParams(kind, 21, 2.0, 9.9, 1.0, 1.5))  # sigma_y, theta ignored
         np.testing.assert_allclose(kernel, kernel.T, atol=1e-12)
         np.testing.assert_allclose(kernel, kernel[::-1, ::-1], atol=1e-12)
-    var_x, var_y, cov = _moments(core.make_kernel(core.KernelParams("iso", 21, 2.0)))
+    var_x, var_y, cov = _moments(make_kernel(KernelParams("iso", 21, 2.0)))
     assert var_x == pytest.approx(4.0, rel=0.02) and var_y == pytest.approx(4.0, rel=0.02) and abs(cov) < 1e-9
-    gauss = core.make_kernel(core.KernelParams("iso", 15, 1.5))
-    np.testing.assert_allclose(core.make_kernel(core.KernelParams("generalized_iso", 15, 1.5, beta=1.0)), gauss)
+    gauss = make_kernel(KernelParams("iso", 15, 1.5))
+    np.testing.assert_allclose(make_kernel(KernelParams("generalized_iso", 15, 1.5, beta=1.0)), gauss)
 
 
 def test_anisotropy_and_rotation_show_in_second_moments() -> None:
-    var_x, var_y, cov = _moments(core.make_kernel(core.KernelParams("aniso", 21, 3.0, 1.0, 0.0)))
+    var_x, var_y, cov = _moments(make_kernel(KernelParams("aniso", 21, 3.0, 1.0, 0.0)))
     assert var_x == pytest.approx(9.0, rel=0.05) and var_y == pytest.approx(1.0, rel=0.05) and abs(cov) < 1e-9
-    var_x, var_y, _ = _moments(core.make_kernel(core.KernelParams("aniso", 21, 3.0, 1.0, np.pi / 2)))
+    var_x, var_y, _ = _moments(make_kernel(KernelParams("aniso", 21, 3.0, 1.0, np.pi / 2)))
     assert var_y == pytest.approx(9.0, rel=0.05) and var_x == pytest.approx(1.0, rel=0.05)
-    var_x, var_y, cov = _moments(core.make_kernel(core.KernelParams("aniso", 21, 3.0, 1.0, np.pi / 4)))
+    var_x, var_y, cov = _moments(make_kernel(KernelParams("aniso", 21, 3.0, 1.0, np.pi / 4)))
     assert var_x == pytest.approx(var_y, rel=0.01) and cov == pytest.approx(4.0, rel=0.05)  # (9 - 1) / 2
 
 
 def test_sinc_kernel_cuts_off_near_omega() -> None:
     omega = np.pi / 2
-    kernel = core.sinc_kernel(21, omega)
+    kernel = sinc_kernel(21, omega)
     response = np.abs(np.fft.fftshift(np.fft.fft2(kernel, s=(128, 128))))
     freq = np.fft.fftshift(np.fft.fftfreq(128)) * 2 * np.pi
     radius = np.hypot(*np.meshgrid(freq, freq))
@@ -66,7 +85,7 @@ def test_kernel_params_are_validated() -> None:
     for bad in (dict(type="box", size=7), dict(type="iso", size=8), dict(type="iso", size=23),
                 dict(type="iso", size=7, sigma_x=0.0)):
         with pytest.raises(ValueError):
-            core.KernelParams(**bad)
+            KernelParams(**bad)
 
 
 # ---------------------------------------------------------------- noise, JPEG, resize
@@ -116,7 +135,7 @@ def test_final_lr_is_hr_over_scale_for_every_seed() -> None:
     for seed in range(30):
         for name, config in core.PRESETS.items():
             assert core.degrade(hr, config, seed, keep_stages=False).lr.shape == (25, 33, 3), (name, seed)
-    lr, cropped = core.make_pair(core.load_sample("chelsea")[:103, :130], replace(DEFAULT, scale=2), 5)
+    lr, cropped = make_pair(core.load_sample("chelsea")[:103, :130], replace(DEFAULT, scale=2), 5)
     assert cropped.shape == (102, 130, 3) and lr.shape == (51, 65, 3) and lr.dtype == np.uint8
 
 
@@ -140,21 +159,21 @@ def test_recorded_parameters_reproduce_the_output_in_fixed_mode() -> None:
     hr = core.load_sample("astronaut")[:128, :128]
     for seed in range(6):
         result = core.degrade(hr, DEFAULT, seed)
-        params = core.params_from_dict(json.loads(result.params.to_json()))
+        params = params_from_dict(json.loads(result.params.to_json()))
         assert params == result.params
-        assert np.array_equal(core.apply_params(hr, params).lr, result.lr)
+        assert np.array_equal(apply_params(hr, params).lr, result.lr)
 
 
 def test_hand_pinned_parameters_and_stage_records() -> None:
     hr = core.load_sample("coffee")[:96, :96]
-    params = core.DegradationParams(
+    params = DegradationParams(
         scale=4,
-        first=core.StageParams(core.KernelParams("aniso", 15, 2.5, 0.6, 0.5), "down", 0.5, "area",
-                               core.NoiseParams("gaussian", 10.0, True, 1), 60),
-        second=core.StageParams(None, "keep", 1.0, "bilinear", None, None),
-        final=core.FinalParams(True, core.KernelParams("sinc", 11, omega=1.5), "bicubic", 80),
+        first=StageParams(KernelParams("aniso", 15, 2.5, 0.6, 0.5), "down", 0.5, "area",
+                               NoiseParams("gaussian", 10.0, True, 1), 60),
+        second=StageParams(None, "keep", 1.0, "bilinear", None, None),
+        final=FinalParams(True, KernelParams("sinc", 11, omega=1.5), "bicubic", 80),
     )
-    result = core.apply_params(hr, params)
+    result = apply_params(hr, params)
     names = [s.name for s in result.stages]
     assert names == ["input", "usm sharpen", "blur 1", "resize 1", "noise 1", "jpeg 1", "blur 2", "resize 2",
                      "noise 2", "resize + sinc", "jpeg 2", "output"]
@@ -166,13 +185,13 @@ def test_hand_pinned_parameters_and_stage_records() -> None:
     assert resize1.detail == "area 96x96 -> 48x48 (x0.500 of the HR size 96x96)"
     resize2 = next(s for s in result.stages if s.name == "resize 2")  # relative to the LR size, said so
     assert resize2.detail == "bilinear 48x48 -> 24x24 (x1.000 of the LR size 24x24)"
-    iso = replace(params, first=replace(params.first, kernel=core.KernelParams("iso", 7, 1.2, 0.6, 0.5)))
-    assert core.apply_params(hr, iso).stages[2].detail == "iso 7x7, σ=1.20"  # one σ, no θ for isotropic kernels
-    plateau = replace(params, first=replace(params.first, kernel=core.KernelParams("plateau_iso", 7, 1.2, 0.6, 0.5,
+    iso = replace(params, first=replace(params.first, kernel=KernelParams("iso", 7, 1.2, 0.6, 0.5)))
+    assert apply_params(hr, iso).stages[2].detail == "iso 7x7, σ=1.20"  # one σ, no θ for isotropic kernels
+    plateau = replace(params, first=replace(params.first, kernel=KernelParams("plateau_iso", 7, 1.2, 0.6, 0.5,
                                                                                     1.5)))
-    assert core.apply_params(hr, plateau).stages[2].detail == "plateau_iso 7x7, σ=1.20, β=1.50"
+    assert apply_params(hr, plateau).stages[2].detail == "plateau_iso 7x7, σ=1.20, β=1.50"
     jpeg_first = replace(params, final=replace(params.final, sinc_first=False))
-    order = [s.name for s in core.apply_params(hr, jpeg_first).stages][-3:]
+    order = [s.name for s in apply_params(hr, jpeg_first).stages][-3:]
     assert order == ["jpeg 2", "resize + sinc", "output"]
 
 
@@ -189,7 +208,7 @@ def test_none_preset_is_matlab_bicubic_and_classical_is_first_order() -> None:
 
 def test_sampled_choices_follow_the_configured_probabilities() -> None:
     rng = np.random.default_rng(123)
-    draws = [core.sample_params(DEFAULT, rng) for _ in range(4000)]
+    draws = [sample_params(DEFAULT, rng) for _ in range(4000)]
     stage = DEFAULT.first
     kinds = Counter(d.first.kernel.type for d in draws)
     labels = [*stage.kernel_types, "sinc"]
@@ -232,11 +251,11 @@ def test_configuration_validation() -> None:
                   dict(resize_probs=(0.5, 0.5, 0.5))]
     for bad in bad_stages:
         with pytest.raises(ValueError):
-            core.StageConfig(**bad)
+            StageConfig(**bad)
     with pytest.raises(ValueError):
         core.DegradationConfig(scale=0)
     with pytest.raises(ValueError, match="Unknown"):
-        core.config_from_dict({"scale": 4, "colour": "red"})
+        config_from_dict({"scale": 4, "colour": "red"})
 
 
 @pytest.mark.parametrize("name", sorted(core.PRESETS))
@@ -244,7 +263,7 @@ def test_presets_round_trip_through_json_and_yaml(name: str) -> None:
     config = core.PRESETS[name]
     assert core.DegradationConfig.from_json(config.to_json()) == config
     assert core.DegradationConfig.from_yaml(config.to_yaml()) == config
-    assert core.config_from_dict(core.config_to_dict(config)) == config
+    assert config_from_dict(config_to_dict(config)) == config
     assert isinstance(asdict(config), dict)
 
 
@@ -272,21 +291,21 @@ def test_dataset_lr_from_a_degradation_is_reproducible() -> None:
     assert "mild" in a.lr_source
     c = core.open_dataset("samples", 4, degradation=config, seed=2)
     assert not np.array_equal(c.load(c.items[0])[0], lr_a)
-    with pytest.raises(core.DatasetError, match="x2"):
+    with pytest.raises(DatasetError, match="x2"):
         core.open_dataset("samples", 4, degradation=replace(config, scale=2))
 
 
 def test_one_loader_for_presets_and_config_files(tmp_path) -> None:
-    assert core.load_degradation("mild") is core.PRESETS["mild"]
-    assert core.load_degradation("mild", 2).scale == 2 and core.load_degradation("mild", 2).name == "mild"
+    assert load_degradation("mild") is core.PRESETS["mild"]
+    assert load_degradation("mild", 2).scale == 2 and load_degradation("mild", 2).name == "mild"
     path = tmp_path / "mine.json"
     path.write_text(core.DegradationConfig(scale=3, usm_sharpen=False).to_json())
-    loaded = core.load_degradation(path, 2)
+    loaded = load_degradation(path, 2)
     assert loaded.scale == 2 and not loaded.usm_sharpen
-    assert core.parse_degradation(core.PRESETS["severe"].to_yaml(), "s.yaml") == core.PRESETS["severe"]
-    with pytest.raises(core.ConfigError, match="bad.yaml is not a valid degradation configuration"):
-        core.parse_degradation("scale: [1, 2", "bad.yaml")
-    with pytest.raises(core.ConfigError, match="x.yml is not a valid .*Unknown DegradationConfig settings: colour"):
-        core.parse_degradation("colour: red", "x.yml")
-    with pytest.raises(core.ConfigError, match="neither a preset .*realesrgan"):
-        core.load_degradation(tmp_path / "missing.yaml")
+    assert parse_degradation(core.PRESETS["severe"].to_yaml(), "s.yaml") == core.PRESETS["severe"]
+    with pytest.raises(ConfigError, match="bad.yaml is not a valid degradation configuration"):
+        parse_degradation("scale: [1, 2", "bad.yaml")
+    with pytest.raises(ConfigError, match="x.yml is not a valid .*Unknown DegradationConfig settings: colour"):
+        parse_degradation("colour: red", "x.yml")
+    with pytest.raises(ConfigError, match="neither a preset .*realesrgan"):
+        load_degradation(tmp_path / "missing.yaml")

@@ -21,21 +21,21 @@ def test_auto_picks_the_best_device_and_a_safe_precision() -> None:
 def test_cpu_rules() -> None:
     assert core.resolve_device("cpu").label() == "cpu · fp32"
     assert core.resolve_device("cpu", "bf16").dtype == torch.bfloat16
-    with pytest.raises(core.DeviceUnavailableError, match="fp16"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="fp16"):
         core.resolve_device("cpu", "fp16")
-    with pytest.raises(core.DeviceUnavailableError, match="bf16"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="bf16"):
         core.resolve_device("cpu", "bf16", supports_bfloat16=False)
 
 
 def test_unknown_or_absent_devices_are_clear_errors() -> None:
-    with pytest.raises(core.DeviceUnavailableError, match="Unknown device"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="Unknown device"):
         core.resolve_device("tpu")
-    with pytest.raises(core.DeviceUnavailableError, match="Unknown precision"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="Unknown precision"):
         core.resolve_device("cpu", "int4")
     if not torch.cuda.is_available():
-        with pytest.raises(core.DeviceUnavailableError, match="CUDA"):
+        with pytest.raises(core.errors.DeviceUnavailableError, match="CUDA"):
             core.resolve_device("cuda")
-    with pytest.raises(core.DeviceUnavailableError):
+    with pytest.raises(core.errors.DeviceUnavailableError):
         core.resolve_device(f"cuda:{torch.cuda.device_count() + 3}")
 
 
@@ -71,15 +71,15 @@ def test_intel_gpus_are_named_from_openvinos_devices() -> None:
 def test_an_intel_gpu_is_offered_only_where_openvino_reports_one(weights_dir) -> None:
     from core._device import intel_gpus
 
-    if intel_gpus(core.openvino_devices()):
+    if intel_gpus(core.engines.openvino_devices()):
         pytest.skip("this machine has Intel graphics")
     assert not any(d.startswith("intel-gpu") for d in core.available_devices())
-    with pytest.raises(core.DeviceUnavailableError, match="OpenVINO reports no Intel GPU here"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="OpenVINO reports no Intel GPU here"):
         core.resolve_device("intel-gpu")
     # past the resolver (as on a machine with one), the engine is OpenVINO's and its device lookup answers
     loaded = core.load_model("realesr-animevideov3", weights_dir)
     choice = core.DeviceChoice("intel-gpu", "fp16", "as requested")
-    with pytest.raises(core.DeviceUnavailableError, match="OpenVINO has no GPU device here"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="OpenVINO has no GPU device here"):
         core.Upscaler(loaded, choice)
-    with pytest.raises(core.DeviceUnavailableError, match="on OpenVINO only"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="on OpenVINO only"):
         core.Upscaler(loaded, choice, engine="torch")

@@ -16,7 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 import core
+from core import errors
 from core.engines import _choice as _engine_choice
+from core.engines import auto_engine, cpu_engine_label, forget_engine
 from core.engines._choice import FILE_NAME, MEASUREMENTS, MIN_PSNR, TIE, EngineChoice, EngineTrial, pick, recheck
 from tests.conftest import psnr
 
@@ -119,7 +121,7 @@ def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_mea
     folder = tmp_path / "weights"
     _user_copy(weights_dir, folder, "my-anime")  # no ncnn file: PyTorch against OpenVINO
     info = core.model_info("my-anime", folder)
-    assert core.auto_engine(info) is None and core.cpu_engine_label(info) == "measured on first load"
+    assert auto_engine(info) is None and cpu_engine_label(info) == "measured on first load"
     stages: list[str] = []
     first = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder, status=stages.append)
     choice = first.engine_choice
@@ -135,7 +137,7 @@ def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_mea
 
     second = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder)  # remembered: no new measurement
     assert second.engine_choice == choice and (folder / FILE_NAME).stat().st_mtime_ns == written
-    assert choice.measurements == 1 and core.cpu_engine_label(info) == f"{choice.engine} (measured 1 of 3)"
+    assert choice.measurements == 1 and cpu_engine_label(info) == f"{choice.engine} (measured 1 of 3)"
     reference = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder, engine="torch")
     assert psnr(second.upscale(_crop()).image / 65535, reference.upscale(_crop()).image / 65535) >= MIN_PSNR
 
@@ -150,12 +152,12 @@ def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_mea
             assert len(trial.runs) == count and trial.seconds == pytest.approx(sum(trial.runs) / count)
             assert trial.runs[:count - 1] == next(t for t in choice.trials if t.engine == trial.engine).runs
         choice = pooled
-    assert core.auto_engine(info) == choice and core.cpu_engine_label(info) == f"{choice.engine} (measured)"
+    assert auto_engine(info) == choice and cpu_engine_label(info) == f"{choice.engine} (measured)"
     written = (folder / FILE_NAME).stat().st_mtime_ns
     assert core.Upscaler.load("my-anime", device="cpu", weights_dir=folder).engine_choice == choice  # final
     assert (folder / FILE_NAME).stat().st_mtime_ns == written
 
-    assert core.forget_engine(info) and core.auto_engine(info) is None
+    assert forget_engine(info) and auto_engine(info) is None
     again = core.Upscaler.load("my-anime", device="cpu", weights_dir=folder).engine_choice
     assert again is not None and again.trials != choice.trials  # measured anew
 
@@ -212,7 +214,7 @@ def test_the_engines_command_prints_each_engine_and_the_choice(weights_dir: Path
     assert main(args) == 0
     out = capsys.readouterr()
     row = next(line for line in out.out.splitlines() if line.startswith("my-anime "))
-    choice = core.auto_engine(core.model_info("my-anime", folder))
+    choice = auto_engine(core.model_info("my-anime", folder))
     assert choice is not None and row.split()[1] == choice.engine and "px probe" in row
     assert ("measuring" in out.err) == again and (row in first) != again  # kept, or measured anew
     assert main(["--weights-dir", str(folder), "engines", "no-such-model"]) == 2
@@ -225,5 +227,5 @@ def test_studio_engine_forces_an_engine_everywhere_and_a_bad_one_is_a_clear_erro
     assert core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir,
                               engine="torch").engine == "torch"  # an explicit engine still wins
     monkeypatch.setenv("STUDIO_ENGINE", "tensorrt")
-    with pytest.raises(core.SettingsError, match="STUDIO_ENGINE='tensorrt' is not an engine; use one of auto"):
+    with pytest.raises(errors.SettingsError, match="STUDIO_ENGINE='tensorrt' is not an engine; use one of auto"):
         core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir)

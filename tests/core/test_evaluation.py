@@ -14,6 +14,8 @@ import pytest
 
 import core
 from cli.main import main
+from core.errors import DamagedFileError, DatasetError, DownloadError
+from core.evaluation import EvalRow, download_div2k, extract_zip, run_method
 from tests.loopback import LoopbackServer
 
 NAMES = ("0801", "0802", "0803")
@@ -70,7 +72,7 @@ def test_div2k_folders_and_zips_give_the_same_pairs(div2k: Path, div2k_zips: Pat
     for a, b in zip(from_folders.items, from_zips.items):
         for x, y in zip(from_folders.load(a), from_zips.load(b)):
             np.testing.assert_array_equal(x, y)
-    with pytest.raises(core.DatasetError, match="X2"):
+    with pytest.raises(DatasetError, match="X2"):
         core.open_dataset(div2k, 2)
 
 
@@ -80,19 +82,19 @@ def test_paired_folders_and_their_errors(div2k: Path, tmp_path: Path) -> None:
     lonely = tmp_path / "lr"
     lonely.mkdir()
     core.write_png(lonely / "0801x4.png", np.zeros((24, 24, 3), np.uint8))
-    with pytest.raises(core.DatasetError, match="no LR partner"):
+    with pytest.raises(DatasetError, match="no LR partner"):
         core.open_dataset(div2k / "DIV2K_valid_HR", 4, lr_dir=lonely)
     quarter = tmp_path / "quarter"
     quarter.mkdir()
     for path in (div2k / "DIV2K_valid_LR_bicubic" / "X4").iterdir():
         (quarter / path.name.replace("x4", "")).write_bytes(path.read_bytes())
     wrong = core.open_dataset(div2k / "DIV2K_valid_HR", 2, lr_dir=quarter)  # x4 LR used as x2
-    with pytest.raises(core.DatasetError, match="expected 48x48"):
+    with pytest.raises(DatasetError, match="expected 48x48"):
         wrong.load(wrong.items[0])
-    with pytest.raises(core.DatasetError, match="No such"):
+    with pytest.raises(DatasetError, match="No such"):
         core.open_dataset(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(core.DatasetError, match="No images"):
+    with pytest.raises(DatasetError, match="No images"):
         core.open_dataset(tmp_path / "empty", 4)
 
 
@@ -105,7 +107,7 @@ def test_evaluate_baselines_and_a_model_and_write_results(div2k: Path, weights_d
     assert set(hr_row.metrics) == {"niqe"}
     bic = next(r for r in result.rows if r.method == "bicubic" and r.image == "0801")
     lr, hr = dataset.load(dataset.items[0])
-    expected = core.psnr(core.imresize(lr, 4), hr, crop_border=4)
+    expected = core.metrics.psnr(core.imresize(lr, 4), hr, crop_border=4)
     assert bic.metrics["psnr"] == pytest.approx(expected)
     model = next(r for r in result.rows if r.method == "realesr-animevideov3")
     assert model.device == "cpu" and model.precision == "fp32" and "ncnn" in model.source
@@ -133,7 +135,7 @@ def test_a_set_with_a_grey_image_is_scored_as_published_tables_are(tmp_path: Pat
     assert [name for name in by_image if by_image[name] != other[name]] == ["camera"]
     lr, hr = dataset.load(next(i for i in dataset.items if i.name == "camera"))
     grey_rgb = (np.repeat(core.imresize(lr, 4), 3, axis=2), np.repeat(hr, 3, axis=2))  # the file read in colour
-    assert by_image["camera"]["psnr"] == pytest.approx(core.psnr(*grey_rgb, crop_border=4), abs=1e-9)
+    assert by_image["camera"]["psnr"] == pytest.approx(core.metrics.psnr(*grey_rgb, crop_border=4), abs=1e-9)
     assert by_image["camera"]["psnr"] - other["camera"]["psnr"] == pytest.approx(20 * np.log10(255 / 219))
     shift = basicsr.means()["bicubic"]["psnr"] - as_is.means()["bicubic"]["psnr"]
     assert shift == pytest.approx(20 * np.log10(255 / 219) / 6)  # +0.22 dB on the mean of 6
@@ -151,7 +153,7 @@ def test_an_interrupted_run_resumes_with_only_the_rest(div2k: Path, tmp_path: Pa
             raise KeyboardInterrupt("simulated crash")
 
     with pytest.raises(KeyboardInterrupt):
-        core.evaluate(dataset, methods, ["psnr", "ssim"], db=db, progress=crash_at_five)
+        core.evaluate(dataset, methods, ["psnr", "ssim"], db=db, hooks=core.EvalHooks(progress=crash_at_five))
     resumed = core.evaluate(dataset, methods, ["psnr", "ssim"], db=db)
     assert resumed.reused == 5 and resumed.computed == 4
     again = core.evaluate(dataset, methods, ["psnr", "ssim"], db=db)
@@ -167,7 +169,7 @@ def test_cancel_keeps_partial_results(div2k: Path, tmp_path: Path) -> None:
     dataset = core.open_dataset(div2k, 4)
     polls = []
     result = core.evaluate(dataset, ["bicubic"], ["psnr"], db=core.ResultDB(tmp_path / "r.sqlite"),
-                           cancel=lambda: polls.append(1) or len(polls) > 2)
+                           hooks=core.EvalHooks(cancel=lambda: polls.append(1) or len(polls) > 2))
     assert result.cancelled and len(result.rows) == 2
 
 
@@ -206,14 +208,14 @@ def test_div2k_download_resumes_and_extracts(div2k_zips: Path, tmp_path: Path) -
     hr_zip = files["/DIV2K_valid_HR.zip"]
     (dest / "DIV2K_valid_HR.zip.part").write_bytes(hr_zip[: len(hr_zip) // 2])  # an interrupted download
     with LoopbackServer(files) as server:
-        core.download_div2k(dest, (4,), base_url=server.url)
+        download_div2k(dest, (4,), base_url=server.url)
         assert ("/DIV2K_valid_HR.zip", f"bytes={len(hr_zip) // 2}-") in server.requests
     assert (dest / "DIV2K_valid_HR.zip").read_bytes() == hr_zip
     assert not list(dest.glob("*.part"))
     dataset = core.open_dataset(dest, 4)
     assert [i.name for i in dataset.items] == list(NAMES) and dataset.items[0].hr.member is None
-    with LoopbackServer({}) as server, pytest.raises(core.DownloadError, match="resume"):
-        core.download_div2k(tmp_path / "other", (2,), base_url=server.url)
+    with LoopbackServer({}) as server, pytest.raises(DownloadError, match="resume"):
+        download_div2k(tmp_path / "other", (2,), base_url=server.url)
 
 
 @pytest.mark.parametrize("member", ["../evil.png", "/abs/evil.png", "a/../../evil.png"])
@@ -223,8 +225,8 @@ def test_unsafe_zips_are_refused_before_writing(tmp_path: Path, member: str) -> 
         out.writestr("ok.png", b"fine")
         out.writestr(member, b"evil")
     dest = tmp_path / "dest"
-    with pytest.raises(core.DatasetError, match="unsafe"):
-        core.extract_zip(archive, dest)
+    with pytest.raises(DatasetError, match="unsafe"):
+        extract_zip(archive, dest)
     assert not dest.exists() and not (tmp_path / "evil.png").exists()
 
 
@@ -234,18 +236,18 @@ def test_zip_links_and_size_limits_are_refused(tmp_path: Path) -> None:
         info = zipfile.ZipInfo("link.png")
         info.external_attr = (0o120777 << 16)
         out.writestr(info, "/etc/passwd")
-    with pytest.raises(core.DatasetError, match="links"):
-        core.extract_zip(archive, tmp_path / "d1")
+    with pytest.raises(DatasetError, match="links"):
+        extract_zip(archive, tmp_path / "d1")
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as out:
         out.writestr("zeros.png", b"\0" * 100_000)
-    with pytest.raises(core.DatasetError, match="too large"):
-        core.extract_zip(big, tmp_path / "d2", max_member_bytes=10_000)
-    with pytest.raises(core.DatasetError, match="would extract"):
-        core.extract_zip(big, tmp_path / "d3", max_total_bytes=10_000)
+    with pytest.raises(DatasetError, match="too large"):
+        extract_zip(big, tmp_path / "d2", max_member_bytes=10_000)
+    with pytest.raises(DatasetError, match="would extract"):
+        extract_zip(big, tmp_path / "d3", max_total_bytes=10_000)
     (tmp_path / "not.zip").write_bytes(b"nope")
-    with pytest.raises(core.DatasetError, match="not a valid zip"):
-        core.extract_zip(tmp_path / "not.zip", tmp_path / "d4")
+    with pytest.raises(DatasetError, match="not a valid zip"):
+        extract_zip(tmp_path / "not.zip", tmp_path / "d4")
 
 
 def test_a_zip_member_that_inflates_to_gigabytes_is_refused_before_it_is_read(div2k: Path, tmp_path: Path) -> None:
@@ -293,11 +295,11 @@ def test_corrupt_zips_are_error_rows_and_messages_not_tracebacks(div2k: Path, tm
     csv_path, _ = core.write_results(result, tmp_path / "out")
     assert len(csv_path.read_text().splitlines()) == 4  # header + 3 rows, the bad one with its error
     dest = tmp_path / "extracted"
-    with pytest.raises(core.DatasetError, match="0802.png cannot be extracted"):
-        core.extract_zip(archive, dest)
+    with pytest.raises(DatasetError, match="0802.png cannot be extracted"):
+        extract_zip(archive, dest)
     assert not list(dest.rglob("*.part")) and not list(dest.rglob(".*"))  # no half-written files left
     (tmp_path / "fake.zip").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(core.DatasetError, match="not a readable zip"):
+    with pytest.raises(DatasetError, match="not a readable zip"):
         core.open_dataset(tmp_path / "fake.zip", 4)
     assert main(["evaluate", "--dataset", str(tmp_path / "fake.zip"), "--methods", "bicubic", "--out",
                  str(tmp_path / "x"), "-q"]) != 0
@@ -322,7 +324,7 @@ def test_images_that_share_a_stem_keep_one_row_each(tmp_path: Path) -> None:
     assert sorted(i.name for i in core.open_dataset(folder, 4).items) == ["a.jpg", "a.png"]
     lr = tmp_path / "lr"
     core.write_png(lr / "a.png", core.imresize(crops[0], 0.25))
-    with pytest.raises(core.DatasetError, match="pair as 'a'"):
+    with pytest.raises(DatasetError, match="pair as 'a'"):
         core.open_dataset(folder, 4, lr_dir=lr)
 
 
@@ -344,14 +346,14 @@ def test_cli_evaluate_honours_the_results_folder_setting(tmp_path: Path, monkeyp
 
 def test_run_method_is_one_way_to_run_a_baseline_or_a_model(weights_dir: Path) -> None:
     lr = core.load_sample("chelsea")[:24, :30]
-    assert np.array_equal(core.run_method("bicubic", lr, (96, 120)), core.imresize(lr, 4))
-    assert np.array_equal(core.run_method("lanczos", lr, (50, 61)), core.resize(lr, (50, 61), "lanczos"))
+    assert np.array_equal(run_method("bicubic", lr, (96, 120)), core.imresize(lr, 4))
+    assert np.array_equal(run_method("lanczos", lr, (50, 61)), core.resize(lr, (50, 61), "lanczos"))
     upscaler = core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir)
-    out = core.run_method("realesr-animevideov3", lr, (96, 120), upscaler)
+    out = run_method("realesr-animevideov3", lr, (96, 120), upscaler)
     assert np.array_equal(out, upscaler.upscale(lr, core.UpscaleSettings()).image)
-    assert core.run_method("realesr-animevideov3", lr, (73, 91), upscaler).shape == (73, 91, 3)  # any size
+    assert run_method("realesr-animevideov3", lr, (73, 91), upscaler).shape == (73, 91, 3)  # any size
     with pytest.raises(ValueError, match="give its upscaler"):
-        core.run_method("realesr-animevideov3", lr, (96, 120))
+        run_method("realesr-animevideov3", lr, (96, 120))
 
 
 def test_every_float_round_trips_through_the_store_and_a_resumed_run_equals_a_fresh_one(tmp_path: Path) -> None:
@@ -365,7 +367,7 @@ def test_every_float_round_trips_through_the_store_and_a_resumed_run_equals_a_fr
     assert fresh.computed == 1 and reused.reused == 1
     assert fresh.rows[0].metrics["psnr"] == math.inf and math.isnan(fresh.rows[0].metrics["niqe"])
     assert reused.rows[0].metrics["psnr"] == math.inf and math.isnan(reused.rows[0].metrics["niqe"])
-    row = core.EvalRow(image="x", method="m", metrics={"a": math.nan, "b": math.inf, "c": -math.inf, "d": 0.1 + 0.2},
+    row = EvalRow(image="x", method="m", metrics={"a": math.nan, "b": math.inf, "c": -math.inf, "d": 0.1 + 0.2},
                        seconds=1.0, device="cpu", precision="fp32", source="test")
     db.put("h", "m", "s", row)
     back, _ = db.get("h", "m", "s")
@@ -382,15 +384,15 @@ def test_a_zip_member_whose_name_is_too_long_is_a_dataset_error(tmp_path: Path) 
     archive = tmp_path / "long.zip"
     with zipfile.ZipFile(archive, "w") as out:
         out.writestr("n" * 300 + ".png", b"x")  # longer than a file name may be (255 bytes)
-    with pytest.raises(core.DatasetError, match="cannot be extracted"):
-        core.extract_zip(archive, tmp_path / "dest")
+    with pytest.raises(DatasetError, match="cannot be extracted"):
+        extract_zip(archive, tmp_path / "dest")
     assert not [p for p in (tmp_path / "dest").rglob("*") if p.is_file()]
 
 
 def test_a_corrupt_result_store_is_named_and_nothing_runs(tmp_path: Path, capsys) -> None:
     store = tmp_path / "results.sqlite"
     store.write_bytes(b"this is not SQLite at all " * 200)
-    with pytest.raises(core.DamagedFileError, match="corrupt"):
+    with pytest.raises(DamagedFileError, match="corrupt"):
         core.ResultDB(store)
     code = main(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "-q",
                  "--out", str(tmp_path / "run"), "--db", str(store)])

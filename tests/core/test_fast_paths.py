@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import core
-from core.engines import _memory
-from core.engines._memory import cpu_bytes_per_pixel
+from core import upscale
+from core.engines import EngineOptions, _memory, cpu_bytes_per_pixel
 from core.engines._probe import activation_profile
 from core.upscale import _upscaler
 from tests.conftest import psnr
@@ -46,7 +46,8 @@ def test_batched_tiles_give_the_image_of_single_tiles(weights_dir, compact_torch
 
 
 def test_channels_last_changes_the_layout_not_the_image(weights_dir, compact_torch) -> None:
-    nchw = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", channels_last=False,
+    nchw = core.Upscaler.load("realesr-animevideov3", device="cpu",
+                              engine=EngineOptions(engine="torch", channels_last=False),
                               weights_dir=weights_dir)
     image = _wide(core.load_sample("coffee")[:48, :48])
     value = psnr(nchw.upscale(image).image / 65535.0, compact_torch.upscale(image).image / 65535.0)
@@ -56,7 +57,8 @@ def test_channels_last_changes_the_layout_not_the_image(weights_dir, compact_tor
 def test_compiled_network_matches_eager_and_compiles_once_for_all_image_sizes(weights_dir, compact_torch) -> None:
     from torch._dynamo.utils import counters
 
-    compiled = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", compile_mode="default",
+    compiled = core.Upscaler.load("realesr-animevideov3", device="cpu",
+                                  engine=EngineOptions(engine="torch", compile_mode="default"),
                                   weights_dir=weights_dir)
     assert compiled.compile_mode == "default" and "compiled" in compiled.describe()
     settings = core.UpscaleSettings(tile=32, tile_pad=8, batch=3)
@@ -84,19 +86,19 @@ def test_the_tile_is_chosen_from_free_memory(weights_dir, compact_torch, monkeyp
     per_pixel = compact_torch.activation_bytes_per_pixel()
     assert per_pixel == cpu_bytes_per_pixel(profile, "torch") == _memory.MARGIN * 4 * (128 + 64)
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (64 * 2**30, 128 * 2**30))
-    assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (core.default_tile("cpu"), 2)  # plenty: default
+    assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (upscale.default_tile("cpu"), 2)  # plenty: default
     free = 200 * 2**20
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
     budget = _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD
-    expected = core.tile_for_memory(per_pixel, budget, batch=2, pad=24, multiple=core.TILE_STEP)
-    assert 16 <= expected < core.default_tile("cpu")
+    expected = upscale.tile_for_memory(per_pixel, budget, batch=2, pad=24, multiple=upscale.TILE_STEP)
+    assert 16 <= expected < upscale.default_tile("cpu")
     assert compact_torch.tile_for(core.UpscaleSettings(batch=2)) == (expected, 2)
     assert compact_torch.tile_for(core.UpscaleSettings(tile=64, batch=2)) == (64, 2)  # explicit wins
     drifting = set()
     for drift in range(190 * 2**20, 210 * 2**20, 2**20):  # free memory drifting by ±5 % between reruns
         monkeypatch.setattr(_upscaler, "device_memory", lambda device, drift=drift: (drift, 4 * drift))
         drifting.add(compact_torch.tile_for(core.UpscaleSettings())[0])
-    assert all(tile % core.TILE_STEP == 0 for tile in drifting) and len(drifting) <= 2, drifting  # steady
+    assert all(tile % upscale.TILE_STEP == 0 for tile in drifting) and len(drifting) <= 2, drifting  # steady
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
     image = core.load_sample("chelsea")[:200, :150]
     result = compact_torch.upscale(image, core.UpscaleSettings(batch=2))
@@ -126,7 +128,7 @@ def test_bad_speed_options_are_clear_errors(compact_torch) -> None:
     with pytest.raises(ValueError, match="batch"):
         core.UpscaleSettings(batch=0)
     with pytest.raises(ValueError, match="compile_mode"):
-        core.Upscaler.load("realesr-animevideov3", device="cpu", compile_mode="fastest")
+        core.Upscaler.load("realesr-animevideov3", device="cpu", engine=EngineOptions(compile_mode="fastest"))
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -148,7 +150,8 @@ def test_cuda_peak_memory_is_bounded_by_the_tile_not_the_image(weights_dir) -> N
 @needs_cuda
 def test_cuda_batched_compiled_fp16_matches_cpu_fp32(weights_dir) -> None:
     image = _wide(core.load_sample("chelsea")[:96, :96])
-    fast = core.Upscaler.load("realesr-animevideov3", device="cuda", compile_mode="default", weights_dir=weights_dir)
+    fast = core.Upscaler.load("realesr-animevideov3", device="cuda", engine=EngineOptions(compile_mode="default"),
+                              weights_dir=weights_dir)
     reference = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch", weights_dir=weights_dir)
     ours = fast.upscale(image, core.UpscaleSettings(tile=32, batch=4)).image
     value = psnr(ours / 65535.0, reference.upscale(image).image / 65535.0)
@@ -199,8 +202,8 @@ def test_tile_zero_means_untiled_where_it_fits(compact_torch, monkeypatch) -> No
     assert compact_torch.upscale(image, core.UpscaleSettings(tile=0)).tile == 0  # plenty of memory: one tile
     free = 200 * 2**20  # a small machine: "no tiling" must not mean "all the memory"
     monkeypatch.setattr(_upscaler, "device_memory", lambda device: (free, 4 * free))
-    cap = core.tile_for_memory(per_pixel, _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD, pad=24,
-                               multiple=core.TILE_STEP, largest=core.MAX_TILE)
+    cap = upscale.tile_for_memory(per_pixel, _upscaler.MEMORY_SHARE * free - _memory.CALL_OVERHEAD, pad=24,
+                                  multiple=upscale.TILE_STEP, largest=upscale.MAX_TILE)
     assert compact_torch.tile_for(core.UpscaleSettings(tile=0)) == (cap, 1)
     big = np.tile(core.load_sample("chelsea"), (2, 1, 1))[: cap + 40, : cap + 40]
     result = compact_torch.upscale(big, core.UpscaleSettings(tile=0))
@@ -208,7 +211,7 @@ def test_tile_zero_means_untiled_where_it_fits(compact_torch, monkeypatch) -> No
 
 
 def test_tiny_tiles_are_refused() -> None:
-    for tile in (1, 16, core.MIN_TILE - 1, core.MAX_TILE + 1):
+    for tile in (1, 16, core.MIN_TILE - 1, upscale.MAX_TILE + 1):
         with pytest.raises(ValueError, match="tile must be 0"):
             core.UpscaleSettings(tile=tile)
     assert core.UpscaleSettings(tile=core.MIN_TILE).tile == core.MIN_TILE

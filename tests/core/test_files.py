@@ -68,5 +68,5 @@ def test_a_truncated_results_file_is_a_damaged_run_not_a_traceback(tmp_path: Pat
     _, json_path = core.write_results(result, tmp_path / "run")
     assert core.read_results(tmp_path / "run")["means"]["bicubic"]["images"] == 6
     json_path.write_bytes(json_path.read_bytes()[:100])
-    with pytest.raises(core.DamagedFileError, match="damaged"):
+    with pytest.raises(core.errors.DamagedFileError, match="damaged"):
         core.read_results(tmp_path / "run")

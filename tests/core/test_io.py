@@ -108,20 +108,20 @@ def test_exif_orientation_on_sixteen_bit_images(rgb: np.ndarray) -> None:
 
 
 def test_errors_are_typed_and_readable(rgb: np.ndarray) -> None:
-    with pytest.raises(core.ImageDecodeError, match="empty"):
+    with pytest.raises(core.errors.ImageDecodeError, match="empty"):
         core.decode_image(b"")
-    with pytest.raises(core.ImageDecodeError, match="not an image"):
+    with pytest.raises(core.errors.ImageDecodeError, match="not an image"):
         core.decode_image(b"hello, this is text")
     png = _pil_bytes(Image.fromarray(rgb), "PNG")
-    with pytest.raises(core.ImageDecodeError, match="truncated"):
+    with pytest.raises(core.errors.ImageDecodeError, match="truncated"):
         core.decode_image(png[: len(png) // 2])
-    with pytest.raises(core.ImageTooLargeError, match="limit"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="limit"):
         core.decode_image(png, core.ImageLimits(max_input_pixels=1000))
-    with pytest.raises(core.ImageTooLargeError, match="MB"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="MB"):
         core.decode_image(png, core.ImageLimits(max_file_bytes=100))
-    with pytest.raises(core.ImageDecodeError, match="Cannot read"):
+    with pytest.raises(core.errors.ImageDecodeError, match="Cannot read"):
         core.read_image("/nonexistent/file.png")
-    with pytest.raises(core.UnsupportedImageError):
+    with pytest.raises(core.errors.UnsupportedImageError):
         core.encode_png(np.zeros((4, 4, 3), np.float32))
 
 
@@ -129,10 +129,10 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     """Tiny files that claim a huge size are refused from their header."""
     data = _pil_bytes(Image.new("L", (5000, 5000)), "PNG", optimize=True)
     assert len(data) < 100_000
-    with pytest.raises(core.ImageTooLargeError, match="25.0 MP; the limit is 16.8 MP"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="25.0 MP; the limit is 16.8 MP"):
         core.decode_image(data)
     data = _pil_bytes(Image.new("1", (20000, 20000)), "PNG", optimize=True)
-    with pytest.raises(core.ImageTooLargeError, match="decompression bomb"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="decompression bomb"):
         core.decode_image(data, core.ImageLimits(max_input_pixels=10**9))
 
 
@@ -164,7 +164,7 @@ errors = []
 def decode():
     try:
         core.decode_image(data)
-    except core.ImageDecodeError as exc:
+    except core.errors.ImageDecodeError as exc:
         errors.append(str(exc))
 threads = [threading.Thread(target=decode) for _ in range(5)]
 for t in threads: t.start()
@@ -187,7 +187,7 @@ def test_a_png_declaring_a_huge_chunk_is_refused_before_any_allocation() -> None
 def test_png_chunks_must_reach_iend() -> None:
     png = core.encode_png(np.full((4, 4, 3), 1000, np.uint16))
     assert core.decode_image(png).dtype == np.uint16  # a valid 16-bit PNG still decodes
-    with pytest.raises(core.ImageDecodeError, match="truncated"):
+    with pytest.raises(core.errors.ImageDecodeError, match="truncated"):
         core.decode_image(png[: png.rindex(b"IEND") - 4])
 
 
@@ -260,9 +260,9 @@ def test_a_jpeg_cut_short_is_refused_not_filled_with_grey(rgb: np.ndarray) -> No
     data = _pil_bytes(Image.fromarray(big), "JPEG", quality=90)
     assert core.decode_image(data).shape == (800, 1200, 3)
     scan = data.rfind(b"\xff\xda")
-    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+    with pytest.raises(core.errors.ImageDecodeError, match="JPEG is truncated"):
         core.decode_image(data[: scan + 300])  # the headers whole, the image data cut after 300 bytes
-    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+    with pytest.raises(core.errors.ImageDecodeError, match="JPEG is truncated"):
         core.decode_image(data[: len(data) - 100])
     assert core.decode_image(data + b"trailing bytes").shape == (800, 1200, 3)  # data after the end is fine
     # a motion photo: a video after the end, whose bytes hold markers of all kinds (last: a start of scan)
@@ -270,5 +270,5 @@ def test_a_jpeg_cut_short_is_refused_not_filled_with_grey(rgb: np.ndarray) -> No
     assert core.decode_image(data + video).shape == (800, 1200, 3)
     progressive = _pil_bytes(Image.fromarray(big), "JPEG", quality=90, progressive=True)
     assert core.decode_image(progressive).shape == (800, 1200, 3)
-    with pytest.raises(core.ImageDecodeError, match="JPEG is truncated"):
+    with pytest.raises(core.errors.ImageDecodeError, match="JPEG is truncated"):
         core.decode_image(progressive[: len(progressive) * 2 // 3])

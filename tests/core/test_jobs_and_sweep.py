@@ -11,7 +11,7 @@ import pytest
 import core
 
 
-def _wait(job: core.Job, timeout: float = 10.0) -> core.JobSnapshot:
+def _wait(job: core._jobs.Job, timeout: float = 10.0) -> core.JobSnapshot:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         snap = job.snapshot()
@@ -62,7 +62,7 @@ def test_cancel_and_errors_become_readable_states() -> None:
     assert snap.status == "cancelled" and "Cancelled" in snap.error
 
     def too_big(ctx: core.JobContext) -> None:
-        raise core.ImageTooLargeError("The image is 99 MP; the limit is 16 MP.")
+        raise core.errors.ImageTooLargeError("The image is 99 MP; the limit is 16 MP.")
 
     assert _wait(manager.start("big", too_big)).error == "The image is 99 MP; the limit is 16 MP."
 
@@ -78,19 +78,19 @@ def test_cancel_and_errors_become_readable_states() -> None:
 def test_sweep_scores_fall_as_degradation_grows() -> None:
     hr = core.load_sample("coffee")[:128, :128]
     methods = {"bicubic": lambda lr, size: core.resize(lr, size, "matlab")}
-    seen: list[core.SweepPoint] = []
-    points = core.run_sweep(hr, "blur_sigma", [0.3, 1.5, 3.0], methods, "psnr", 4, on_point=seen.append)
+    seen: list[core.evaluation.SweepPoint] = []
+    points = core.evaluation.run_sweep(hr, "blur_sigma", [0.3, 1.5, 3.0], methods, "psnr", 4, on_point=seen.append)
     scores = [p.score for p in points]
     assert points == seen and scores[0] > scores[1] > scores[2]
-    jpeg = core.run_sweep(hr, "jpeg_quality", [10, 90], methods, "psnr", 4)
+    jpeg = core.evaluation.run_sweep(hr, "jpeg_quality", [10, 90], methods, "psnr", 4)
     assert jpeg[0].score < jpeg[1].score
-    noise = core.run_sweep(hr, "noise_sigma", [0, 30], methods, "psnr", 4)
+    noise = core.evaluation.run_sweep(hr, "noise_sigma", [0, 30], methods, "psnr", 4)
     assert noise[0].score > noise[1].score
-    params = core.sweep_params("noise_sigma", 12.0, 4)
+    params = core.evaluation.sweep_params("noise_sigma", 12.0, 4)
     assert params.first.noise is not None and params.first.noise.level == 12.0 and params.first.kernel is None
     with pytest.raises(KeyError):
-        core.sweep_params("contrast", 1.0, 4)
-    cancelled = core.run_sweep(hr, "blur_sigma", [0.5, 1.0], methods, "psnr", 4, cancel=lambda: True)
+        core.evaluation.sweep_params("contrast", 1.0, 4)
+    cancelled = core.evaluation.run_sweep(hr, "blur_sigma", [0.5, 1.0], methods, "psnr", 4, cancel=lambda: True)
     assert cancelled == []
 
 

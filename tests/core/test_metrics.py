@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import core
+from core import errors, evaluation, metrics
 
 # Computed with BasicSR 1.4.2's own functions on scikit-image 0.26's images (see the issue):
 # LR = imresize(HR, 1/4) kept in float, bicubic = imresize(LR, 4) rounded to uint8.
@@ -27,12 +28,12 @@ def test_reference_values(name: str) -> None:
     hr = core.load_sample(name)
     bic = _bicubic_round_trip(hr)
     got = {
-        "PSNR_Y": (core.psnr(bic, hr, crop_border=4), psnr_y, 0.005),
-        "SSIM_Y": (core.ssim(bic, hr, crop_border=4), ssim_y, 0.0005),
-        "PSNR_RGB": (core.psnr(bic, hr, crop_border=4, channel="rgb"), psnr_rgb, 0.005),
-        "SSIM_RGB": (core.ssim(bic, hr, crop_border=4, channel="rgb"), ssim_rgb, 0.0005),
-        "NIQE(HR)": (core.niqe(hr), niqe_hr, 0.01),
-        "NIQE(bicubic)": (core.niqe(bic), niqe_bic, 0.01),
+        "PSNR_Y": (metrics.psnr(bic, hr, crop_border=4), psnr_y, 0.005),
+        "SSIM_Y": (metrics.ssim(bic, hr, crop_border=4), ssim_y, 0.0005),
+        "PSNR_RGB": (metrics.psnr(bic, hr, crop_border=4, channel="rgb"), psnr_rgb, 0.005),
+        "SSIM_RGB": (metrics.ssim(bic, hr, crop_border=4, channel="rgb"), ssim_rgb, 0.0005),
+        "NIQE(HR)": (metrics.niqe(hr), niqe_hr, 0.01),
+        "NIQE(bicubic)": (metrics.niqe(bic), niqe_bic, 0.01),
     }
     wrong = {k: f"{v:.4f} vs {ref}" for k, (v, ref, tol) in got.items() if abs(v - ref) > tol}
     assert not wrong, f"{name}: {wrong}"
@@ -42,19 +43,19 @@ def test_metrics_are_bit_depth_independent_and_validate_inputs() -> None:
     hr = core.load_sample("chelsea")
     bic = _bicubic_round_trip(hr)
     hr16, bic16 = hr.astype(np.uint16) * 257, bic.astype(np.uint16) * 257
-    assert core.psnr(bic16, hr16, crop_border=4) == pytest.approx(core.psnr(bic, hr, crop_border=4), abs=1e-9)
-    assert core.ssim(bic16, hr16, crop_border=4) == pytest.approx(core.ssim(bic, hr, crop_border=4), abs=1e-9)
-    assert core.psnr(hr, hr) == float("inf") and core.ssim(hr, hr) == pytest.approx(1.0)
+    assert metrics.psnr(bic16, hr16, crop_border=4) == pytest.approx(metrics.psnr(bic, hr, crop_border=4), abs=1e-9)
+    assert metrics.ssim(bic16, hr16, crop_border=4) == pytest.approx(metrics.ssim(bic, hr, crop_border=4), abs=1e-9)
+    assert metrics.psnr(hr, hr) == float("inf") and metrics.ssim(hr, hr) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
-        core.psnr(hr[:10], hr)
+        metrics.psnr(hr[:10], hr)
     with pytest.raises(ValueError, match="same dtype"):
-        core.psnr(hr16, hr)
+        metrics.psnr(hr16, hr)
     with pytest.raises(ValueError, match="too small"):
-        core.psnr(hr[:8, :8], hr[:8, :8], crop_border=4)
+        metrics.psnr(hr[:8, :8], hr[:8, :8], crop_border=4)
     with pytest.raises(ValueError, match="96x96"):
-        core.niqe(hr[:90])
+        metrics.niqe(hr[:90])
     with pytest.raises(ValueError, match="uint8"):
-        core.psnr(hr.astype(np.float32), hr.astype(np.float32))
+        metrics.psnr(hr.astype(np.float32), hr.astype(np.float32))
 
 
 def test_metric_directions_follow_quality() -> None:
@@ -62,9 +63,9 @@ def test_metric_directions_follow_quality() -> None:
     hr = core.load_sample("coffee")
     mild = _bicubic_round_trip(hr)
     strong = np.clip(np.rint(core.imresize(core.imresize(hr.astype(np.float64), 0.125), 8)), 0, 255).astype(np.uint8)
-    assert core.psnr(strong, hr, crop_border=8) < core.psnr(mild, hr, crop_border=8)
-    assert core.ssim(strong, hr, crop_border=8) < core.ssim(mild, hr, crop_border=8)
-    assert core.niqe(hr) < core.niqe(mild) < core.niqe(strong)
+    assert metrics.psnr(strong, hr, crop_border=8) < metrics.psnr(mild, hr, crop_border=8)
+    assert metrics.ssim(strong, hr, crop_border=8) < metrics.ssim(mild, hr, crop_border=8)
+    assert metrics.niqe(hr) < metrics.niqe(mild) < metrics.niqe(strong)
 
 
 def test_registry_describes_every_metric() -> None:
@@ -72,7 +73,7 @@ def test_registry_describes_every_metric() -> None:
     assert core.METRICS["psnr"].kind == "full-reference" and core.METRICS["psnr"].higher_is_better
     assert core.METRICS["niqe"].kind == "no-reference" and not core.METRICS["niqe"].higher_is_better
     hr = core.load_sample("astronaut")
-    assert core.compute_metric("niqe", hr) == pytest.approx(core.niqe(hr))
+    assert core.compute_metric("niqe", hr) == pytest.approx(metrics.niqe(hr))
     with pytest.raises(ValueError, match="full-reference"):
         core.compute_metric("ssim", hr)
     with pytest.raises(KeyError):
@@ -92,30 +93,30 @@ def test_grey_images_are_scored_as_basicsr_reads_them_by_default() -> None:
     bic = _bicubic_round_trip(hr)
     a, b = _basicsr_y(bic)[4:-4, 4:-4], _basicsr_y(hr)[4:-4, 4:-4]
     by_hand = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
-    assert core.psnr(bic, hr, crop_border=4) == pytest.approx(by_hand, abs=1e-9)  # the default is BasicSR's
-    as_is = core.psnr(bic, hr, crop_border=4, grey="as-is")
-    assert core.psnr(bic, hr, crop_border=4) - as_is == pytest.approx(20 * np.log10(255 / 219), abs=1e-9)  # 1.32 dB
+    assert metrics.psnr(bic, hr, crop_border=4) == pytest.approx(by_hand, abs=1e-9)  # the default is BasicSR's
+    as_is = metrics.psnr(bic, hr, crop_border=4, grey="as-is")
+    assert metrics.psnr(bic, hr, crop_border=4) - as_is == pytest.approx(20 * np.log10(255 / 219), abs=1e-9)  # 1.32 dB
     colour = (np.repeat(bic, 3, axis=2), np.repeat(hr, 3, axis=2))  # the same image saved as RGB
-    for metric in (core.psnr, core.ssim):
+    for metric in (metrics.psnr, metrics.ssim):
         assert metric(bic, hr, crop_border=4) == pytest.approx(metric(*colour, crop_border=4), abs=1e-12)
         assert metric(bic, hr, crop_border=4, channel="rgb") == pytest.approx(
             metric(*colour, crop_border=4, channel="rgb"), abs=1e-12)
-    assert core.ssim(bic, hr, crop_border=4, grey="as-is") != pytest.approx(core.ssim(bic, hr, crop_border=4))
-    assert core.niqe(hr) == pytest.approx(core.niqe(colour[1]), abs=1e-12)
-    assert core.niqe(hr, grey="as-is") != pytest.approx(core.niqe(hr), abs=1e-3)
+    assert metrics.ssim(bic, hr, crop_border=4, grey="as-is") != pytest.approx(metrics.ssim(bic, hr, crop_border=4))
+    assert metrics.niqe(hr) == pytest.approx(metrics.niqe(colour[1]), abs=1e-12)
+    assert metrics.niqe(hr, grey="as-is") != pytest.approx(metrics.niqe(hr), abs=1e-3)
     rgb = core.load_sample("chelsea")  # colour images: the grey option changes nothing
-    assert core.psnr(rgb[::2, ::2], rgb[1::2, 1::2], grey="as-is") == core.psnr(rgb[::2, ::2], rgb[1::2, 1::2])
+    assert metrics.psnr(rgb[::2, ::2], rgb[1::2, 1::2], grey="as-is") == metrics.psnr(rgb[::2, ::2], rgb[1::2, 1::2])
     with pytest.raises(ValueError, match="grey must be one of"):
-        core.psnr(hr, hr, grey="grey")
+        metrics.psnr(hr, hr, grey="grey")
 
 
 def test_user_choices_fail_as_studio_errors_with_plain_messages() -> None:
     image = core.load_sample("chelsea")[:32, :32]
-    with pytest.raises(core.UnknownNameError) as caught:
+    with pytest.raises(errors.UnknownNameError) as caught:
         core.compute_metric("lpips", image, image)
     assert isinstance(caught.value, core.StudioError) and isinstance(caught.value, KeyError)
     assert str(caught.value) == "Unknown metric 'lpips'; known: psnr, ssim, niqe."  # not quoted like a KeyError
-    with pytest.raises(core.SettingsError, match="channel must be"):
-        core.psnr(image, image, channel="lab")
-    with pytest.raises(core.UnknownNameError, match="Unknown sweep parameter"):
-        core.sweep_params("gamma", 1.0, 4)
+    with pytest.raises(errors.SettingsError, match="channel must be"):
+        metrics.psnr(image, image, channel="lab")
+    with pytest.raises(errors.UnknownNameError, match="Unknown sweep parameter"):
+        evaluation.sweep_params("gamma", 1.0, 4)

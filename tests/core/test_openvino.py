@@ -57,13 +57,13 @@ def test_a_user_model_without_an_ncnn_file_runs_on_openvino_and_its_cache_is_reu
 def test_tiled_openvino_output_matches_untiled(weights_dir: Path) -> None:
     ov = core.Upscaler.load("RealESRGAN_x4plus", device="cpu", engine="openvino", weights_dir=weights_dir)
     image = core.load_sample("coffee")[100:164, 150:278]
-    whole = ov.upscale(image, core.UpscaleSettings(tile=core.MAX_TILE))
+    whole = ov.upscale(image, core.UpscaleSettings(tile=core.upscale.MAX_TILE))
     tiled = ov.upscale(image, core.UpscaleSettings(tile=64))
     assert whole.tile == 0 and tiled.tile == 64
     assert psnr(tiled.image / 255, whole.image / 255) >= 50
 
 
 def test_openvino_only_where_it_can_run(weights_dir: Path) -> None:
-    with pytest.raises(core.DeviceUnavailableError, match="CPU in fp32"):
+    with pytest.raises(core.errors.DeviceUnavailableError, match="CPU in fp32"):
         core.Upscaler.load("realesr-animevideov3", device="cpu", precision="bf16", engine="openvino",
                            weights_dir=weights_dir)

@@ -44,7 +44,7 @@ def test_imresize_properties() -> None:
         core.imresize(image)
 
 
-@pytest.mark.parametrize("method", core.RESIZE_METHODS)
+@pytest.mark.parametrize("method", core._resize.RESIZE_METHODS)
 def test_resize_methods_keep_dtype_and_channels(method: str) -> None:
     for image in (core.load_sample("rocket")[:20, :30], core.load_sample("camera")[:20, :30],
                   core.load_sample("rocket")[:20, :30].astype(np.uint16) * 257):

@@ -78,5 +78,5 @@ def test_the_cache_keeps_the_most_recently_used_models(loads: _SlowLoads, monkey
     core.shared_upscaler("d", "cpu")
     assert [key[0] for key in _shared.shared_keys()] == ["d"]  # short of memory: only the newest stays
     monkeypatch.setenv("STUDIO_MAX_MODELS", "zero")
-    with pytest.raises(core.SettingsError, match="STUDIO_MAX_MODELS"):
+    with pytest.raises(core.errors.SettingsError, match="STUDIO_MAX_MODELS"):
         core.shared_upscaler("e", "cpu")

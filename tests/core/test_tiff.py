@@ -84,9 +84,9 @@ def test_cmyk_alpha_and_palette_tiffs(rgb16: np.ndarray) -> None:
     data = _tiff(cmyk8, photometric="separated")
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # Pillow's CMYK conversion
     np.testing.assert_array_equal(core.decode_image(data), expected)
-    with pytest.raises(core.UnsupportedImageError, match="16-bit CMYK"):
+    with pytest.raises(core.errors.UnsupportedImageError, match="16-bit CMYK"):
         core.decode_image(_tiff(rgb16[:, :, :1].repeat(4, axis=2), photometric="separated"))
-    with pytest.raises(core.UnsupportedImageError, match="float"):
+    with pytest.raises(core.errors.UnsupportedImageError, match="float"):
         core.decode_image(_tiff(rgb16.astype(np.float32), photometric="rgb"))
     rgba = np.concatenate([rgb16, np.full((6, 9, 1), 65535, np.uint16)], axis=2)
     rgba[0, 0, 3] = 0
@@ -107,11 +107,11 @@ def test_cmyk_alpha_and_palette_tiffs(rgb16: np.ndarray) -> None:
 
 def test_broken_and_huge_tiffs_are_typed_errors(rgb16: np.ndarray) -> None:
     data = _tiff(rgb16, photometric="rgb")
-    with pytest.raises(core.ImageDecodeError, match="truncated or corrupt"):
+    with pytest.raises(core.errors.ImageDecodeError, match="truncated or corrupt"):
         core.decode_image(data[: len(data) // 2])
-    with pytest.raises(core.ImageDecodeError):
+    with pytest.raises(core.errors.ImageDecodeError):
         core.decode_image(data[:6])
     huge = _tiff(np.zeros((5000, 5000), np.uint8), compression="zlib")
     assert len(huge) < 200_000
-    with pytest.raises(core.ImageTooLargeError, match="25.0 MP"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="25.0 MP"):
         core.decode_image(huge)

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 import core
+from core import errors, upscale
 from core.upscale._tiling import MIN_TILE
 
 CPU = torch.device("cpu")
@@ -17,7 +18,7 @@ CPU = torch.device("cpu")
 @pytest.mark.parametrize(("tile", "overlap"), [(0, 8), (32, 0), (32, 8), (64, 16), (100, 8)])
 @pytest.mark.parametrize("fixed", [False, True])
 def test_plan_axis_covers_balanced_and_overlapping(length: int, tile: int, overlap: int, fixed: bool) -> None:
-    spans = core.plan_axis(length, tile, overlap, fixed=fixed)
+    spans = upscale.plan_axis(length, tile, overlap, fixed=fixed)
     assert spans[0][0] == 0 and spans[-1][1] == length
     sizes = {end - start for start, end in spans}
     assert len(sizes) == 1, f"tiles are not balanced: {spans}"
@@ -35,12 +36,12 @@ def test_plan_axis_covers_balanced_and_overlapping(length: int, tile: int, overl
 
 
 def test_blend_ramps_of_neighbours_sum_to_one() -> None:
-    spans = core.plan_axis(200, 64, 16)
+    spans = upscale.plan_axis(200, 64, 16)
     total = np.zeros(200)
     ramps = [(spans[i - 1][1] - s if i else 0, e - spans[i + 1][0] if i + 1 < len(spans) else 0)
              for i, (s, e) in enumerate(spans)]
     for (start, end), (a, b) in zip(spans, ramps):
-        weights = core.blend_ramp(end - start, a, b)
+        weights = upscale.blend_ramp(end - start, a, b)
         assert (weights > 0).all()
         total[start:end] += weights
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
@@ -48,16 +49,16 @@ def test_blend_ramps_of_neighbours_sum_to_one() -> None:
 
 @pytest.mark.parametrize(("height", "width", "tile", "pad"), [(100, 150, 64, 10), (70, 45, 20, 3), (40, 300, 64, 24)])
 def test_plan_tiles_clips_context_at_borders(height: int, width: int, tile: int, pad: int) -> None:
-    tiles = core.plan_tiles(height, width, tile, 8, pad)
+    tiles = upscale.plan_tiles(height, width, tile, 8, pad)
     for t in tiles:
         y0, y1, x0, x1 = t.core
         assert t.padded == (max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad))
-    assert [t.core for t in tiles] == [t.core for t in core.plan_tiles(height, width, tile, 8, pad, uniform=True)]
+    assert [t.core for t in tiles] == [t.core for t in upscale.plan_tiles(height, width, tile, 8, pad, uniform=True)]
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "pad"), [(100, 150, 64, 10), (70, 45, 20, 3), (40, 300, 64, 24)])
 def test_uniform_tiles_get_full_context_and_one_shape(height: int, width: int, tile: int, pad: int) -> None:
-    tiles = core.plan_tiles(height, width, tile, 8, pad, uniform=True)
+    tiles = upscale.plan_tiles(height, width, tile, 8, pad, uniform=True)
     assert len({t.shape for t in tiles}) == 1, "tiles of one image must share one input shape"
     for t in tiles:
         y0, y1, x0, x1 = t.core
@@ -67,7 +68,7 @@ def test_uniform_tiles_get_full_context_and_one_shape(height: int, width: int, t
         assert y0 - py0 >= min(pad, y0) and py1 - y1 >= min(pad, height - y1)
         assert x0 - px0 >= min(pad, x0) and px1 - x1 >= min(pad, width - x1)
         assert t.shape == (min(height, y1 - y0 + 2 * pad), min(width, x1 - x0 + 2 * pad))
-    assert len(tiles) == len(core.plan_axis(height, tile, 8)) * len(core.plan_axis(width, tile, 8))
+    assert len(tiles) == len(upscale.plan_axis(height, tile, 8)) * len(upscale.plan_axis(width, tile, 8))
 
 
 def _nearest(scale: int):
@@ -78,8 +79,9 @@ def _nearest(scale: int):
 
 def _run(image: torch.Tensor, forward, **kw) -> torch.Tensor:
     options = {"tile": 32, "overlap": 8, "pad": 4} | kw
-    progress = core.TileProgress(options.pop("progress", None), options.pop("cancel", None))
-    return core.run_tiled(image, core.Network(forward, 2, CPU, torch.float32), core.TilePlan(**options), progress)
+    progress = upscale.TileProgress(options.pop("progress", None), options.pop("cancel", None))
+    net = upscale.Network(forward, 2, CPU, torch.float32)
+    return upscale.run_tiled(image, net, upscale.TilePlan(**options), progress)
 
 
 def test_pointwise_model_is_reproduced_exactly_by_any_tiling() -> None:
@@ -108,7 +110,7 @@ def test_progress_and_cancel() -> None:
     image = torch.rand(1, 3, 64, 64)
     calls: list[tuple[int, int]] = []
     _run(image, _nearest(2), progress=lambda done, total: calls.append((done, total)))
-    total = len(core.plan_tiles(64, 64, 32, 8, 4))
+    total = len(upscale.plan_tiles(64, 64, 32, 8, 4))
     assert calls == [(i, total) for i in range(1, total + 1)]
     polled = []
 
@@ -140,7 +142,7 @@ def test_out_of_memory_at_the_smallest_tile_is_a_typed_error() -> None:
     def never(x: torch.Tensor) -> torch.Tensor:
         raise torch.OutOfMemoryError("fake CUDA out of memory")
 
-    with pytest.raises(core.OutOfMemoryError, match="were tried"):
+    with pytest.raises(errors.OutOfMemoryError, match="were tried"):
         _run(torch.rand(1, 3, 4 * MIN_TILE, 4 * MIN_TILE), never, tile=64)
 
 
@@ -187,7 +189,7 @@ def test_fixed_tiles_keep_one_input_shape_for_every_image_and_batch() -> None:
 
 def test_batch_progress_counts_tiles_and_cancel_is_polled_per_call() -> None:
     image = torch.rand(1, 3, 64, 64)
-    total = len(core.plan_tiles(64, 64, 16, 4, 4))
+    total = len(upscale.plan_tiles(64, 64, 16, 4, 4))
     calls: list[int] = []
     _run(image, _nearest(2), tile=16, overlap=4, pad=4, batch=4, progress=lambda done, _: calls.append(done))
     assert calls == list(range(4, total + 1, 4)) + ([total] if total % 4 else [])
@@ -209,7 +211,7 @@ def test_out_of_memory_halves_the_batch_before_the_tile() -> None:
     image = torch.rand(1, 3, 96, 96)
     out = _run(image, picky, tile=32, overlap=4, pad=4, batch=8)
     torch.testing.assert_close(out, _nearest(2)(image), rtol=0, atol=1e-6)
-    tiles = len(core.plan_tiles(96, 96, 32, 4, 4))
+    tiles = len(upscale.plan_tiles(96, 96, 32, 4, 4))
     assert [b for b, _ in seen] == [8, 4] + [2] * (tiles // 2), "halve 8 -> 4 -> 2, then keep 2"
     assert len({side for _, side in seen}) == 1, "the tile size must not shrink while halving the batch helps"
 
@@ -222,14 +224,14 @@ def test_tile_for_memory_is_the_largest_tile_that_fits(bytes_per_pixel: float, b
     def need(tile: int) -> float:
         return batch * (tile + 2 * pad) ** 2 * bytes_per_pixel
 
-    tile = core.tile_for_memory(bytes_per_pixel, budget, batch=batch, pad=pad)
+    tile = upscale.tile_for_memory(bytes_per_pixel, budget, batch=batch, pad=pad)
     assert tile % 16 == 0 and MIN_TILE <= tile <= 2048
     assert need(tile) <= budget
     assert tile == 2048 or need(tile + 16) > budget
-    assert core.tile_for_memory(bytes_per_pixel, budget / 4, batch=batch, pad=pad) < tile or tile == MIN_TILE
+    assert upscale.tile_for_memory(bytes_per_pixel, budget / 4, batch=batch, pad=pad) < tile or tile == MIN_TILE
 
 
 def test_tile_for_memory_floor_and_bad_input() -> None:
-    assert core.tile_for_memory(1e9, 1e6) == MIN_TILE  # hopeless budget: smallest tile, OOM fallback decides
+    assert upscale.tile_for_memory(1e9, 1e6) == MIN_TILE  # hopeless budget: smallest tile, OOM fallback decides
     with pytest.raises(ValueError):
-        core.tile_for_memory(0, 1e9)
+        upscale.tile_for_memory(0, 1e9)

@@ -88,13 +88,13 @@ def test_x2_and_x3_variants_use_their_own_scale(weights_dir) -> None:
 def test_limits_and_bad_inputs(compact: core.Upscaler) -> None:
     image = core.load_sample("rocket")[:40, :40]
     small = core.ImageLimits(max_input_pixels=1000)
-    with pytest.raises(core.ImageTooLargeError, match="limit"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="limit"):
         compact.upscale(image, core.UpscaleSettings(limits=small))
-    with pytest.raises(core.ImageTooLargeError, match="result would be"):
+    with pytest.raises(core.errors.ImageTooLargeError, match="result would be"):
         compact.upscale(image, core.UpscaleSettings(outscale=16, limits=core.ImageLimits(max_output_pixels=100_000)))
-    with pytest.raises(core.UnsupportedImageError):
+    with pytest.raises(core.errors.UnsupportedImageError):
         compact.upscale(image.astype(np.float32))
-    with pytest.raises(core.UnsupportedImageError):
+    with pytest.raises(core.errors.UnsupportedImageError):
         compact.upscale(np.zeros((8, 8, 2), np.uint8))
     with pytest.raises(ValueError):
         core.UpscaleSettings(outscale=17)
@@ -133,8 +133,8 @@ def test_describe_says_where_the_weights_came_from(x4plus: core.Upscaler) -> Non
 def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler, x4plus: core.Upscaler) -> None:
     auto = compact.resolve(core.UpscaleSettings())
     assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1
-    assert compact.shallow and auto.tile_pad == core.default_pad(auto.tile, shallow=True) == 16
-    assert auto.tile_overlap == core.default_overlap(shallow=True) == 8
+    assert compact.shallow and auto.tile_pad == core.upscale.default_pad(auto.tile, shallow=True) == 16
+    assert auto.tile_overlap == core.upscale.default_overlap(shallow=True) == 8
     assert compact.resolve(core.UpscaleSettings(tile=48)).tile_pad == 24  # dense seams get more context
     assert compact.resolve(core.UpscaleSettings(tile=256, tile_pad=5, tile_overlap=2)).tile_pad == 5
     assert compact.resolve(auto) is auto
@@ -147,7 +147,7 @@ SEAM_BAND = 8  # input px each side of a tile boundary
 
 
 def _seam_band(width: int, tile: int, overlap: int, scale: int) -> np.ndarray:
-    cols = core.plan_axis(width, tile, overlap)
+    cols = core.upscale.plan_axis(width, tile, overlap)
     mask = np.zeros(width * scale, bool)
     for (_, end), (start, _) in zip(cols, cols[1:]):
         middle = (start + end) // 2
@@ -167,7 +167,7 @@ def test_default_context_keeps_seams_invisible_on_real_photos(x4plus: core.Upsca
     top, left = (image.shape[0] - 48) // 2, (image.shape[1] - width) // 2
     crop = np.ascontiguousarray(image[top : top + 48, left : left + width])
     assert x4plus.count_tiles(48, width, settings) == tiles
-    untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=core.MAX_TILE))
+    untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=core.upscale.MAX_TILE))
     assert untiled.tile == 0
     tiled = x4plus.upscale(crop, settings).image / 255.0
     band = _seam_band(width, 128, settings.tile_overlap, 4)

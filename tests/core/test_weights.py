@@ -40,8 +40,8 @@ def _by_name(infos: list[core.ModelInfo]) -> dict[str, core.ModelInfo]:
 def test_catalogue_lists_every_official_model_with_its_metadata() -> None:
     required = {"RealESRGAN_x4plus", "RealESRNet_x4plus", "RealESRGAN_x4plus_anime_6B", "RealESRGAN_x2plus",
                 "realesr-general-x4v3", "realesr-animevideov3", "realesr-animevideov3-x2", "realesr-animevideov3-x3"}
-    assert required <= set(core.CATALOGUE)
-    for spec in core.CATALOGUE.values():
+    assert required <= set(core.models.CATALOGUE)
+    for spec in core.models.CATALOGUE.values():
         assert spec.url.startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")
         assert spec.url.endswith("/" + spec.filename) and spec.licence.startswith("BSD-3-Clause")
         assert spec.architecture in ("RRDBNet", "SRVGGNetCompact") and spec.scale in (2, 3, 4)
@@ -56,9 +56,9 @@ def test_offline_status_without_any_file(folder: Path) -> None:
         info = infos[name]
         assert not info.available
         assert info.spec is not None and info.spec.url in info.reason and info.spec.filename in info.reason
-        with pytest.raises(core.WeightsMissingError, match=info.spec.filename):
+        with pytest.raises(core.errors.WeightsMissingError, match=info.spec.filename):
             core.load_model(name, folder)
-    with pytest.raises(core.UnknownModelError, match="RealESRGAN_x4plus"):
+    with pytest.raises(core.errors.UnknownModelError, match="RealESRGAN_x4plus"):
         core.load_model("no-such-model", folder)
 
 
@@ -81,7 +81,7 @@ def test_an_official_file_in_the_folder_wins(folder: Path) -> None:
     loaded = core.load_model("realesr-general-x4v3", folder)
     assert loaded.info.available and "official file" in loaded.info.source
     _tiny_pth(folder / "RealESRGAN_x2plus.pth", scale=4)  # wrong scale for this name
-    with pytest.raises(core.UnsupportedModelError, match="scale"):
+    with pytest.raises(core.errors.UnsupportedModelError, match="scale"):
         core.load_model("RealESRGAN_x2plus", folder)
 
 
@@ -97,7 +97,7 @@ def test_dropped_in_files_become_models_and_bad_ones_are_listed(folder: Path) ->
     assert infos["my-x3"].available and infos["my-x3"].scale == 3
     for bad in ("broken", "unknown-arch"):
         assert not infos[bad].available and infos[bad].reason.startswith("Not usable")
-        with pytest.raises(core.UnsupportedModelError):
+        with pytest.raises(core.errors.UnsupportedModelError):
             core.load_model(bad, folder)
     upscaler = core.Upscaler.load("my-x3", device="cpu", weights_dir=folder)
     out = upscaler.upscale(core.load_sample("rocket")[:10, :12]).image
@@ -114,21 +114,21 @@ def server(tmp_path: Path) -> Iterator[LoopbackServer]:
 
 def test_download_is_atomic_with_progress(server: LoopbackServer, folder: Path) -> None:
     seen: list[tuple[int, int | None]] = []
-    path = core.download_weights(f"{server.url}/good.pth", folder / "good.pth",
+    path = core.models.download_weights(f"{server.url}/good.pth", folder / "good.pth",
                                  progress=lambda d, t: seen.append((d, t)))
     assert path.is_file() and seen and seen[-1][0] == seen[-1][1] == path.stat().st_size
     for name, match in (("missing.pth", "Could not download"), ("short.pth", "stopped at"),
                         ("text.pth", "not a usable model")):
-        with pytest.raises(core.DownloadError, match=match):
-            core.download_weights(f"{server.url}/{name}", folder / name)
+        with pytest.raises(core.errors.DownloadError, match=match):
+            core.models.download_weights(f"{server.url}/{name}", folder / name)
         assert not (folder / name).exists()
     assert sorted(p.name for p in folder.iterdir()) == ["good.pth"]  # no temporary files left
 
 
 def test_load_model_downloads_only_when_allowed(server: LoopbackServer, folder: Path, monkeypatch) -> None:
-    spec = core.CATALOGUE["realesr-general-x4v3"]
+    spec = core.models.CATALOGUE["realesr-general-x4v3"]
     monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/good.pth"))
-    with pytest.raises(core.WeightsMissingError):
+    with pytest.raises(core.errors.WeightsMissingError):
         core.load_model(spec.name, folder)
     loaded = core.load_model(spec.name, folder, allow_download=True)
     assert loaded.info.source.startswith("downloaded from http://127.0.0.1")
@@ -137,13 +137,13 @@ def test_load_model_downloads_only_when_allowed(server: LoopbackServer, folder: 
 
 
 def test_failed_download_falls_back_to_the_ncnn_conversion(server: LoopbackServer, folder: Path, monkeypatch) -> None:
-    spec = core.CATALOGUE["realesr-animevideov3"]
+    spec = core.models.CATALOGUE["realesr-animevideov3"]
     monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/missing.pth"))
     loaded = core.load_model(spec.name, folder, allow_download=True)
     assert "converted from the ncnn package" in loaded.info.source
-    other = core.CATALOGUE["RealESRNet_x4plus"]
+    other = core.models.CATALOGUE["RealESRNet_x4plus"]
     monkeypatch.setitem(_catalogue.CATALOGUE, other.name, dataclasses.replace(other, url=f"{server.url}/missing.pth"))
-    with pytest.raises(core.DownloadError, match="Could not download"):
+    with pytest.raises(core.errors.DownloadError, match="Could not download"):
         core.load_model(other.name, folder, allow_download=True)
 
 
@@ -247,7 +247,7 @@ def test_bad_weights_files_say_what_is_wrong_and_links_out_of_the_folder_are_not
     reason = infos["unknown-arch"].reason
     assert "architecture spandrel does not know" in reason and "encoder.blocks.0.weight" in reason
     assert "list index" not in str(infos) and "link" not in infos and infos["inside"].available
-    with pytest.raises(core.UnknownModelError):
+    with pytest.raises(core.errors.UnknownModelError):
         core.load_model("link", folder)
-    with pytest.raises(core.UnsupportedModelError, match="0 bytes"):
+    with pytest.raises(core.errors.UnsupportedModelError, match="0 bytes"):
         core.load_model("empty", folder)

@@ -305,12 +305,12 @@ def test_models_and_system_page(x4plus: core.Upscaler) -> None:
     # what engine="auto" runs it with: the engine its first load here measured fastest (more measurements
     # come on loads an hour or more later)
     assert x4plus.engine_choice is not None and table.loc["RealESRGAN_x4plus", "CPU engine"] == \
-        f"{x4plus.engine} (measured 1 of {core.MEASUREMENTS})"
+        f"{x4plus.engine} (measured 1 of {core.engines.MEASUREMENTS})"
     assert table.loc["RealESRGAN_x4plus", "source"].endswith("/RealESRGAN_x4plus.pth)")  # the official file's link
     assert not table.isna().any().any(), "a cell would show 'None'"
     engines = next(df.value for df in at.dataframe if "why" in df.value.columns).set_index("model")
     assert engines.loc["RealESRGAN_x4plus", "engine"] == x4plus.engine
-    assert engines.loc["RealESRGAN_x4plus", "measured"] == f"1 of {core.MEASUREMENTS}"
+    assert engines.loc["RealESRGAN_x4plus", "measured"] == f"1 of {core.engines.MEASUREMENTS}"
     assert engines.loc["RealESRGAN_x4plus", "torch"].endswith(" s")
     assert engines.loc["RealESRGAN_x4plus", "why"] == x4plus.engine_choice.reason
     missing = next(m.value for m in at.markdown if "**RealESRNet_x4plus**" in m.value)  # with how to get it
@@ -384,7 +384,7 @@ def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeyp
     from core.models import _catalogue
     from tests.loopback import LoopbackServer
 
-    spec = core.CATALOGUE["RealESRNet_x4plus"]
+    spec = core.models.CATALOGUE["RealESRNet_x4plus"]
     with LoopbackServer({"/bad.pth": b"not a model" * 100}) as server:
         monkeypatch.setitem(_catalogue.CATALOGUE, spec.name, dataclasses.replace(spec, url=f"{server.url}/bad.pth"))
         at = open_page("models")

@@ -50,7 +50,7 @@ def test_value_domain_handles_equal_and_missing_values() -> None:
 def test_kernel_heat_map_has_its_colour_scale() -> None:
     import core
 
-    kernel = core.make_kernel(core.KernelParams("sinc", 11, omega=1.0))  # negative lobes
+    kernel = core.degradation.make_kernel(core.degradation.KernelParams("sinc", 11, omega=1.0))  # negative lobes
     spec = charts.kernel_chart(kernel, "final sinc kernel (sinc)").to_dict()
     colour = spec["encoding"]["color"]
     assert colour["legend"]["title"] == "weight" and colour["scale"]["scheme"] == "inferno"

@@ -8,10 +8,10 @@ wrong and, where possible, what to do. ``code`` is a stable machine-readable nam
 
 from __future__ import annotations
 
-__all__ = ["CancelledError", "ConfigError", "ConversionError", "DatasetError", "DeviceUnavailableError",
-           "DownloadError", "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError", "SettingsError",
-           "StudioError", "UnknownModelError", "UnknownNameError", "UnsupportedImageError", "UnsupportedModelError",
-           "WeightsMissingError"]
+__all__ = ["CancelledError", "ConfigError", "ConversionError", "DamagedFileError", "DatasetError",
+           "DeviceUnavailableError", "DownloadError", "ImageDecodeError", "ImageTooLargeError", "OutOfMemoryError",
+           "SettingsError", "StudioError", "UnknownModelError", "UnknownNameError", "UnsupportedImageError",
+           "UnsupportedModelError", "WeightsMissingError"]
 
 
 class StudioError(Exception):

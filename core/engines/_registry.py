@@ -1,0 +1,151 @@
+"""What runs a network: the :class:`Engine` protocol and the registry of engines.
+
+An engine turns a loaded model into one forward callable, ``(N, C, H, W)`` float tensor in
+``[0, 1]`` on the device choice's torch device -> ``(N, C, sH, sW)`` in ``[0, 1]``, the contract
+of a spandrel descriptor. The tiler and the upscaler know nothing else about engines. An engine
+that runs out of memory raises ``torch.OutOfMemoryError`` (the tiler then splits the tile); inside
+a call it polls :func:`core._cancel.check_cancelled`.
+
+Adding an engine is one module with a class that satisfies :class:`Engine`, and one ``add`` line
+in :mod:`core.engines._engines`. No other file names it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from .._device import DeviceChoice
+from ._probe import ActivationProfile
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
+
+    from ..models import ModelInfo
+
+__all__ = ["AUTO", "BuildRequest", "Engine", "EngineOptions", "EngineRegistry", "Runner"]
+
+AUTO = "auto"  # not an engine: "measure the engines that can run this model here, keep the fastest"
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which engine runs a model, and how.
+
+    Attributes:
+        engine: ``"auto"`` or a registered engine's name (``None``: ``$STUDIO_ENGINE``, else auto).
+        compile_mode: an engine that compiles (PyTorch's ``torch.compile``) compiles in this mode;
+            ``None``: eager. With ``engine="auto"`` it means the engine that compiles.
+        channels_last: NHWC memory format for engines that offer it; ``None``: the engine decides.
+    """
+
+    engine: str | None = None
+    compile_mode: str | None = None
+    channels_last: bool | None = None
+
+    @classmethod
+    def of(cls, value: str | EngineOptions | None) -> EngineOptions:
+        """``value`` as options: a name is ``EngineOptions(engine=name)``."""
+        return value if isinstance(value, EngineOptions) else cls(engine=value)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What an engine builds its forward from."""
+
+    info: ModelInfo
+    descriptor: ImageModelDescriptor  # type: ignore[type-arg]  # fp32 or the choice's dtype, on its device
+    choice: DeviceChoice
+    cache_dir: Path  # where the engine may keep converted or compiled files: beside the weights
+    options: EngineOptions
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A built engine: its forward and what the tiler must know about it.
+
+    Attributes:
+        forward: the call (see the module docstring).
+        fixed_tiles: every call must get one input shape (a compiled graph): tiles are uniform.
+        note: how it runs, for :meth:`core.upscale.Upscaler.describe` (``"compiled, default"``).
+    """
+
+    forward: Forward
+    fixed_tiles: bool = False
+    note: str = ""
+
+
+class Engine(Protocol):
+    """One way to run a network (PyTorch, ncnn, OpenVINO, …)."""
+
+    name: str
+
+    def version(self) -> str | None:
+        """The installed runtime's version (part of the engine-choice cache key); ``None``: not installed."""
+        ...
+
+    def unsupported(self, info: ModelInfo, choice: DeviceChoice) -> str | None:
+        """Why this engine cannot run ``info`` on ``choice`` here (a sentence for the user); ``None``: it can."""
+        ...
+
+    def build(self, request: BuildRequest) -> Runner:
+        """The forward of ``request``'s model. Raises ``ConversionError`` where the model cannot be
+        converted, ``DeviceUnavailableError`` where the device cannot be used."""
+        ...
+
+    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
+        """Upper bound on the host memory one more LR pixel of a tile costs (see :mod:`core.engines._memory`)."""
+        ...
+
+
+class EngineRegistry:
+    """Engines by name, in the order they were added. The first one is the reference: the engine every
+    other one is measured against, and the one that runs where nothing was measured."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+
+    def add(self, engine: Engine) -> None:
+        if engine.name in self._engines or engine.name == AUTO:
+            raise ValueError(f"An engine named {engine.name!r} is already registered.")
+        self._engines[engine.name] = engine
+
+    def __iter__(self) -> Iterator[Engine]:
+        return iter(self._engines.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._engines
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._engines)
+
+    def choices(self) -> tuple[str, ...]:
+        """What a user may ask for: ``auto`` and every engine."""
+        return (AUTO, *self._engines)
+
+    @property
+    def reference(self) -> Engine:
+        return next(iter(self._engines.values()))
+
+    def get(self, name: str) -> Engine:
+        """The engine called ``name``.
+
+        Raises:
+            ValueError: an unknown name (the message lists the engines and suggests the closest).
+        """
+        try:
+            return self._engines[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._engines, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"engine must be one of {', '.join(self.choices())}, got {name!r}.{hint}") from None
+
+    def runnable(self, info: ModelInfo, choice: DeviceChoice) -> list[str]:
+        """The engines that can run ``info`` on ``choice`` here, in registry order."""
+        return [e.name for e in self if e.unsupported(info, choice) is None]
