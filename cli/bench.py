@@ -50,7 +50,7 @@ from core.engines import (
 from core.errors import SettingsError
 from core.models import ncnn_model_files
 
-__all__ = ["BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
+__all__ = ["BenchPlan", "BenchRow", "conv_flops_per_pixel", "machine_info", "run_bench"]
 
 ENGINES = ("ours", "pytorch", "ncnn", "ncnn-vulkan", "openvino")
 
@@ -251,16 +251,34 @@ def _pool(first: dict, later: dict) -> dict:
                     "peak_cuda_mb": max(cuda) if cuda else None}
 
 
-def run_bench(models: list[str], sizes: list[int], engines: list[str], *, device: str = "auto",
-              repeats: int = 3, rounds: int = 1, subprocesses: bool = True, log=None,
-              weights_dir: Path | None = None) -> tuple[list[BenchRow], dict]:
-    """Run every (model, size, engine); returns the rows and the machine info.
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench run measures: every (model, size, engine).
 
-    ``rounds``: run the engines in turn this many times (each a fresh process with its own
-    warm-up and ``repeats``); times are pooled, so the medians compare like with like.
-    ``weights_dir``: where the models are (default: ``$STUDIO_WEIGHTS_DIR``, else ``weights/``).
+    Attributes:
+        repeats: timed calls per engine and round, after a warm-up.
+        rounds: the engines run in turn this many times (each a fresh process with its own warm-up and
+            ``repeats``); times are pooled, so the medians compare like with like.
+        subprocesses: one process per engine and round (peak memory per engine); else in this process.
+        weights_dir: where the models are (default: ``$STUDIO_WEIGHTS_DIR``, else ``weights/``).
     """
-    device = resolve_device(device).device
+
+    models: list[str]
+    sizes: list[int]
+    engines: list[str]
+    device: str = "auto"
+    repeats: int = 3
+    rounds: int = 1
+    subprocesses: bool = True
+    weights_dir: Path | None = None
+
+
+def run_bench(plan: BenchPlan, *, log=None) -> tuple[list[BenchRow], dict]:
+    """Run every (model, size, engine) of ``plan``; returns the rows and the machine info. ``log`` is told
+    what was skipped and each row as it is measured."""
+    models, sizes, engines, repeats, rounds = plan.models, plan.sizes, plan.engines, plan.repeats, plan.rounds
+    subprocesses, weights_dir = plan.subprocesses, plan.weights_dir
+    device = resolve_device(plan.device).device
     info = machine_info(device)
     peak = info["rough_cpu_peak_gflops"] if device == "cpu" else None
     for engine in engines:

@@ -469,7 +469,7 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from cli.bench import format_table, rows_to_json, run_bench
+    from cli.bench import BenchPlan, format_table, rows_to_json, run_bench
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
@@ -482,10 +482,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise ValueError("--repeats and --rounds must be at least 1")
         if args.quick:
             sizes, repeats = [24], 1
-        rows, info = run_bench(models, sizes, engines, device=device, repeats=repeats,
-                               rounds=1 if args.quick else args.rounds,
-                               subprocesses=not args.in_process, log=None if args.quiet else _err,
-                               weights_dir=args.weights_dir)
+        plan = BenchPlan(models, sizes, engines, device=device, repeats=repeats,
+                         rounds=1 if args.quick else args.rounds, subprocesses=not args.in_process,
+                         weights_dir=args.weights_dir)
+        rows, info = run_bench(plan, log=None if args.quiet else _err)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2

@@ -108,7 +108,8 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
     ``image`` is the (region of the) source; ``full_height`` and ``origin`` locate the region
     in the source, so an uploaded full-size reference is cut to the same region.
     """
-    mode = st.radio("Reference for PSNR / SSIM", REFERENCE_MODES, key=kept("reference_mode", REFERENCE_MODES[0]))
+    mode = st.radio(f"Reference for {_titles('full-reference')}", REFERENCE_MODES,
+                    key=kept("reference_mode", REFERENCE_MODES[0]))
     if mode == REFERENCE_MODES[1]:
         factor = st.selectbox("Downscale by (MATLAB bicubic)", [2, 3, 4], key=kept("ref_factor", 4))
         config = replace(core.PRESETS["none"], scale=factor)
@@ -202,12 +203,13 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     _metric_cards(rows)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
-                                for m in ("psnr", "ssim", "niqe")})
+                                for m in core.METRICS})
     if reference is None:
-        st.caption("Only NIQE without a reference (no-reference, lower is better). For PSNR / SSIM, choose a "
-                   "reference above.")
+        st.caption(f"Only the no-reference metrics ({_titles('no-reference')}) without a reference. For "
+                   f"{_titles('full-reference')}, choose a reference above.")
     else:
-        st.caption(f"PSNR / SSIM against the reference, on the Y channel (ITU-R BT.601), with a {border} px "
+        st.caption(f"{_titles('full-reference')} against the reference, on the Y channel (ITU-R BT.601), with a "
+                   f"{border} px "
                    "border cropped on each side (the scale: the BasicSR / MATLAB convention).")
     with st.expander("What these numbers mean"):
         st.markdown(METRICS_EXPLAINED)
@@ -233,9 +235,13 @@ METRICS_EXPLAINED = """
 """
 
 
+def _titles(kind: str) -> str:
+    return " / ".join(core.METRICS[m].title for m in core.METRICS.names(kind=kind))
+
+
 def _metric_cards(rows: list[dict]) -> None:
     """One card per method with every computed metric; later methods show the change from the first."""
-    computed = [m for m in ("psnr", "ssim", "niqe") if any(row.get(metric_header(m)) is not None for row in rows)]
+    computed = [m for m in core.METRICS if any(row.get(metric_header(m)) is not None for row in rows)]
     if not computed:
         return
     first = rows[0]

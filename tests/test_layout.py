@@ -90,3 +90,80 @@ def test_no_private_name_is_imported_across_modules() -> None:
                     offenders += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
                                   if a.name.startswith("_") and not a.name.startswith("__")]
     assert not offenders, offenders
+
+
+# core's layers, bottom up: a module may import its own package and the layers below it, never above
+_LAYERS = {"base": 0, "models": 1, "metrics": 1, "degradation": 1, "engines": 2, "upscale": 3, "evaluation": 4,
+           "cluster": 5}
+
+
+def _core_layer(path: Path) -> str:
+    parts = path.relative_to(ROOT / "core").parts
+    if len(parts) > 1:
+        return parts[0]
+    return "cluster" if parts[0] == "cluster.py" else "base"
+
+
+def _core_imports(path: Path) -> set[str]:
+    """The layers ``path`` imports (relative imports resolved against its package)."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]  # ("core", "engines")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = (*base, *(node.module.split(".") if node.module else ()))
+            names = [target] if node.module else [(*target, a.name) for a in node.names]
+            for name in names:
+                if len(name) >= 2 and name[0] == "core":
+                    candidate = ROOT.joinpath(*name)
+                    found.add(_core_layer(candidate.with_suffix(".py") if not candidate.is_dir() else candidate / "x"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+            candidate = ROOT.joinpath(*node.module.split("."))
+            found.add(_core_layer(candidate.with_suffix(".py") if not candidate.is_dir() else candidate / "x"))
+    return found
+
+
+def test_core_layers_import_downwards_only() -> None:
+    """models, metrics, degradation <- engines <- upscale <- evaluation <- cluster, over a base of io, errors,
+    settings, files, device and cancellation: engines import neither upscale nor evaluation; degradation and
+    metrics import no engine; the base imports no package."""
+    offenders = []
+    for path in (ROOT / "core").rglob("*.py"):
+        if path.parent == ROOT / "core" and path.name in ("__init__.py", "__main__.py"):
+            continue
+        layer = _core_layer(path)
+        for imported in _core_imports(path):
+            if imported != layer and _LAYERS[imported] >= _LAYERS[layer]:
+                offenders.append(f"{path.relative_to(ROOT)} ({layer}) imports {imported}")
+    assert not offenders, offenders
+
+
+def test_the_facade_is_narrow_and_each_package_has_a_face() -> None:
+    import core
+
+    assert len(core.__all__) <= 60, len(core.__all__)
+    for package in ("models", "engines", "upscale", "metrics", "degradation", "evaluation"):
+        face = getattr(core, package)
+        missing = [name for name in face.__all__ if not hasattr(face, name)]
+        assert face.__all__ and not missing, (package, missing)
+
+
+def test_no_core_module_is_over_450_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long
+
+
+def test_no_function_takes_more_than_eight_parameters() -> None:
+    """``self`` / ``cls`` not counted; ``*args`` and ``**kwargs`` count as one each."""
+    offenders = []
+    for folder in ("core", "cli", "api", "dashboard", "pages"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    args = node.args
+                    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                    count = len([n for n in names if n not in ("self", "cls")]) + bool(args.vararg) + bool(args.kwarg)
+                    if count > 8:
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count})")
+    assert not offenders, offenders

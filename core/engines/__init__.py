@@ -4,18 +4,8 @@ and the per-model, per-machine measurement that picks the fastest on the CPU (``
 from __future__ import annotations
 
 from .._device import openvino_available, openvino_devices
-from ._choice import (
-    MEASUREMENTS,
-    EngineChoice,
-    EngineTrial,
-    auto_engine,
-    choose,
-    cpu_engine_label,
-    cpu_engines,
-    cpu_name,
-    engine_folder,
-    forget_engine,
-)
+from ._auto import auto_engine, cpu_engine_label, cpu_engines, engine_folder, forget_engine
+from ._choice import MEASUREMENTS, EngineChoice, EngineTrial, choose, cpu_name
 from ._engines import ENGINES, cpu_bytes_per_pixel, default_engine
 from ._memory import CALL_OVERHEAD
 from ._ncnn import NcnnForward, ncnn_available

@@ -244,7 +244,7 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
                              f"{row.seconds:.4f}", row.device, row.precision, row.source, row.reused, row.error])
     payload = {
         "dataset": result.dataset, "scale": result.scale, "lr_source": result.lr_source,
-        "methods": result.methods, "metrics": {m: asdict(METRICS[m]) for m in result.metrics},
+        "methods": result.methods, "metrics": {m: METRICS[m].to_json() for m in result.metrics},
         "settings": asdict(result.settings) | {
             "crop_border": result.scale if result.settings.crop_border is None else result.settings.crop_border
         },

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 import numpy as np
 
@@ -90,6 +90,12 @@ class MetricInfo:
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
+
+    def to_json(self) -> dict[str, Any]:
+        """The metadata (not the maths), as a results file records it."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compute"}
+        return data | {"full_reference": self.full_reference, "value_range": list(self.value_range),
+                       "weights": [asdict(w) for w in self.weights], "devices": list(self.devices)}
 
 
 class MetricRegistry(Mapping[str, MetricInfo]):

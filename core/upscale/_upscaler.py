@@ -93,14 +93,14 @@ class Upscaler:
                 "channels; only grey or RGB models are supported."
             )
         options = EngineOptions.of(engine)
-        prepare_device(choice)
-        self._descriptor = descriptor.to(choice.torch_device).to(choice.dtype).eval()
         self._info, self._choice = loaded.info, choice
         self._engine_choice, self._engine = _engine_for(loaded, choice, options, status)
         runtime = ENGINES.get(self._engine)
         why = runtime.unsupported(loaded.info, choice)
         if why is not None:
             raise DeviceUnavailableError(why)
+        prepare_device(choice)
+        self._descriptor = descriptor.to(choice.torch_device).to(choice.dtype).eval()
         request = BuildRequest(loaded.info, self._descriptor, choice, engine_folder(loaded.info), options)
         self._runner = runtime.build(request)
         self._compile_mode = options.compile_mode if self._runner.fixed_tiles else None

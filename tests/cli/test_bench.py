@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import core
-from cli.bench import conv_flops_per_pixel, format_table, rows_to_json, run_bench
+from cli.bench import BenchPlan, conv_flops_per_pixel, format_table, rows_to_json, run_bench
 from cli.main import main
 
 
@@ -25,8 +25,8 @@ def test_flop_count_matches_the_architecture(weights_dir: Path) -> None:
 
 
 def test_quick_bench_rows_and_agreement(weights_dir: Path) -> None:
-    rows, info = run_bench(["realesr-animevideov3"], [24], ["ours", "pytorch", "ncnn"], device="cpu", repeats=1,
-                           rounds=2, subprocesses=False)
+    rows, info = run_bench(BenchPlan(["realesr-animevideov3"], [24], ["ours", "pytorch", "ncnn"], device="cpu",
+                                     repeats=1, rounds=2, subprocesses=False))
     assert {r.engine for r in rows} == {"ours", "pytorch", "ncnn"} and info["threads"] == torch.get_num_threads()
     by = {r.engine: r for r in rows}
     assert by["pytorch"].psnr_vs_pytorch == float("inf")
@@ -90,8 +90,8 @@ def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
 def test_variants_of_ours_measure_each_speed_path(weights_dir: Path) -> None:
     engines = ["ours:batch=2:tile=32", "ours:nchw:torch", "pytorch", "ncnn-vulkan"]
     skipped: list[str] = []
-    rows, _ = run_bench(["realesr-animevideov3"], [24], engines, device="cpu", repeats=1, subprocesses=False,
-                        log=skipped.append)
+    rows, _ = run_bench(BenchPlan(["realesr-animevideov3"], [24], engines, device="cpu", repeats=1,
+                                  subprocesses=False), log=skipped.append)
     by = {r.engine: r for r in rows}
     measured = core.engines.auto_engine(core.model_info("realesr-animevideov3", weights_dir))  # what plain "ours" runs
     assert measured is not None

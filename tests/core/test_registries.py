@@ -1,0 +1,107 @@
+"""The seams: an engine or a metric added by one registration reaches every front end and executor
+that lists engines or metrics, with no other change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import core
+from cli.main import main
+from core.engines import ENGINES, Runner
+from core.metrics import FULL_REFERENCE, METRICS, MetricInfo
+
+
+class _NearestEngine:
+    """A toy engine: nearest-neighbour enlargement by the network's scale, on the CPU only."""
+
+    name = "nearest-test"
+
+    def version(self) -> str | None:
+        return "0.1"
+
+    def unsupported(self, info: core.ModelInfo, choice: core.DeviceChoice) -> str | None:
+        return None if choice.device == "cpu" else f"{self.name} runs on the CPU only."
+
+    def cpu_bytes_per_pixel(self, profile, itemsize: int) -> float:
+        return 1000.0
+
+    def build(self, request) -> Runner:
+        scale = request.descriptor.scale
+        return Runner(lambda tensor: torch.nn.functional.interpolate(tensor, scale_factor=scale, mode="nearest"),
+                      note="toy")
+
+
+@pytest.fixture
+def toy_engine(monkeypatch: pytest.MonkeyPatch):
+    engines = dict(ENGINES._engines)
+    ENGINES.add(_NearestEngine())
+    yield ENGINES.get("nearest-test")
+    ENGINES._engines.clear()
+    ENGINES._engines.update(engines)
+
+
+def test_an_engine_registered_once_runs_and_is_offered_everywhere(toy_engine, weights_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    image = core.load_sample("chelsea")[:40, :48]
+    upscaler = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="nearest-test")
+    assert upscaler.engine == "nearest-test" and "nearest-test (toy)" in upscaler.describe()
+    out = upscaler.upscale(image, core.UpscaleSettings(tile=0)).image
+    assert np.array_equal(out, np.repeat(np.repeat(image, 4, axis=0), 4, axis=1))  # its forward ran
+    assert upscaler.activation_bytes_per_pixel() == 1000.0  # its memory bound sizes the tiles
+    monkeypatch.setenv("STUDIO_ENGINE", "nearest-test")  # the setting accepts it
+    assert core.engines.default_engine() == "nearest-test"
+    assert "nearest-test 0.1" in core.engines._choice.machine_key()  # a new version measures again
+    assert "nearest-test" in core.engines.cpu_engines(upscaler.info)  # auto measures it
+    assert main(["engines", "realesr-animevideov3"]) == 0  # the CLI table has its column
+    assert "nearest-test" in capsys.readouterr().out.splitlines()[0]
+    with pytest.raises(core.errors.DeviceUnavailableError, match="CPU only"):
+        core.Upscaler(core.load_model("realesr-animevideov3"), core.DeviceChoice("mps", "fp32", "test"),
+                      "nearest-test")
+
+
+def test_an_unknown_engine_is_refused_with_the_registered_names() -> None:
+    with pytest.raises(ValueError, match="one of auto, torch, ncnn, openvino.*Did you mean 'ncnn'"):
+        core.Upscaler.load("realesr-animevideov3", device="cpu", engine="nccn")
+    with pytest.raises(ValueError, match="already registered"):
+        ENGINES.add(ENGINES.get("torch"))
+
+
+@pytest.fixture
+def toy_metric(monkeypatch: pytest.MonkeyPatch):
+    def mae(image: np.ndarray, reference: np.ndarray | None, options) -> float:
+        if reference is None or reference.shape != image.shape:
+            raise ValueError("MAE needs a reference of the same size.")
+        return float(np.mean(np.abs(image.astype(np.float64) - reference)))
+
+    metric = MetricInfo("mae-test", "MAE", FULL_REFERENCE, False, "", "Mean absolute error (a test metric).",
+                        (0.0, 255.0), "RGB", "none", "numpy", mae)
+    monkeypatch.setitem(METRICS._metrics, metric.name, metric)
+    return metric
+
+
+def test_a_metric_registered_once_is_computed_by_every_entry_point(toy_metric, tmp_path: Path) -> None:
+    hr = core.load_sample("coffee")[:96, :128]
+    lr = core.resize(hr, (24, 32), "matlab")
+    up = core.resize(lr, (96, 128), "matlab")
+    expected = float(np.mean(np.abs(up.astype(np.float64) - hr)))
+    assert core.compute_metric("mae-test", up, hr) == expected
+    assert core.score_images({"bicubic": up}, hr)["bicubic"]["mae-test"] == expected
+    assert core.score_images({"bicubic": up})["bicubic"].get("mae-test") is None  # full-reference: not without HR
+    core.write_png(tmp_path / "hr" / "coffee.png", hr)
+    result = core.evaluate(core.open_dataset(tmp_path / "hr", 4), ["bicubic"], ["mae-test", "psnr"])
+    assert result.rows[0].metrics["mae-test"] == pytest.approx(expected)
+    out = tmp_path / "run"
+    assert main(["evaluate", "--dataset", str(tmp_path / "hr"), "--methods", "bicubic", "--metrics", "mae-test",
+                 "--out", str(out), "-q"]) == 0
+    assert json.loads((out / "results.json").read_text())["rows"][0]["metrics"]["mae-test"] == pytest.approx(expected)
+
+
+def test_an_unknown_metric_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(core.errors.UnknownNameError, match="Did you mean 'psnr'"):
+        core.compute_metric("psnt", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8))
+    assert METRICS.names(kind="no-reference") == ["niqe"] and METRICS.names(kind=FULL_REFERENCE) == ["psnr", "ssim"]
