@@ -38,7 +38,7 @@ def _child(model: str, engine: str, side: int) -> None:
     import torch
 
     import core
-    from core.engines._memory import CALL_OVERHEAD
+    from core.engines import CALL_OVERHEAD
 
     torch.set_num_threads(THREADS)
     upscaler = core.Upscaler.load(model, device="cpu", engine=engine)

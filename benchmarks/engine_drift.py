@@ -32,11 +32,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import core
+    from core.engines import cpu_engines
     from core.engines._choice import EngineTrial, _probe, pick
-    from core.upscale._upscaler import _cpu_engines
 
     info = core.model_info(args.model)
-    engines = _cpu_engines(info)
+    engines = cpu_engines(info)
     image = _probe(args.side)
     upscalers = {e: core.Upscaler.load(args.model, device="cpu", precision="fp32", engine=e) for e in engines}
     for upscaler in upscalers.values():

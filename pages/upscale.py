@@ -205,7 +205,7 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
                                 for m in core.METRICS})
     if reference is None:
-        st.caption(f"Only the no-reference metrics ({_titles('no-reference')}) without a reference. For "
+        st.caption(f"Only {_titles('no-reference')} without a reference (no-reference metrics). For "
                    f"{_titles('full-reference')}, choose a reference above.")
     else:
         st.caption(f"{_titles('full-reference')} against the reference, on the Y channel (ITU-R BT.601), with a "
