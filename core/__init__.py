@@ -14,7 +14,7 @@ Image convention: see :mod:`core._io`.
 from __future__ import annotations
 
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
-from ._files import write_file
+from ._files import new_folder, write_file
 from ._io import (
     IMAGE_SUFFIXES,
     DecodedImage,
@@ -45,7 +45,7 @@ __all__ = [
     # image I/O, resizing, samples, files (the base)
     "IMAGE_SUFFIXES", "DecodedImage", "ImageLimits", "decode_image", "decode_with_profile", "encode_png", "from_unit",
     "image_info", "read_image", "read_with_profile", "to_display", "to_unit", "write_png", "crop_to_scale", "imresize",
-    "resize", "target_size", "list_samples", "load_sample", "write_file",
+    "resize", "target_size", "list_samples", "load_sample", "new_folder", "write_file",
     # settings, devices, jobs, errors
     "default_results_dir", "default_weights_dir", "settings_from_env", "PRECISIONS", "DeviceChoice", "Precision",
     "available_devices", "resolve_device", "system_info", "JobContext", "JobManager", "JobSnapshot", "CancelledError",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "write_file"]
+__all__ = ["atomic_open", "new_folder", "write_file"]
 
 
 def _umask() -> int:
@@ -80,3 +80,17 @@ def write_file(path: str | Path, data: bytes | str) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def new_folder(parent: Path, stem: str) -> Path:
+    """A new, empty folder ``parent/stem`` (``stem-2``, ``stem-3``, … where that exists): two runs started
+    in the same second never share, or overwrite, one folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        folder = parent / (stem if number == 1 else f"{stem}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{parent} holds 10000 folders named {stem}*; move some away.")

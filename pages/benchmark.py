@@ -136,7 +136,7 @@ def _start(spec: dict, dataset: evaluation.Dataset, methods: list[str], metrics:
            settings: core.EvalSettings, ray_address: str | None = None) -> None:
     """Run the benchmark in the background: here, or on a Ray cluster where ``ray_address`` is given
     (``""``: a local Ray started for the run)."""
-    run_dir = core.default_results_dir() / time.strftime("%Y%m%d-%H%M%S")
+    stem = time.strftime("%Y%m%d-%H%M%S")  # the run's folder is named when it starts, made when it ends
     db_path = core.default_results_dir() / "results.sqlite"
 
     def work(ctx: core.JobContext) -> str:
@@ -153,6 +153,7 @@ def _start(spec: dict, dataset: evaluation.Dataset, methods: list[str], metrics:
                     db=db, hooks=hooks)
         finally:
             db.close()
+        run_dir = core.new_folder(core.default_results_dir(), stem)
         core.write_results(result, run_dir)
         core.write_file(run_dir / "run.json", json.dumps(spec | {"methods": methods, "metrics": metrics}))
         return str(run_dir)
@@ -178,8 +179,13 @@ def _ray_choice() -> str | None:
 
 
 def _finish(snap: core.JobSnapshot) -> None:
+    """Show the run just made: the picker's own state is set too, or it would stay on the run it showed."""
     if snap.result:
-        st.session_state.bench_run = Path(snap.result).name
+        st.session_state.bench_run = st.session_state.bench_run_pick = Path(snap.result).name
+
+
+def _finished(snap: core.JobSnapshot) -> str:
+    return f"Finished: {Path(snap.result).name} is shown below." if snap.result else "Finished."
 
 
 def _live(metrics: list[str]):
@@ -281,7 +287,8 @@ def render() -> None:
                               "for the same error).")
     crop = cols[2].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
     ray_address = _ray_choice()
-    running = follow_job("bench", _finish, live=_live(st.session_state.get("bench_job_metrics", metrics)))
+    running = follow_job("bench", _finish, live=_live(st.session_state.get("bench_job_metrics", metrics)),
+                         success=_finished)
     if not running and form is not None:
         spec, dataset = form
         st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")

@@ -184,9 +184,9 @@ def test_every_core_error_has_its_own_code_and_an_http_status() -> None:
     """A new error class must say its machine-readable code and get a status in api/ (not in the core)."""
     from api.app import STATUS, status_of
 
-    errors = [getattr(core, name) for name in core.__all__
-              if isinstance(getattr(core, name), type) and issubclass(getattr(core, name), core.StudioError)
-              and getattr(core, name) is not core.StudioError]
+    classes = [getattr(core.errors, name) for name in core.errors.__all__]
+    errors = [cls for cls in classes
+              if isinstance(cls, type) and issubclass(cls, core.StudioError) and cls is not core.StudioError]
     assert len(errors) >= 12
     codes = [cls.code for cls in errors]
     assert len(set(codes)) == len(codes) and "studio" not in codes, codes

@@ -90,7 +90,7 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
     seen: list[int | None] = []
     remote = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
                                      cluster=cluster.ClusterSettings(ray_address, workers=2), db=db,
-                                     on_row=lambda row, info: seen.append(info["pid"]))
+                                     hooks=core.EvalHooks(on_row=lambda row, pid: seen.append(pid)))
     assert [(r.image, r.method) for r in remote.rows] == [(r.image, r.method) for r in local.rows]
     for mine, theirs in zip(local.rows, remote.rows):
         assert mine.metrics == theirs.metrics, (mine, theirs)  # to the last digit

@@ -70,3 +70,13 @@ def test_a_truncated_results_file_is_a_damaged_run_not_a_traceback(tmp_path: Pat
     json_path.write_bytes(json_path.read_bytes()[:100])
     with pytest.raises(core.errors.DamagedFileError, match="damaged"):
         core.read_results(tmp_path / "run")
+
+
+def test_new_folder_never_hands_out_a_folder_twice(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # runs started in the same second, from several threads
+        folders = list(pool.map(lambda _: core.new_folder(tmp_path / "results", "20261202-101500"), range(16)))
+    assert len(set(folders)) == 16 and all(f.is_dir() and not any(f.iterdir()) for f in folders)
+    names = {f.name for f in folders}
+    assert "20261202-101500" in names and "20261202-101500-16" in names

@@ -19,7 +19,7 @@ def _network_outputs(upscaler: core.Upscaler, reference: core.Upscaler, side: in
     image = core.to_unit(core.load_sample("chelsea")[60: 60 + side, 200: 200 + side])
     tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
     with torch.inference_mode():
-        return upscaler._forward(tensor).numpy(), reference._forward(tensor).numpy()
+        return upscaler._runner.forward(tensor).numpy(), reference._runner.forward(tensor).numpy()
 
 
 @pytest.mark.parametrize("name", ["RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "realesr-animevideov3"])
@@ -44,7 +44,7 @@ def test_a_user_model_without_an_ncnn_file_runs_on_openvino_and_its_cache_is_reu
         ov = core.Upscaler.load("my-anime", device="cpu", engine="openvino", weights_dir=folder)
         times.append(time.perf_counter() - start)
         assert ov.info.kind == "local"
-    assert not ov._openvino.converted, "the second load converted again instead of reading the cache"
+    assert not ov._runner.forward.converted, "the second load converted again instead of reading the cache"
     cached = sorted(p.name for p in (folder / "openvino").iterdir())
     assert any(n.endswith(".xml") for n in cached) and "compiled" in cached
     assert any((folder / "openvino" / "compiled").iterdir()), "OpenVINO wrote no compiled blob"

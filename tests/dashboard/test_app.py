@@ -457,3 +457,23 @@ def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.Mo
     assert gone() is None
     assert isinstance(loads.start(key).result(10), Model)  # asked for again: loaded again
     core.clear_shared()
+
+
+def test_a_second_benchmark_run_is_the_one_shown() -> None:
+    """The Results picker keeps its own state: after a run it must move to the run just made, not stay on the
+    one it showed before."""
+    at = open_page("benchmark")
+    at.multiselect(key="bench_methods").set_value(["bicubic"]).run()
+    at.multiselect(key="bench_metrics").set_value(["psnr"]).run()
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: any("Per-method means" in s.value for s in a.subheader))
+    first = at.selectbox(key="bench_run_pick").value
+    assert list(at.dataframe[0].value["method"]) == ["bicubic"]
+    at.multiselect(key="bench_methods").set_value(["lanczos"]).run()
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: a.selectbox(key="bench_run_pick").value != first and any(
+        "Per-method means" in s.value for s in a.subheader))
+    second = at.selectbox(key="bench_run_pick").value
+    assert list(at.dataframe[0].value["method"]) == ["lanczos"]  # the new run's numbers, not the first one's
+    assert any(second in s.value and "Finished" in s.value for s in at.success)
+    assert second in at.selectbox(key="bench_run_pick").options and first in at.selectbox(key="bench_run_pick").options
