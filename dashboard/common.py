@@ -110,6 +110,12 @@ def kept(key: str, default: object, options: list | None = None) -> str:
     return key
 
 
+def forget_kept(key: str) -> None:
+    """Drop a kept widget's value: its next :func:`kept` call starts from the default again."""
+    st.session_state.pop(key, None)
+    st.session_state.setdefault(_KEPT, {}).pop(key, None)
+
+
 def remember_widgets() -> None:
     """Copy the kept widgets' current values aside (call first in every run, before any page)."""
     store = st.session_state.setdefault(_KEPT, {})

@@ -13,6 +13,7 @@ from dashboard import cache
 from dashboard.common import (
     UPLOAD_TYPES,
     follow_job,
+    forget_kept,
     kept,
     load_upscaler,
     metric_header,
@@ -72,10 +73,9 @@ def _slider(label: str, low: int, high: int, default: int, key: str, step: int =
     if high <= low:
         return low
     step = min(step, high - low)
-    if key in st.session_state:  # the widget's own value: kept, within this image's range
-        st.session_state[key] = min(max(st.session_state[key], low), high)
-        return st.slider(label, low, high, step=step, key=key)
-    return st.slider(label, low, high, min(max(default, low), high), step=step, key=key)
+    kept(key, min(max(default, low), high))  # kept across page switches, brought into this image's range
+    st.session_state[key] = min(max(st.session_state[key], low), high)
+    return st.slider(label, low, high, step=step, key=key)
 
 
 def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
@@ -85,7 +85,7 @@ def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int
     default = on_cpu and max(height, width) > 160
     box = None
     with controls:
-        if st.checkbox("Upscale only a region (fast on CPU)", value=default, key="roi"):
+        if st.checkbox("Upscale only a region (fast on CPU)", key=kept("roi", default)):
             largest = min(512, height, width)
             size = _slider("Region size (px)", min(32, largest), largest, 128, "roi_size", step=16)
             x = _slider("Region left", 0, width - size, (width - size) // 2, "roi_x")
@@ -256,6 +256,15 @@ def _metric_cards(rows: list[dict]) -> None:
                           delta_color="normal" if info.higher_is_better else "inverse", help=info.description)
 
 
+def _outscale_key(default: float) -> str:
+    """The output scale's key: kept across page switches, and back to ``default`` (the model's scale, or the
+    reference's factor) when that changes."""
+    if st.session_state.get("outscale_default") != default:
+        st.session_state.outscale_default = default
+        forget_kept("outscale")
+    return kept("outscale", default)
+
+
 def _on_cpu() -> bool:
     device = st.session_state.get("device", "auto")
     return device == "cpu" or (device == "auto" and core.available_devices()[0] == "cpu")
@@ -281,7 +290,7 @@ def render() -> None:
     choices = ["bicubic", *others]
     versus = left.selectbox("Compare with", choices, key=kept("compare_with", "bicubic", choices))
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
-    outscale = right.number_input("Output scale", 0.25, 16.0, float(factor or scale), 0.25, key="outscale")
+    outscale = right.number_input("Output scale", 0.25, 16.0, step=0.25, key=_outscale_key(float(factor or scale)))
     alpha = third.selectbox("Alpha channel", core.ALPHA_MODES, key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)

@@ -477,3 +477,41 @@ def test_a_second_benchmark_run_is_the_one_shown() -> None:
     assert list(at.dataframe[0].value["method"]) == ["lanczos"]  # the new run's numbers, not the first one's
     assert any(second in s.value and "Finished" in s.value for s in at.success)
     assert second in at.selectbox(key="bench_run_pick").options and first in at.selectbox(key="bench_run_pick").options
+
+
+def run_switchable() -> None:
+    """AppTest script: the frame and the page named by ``st.session_state.page`` (a page switch in one session)."""
+    import streamlit as st
+
+    from dashboard import frame
+    from pages import PAGES
+
+    frame.setup()
+    PAGES[st.session_state.setdefault("page", "upscale")][0]()
+
+
+def test_settings_and_result_survive_a_page_switch() -> None:
+    """Region on/off, size and position and the output scale stay as set when the user visits another page
+    and comes back; so does the finished result, which is keyed on them."""
+    at = AppTest.from_function(run_switchable, default_timeout=120)
+    settle(at.run())
+    at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
+    at.slider(key="roi_size").set_value(64).run()
+    at.slider(key="roi_x").set_value(40).run()
+    at.number_input(key="outscale").set_value(2.0).run()
+    at.button(key="run").click().run()
+    wait(at, lambda a: any(s.value == "Metrics" for s in a.subheader))
+    at.session_state["page"] = "models"
+    at.run()
+    assert not at.exception and not [s for s in at.slider if s.key == "roi_size"]  # the other page is shown
+    at.session_state["page"] = "upscale"
+    at.run()
+    assert at.checkbox(key="roi").value and at.slider(key="roi_size").value == 64 and at.slider(key="roi_x").value == 40
+    assert at.number_input(key="outscale").value == 2.0
+    assert any(s.value == "Metrics" for s in at.subheader) and not [b for b in at.button if b.key == "run"]
+    at.checkbox(key="roi").uncheck().run()
+    at.session_state["page"] = "benchmark"
+    at.run()
+    at.session_state["page"] = "upscale"
+    at.run()
+    assert not at.checkbox(key="roi").value  # off stays off
