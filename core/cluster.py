@@ -15,10 +15,12 @@ only the rest. A bad image becomes an error row, as on one machine.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -95,19 +97,66 @@ class ClusterSettings:
             raise SettingsError("threads must be >= 1.")
 
 
+CONNECT_TIMEOUT_S = 5.0  # for the head's port to answer; Ray itself retries for minutes
+
+
+def _check_head(address: str) -> None:
+    """Fail in seconds where nothing listens at ``host:port`` (Ray would print a warning every few seconds
+    for minutes), with what to do.
+
+    Raises:
+        SettingsError: not a ``host:port`` address.
+        StudioError: the host is unknown, or nothing answers on the port.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"{address!r} is not a Ray address: use host:port (e.g. 10.0.0.5:6379), "
+                            "ray://host:10001, auto, or nothing for a private Ray on this machine.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except socket.gaierror as exc:
+        raise StudioError(f"Cannot find the Ray head {host!r} ({exc.strerror}): check the host name.") from exc
+    except OSError as exc:
+        raise StudioError(f"No Ray head answers at {address} ({exc.strerror or exc}): start one there with "
+                          f"`ray start --head --port {port}`, or check the address.") from exc
+
+
+def _check_client(address: str) -> None:
+    """``ray://`` (Ray Client) needs grpcio, which ``ray[data]`` does not bring."""
+    if importlib.util.find_spec("grpc") is None:
+        raise StudioError(f"{address} is a Ray Client address, which needs Ray's client extra: "
+                          ".venv/bin/pip install 'ray[client]==2.60.0'. Or run the command on a node of the "
+                          "cluster with --ray auto, or give the head's host:6379.")
+    _check_head(address.removeprefix("ray://"))
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
-    """Join (or start) Ray; returns whether this call started it (then the caller shuts it down)."""
+    """Join Ray at ``address``, or start a private one on this machine where it is empty (never a cluster
+    that an earlier ``ray start`` left behind); returns whether this call started it (then the caller shuts
+    it down).
+
+    Raises:
+        StudioError: nothing answers at the address, or Ray cannot connect (the message says what to set).
+    """
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address and address.startswith("ray://"):
+        _check_client(address)
+    elif address and address != "auto":
+        _check_head(address)
     try:
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=num_cpus, **options)
+            ray.init(address="local", num_cpus=num_cpus, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray"
-        raise StudioError(f"Could not connect to {where}: {exc}") from exc
+        hint = ("" if os.environ.get("RAY_AUTH_MODE") else
+                " If the cluster was started with RAY_AUTH_MODE=token, set RAY_AUTH_MODE=token here too, with "
+                "its token in RAY_AUTH_TOKEN (or ~/.ray/auth_token).")
+        raise StudioError(f"Could not connect to {where}: {exc}.{hint}") from exc
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the caller shows progress, with throughput
@@ -248,6 +297,7 @@ def evaluate_on_ray(
     """
     settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
     cluster = cluster or ClusterSettings()
+    weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
@@ -408,13 +458,16 @@ def upscale_on_ray(
     is the input's position). The caller writes the files, so one process owns the outputs."""
     settings = settings or UpscaleSettings(limits=ImageLimits())
     cluster = cluster or ClusterSettings()
+    weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
     _available(model, weights_dir)  # a missing model fails here, before any cluster work
     with _connected(cluster.address):
         pool = _pool(cluster, device)
         arguments = {"model": model, "settings": settings, "device": _worker_device(pool, device),
                      "precision": precision, "weights_dir": weights_dir,
                      "threads": None if pool.gpus else pool.threads}
-        items = [{"index": i, "path": str(path)} for i, path in enumerate(inputs)]
+        # paths as the driver sees them: a worker started in another folder reads the same file
+        items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute())}
+                 for i, path in enumerate(inputs)]
         for out in _run(items, _UpscaleWorker, arguments, pool):
             yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
                                  float(out["seconds"]), out["error"], int(out["pid"]))

@@ -258,7 +258,7 @@ def open_dataset(
     if str(source) == "samples":
         refs = tuple(DatasetItem(name, ref) for name, ref in _named(_folder_entries(SAMPLES_DIR)).items())
         return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
-    root = Path(source)
+    root = Path(source).absolute()  # as this process sees it: a Ray worker started elsewhere reads the same file
     if not root.exists():
         raise DatasetError(f"No such dataset folder: {root}.")
     if root.is_dir():
@@ -270,7 +270,7 @@ def open_dataset(
     if not entries:
         raise DatasetError(f"No images found in {root}.")
     if lr_dir is not None:
-        lr_refs = _by_stem(_folder_entries(Path(lr_dir)), str(lr_dir), scale)
+        lr_refs = _by_stem(_folder_entries(Path(lr_dir).absolute()), str(lr_dir), scale)
         return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
                        f"paired LR folder {lr_dir}")
     items = tuple(DatasetItem(name, ref) for name, ref in sorted(_named(entries).items()))

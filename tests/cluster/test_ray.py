@@ -7,6 +7,8 @@ and the last byte.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import secrets
@@ -210,3 +212,58 @@ def test_the_benchmark_page_runs_on_the_cluster(ray_address: str, tmp_path: Path
     rows = at.dataframe[1].value
     local = _local(core.open_dataset("samples", 4), ["bicubic", MODEL], ["psnr", "ssim"])
     assert len(rows) == 12 and sorted(rows["PSNR ↑"]) == sorted(r.metrics["psnr"] for r in local.rows)
+
+
+def _cli(args: list[str], cwd: Path, env: dict | None = None,
+         timeout: float = 300) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    return proc, time.monotonic() - start
+
+
+@pytest.mark.parametrize("address, message", [
+    (f"127.0.0.1:{_free_port()}", "No Ray head answers at 127.0.0.1:"),  # nothing listens there
+    ("no-such-head.invalid:6379", "Cannot find the Ray head 'no-such-head.invalid'"),
+    ("10.0.0.5", "is not a Ray address"),
+])
+def test_a_wrong_address_fails_in_seconds_with_what_to_do(tmp_path: Path, address: str, message: str) -> None:
+    proc, seconds = _cli(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "--out",
+                          str(tmp_path), "-q", "--ray", address], ROOT, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert seconds < 30 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_ray_client_address_without_the_client_extra_says_what_to_install(tmp_path: Path) -> None:
+    if importlib.util.find_spec("grpc") is not None:
+        pytest.skip("grpcio is installed here: Ray Client addresses are tried, not refused")
+    proc, seconds = _cli(["upscale", str(ROOT / "samples"), "-o", str(tmp_path), "--ray", "ray://127.0.0.1:10001"],
+                         ROOT, timeout=120)
+    assert proc.returncode == 2 and "pip install 'ray[client]==" in proc.stderr, proc.stderr[-2000:]
+    assert seconds < 30 and "Traceback" not in proc.stderr
+
+
+def test_a_bare_ray_flag_starts_a_private_ray_whatever_ray_address_says(tmp_path: Path) -> None:
+    """``--ray`` alone must not join (or hang on) a cluster named elsewhere: RAY_ADDRESS points at a dead head."""
+    env = os.environ | {"RAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
+    proc, seconds = _cli(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "--out",
+                          str(tmp_path / "out"), "-q", "--ray", "--workers", "1"], ROOT, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())["rows"]) == len(core.list_samples())
+
+
+def test_relative_paths_given_to_a_driver_in_another_folder_are_read_by_the_workers(ray_address: str,
+                                                                                    tmp_path: Path) -> None:
+    """The workers of a separate cluster run in another folder: a relative --dataset, input and output must be
+    resolved where the driver runs."""
+    _folder(tmp_path / "hr", 3, 64)
+    proc, _ = _cli(["evaluate", "--dataset", "hr", "--methods", "bicubic", "--metrics", "psnr", "--out", "run", "-q",
+                    "--ray", ray_address, "--workers", "1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert len(rows) == 3 and not any(r["error"] for r in rows), rows
+    proc, _ = _cli(["upscale", "hr", "-o", "up", "--model", MODEL, "--ray", ray_address, "--workers", "1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "up").iterdir()) == ["000.png", "001.png", "002.png"]
+    assert core.read_image(tmp_path / "up" / "000.png").shape == (256, 256, 3)
