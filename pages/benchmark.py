@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -132,33 +133,42 @@ def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
                                                   "seconds", "reused", "error"])
 
 
+def _evaluate(db_path: Path, ctx: core.JobContext, dataset: evaluation.Dataset, methods: list[str],
+              metrics: list[str], settings: core.EvalSettings, ray_address: str | None) -> core.evaluation.EvalResult:
+    db = core.ResultDB(db_path)
+    hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
+    try:
+        if ray_address is None:
+            return core.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)
+        from core import cluster  # only here: the single-machine page never imports Ray
+
+        return cluster.evaluate_on_ray(dataset, methods, metrics, settings,
+                                       cluster=cluster.ClusterSettings(address=ray_address or None), db=db, hooks=hooks)
+    finally:
+        db.close()
+
+
 def _start(spec: dict, dataset: evaluation.Dataset, methods: list[str], metrics: list[str],
            settings: core.EvalSettings, ray_address: str | None = None) -> None:
     """Run the benchmark in the background: here, or on a Ray cluster where ``ray_address`` is given
     (``""``: a local Ray started for the run)."""
-    stem = time.strftime("%Y%m%d-%H%M%S")  # the run's folder is named when it starts, made when it ends
+    # the run's own folder, unique even for runs started in the same second; hidden from the picker until it ends
+    run_dir = core.new_folder(core.default_results_dir(), time.strftime("%Y%m%d-%H%M%S"))
     db_path = core.default_results_dir() / "results.sqlite"
 
     def work(ctx: core.JobContext) -> str:
-        db = core.ResultDB(db_path)
-        hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
         try:
-            if ray_address is None:
-                result = core.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)
-            else:
-                from core import cluster  # only here: the single-machine page never imports Ray
-
-                result = cluster.evaluate_on_ray(
-                    dataset, methods, metrics, settings, cluster=cluster.ClusterSettings(address=ray_address or None),
-                    db=db, hooks=hooks)
-        finally:
-            db.close()
-        run_dir = core.new_folder(core.default_results_dir(), stem)
+            result = _evaluate(db_path, ctx, dataset, methods, metrics, settings, ray_address)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # nothing was written: no empty folder left behind
+            raise
         core.write_results(result, run_dir)
         core.write_file(run_dir / "run.json", json.dumps(spec | {"methods": methods, "metrics": metrics}))
         return str(run_dir)
 
     st.session_state.bench_job_metrics = metrics  # the live table's columns, whatever the widget says meanwhile
+    st.session_state.bench_job_dir = run_dir.name
     start_job("bench", f"Benchmark on {dataset.name}", work)
 
 
@@ -298,7 +308,9 @@ def render() -> None:
                                          device=st.session_state.get("device", "auto"),
                                          precision=st.session_state.get("precision", "auto"))
             _start(spec, dataset, methods, metrics, settings, ray_address)
-    runs = sorted((p for p in core.default_results_dir().glob("*/results.json")), reverse=True)
+    writing = st.session_state.get("bench_job_dir") if running else None  # the running job's folder: not yet
+    runs = sorted((p for p in core.default_results_dir().glob("*/results.json") if p.parent.name != writing),
+                  reverse=True)
     if runs:
         st.divider()
         names = [p.parent.name for p in runs]
