@@ -224,7 +224,7 @@ class Upscaler:
 
     @property
     def engine(self) -> str:
-        """The registered engine that runs the network (``"torch"``, ``"ncnn"``, ``"openvino"``, …)."""
+        """The name of the registered engine that runs the network (see :data:`core.engines.ENGINES`)."""
         return self._engine
 
     @property
