@@ -14,19 +14,13 @@ only the rest. A bad image becomes an error row, as on one machine.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
-import logging
 import math
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import ray
@@ -34,6 +28,7 @@ import ray.data
 import torch
 
 from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
+from ._ray import connect, connected
 from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -95,97 +90,6 @@ class ClusterSettings:
             raise SettingsError("workers must be >= 1.")
         if self.threads < 1:
             raise SettingsError("threads must be >= 1.")
-
-
-CONNECT_TIMEOUT_S = 5.0  # for the head's port to answer; Ray itself retries for minutes
-
-
-def _check_head(address: str) -> None:
-    """Fail in seconds where nothing listens at ``host:port`` (Ray would print a warning every few seconds
-    for minutes), with what to do.
-
-    Raises:
-        SettingsError: not a ``host:port`` address.
-        StudioError: the host is unknown, or nothing answers on the port.
-    """
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise SettingsError(f"{address!r} is not a Ray address: use host:port (e.g. 10.0.0.5:6379), "
-                            "ray://host:10001, auto, or nothing for a private Ray on this machine.")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except socket.gaierror as exc:
-        raise StudioError(f"Cannot find the Ray head {host!r} ({exc.strerror}): check the host name.") from exc
-    except OSError as exc:
-        raise StudioError(f"No Ray head answers at {address} ({exc.strerror or exc}): start one there with "
-                          f"`ray start --head --port {port}`, or check the address.") from exc
-
-
-def _check_client(address: str) -> None:
-    """``ray://`` (Ray Client) needs grpcio, which ``ray[data]`` does not bring."""
-    if importlib.util.find_spec("grpc") is None:
-        raise StudioError(f"{address} is a Ray Client address, which needs Ray's client extra: "
-                          ".venv/bin/pip install 'ray[client]==2.60.0'. Or run the command on a node of the "
-                          "cluster with --ray auto, or give the head's host:6379.")
-    _check_head(address.removeprefix("ray://"))
-
-
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
-    """Join Ray at ``address``, or start a private one on this machine where it is empty (never a cluster
-    that an earlier ``ray start`` left behind); returns whether this call started it (then the caller shuts
-    it down).
-
-    Raises:
-        StudioError: nothing answers at the address, or Ray cannot connect (the message says what to set).
-    """
-    if ray.is_initialized():
-        return False
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-    if address and address.startswith("ray://"):
-        _check_client(address)
-    elif address and address != "auto":
-        _check_head(address)
-    try:
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(address="local", num_cpus=num_cpus, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray"
-        hint = ("" if os.environ.get("RAY_AUTH_MODE") else
-                " If the cluster was started with RAY_AUTH_MODE=token, set RAY_AUTH_MODE=token here too, with "
-                "its token in RAY_AUTH_TOKEN (or ~/.ray/auth_token).")
-        raise StudioError(f"Could not connect to {where}: {exc}.{hint}") from exc
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the caller shows progress, with throughput
-    context.print_on_execution_start = False
-    return True
-
-
-_users = 0  # runs in progress in this process (dashboard sessions share one connection)
-_owned = False  # whether those runs' connection was made here (then the last one closes it)
-_users_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _connected(address: str | None) -> Iterator[None]:
-    """Ray, connected for the length of one run; the last run of this process to end shuts down what
-    the first one started (a Ray that was connected before is left as it was)."""
-    global _users, _owned
-    with _users_lock:
-        if _users == 0:
-            _owned = connect(address)
-        _users += 1
-    try:
-        yield
-    finally:
-        with _users_lock:
-            _users -= 1
-            if _users == 0 and _owned:
-                ray.shutdown()
-                _owned = False
 
 
 @dataclass(frozen=True)
@@ -306,7 +210,7 @@ def evaluate_on_ray(
     models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
     weights = {m: _available(m, weights_dir).fingerprint for m in models}
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
-    with _connected(cluster.address):
+    with connected(cluster.address):
         pool = _pool(cluster, settings.device)
         rows, todo = _finished(dataset, methods, context, pool, weights, db)
         total, start = len(dataset) * len(methods), time.perf_counter()
@@ -460,7 +364,7 @@ def upscale_on_ray(
     cluster = cluster or ClusterSettings()
     weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
     _available(model, weights_dir)  # a missing model fails here, before any cluster work
-    with _connected(cluster.address):
+    with connected(cluster.address):
         pool = _pool(cluster, device)
         arguments = {"model": model, "settings": settings, "device": _worker_device(pool, device),
                      "precision": precision, "weights_dir": weights_dir,
