@@ -52,7 +52,7 @@ from core import (
 from core.degradation import config_to_dict, load_degradation
 from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
 from core.evaluation import BASELINES, download_div2k
-from core.metrics import GREY_MODES
+from core.metrics import GREY_MODES, download_metric
 
 
 def _safe(stream, text: str) -> str:
@@ -79,6 +79,36 @@ def _cmd_models(args: argparse.Namespace) -> int:
                      detail))
     _columns(rows)
     return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    """The metric registry as a table; ``--download`` fetches what the named metrics need."""
+    for name in [n for n in args.download.split(",") if n]:
+        METRICS.get_metric(name)  # an unknown name fails before anything is fetched
+    for name in [n for n in args.download.split(",") if n]:
+        _err(f"{name}: fetching its weights")
+        download_metric(name, progress=None if args.quiet else _bytes_progress(name))
+    rows = [("name", "kind", "better", "weights", "reference implementation")]
+    for metric in METRICS.values():
+        weights = "-" if not metric.weights else ("here" if metric.ready() else "missing (--download " + metric.name
+                                                                                  + ")")
+        rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights,
+                     metric.reference))
+    _columns(rows)
+    return 0
+
+
+def _bytes_progress(name: str):  # -> a (done, total) callback that prints every 10 %
+    shown = [-1]
+
+    def report(done: int, total: int | None) -> None:
+        if total:
+            step = int(10 * done / total)
+            if step != shown[0]:
+                shown[0] = step
+                _err(f"{name}: {done / 2**20:.1f} of {total / 2**20:.1f} MB")
+
+    return report
 
 
 def _columns(rows: list[tuple[str, ...]]) -> None:
@@ -526,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="list models, availability and weight sources")
     models.set_defaults(func=_cmd_models)
+    mt = sub.add_parser("metrics", help="list the metrics, whether their weights are here, and fetch them")
+    mt.add_argument("--download", default="", metavar="NAMES",
+                    help="comma-separated metrics whose weights to fetch (needs internet)")
+    mt.add_argument("-q", "--quiet", action="store_true", help="no download progress")
+    mt.set_defaults(func=_cmd_metrics)
     en = sub.add_parser("engines", help="measure which CPU engine runs each model fastest here (kept per machine)")
     en.add_argument("models", nargs="*", help="models to measure (default: every available one)")
     en.add_argument("--again", action="store_true", help="measure again, even where a measurement is kept")

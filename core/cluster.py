@@ -53,7 +53,7 @@ from .evaluation import (
     error_row,
     stored_row,
 )
-from .metrics import METRICS
+from .metrics import METRICS, check_ready
 from .models import ModelInfo, model_info
 from .upscale import Upscaler, UpscaleSettings
 
@@ -205,6 +205,7 @@ def evaluate_on_ray(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
+    check_ready(metrics)
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
     context = Scoring(tuple(metrics), settings, crop, dataset.scale, None)
     models = [m for m in methods if m not in BASELINES and m != HR_METHOD]

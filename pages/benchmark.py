@@ -172,6 +172,11 @@ def _start(spec: dict, dataset: evaluation.Dataset, methods: list[str], metrics:
     start_job("bench", f"Benchmark on {dataset.name}", work)
 
 
+def _metric_label(name: str) -> str:
+    info = core.METRICS[name]
+    return f"{metric_header(name)} ({info.kind}" + ("" if info.ready() else ", weights missing: Models & System") + ")"
+
+
 def _ray_choice() -> str | None:
     """The "Run on a Ray cluster" option: ``None`` (run here), or the address (``""``: a local Ray)."""
     if not st.toggle("Run on a Ray cluster", key="bench_ray",
@@ -285,8 +290,8 @@ def render() -> None:
     cols = st.columns(2)
     methods = cols[0].multiselect("Methods", options, default=[m for m in default if m in options],
                                   key="bench_methods", help="hr = the ground truth itself (NIQE only)")
-    metrics = cols[1].multiselect("Metrics", list(core.METRICS), default=list(core.METRICS), key="bench_metrics",
-                                  format_func=lambda m: f"{metric_header(m)} ({core.METRICS[m].kind})")
+    metrics = cols[1].multiselect("Metrics", list(core.METRICS), default=core.METRICS.names(ready=True),
+                                  key="bench_metrics", format_func=_metric_label)
     cols = st.columns(3)
     channel = cols[0].radio("PSNR / SSIM on", ["y", "rgb"], horizontal=True, key="bench_channel",
                             format_func=lambda c: {"y": "Y (BT.601)", "rgb": "RGB"}[c])

@@ -68,6 +68,33 @@ def _downloads(infos: list[core.ModelInfo]) -> None:
         start_job("dl", f"Downloading {name}", work)
 
 
+def _metric_weights() -> None:
+    """Metrics with network weights: which are here, their sources and licences, and a download."""
+    learned = [m for m in core.METRICS.values() if m.weights]
+    if not learned:
+        return
+    st.subheader("Metric weights")
+    st.dataframe(pd.DataFrame([{"metric": m.name, "here": "yes" if m.ready() else "no",
+                                "files": ", ".join(w.name for w in m.weights),
+                                "licences": "; ".join(dict.fromkeys(w.licence for w in m.weights)),
+                                "reference": m.reference} for m in learned]),
+                 hide_index=True, key="metric_weights_table")
+    missing = [m.name for m in learned if not m.ready()]
+    if follow_job("metric_dl", success=lambda snap: f"{snap.result}: weights ready."):
+        return
+    if not missing:
+        return
+    name = st.selectbox("Metric", missing, key="metric_dl_name")
+    st.caption("Needs internet access; each file's checksum is checked and it is written atomically. ImageNet "
+               "backbones go to torchvision's cache ($TORCH_HOME), so other tools find them too.")
+    if st.button("Download metric weights", key="metric_dl_go"):
+        def work(ctx: core.JobContext) -> str:
+            core.metrics.download_metric(name, progress=lambda done, total: ctx.progress(done, total or 0, "bytes"))
+            return name
+
+        start_job("metric_dl", f"Downloading the weights of {name}", work)
+
+
 def render() -> None:
     st.title("Models & System")
     infos = core.list_models()
@@ -85,6 +112,7 @@ scale; files spandrel cannot read are listed with the reason. Official files dro
 usual names (e.g. `RealESRGAN_x2plus.pth`) replace the converted or missing ones."""
     )
     _downloads(infos)
+    _metric_weights()
     st.subheader("System")
     info = core.system_info()
     st.dataframe(pd.DataFrame({"": list(info), "value": [str(v) for v in info.values()]}), hide_index=True,

@@ -236,7 +236,7 @@ METRICS_EXPLAINED = """
 
 
 def _titles(kind: str) -> str:
-    return " / ".join(core.METRICS[m].title for m in core.METRICS.names(kind=kind))
+    return " / ".join(core.METRICS[m].title for m in core.METRICS.names(kind=kind, ready=True))
 
 
 def _metric_cards(rows: list[dict]) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._resize import resize
 from ..errors import StudioError, UnknownNameError
-from ..metrics import METRICS, compute_metric
+from ..metrics import METRICS, check_ready, compute_metric
 from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
@@ -86,6 +86,7 @@ def evaluate(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
+    check_ready(metrics)  # a metric whose weights are missing fails now, not on every row
     factory = upscaler_factory or (
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )

@@ -27,11 +27,13 @@ Conventions (stated once, used everywhere):
 
 from __future__ import annotations
 
-from ._metrics import METRICS, compute_metric, score_images
+from ._lpips import LpipsNet, download_lpips, load_lpips, lpips
+from ._metrics import METRICS, check_ready, compute_metric, download_metric, score_images
 from ._niqe import niqe
 from ._pixel import GREY_MODES, Channel, Grey, psnr, rgb_to_y, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, Kind, MetricInfo, MetricOptions, MetricRegistry, WeightsFile
 
-__all__ = ["FULL_REFERENCE", "GREY_MODES", "METRICS", "NO_REFERENCE", "Channel", "Grey", "Kind", "MetricInfo",
-           "MetricOptions", "MetricRegistry", "WeightsFile", "compute_metric", "niqe", "psnr", "rgb_to_y",
-           "score_images", "ssim"]
+__all__ = ["FULL_REFERENCE", "GREY_MODES", "METRICS", "NO_REFERENCE", "Channel", "Grey", "Kind", "LpipsNet",
+           "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready", "compute_metric",
+           "download_lpips", "download_metric", "load_lpips", "lpips", "niqe", "psnr", "rgb_to_y", "score_images",
+           "ssim"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from ..errors import WeightsMissingError
+from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
 from ._niqe import niqe
 from ._pixel import Channel, Grey, psnr, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, MetricInfo, MetricOptions, MetricRegistry
 
-__all__ = ["METRICS", "compute_metric", "score_images"]
+__all__ = ["METRICS", "check_ready", "compute_metric", "download_metric", "score_images"]
 
 
 def _reference(title: str, reference: np.ndarray | None) -> np.ndarray:
@@ -32,6 +36,40 @@ METRICS.add(MetricInfo(
     "niqe", "NIQE", NO_REFERENCE, False, "", "Natural image quality evaluator (MATLAB), on Y.",
     (0.0, float("inf")), "Y (ITU-R BT.601), 0-255 rounded", "niqe_crop_border", "MATLAB niqe; BasicSR calculate_niqe",
     lambda image, _ref, o: niqe(image, crop_border=o.crop_border, grey=o.grey)))
+for _net, _title in (("alex", "AlexNet"), ("vgg", "VGG-16")):
+    METRICS.add(MetricInfo(
+        f"lpips-{_net}", f"LPIPS ({_title})", FULL_REFERENCE, False, "",
+        f"Learned perceptual distance, v0.1, {_title} features (Zhang et al. 2018).", (0.0, float("inf")),
+        "RGB", "none", "lpips 0.1.4 (richzhang/PerceptualSimilarity): LPIPS(net='" + _net + "', version='0.1')",
+        lambda image, ref, o, net=_net: lpips(image, _reference("LPIPS", ref), net=net),
+        devices=("cpu", "cuda"), weights=lpips_weights(_net), ready=lambda net=_net: lpips_ready(net),
+        download=lambda progress, net=_net: download_lpips(net, progress)))
+
+
+def check_ready(names: list[str] | tuple[str, ...]) -> None:
+    """Fail before any work where a metric's weights are not here.
+
+    Raises:
+        WeightsMissingError: naming the metrics, their files, and how to get them.
+    """
+    missing = [METRICS.get_metric(name) for name in names if not METRICS.get_metric(name).ready()]
+    if missing:
+        files = "; ".join(f"{m.name}: " + ", ".join(w.name for w in m.weights) for m in missing)
+        raise WeightsMissingError(
+            f"These metrics need network weights that are not here ({files}). Download them with "
+            f"`realesrgan-studio metrics --download {','.join(m.name for m in missing)}` (or the dashboard's "
+            "Models & System page), or drop the files in weights/metrics/ (torchvision's into $TORCH_HOME).")
+
+
+def download_metric(name: str, progress: Callable[[int, int | None], None] | None = None) -> None:
+    """Fetch what metric ``name`` needs (a no-op where it is ready or needs nothing).
+
+    Raises:
+        DownloadError: offline, or a file that is not the published one.
+    """
+    metric = METRICS.get_metric(name)
+    if not metric.ready() and metric.download is not None:
+        metric.download(progress)
 
 
 def compute_metric(
@@ -60,8 +98,8 @@ def score_images(
     channel: Channel = "y",
     grey: Grey = "rgb",
 ) -> dict[str, dict[str, float | None]]:
-    """Every registered metric of every image: the no-reference ones always, the full-reference ones
-    against ``reference`` when given. ``crop_border`` applies to full-reference metrics.
+    """Every registered metric whose weights are here, of every image: the no-reference ones always, the
+    full-reference ones against ``reference`` when given. ``crop_border`` applies to full-reference metrics.
 
     A metric that cannot be computed (NIQE below 96x96, a reference of another size) is ``None``;
     nothing raises for those, so a UI can show the rest.
@@ -70,7 +108,7 @@ def score_images(
     for name, image in images.items():
         row: dict[str, float | None] = {}
         for metric in METRICS.values():
-            if metric.full_reference and reference is None:
+            if (metric.full_reference and reference is None) or not metric.ready():
                 continue
             options = MetricOptions(crop_border if metric.full_reference else 0, channel, grey)
             try:

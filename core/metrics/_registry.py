@@ -36,13 +36,16 @@ class MetricOptions:
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """A network file a learned metric needs: fetched from ``url`` on request, or dropped into ``weights/metrics/``."""
+    """A network file a learned metric needs: fetched from ``url`` on request, or dropped into ``weights/metrics/``.
+
+    ``sha256``: the file's digest, or its first 8 hex digits where the file's own name carries them and its
+    loader checks them (torchvision); ``size`` in bytes, ``None`` where not recorded."""
 
     name: str
     url: str
     sha256: str
     licence: str
-    size: int
+    size: int | None
 
 
 # (image, reference or None, options) -> value; raises ValueError where the pair cannot be scored
@@ -82,6 +85,11 @@ class MetricInfo:
     compute: Compute = field(compare=False, repr=False)
     devices: tuple[str, ...] = ("cpu",)
     weights: tuple[WeightsFile, ...] = ()
+    ready: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+    """Whether its weights are here (a metric without weights always is)."""
+    download: Callable[[Callable[[int, int | None], None] | None], None] | None = field(
+        default=None, compare=False, repr=False)
+    """Fetches its weights, with a ``(bytes done, total)`` progress callback."""
 
     @property
     def full_reference(self) -> bool:
@@ -93,7 +101,7 @@ class MetricInfo:
 
     def to_json(self) -> dict[str, Any]:
         """The metadata (not the maths), as a results file records it."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compute"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("compute", "ready", "download")}
         return data | {"full_reference": self.full_reference, "value_range": list(self.value_range),
                        "weights": [asdict(w) for w in self.weights], "devices": list(self.devices)}
 
@@ -130,6 +138,7 @@ class MetricRegistry(Mapping[str, MetricInfo]):
             raise UnknownNameError(f"Unknown metric {name!r}; known: {', '.join(self._metrics)}.{hint}")
         return self._metrics[name]
 
-    def names(self, kind: Kind | None = None) -> list[str]:
-        """The metrics' names, of one ``kind`` where given."""
-        return [m.name for m in self._metrics.values() if kind is None or m.kind == kind]
+    def names(self, kind: Kind | None = None, *, ready: bool = False) -> list[str]:
+        """The metrics' names, of one ``kind`` where given; with ``ready``, only those whose weights are here."""
+        return [m.name for m in self._metrics.values()
+                if (kind is None or m.kind == kind) and (not ready or m.ready())]

@@ -515,3 +515,28 @@ def test_settings_and_result_survive_a_page_switch() -> None:
     at.session_state["page"] = "upscale"
     at.run()
     assert not at.checkbox(key="roi").value  # off stays off
+
+
+def test_the_models_page_lists_metric_weights_and_an_offline_download_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from core.metrics import _lpips
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no ImageNet backbone here
+    with socket.socket() as sock:  # a port nothing listens on: the machine is offline for this download
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setattr(_lpips, "_backbone_url", lambda net: f"http://127.0.0.1:{closed}/vgg16-397923af.pth")
+    monkeypatch.setattr(_lpips, "_HEADS_URL", f"http://127.0.0.1:{closed}/{{net}}.pth")
+    at = open_page("models")
+    table = next(d for d in at.dataframe if "metric" in d.value.columns).value.set_index("metric")
+    assert list(table.index) == ["lpips-alex", "lpips-vgg"] and set(table["here"]) == {"no"}
+    assert "BSD-2-Clause" in table.loc["lpips-alex", "licences"] and "alexnet-owt-7be5be79.pth" in table.loc[
+        "lpips-alex", "files"]
+    at.selectbox(key="metric_dl_name").set_value("lpips-vgg").run()
+    at.button(key="metric_dl_go").click().run()
+    if not at.error:  # a failure within milliseconds is already shown by the click's own run
+        wait(at, lambda a: bool(a.error))
+    assert "Could not download" in at.error[0].value and not at.exception  # offline: said, not a traceback
+    assert [b for b in at.button if b.key == "metric_dl_go"]  # and the button is back
