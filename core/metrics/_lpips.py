@@ -34,6 +34,7 @@ from .._download import fetch
 from .._io import to_unit
 from .._settings import default_weights_dir
 from ..errors import DownloadError, WeightsMissingError
+from ._pixel import check_pair
 from ._registry import WeightsFile
 
 __all__ = ["BACKBONES", "LpipsNet", "load_lpips", "lpips", "lpips_ready", "lpips_weights"]
@@ -224,8 +225,7 @@ def lpips(image: np.ndarray, reference: np.ndarray, *, net: str = "alex", device
         ValueError: other shapes, or an image too small for the backbone (under 32 px a side).
         WeightsMissingError: the network's files are not here.
     """
-    if image.shape != reference.shape:
-        raise ValueError(f"Image {image.shape} and reference {reference.shape} must have the same shape.")
+    check_pair(image, reference)
     if min(image.shape[:2]) < 32:
         raise ValueError("LPIPS needs images of at least 32x32 pixels.")
     network = load_lpips(net, device)

@@ -105,11 +105,10 @@ def score_images(
     nothing raises for those, so a UI can show the rest.
     """
     table: dict[str, dict[str, float | None]] = {}
+    usable = [m for m in METRICS.values() if (reference is not None or not m.full_reference) and m.ready()]
     for name, image in images.items():
         row: dict[str, float | None] = {}
-        for metric in METRICS.values():
-            if (metric.full_reference and reference is None) or not metric.ready():
-                continue
+        for metric in usable:
             options = MetricOptions(crop_border if metric.full_reference else 0, channel, grey)
             try:
                 row[metric.name] = metric.compute(image, reference, options)

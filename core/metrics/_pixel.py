@@ -12,7 +12,7 @@ from skimage.metrics import structural_similarity
 from .._io import to_unit
 from ..errors import SettingsError
 
-__all__ = ["GREY_MODES", "Channel", "Grey", "prepare", "psnr", "rgb_to_y", "ssim"]
+__all__ = ["GREY_MODES", "Channel", "Grey", "check_pair", "prepare", "psnr", "rgb_to_y", "ssim"]
 
 Channel = Literal["y", "rgb"]
 Grey = Literal["rgb", "as-is"]
@@ -45,7 +45,7 @@ def prepare(image: np.ndarray, crop_border: int, channel: Channel, grey: Grey = 
     return array[:, :, :3] if channels == 4 else array
 
 
-def _check_pair(image: np.ndarray, reference: np.ndarray) -> None:
+def check_pair(image: np.ndarray, reference: np.ndarray) -> None:
     if image.shape != reference.shape:
         raise ValueError(f"Image {image.shape} and reference {reference.shape} must have the same shape.")
     if image.dtype != reference.dtype:
@@ -55,7 +55,7 @@ def _check_pair(image: np.ndarray, reference: np.ndarray) -> None:
 def psnr(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y",
          grey: Grey = "rgb") -> float:
     """PSNR in dB of ``image`` against ``reference`` (see the module docstring for conventions)."""
-    _check_pair(image, reference)
+    check_pair(image, reference)
     a, b = prepare(image, crop_border, channel, grey), prepare(reference, crop_border, channel, grey)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
@@ -64,7 +64,7 @@ def psnr(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, chan
 def ssim(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y",
          grey: Grey = "rgb") -> float:
     """SSIM of ``image`` against ``reference`` in ``[-1, 1]`` (see the module docstring)."""
-    _check_pair(image, reference)
+    check_pair(image, reference)
     a, b = prepare(image, crop_border, channel, grey), prepare(reference, crop_border, channel, grey)
     if min(a.shape[:2]) < 11:
         raise ValueError("SSIM needs images of at least 11x11 pixels after cropping.")
