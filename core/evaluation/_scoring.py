@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from .._resize import resize
 from ..errors import StudioError, UnknownNameError
@@ -170,6 +171,14 @@ class Scoring:
         key.pop("device")  # the requested device is replaced by the kind it resolved to
         return json.dumps(key, sort_keys=True)
 
+    @property
+    def metric_device(self) -> str:
+        """The torch device learned metrics run on: the evaluation's CUDA device where it has one, else the CPU."""
+        requested = self.settings.device
+        if requested == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return requested if requested.startswith("cuda") else "cpu"
+
     def wanted(self, method: str) -> list[str]:
         """The metrics of ``method``'s row: no full-reference metric of the ground truth itself."""
         return [m for m in self.metrics if not (method == HR_METHOD and METRICS[m].full_reference)]
@@ -236,7 +245,7 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     for metric in wanted:
         border = settings.niqe_crop_border if metric == "niqe" else context.crop
         values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
-                                        grey=settings.grey)
+                                        grey=settings.grey, device=context.metric_device)
     return EvalRow(pair.name, method, values, seconds, device, precision, source)
 
 

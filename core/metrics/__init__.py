@@ -23,17 +23,20 @@ Conventions (stated once, used everywhere):
   blocks, two scales (the second made by MATLAB ``imresize(0.5)``), with the published
   pristine-model parameters (``core/data/niqe_pris_params.npz``); the local (MSCN)
   normalisation in float32 like BasicSR. Lower is better.
+* LPIPS and DISTS: RGB in ``[0, 1]`` (grey read as RGB, alpha dropped), no crop, the authors'
+  packages' maths on torchvision's ImageNet backbones (:mod:`._lpips`, :mod:`._dists`). Lower is better.
 """
 
 from __future__ import annotations
 
+from ._dists import DistsNet, dists, download_dists, load_dists
 from ._lpips import LpipsNet, download_lpips, load_lpips, lpips
 from ._metrics import METRICS, check_ready, compute_metric, download_metric, score_images
 from ._niqe import niqe
 from ._pixel import GREY_MODES, Channel, Grey, psnr, rgb_to_y, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, Kind, MetricInfo, MetricOptions, MetricRegistry, WeightsFile
 
-__all__ = ["FULL_REFERENCE", "GREY_MODES", "METRICS", "NO_REFERENCE", "Channel", "Grey", "Kind", "LpipsNet",
-           "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready", "compute_metric",
-           "download_lpips", "download_metric", "load_lpips", "lpips", "niqe", "psnr", "rgb_to_y", "score_images",
-           "ssim"]
+__all__ = ["FULL_REFERENCE", "GREY_MODES", "METRICS", "NO_REFERENCE", "Channel", "DistsNet", "Grey", "Kind",
+           "LpipsNet", "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready",
+           "compute_metric", "dists", "download_dists", "download_lpips", "download_metric", "load_dists",
+           "load_lpips", "lpips", "niqe", "psnr", "rgb_to_y", "score_images", "ssim"]

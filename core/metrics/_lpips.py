@@ -18,26 +18,29 @@ Weights, nothing at import time:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
-import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
-from .._download import fetch
-from .._io import to_unit
 from .._settings import default_weights_dir
-from ..errors import DownloadError, WeightsMissingError
+from ..errors import WeightsMissingError
 from ._pixel import check_pair
 from ._registry import WeightsFile
+from ._torchvision import (
+    BACKBONES,
+    backbone_file,
+    backbone_state,
+    backbone_weights,
+    download_backbone,
+    to_tensor,
+    verified_fetch,
+)
 
-__all__ = ["BACKBONES", "LpipsNet", "load_lpips", "lpips", "lpips_ready", "lpips_weights"]
+__all__ = ["LpipsNet", "download_lpips", "load_lpips", "lpips", "lpips_ready", "lpips_weights"]
 
 _HEADS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth"
 _HEADS_SHA256 = {"alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
@@ -45,38 +48,16 @@ _HEADS_SHA256 = {"alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e
 _HEADS_SIZE = {"alex": 6009, "vgg": 7289}
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A torchvision network cut into five stages after the layers ``cuts`` name (its ``features`` indices)."""
-
-    build: str  # torchvision.models function
-    weights: str  # torchvision weights enum member, e.g. "AlexNet_Weights.IMAGENET1K_V1"
-    cuts: tuple[int, ...]
-    channels: tuple[int, ...]
-    sha256_prefix: str  # torchvision names its files with their sha256's first 8 hex digits, and checks them
-
-    def enum(self):  # the torchvision weights entry
-        family, member = self.weights.split(".")
-        return getattr(getattr(torchvision.models, family), member)
-
-
-BACKBONES = {
-    "alex": Backbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", (2, 5, 8, 10, 12), (64, 192, 384, 256, 256),
-                     "7be5be79"),
-    "vgg": Backbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", (4, 9, 16, 23, 30), (64, 128, 256, 512, 512),
-                    "397923af"),
-}
+# the backbone's ``features`` indices the five stages end at, and their channels
+_CUTS = {"alex": (2, 5, 8, 10, 12), "vgg": (4, 9, 16, 23, 30)}
+_CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}
 
 
 def lpips_weights(net: str) -> tuple[WeightsFile, ...]:
     """The files LPIPS-``net`` needs, for the registry (source, checksum, licence, size)."""
-    backbone = BACKBONES[net]
     return (WeightsFile(f"lpips_v0.1_{net}.pth", _HEADS_URL.format(net=net), _HEADS_SHA256[net],
                         "BSD-2-Clause (LPIPS, Zhang et al.)", _HEADS_SIZE[net]),
-            WeightsFile(Path(backbone.enum().url).name, backbone.enum().url, backbone.sha256_prefix,
-                        "BSD-3-Clause (torchvision)", None))
+            backbone_weights(net))
 
 
 class LpipsNet(torch.nn.Module):
@@ -84,13 +65,10 @@ class LpipsNet(torch.nn.Module):
 
     def __init__(self, net: str, backbone_state: dict[str, torch.Tensor], heads_state: dict[str, torch.Tensor]):
         super().__init__()
-        spec = BACKBONES[net]
-        features = getattr(torchvision.models, spec.build)(weights=None).features
-        features.load_state_dict({k.removeprefix("features."): v for k, v in backbone_state.items()
-                                  if k.startswith("features.")})
-        starts = (0, *spec.cuts[:-1])
-        self.stages = torch.nn.ModuleList(features[a:b] for a, b in zip(starts, spec.cuts))
-        self.heads = torch.nn.ModuleList(torch.nn.Conv2d(c, 1, 1, bias=False) for c in spec.channels)
+        features = BACKBONES[net].features(backbone_state)
+        cuts = _CUTS[net]
+        self.stages = torch.nn.ModuleList(features[a:b] for a, b in zip((0, *cuts[:-1]), cuts))
+        self.heads = torch.nn.ModuleList(torch.nn.Conv2d(c, 1, 1, bias=False) for c in _CHANNELS[net])
         for index, head in enumerate(self.heads):
             head.weight.data.copy_(heads_state[f"lin{index}.model.1.weight"])
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
@@ -124,33 +102,9 @@ def _heads_file(net: str, weights_dir: Path) -> Path | None:
     return packaged if packaged.is_file() else None
 
 
-def _backbone_url(net: str) -> str:
-    return BACKBONES[net].enum().url
-
-
-def _backbone_file(net: str) -> Path:
-    """Where torchvision keeps the backbone's weights (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(BACKBONES[net].enum().url).name
-
-
 def lpips_ready(net: str, weights_dir: Path | None = None) -> bool:
     """Whether LPIPS-``net`` can be computed without a download."""
-    return _heads_file(net, weights_dir or default_weights_dir()) is not None and _backbone_file(net).is_file()
-
-
-def _verified(url: str, target: Path, check: Callable[[str], bool], what: str,
-              progress: Callable[[int, int | None], None] | None) -> None:
-    """Fetch ``url`` into ``target`` atomically, keeping it only where ``check(sha256)`` holds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        fetch(url, part, progress=progress)
-        digest = hashlib.sha256(part.read_bytes()).hexdigest()
-        if not check(digest):
-            raise DownloadError(f"{target.name} from {url} has sha256 {digest}, not {what}; nothing was kept.")
-        part.replace(target)
-    finally:
-        part.unlink(missing_ok=True)
+    return _heads_file(net, weights_dir or default_weights_dir()) is not None and backbone_file(net).is_file()
 
 
 def download_lpips(net: str, progress: Callable[[int, int | None], None] | None = None,
@@ -163,13 +117,9 @@ def download_lpips(net: str, progress: Callable[[int, int | None], None] | None 
     """
     folder = weights_dir or default_weights_dir()
     if _heads_file(net, folder) is None:
-        _verified(_HEADS_URL.format(net=net), folder / "metrics" / f"lpips_v0.1_{net}.pth",
-                  lambda digest: digest == _HEADS_SHA256[net], "the published one", progress)
-    target = _backbone_file(net)
-    if not target.is_file():
-        prefix = BACKBONES[net].sha256_prefix
-        _verified(_backbone_url(net), target, lambda digest: digest.startswith(prefix),
-                  f"one starting {prefix} (torchvision's)", progress)
+        verified_fetch(_HEADS_URL.format(net=net), folder / "metrics" / f"lpips_v0.1_{net}.pth",
+                       lambda digest: digest == _HEADS_SHA256[net], "the published one", progress)
+    download_backbone(net, progress)
 
 
 def _heads_state(net: str, weights_dir: Path) -> dict[str, torch.Tensor]:
@@ -179,15 +129,6 @@ def _heads_state(net: str, weights_dir: Path) -> dict[str, torch.Tensor]:
                                   f"(realesrgan-studio metrics --download lpips-{net}), put the file in "
                                   f"{weights_dir / 'metrics'}, or install the lpips package, which ships them.")
     return torch.load(found, map_location="cpu", weights_only=True)
-
-
-def _backbone_state(net: str) -> dict[str, torch.Tensor]:
-    cached = _backbone_file(net)
-    if not cached.is_file():
-        raise WeightsMissingError(f"LPIPS-{net} needs torchvision's ImageNet {BACKBONES[net].build} weights, "
-                                  f"{cached.name}, in {cached.parent} (torchvision's cache, $TORCH_HOME): download "
-                                  f"them (realesrgan-studio metrics --download lpips-{net}), or copy the file there.")
-    return torch.load(cached, map_location="cpu", weights_only=True)
 
 
 _networks: dict[tuple[str, str], LpipsNet] = {}
@@ -204,18 +145,10 @@ def load_lpips(net: str, device: str = "cpu", *, weights_dir: Path | None = None
         key = (net, device)
         if key not in _networks:
             folder = weights_dir or default_weights_dir()
-            network = LpipsNet(net, _backbone_state(net), _heads_state(net, folder))
+            state = backbone_state(net, f"LPIPS-{net}", f"lpips-{net}")
+            network = LpipsNet(net, state, _heads_state(net, folder))
             _networks[key] = network.to(device)
         return _networks[key]
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    array = to_unit(image, np.float32)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)  # grey read as RGB
-    return torch.from_numpy(np.ascontiguousarray(array[:, :, :3].transpose(2, 0, 1)))[None]
 
 
 def lpips(image: np.ndarray, reference: np.ndarray, *, net: str = "alex", device: str = "cpu") -> float:
@@ -230,4 +163,4 @@ def lpips(image: np.ndarray, reference: np.ndarray, *, net: str = "alex", device
         raise ValueError("LPIPS needs images of at least 32x32 pixels.")
     network = load_lpips(net, device)
     with torch.inference_mode():
-        return float(network(_tensor(image).to(device), _tensor(reference).to(device))[0])
+        return float(network(to_tensor(image).to(device), to_tensor(reference).to(device))[0])

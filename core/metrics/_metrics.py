@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import WeightsMissingError
+from ._dists import dists, dists_ready, dists_weights, download_dists
 from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
 from ._niqe import niqe
 from ._pixel import Channel, Grey, psnr, ssim
@@ -41,9 +42,15 @@ for _net, _title in (("alex", "AlexNet"), ("vgg", "VGG-16")):
         f"lpips-{_net}", f"LPIPS ({_title})", FULL_REFERENCE, False, "",
         f"Learned perceptual distance, v0.1, {_title} features (Zhang et al. 2018).", (0.0, float("inf")),
         "RGB", "none", "lpips 0.1.4 (richzhang/PerceptualSimilarity): LPIPS(net='" + _net + "', version='0.1')",
-        lambda image, ref, o, net=_net: lpips(image, _reference("LPIPS", ref), net=net),
+        lambda image, ref, o, net=_net: lpips(image, _reference("LPIPS", ref), net=net, device=o.device),
         devices=("cpu", "cuda"), weights=lpips_weights(_net), ready=lambda net=_net: lpips_ready(net),
         download=lambda progress, net=_net: download_lpips(net, progress)))
+METRICS.add(MetricInfo(
+    "dists", "DISTS", FULL_REFERENCE, False, "",
+    "Structure and texture similarity of VGG-16 features, learned weights (Ding et al. 2020).", (0.0, 1.0),
+    "RGB", "none", "DISTS_pytorch 0.1 (dingkeyan93/DISTS): DISTS()",
+    lambda image, ref, o: dists(image, _reference("DISTS", ref), device=o.device),
+    devices=("cpu", "cuda"), weights=dists_weights(), ready=dists_ready, download=download_dists))
 
 
 def check_ready(names: list[str] | tuple[str, ...]) -> None:
@@ -80,14 +87,16 @@ def compute_metric(
     crop_border: int = 0,
     channel: Channel = "y",
     grey: Grey = "rgb",
+    device: str = "cpu",
 ) -> float:
     """Metric ``name`` of ``image`` (``uint8`` / ``uint16`` HWC); full-reference metrics need ``reference``.
+    Learned metrics run on ``device``.
 
     Raises:
         UnknownNameError: no such metric.
         ValueError: the pair cannot be scored (no reference, other sizes, too small).
     """
-    return METRICS.get_metric(name).compute(image, reference, MetricOptions(crop_border, channel, grey))
+    return METRICS.get_metric(name).compute(image, reference, MetricOptions(crop_border, channel, grey, device))
 
 
 def score_images(
@@ -97,6 +106,7 @@ def score_images(
     crop_border: int = 0,
     channel: Channel = "y",
     grey: Grey = "rgb",
+    device: str = "cpu",
 ) -> dict[str, dict[str, float | None]]:
     """Every registered metric whose weights are here, of every image: the no-reference ones always, the
     full-reference ones against ``reference`` when given. ``crop_border`` applies to full-reference metrics.
@@ -109,7 +119,7 @@ def score_images(
     for name, image in images.items():
         row: dict[str, float | None] = {}
         for metric in usable:
-            options = MetricOptions(crop_border if metric.full_reference else 0, channel, grey)
+            options = MetricOptions(crop_border if metric.full_reference else 0, channel, grey, device)
             try:
                 row[metric.name] = metric.compute(image, reference, options)
             except ValueError:

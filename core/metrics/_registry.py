@@ -27,11 +27,13 @@ NO_REFERENCE: Kind = "no-reference"
 
 @dataclass(frozen=True)
 class MetricOptions:
-    """How a pair is scored: the border cropped on each side, the channel, and how grey is read."""
+    """How a pair is scored: the border cropped on each side, the channel, how grey is read, and the torch
+    device learned metrics run on (``cpu``, ``cuda``, ``cuda:1``; hand-made metrics ignore it)."""
 
     crop_border: int = 0
     channel: Channel = "y"
     grey: Grey = "rgb"
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

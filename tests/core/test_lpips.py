@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 import core
-from core.metrics import _lpips
+from core.metrics import _lpips, _torchvision
 from tests.loopback import LoopbackServer
 
 lpips_ref = pytest.importorskip("lpips")
@@ -118,7 +118,7 @@ def test_downloads_keep_only_the_published_files(torch_home: Path, tmp_path: Pat
         monkeypatch.setattr(_lpips, "_heads_file", lambda net, weights_dir: (
             weights_dir / "metrics" / f"lpips_v0.1_{net}.pth") if (
             weights_dir / "metrics" / f"lpips_v0.1_{net}.pth").is_file() else None)  # as without the lpips package
-        monkeypatch.setattr(_lpips, "_backbone_url", lambda net: server.url + "/alexnet-owt-7be5be79.pth")
+        monkeypatch.setattr(_torchvision, "_source", lambda net: server.url + "/alexnet-owt-7be5be79.pth")
         monkeypatch.setattr(_lpips, "_HEADS_URL", server.url + "/tampered.pth")
         with pytest.raises(core.errors.DownloadError, match="not the published one"):
             _lpips.download_lpips("alex", weights_dir=folder)

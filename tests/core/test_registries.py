@@ -105,4 +105,4 @@ def test_an_unknown_metric_is_refused_with_a_suggestion() -> None:
     with pytest.raises(core.errors.UnknownNameError, match="Did you mean 'psnr'"):
         core.compute_metric("psnt", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8))
     assert METRICS.names(kind="no-reference") == ["niqe"]
-    assert METRICS.names(kind=FULL_REFERENCE) == ["psnr", "ssim", "lpips-alex", "lpips-vgg"]
+    assert METRICS.names(kind=FULL_REFERENCE) == ["psnr", "ssim", "lpips-alex", "lpips-vgg", "dists"]

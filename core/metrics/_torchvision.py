@@ -1,0 +1,122 @@
+"""ImageNet backbones of learned metrics, through torchvision's own weights API and cache.
+
+A user who already has torchvision's file in ``$TORCH_HOME/hub/checkpoints`` downloads nothing; the
+file is fetched on request (its sha256 checked against the 8 hex digits torchvision puts in its
+name), and where it is missing the error names the file and where it goes. Shared by LPIPS and DISTS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from .._download import fetch
+from .._io import to_unit
+from ..errors import DownloadError, WeightsMissingError
+from ._registry import WeightsFile
+
+__all__ = ["BACKBONES", "Backbone", "backbone_file", "backbone_state", "backbone_weights", "download_backbone",
+           "to_tensor", "verified_fetch"]
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A torchvision network, and the sha256 prefix torchvision names its file with and checks."""
+
+    build: str  # torchvision.models function
+    weights: str  # torchvision weights enum member, e.g. "AlexNet_Weights.IMAGENET1K_V1"
+    sha256_prefix: str
+
+    @property
+    def url(self) -> str:
+        family, member = self.weights.split(".")
+        return getattr(getattr(torchvision.models, family), member).url
+
+    def features(self, state: dict[str, torch.Tensor]) -> torch.nn.Sequential:
+        """The network's ``features`` part, with the weights of a torchvision checkpoint."""
+        features = getattr(torchvision.models, self.build)(weights=None).features
+        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                  if k.startswith("features.")})
+        return features
+
+
+BACKBONES = {
+    "alex": Backbone("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "7be5be79"),
+    "vgg": Backbone("vgg16", "VGG16_Weights.IMAGENET1K_V1", "397923af"),
+}
+
+
+def backbone_weights(net: str) -> WeightsFile:
+    """Torchvision's file of backbone ``net``, for the registry."""
+    backbone = BACKBONES[net]
+    return WeightsFile(Path(backbone.url).name, backbone.url, backbone.sha256_prefix, "BSD-3-Clause (torchvision)",
+                       None)
+
+
+def backbone_file(net: str) -> Path:
+    """Where torchvision keeps backbone ``net`` (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(BACKBONES[net].url).name
+
+
+def backbone_state(net: str, metric: str, download: str) -> dict[str, torch.Tensor]:
+    """The checkpoint of backbone ``net``.
+
+    Raises:
+        WeightsMissingError: not in the cache; names the file, the folder, and ``metrics --download DOWNLOAD``.
+    """
+    cached = backbone_file(net)
+    if not cached.is_file():
+        raise WeightsMissingError(f"{metric} needs torchvision's ImageNet {BACKBONES[net].build} weights, "
+                                  f"{cached.name}, in {cached.parent} (torchvision's cache, $TORCH_HOME): download "
+                                  f"them (realesrgan-studio metrics --download {download}), or copy the file there.")
+    return torch.load(cached, map_location="cpu", weights_only=True)
+
+
+def verified_fetch(url: str, target: Path, check: Callable[[str], bool], what: str, progress: Progress | None) -> None:
+    """Fetch ``url`` into ``target`` atomically, keeping it only where ``check(sha256)`` holds.
+
+    Raises:
+        DownloadError: offline, or a file whose checksum is not ``what``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        fetch(url, part, progress=progress)
+        digest = hashlib.sha256(part.read_bytes()).hexdigest()
+        if not check(digest):
+            raise DownloadError(f"{target.name} from {url} has sha256 {digest}, not {what}; nothing was kept.")
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _source(net: str) -> str:
+    return BACKBONES[net].url
+
+
+def download_backbone(net: str, progress: Progress | None = None) -> None:
+    """Fetch backbone ``net`` into torchvision's cache where it is not there."""
+    target = backbone_file(net)
+    if not target.is_file():
+        prefix = BACKBONES[net].sha256_prefix
+        verified_fetch(_source(net), target, lambda digest: digest.startswith(prefix),
+                       f"one starting {prefix} (torchvision's)", progress)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """A ``uint8`` / ``uint16`` HWC image as ``(1, 3, H, W)`` float32 in ``[0, 1]``: grey read as RGB, alpha dropped."""
+    array = to_unit(image, np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(array[:, :, :3].transpose(2, 0, 1)))[None]
