@@ -1,4 +1,5 @@
-"""Command-line interface: ``realesrgan-studio models | upscale | evaluate | degrade | bench | div2k``
+"""Command-line interface: ``realesrgan-studio models | metrics | table | engines | upscale | evaluate | degrade |
+bench | div2k``
 (also ``python -m cli``, and ``python -m core`` as an alias).
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
@@ -51,7 +52,7 @@ from core import (
 )
 from core.degradation import config_to_dict, load_degradation
 from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
-from core.evaluation import BASELINES, download_div2k
+from core.evaluation import BASELINES, TABLE_FORMATS, download_div2k, read_results, results_table
 from core.metrics import GREY_MODES, download_metric
 
 
@@ -95,6 +96,22 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights,
                      metric.reference))
     _columns(rows)
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    """A run's per-method means as a paper table (Markdown, LaTeX or CSV), printed or written to ``-o``."""
+    run = Path(args.run)
+    payload = read_results(run.parent if run.name == "results.json" else run)
+    text = results_table(payload, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise _UsageError(f"{out} exists; pass --overwrite to replace it.")
+    write_file(out, text.encode("utf-8"))
+    _err(f"wrote {out}")
     return 0
 
 
@@ -561,6 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated metrics whose weights to fetch (needs internet)")
     mt.add_argument("-q", "--quiet", action="store_true", help="no download progress")
     mt.set_defaults(func=_cmd_metrics)
+    tb = sub.add_parser("table", help="a run's means as a paper table: Markdown, LaTeX or CSV, best in bold")
+    tb.add_argument("run", help="a run folder (results/NAME) or its results.json")
+    tb.add_argument("--format", default="markdown", choices=TABLE_FORMATS)
+    tb.add_argument("-o", "--output", default=None, help="write to this file (default: print)")
+    tb.add_argument("--overwrite", action="store_true", help="replace the output file where it exists")
+    tb.set_defaults(func=_cmd_table)
     en = sub.add_parser("engines", help="measure which CPU engine runs each model fastest here (kept per machine)")
     en.add_argument("models", nargs="*", help="models to measure (default: every available one)")
     en.add_argument("--again", action="store_true", help="measure again, even where a measurement is kept")

@@ -22,7 +22,15 @@ from core import errors, evaluation
 from core.degradation import load_degradation
 from core.metrics import GREY_MODES
 from dashboard import cache, charts
-from dashboard.common import UPLOAD_TYPES, follow_job, load_upscaler, metric_header, show_error, start_job
+from dashboard.common import (
+    METRICS_EXPLAINED,
+    UPLOAD_TYPES,
+    follow_job,
+    load_upscaler,
+    metric_header,
+    show_error,
+    start_job,
+)
 from dashboard.slider import comparison
 
 SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs"]
@@ -227,6 +235,8 @@ def _show_run(run: Path) -> None:
                           for m, v in payload["means"].items()])
     st.subheader("Per-method means")
     st.dataframe(means, hide_index=True, key="bench_means")
+    with st.expander("What these numbers mean"):
+        st.markdown(METRICS_EXPLAINED)
     frame = _rows_frame(payload["rows"], metrics)
     chart_metric = st.selectbox("Chart", metrics, key="bench_chart_metric", format_func=metric_header)
     column = metric_header(chart_metric)
@@ -243,6 +253,14 @@ def _show_run(run: Path) -> None:
                        mime="text/csv", key="bench_csv")
     c2.download_button("Export JSON", (run / "results.json").read_bytes(), file_name=f"{run.name}.json",
                        mime="application/json", key="bench_json")
+    with st.expander("Paper table: means as Markdown, LaTeX or CSV, the best value per column in bold"):
+        fmt = st.radio("Format", evaluation.TABLE_FORMATS, horizontal=True, key="bench_table_format",
+                       format_func=lambda f: {"markdown": "Markdown", "latex": "LaTeX (booktabs)", "csv": "CSV"}[f])
+        table = evaluation.results_table(payload, fmt)
+        st.code(table, language={"markdown": "markdown", "latex": "latex", "csv": None}[fmt])
+        st.download_button("Download table", table.encode("utf-8"), key="bench_table",
+                           file_name=f"{run.name}.{ {'markdown': 'md', 'latex': 'tex', 'csv': 'table.csv'}[fmt]}",
+                           mime={"markdown": "text/markdown", "latex": "application/x-tex", "csv": "text/csv"}[fmt])
     selected = event.selection.rows if event is not None else []
     if selected and (run / "run.json").is_file():
         _inspect(json.loads((run / "run.json").read_text()), frame.iloc[selected[0]]["image"], payload)

@@ -11,6 +11,7 @@ import streamlit as st
 import core
 from dashboard import cache
 from dashboard.common import (
+    METRICS_EXPLAINED,
     UPLOAD_TYPES,
     follow_job,
     forget_kept,
@@ -218,21 +219,6 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                            core.encode_png(results[name].image, icc_profile=picked_profile("up")),
                            file_name=f"{stem}_{name}.png",
                            mime="image/png", key=f"download_{name}")
-
-
-METRICS_EXPLAINED = """
-* **PSNR** (dB, higher is better) and **SSIM** (0-1, higher is better) compare the result with a
-  reference pixel by pixel. They need a reference: an HR image of the same scene, or your image
-  itself after "downscale my image first".
-* **NIQE** (lower is better) needs no reference: it measures how far the image's local statistics
-  are from those of natural photos.
-* **Why a GAN model can score a lower PSNR than bicubic but a better NIQE**: bicubic (and models
-  trained for PSNR) produce the average of all plausible sharp images, a smooth result that is
-  never far from the truth pixel by pixel. Real-ESRGAN is trained with perceptual and adversarial
-  losses to draw *one* plausible sharp image: its textures look natural (better NIQE) but are not
-  the reference's exact pixels, and every misplaced detail costs PSNR. Trust your eyes in the
-  slider; use PSNR / SSIM for fidelity, NIQE for naturalness.
-"""
 
 
 def _titles(kind: str) -> str:

@@ -18,8 +18,10 @@ from ._scoring import (
 )
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB, read_results, write_results
 from ._sweep import SWEEP_PARAMETERS, SweepPoint, run_sweep, sweep_params
+from ._table import TABLE_FORMATS, TableFormat, results_table
 
-__all__ = ["BASELINES", "DIV2K_URL", "HR_METHOD", "SWEEP_PARAMETERS", "Dataset", "DatasetItem", "EvalHooks",
-           "EvalResult", "EvalRow", "EvalSettings", "ImageRef", "Pair", "ResultDB", "Scoring", "SweepPoint",
-           "Upscalers", "compute_row", "download_div2k", "error_row", "evaluate", "extract_zip", "open_dataset",
-           "read_results", "run_method", "run_sweep", "stored_row", "sweep_params", "write_results"]
+__all__ = ["BASELINES", "DIV2K_URL", "HR_METHOD", "SWEEP_PARAMETERS", "TABLE_FORMATS", "Dataset", "DatasetItem",
+           "EvalHooks", "EvalResult", "EvalRow", "EvalSettings", "ImageRef", "Pair", "ResultDB", "Scoring",
+           "SweepPoint", "TableFormat", "Upscalers", "compute_row", "download_div2k", "error_row", "evaluate",
+           "extract_zip", "open_dataset", "read_results", "results_table", "run_method", "run_sweep", "stored_row",
+           "sweep_params", "write_results"]

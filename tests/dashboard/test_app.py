@@ -260,7 +260,11 @@ def test_benchmark_runs_in_the_background_and_reloads() -> None:
     assert means.loc["bicubic", "images"] == 6
     rows = at.dataframe[1].value
     assert len(rows) == 12 and rows["NIQE ↓"].notna().all()
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3  # CSV, JSON and the paper table
+    best = "**" + f"{means['PSNR ↑'].max():.2f}" + "**"  # the better method's PSNR, in bold
+    assert best in at.code[0].value and "| Method | PSNR (dB) ↑ | NIQE ↓ |" in at.code[0].value
+    at.radio(key="bench_table_format").set_value("latex").run()
+    assert "\\textbf{" + best.strip("*") + "}" in at.code[0].value
     specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
     assert len(specs) == 2 and specs[0]["height"] == specs[1]["height"]  # bar and per-image charts, side by side
     assert specs[0]["layer"][0]["encoding"]["x"]["scale"]["zero"] is False
