@@ -52,7 +52,7 @@ from core import (
 )
 from core.degradation import config_to_dict, load_degradation
 from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
-from core.evaluation import BASELINES, TABLE_FORMATS, download_div2k, read_results, results_table
+from core.evaluation import BASELINES, TABLE_FORMATS, check_dataset, download_div2k, read_results, results_table
 from core.metrics import GREY_MODES, download_metric
 
 
@@ -424,18 +424,22 @@ def _table(rows: list[list[str]]) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
         degradation = load_degradation(args.degradation, args.scale) if args.degradation else None
         dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir, degradation=degradation,
-                               seed=args.seed)
+                               seed=args.seed, lr_only=args.lr_only)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
+    if args.metrics is None:  # the default: every hand-made metric the dataset allows
+        metrics = ["niqe"] if dataset.lr_only else ["psnr", "ssim", "niqe"]
+    else:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         _err(f"error: unknown metrics {', '.join(unknown)}; known: {', '.join(METRICS)}")
         return 2
+    check_dataset(dataset, methods, metrics)  # before a run folder is made
     known_models = {info.name for info in list_models(args.weights_dir) if info.available}
     bad = [m for m in methods if m not in BASELINES and m != "hr" and m not in known_models]
     if bad:
@@ -610,12 +614,17 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_options(up)
     up.set_defaults(func=_cmd_upscale)
     ev = sub.add_parser("evaluate", help="score methods on a dataset (PSNR / SSIM / NIQE), resumably")
-    ev.add_argument("--dataset", default="samples", help="'samples', a DIV2K root, an HR folder or a zip")
-    ev.add_argument("--lr-dir", default=None, help="folder of LR images paired by file stem")
+    ev.add_argument("--dataset", default="samples",
+                    help="'samples', a DIV2K root, a RealSR-style folder (NAME_HR / NAME_LR4), an HR folder or a zip")
+    ev.add_argument("--lr-dir", default=None, help="folder of LR images paired by file stem (0801 / 0801x4, "
+                    "DSC_1_x1 / DSC_1_x4, A_HR / A_LR4)")
+    ev.add_argument("--lr-only", action="store_true", help="--dataset holds real-world LR images with no ground "
+                    "truth (RealSRSet, RealLQ250): upscale them and score no-reference metrics only")
     ev.add_argument("--scale", type=int, default=4)
     ev.add_argument("--methods", default="bicubic,RealESRGAN_x4plus",
                     help="comma-separated: bicubic, bicubic-opencv, lanczos, hr, or model names")
-    ev.add_argument("--metrics", default="psnr,ssim,niqe")
+    ev.add_argument("--metrics", default=None, help=f"comma-separated, of: {', '.join(METRICS)} (default: "
+                    "psnr,ssim,niqe; niqe with --lr-only)")
     ev.add_argument("--channel", default="y", choices=["y", "rgb"])
     ev.add_argument("--grey", default=GREY_MODES[0], choices=GREY_MODES,
                     help="grey images: read as RGB before scoring (BasicSR and published tables) or scored as-is")

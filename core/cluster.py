@@ -49,6 +49,7 @@ from .evaluation import (
     ResultDB,
     Scoring,
     Upscalers,
+    check_dataset,
     compute_row,
     error_row,
     stored_row,
@@ -206,6 +207,7 @@ def evaluate_on_ray(
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
     check_ready(metrics)
+    check_dataset(dataset, methods, metrics)
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
     context = Scoring(tuple(metrics), settings, crop, dataset.scale, None)
     models = [m for m in methods if m not in BASELINES and m != HR_METHOD]

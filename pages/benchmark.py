@@ -33,7 +33,8 @@ from dashboard.common import (
 )
 from dashboard.slider import comparison
 
-SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs"]
+SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs",
+           "Folder: real-world LR only (no HR)"]
 GREY_LABELS = {"rgb": "as RGB (BasicSR)", "as-is": "as is"}
 
 
@@ -105,6 +106,12 @@ def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
         if pair is None:
             return None
         spec["source"], spec["lr_dir"] = pair
+    elif source == SOURCES[3]:
+        path = st.text_input("Folder path (real-world LR images, e.g. RealSRSet or RealLQ250: upscaled by the scale "
+                             "and scored with no-reference metrics)", key="bench_lr_path")
+        if not path:
+            return None
+        spec |= {"source": path, "lr_only": True, "degradation": None}
     try:
         return spec, _open(spec)
     except core.StudioError as exc:
@@ -115,7 +122,7 @@ def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
 def _open(spec: dict) -> evaluation.Dataset:
     degradation = load_degradation(spec["degradation"], spec["scale"]) if spec.get("degradation") else None
     return core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
-                             seed=spec.get("seed", 0))
+                             seed=spec.get("seed", 0), lr_only=spec.get("lr_only", False))
 
 
 def _div2k_download() -> None:
@@ -278,23 +285,23 @@ def _inspect(spec: dict, image_name: str, payload: dict) -> None:
     cols = st.columns(2)
     a = cols[0].selectbox("Left", methods, key="bench_left")
     b = cols[1].selectbox("Right", methods, index=min(1, len(methods) - 1), key="bench_right")
-    outputs = []
-    for method in (a, b):
-        outputs.append((method, _output(method, lr, hr, payload["scale"])))
-    comparison([*outputs, ("HR", hr)], key="bench_slider")
+    scale = payload["scale"]
+    size = hr.shape[:2] if hr is not None else (lr.shape[0] * scale, lr.shape[1] * scale)
+    outputs = [(method, _output(method, lr, size, scale)) for method in (a, b)]
+    comparison([*outputs, ("HR", hr)] if hr is not None else outputs, key="bench_slider")
 
 
-def _output(method: str, lr, hr, scale: int):
+def _output(method: str, lr, size: tuple[int, int], scale: int):
     if method in evaluation.BASELINES:
-        return cache.baseline(lr, cache.image_key(lr), hr.shape[:2], evaluation.BASELINES[method])
+        return cache.baseline(lr, cache.image_key(lr), size, evaluation.BASELINES[method])
     key = ("bench", cache.image_key(lr), method, scale)
     stored = cache.result_store().get(key)
     if stored is None:
         upscaler = load_upscaler(method, wait=True)
         if upscaler is None:
-            return hr
+            return cache.baseline(lr, cache.image_key(lr), size, "matlab")
         with st.spinner(f"Running {method} on this image…"):
-            stored = evaluation.run_method(method, lr, hr.shape[:2], upscaler)
+            stored = evaluation.run_method(method, lr, size, upscaler)
         cache.result_store().put(key, stored)
     return stored
 
@@ -302,14 +309,19 @@ def _output(method: str, lr, hr, scale: int):
 def render() -> None:
     st.title("Benchmark")
     form = _dataset_form()
+    lr_only = form is not None and form[1].lr_only  # no ground truth: no hr method, no full-reference metric
     available = [i.name for i in core.list_models() if i.available]
-    options = ["hr", *evaluation.BASELINES, *available]
+    options = [*([] if lr_only else ["hr"]), *evaluation.BASELINES, *available]
     default = ["bicubic", st.session_state.get("model", core.DEFAULT_MODEL)]
     cols = st.columns(2)
     methods = cols[0].multiselect("Methods", options, default=[m for m in default if m in options],
-                                  key="bench_methods", help="hr = the ground truth itself (NIQE only)")
-    metrics = cols[1].multiselect("Metrics", list(core.METRICS), default=core.METRICS.names(ready=True),
-                                  key="bench_metrics", format_func=_metric_label)
+                                  key="bench_methods_lr" if lr_only else "bench_methods",
+                                  help="hr = the ground truth itself (NIQE only)")
+    kind = "no-reference" if lr_only else None
+    metrics = cols[1].multiselect("Metrics", core.METRICS.names(kind), default=core.METRICS.names(kind, ready=True),
+                                  key="bench_metrics_lr" if lr_only else "bench_metrics", format_func=_metric_label,
+                                  help="An LR-only set has no ground truth: no-reference metrics only."
+                                  if lr_only else None)
     cols = st.columns(3)
     channel = cols[0].radio("PSNR / SSIM on", ["y", "rgb"], horizontal=True, key="bench_channel",
                             format_func=lambda c: {"y": "Y (BT.601)", "rgb": "RGB"}[c])

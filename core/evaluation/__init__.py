@@ -10,6 +10,7 @@ from ._scoring import (
     Pair,
     Scoring,
     Upscalers,
+    check_dataset,
     compute_row,
     error_row,
     evaluate,
@@ -22,6 +23,6 @@ from ._table import TABLE_FORMATS, TableFormat, results_table
 
 __all__ = ["BASELINES", "DIV2K_URL", "HR_METHOD", "SWEEP_PARAMETERS", "TABLE_FORMATS", "Dataset", "DatasetItem",
            "EvalHooks", "EvalResult", "EvalRow", "EvalSettings", "ImageRef", "Pair", "ResultDB", "Scoring",
-           "SweepPoint", "TableFormat", "Upscalers", "compute_row", "download_div2k", "error_row", "evaluate",
-           "extract_zip", "open_dataset", "read_results", "results_table", "run_method", "run_sweep", "stored_row",
-           "sweep_params", "write_results"]
+           "SweepPoint", "TableFormat", "Upscalers", "check_dataset", "compute_row", "download_div2k", "error_row",
+           "evaluate", "extract_zip", "open_dataset", "read_results", "results_table", "run_method", "run_sweep",
+           "stored_row", "sweep_params", "write_results"]

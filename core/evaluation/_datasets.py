@@ -1,7 +1,9 @@
-"""Evaluation datasets: bundled samples, HR folders, paired HR/LR folders, and DIV2K.
+"""Evaluation datasets: bundled samples, HR folders, paired HR/LR folders, RealSR-style paired names,
+LR-only real-world sets, and DIV2K.
 
 A :class:`Dataset` is a list of :class:`DatasetItem` (a name, an HR image reference and,
-when the dataset ships one, an LR reference). References point into a folder or into a
+when the dataset ships one, an LR reference; an LR-only set, such as RealSRSet or RealLQ250, has
+no HR at all and is scored with no-reference metrics only). References point into a folder or into a
 zip file, so DIV2K works from its official zips without extracting them. When no LR is
 given, it is made on the fly with MATLAB-style bicubic (``imresize(HR, 1/scale)``, rounded
 to the HR's bit depth) after cropping the HR to a multiple of the scale, as DIV2K did.
@@ -99,8 +101,10 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class DatasetItem:
+    """An image of a dataset: its HR (``None`` in an LR-only set) and its LR (``None``: made from the HR)."""
+
     name: str
-    hr: ImageRef
+    hr: ImageRef | None
     lr: ImageRef | None = None
 
 
@@ -118,21 +122,28 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def lr_only(self) -> bool:
+        """No ground truth: outputs can only be scored with no-reference metrics."""
+        return any(item.hr is None for item in self.items)
+
     def item_key(self, item: DatasetItem) -> str:
         """Identifies the ``(lr, hr)`` pair :meth:`load` gives for ``item`` without loading it (files' versions,
         scale, how LR is made)."""
         degradation = config_to_dict(self.degradation) if self.degradation is not None else None
-        return json.dumps({"hr": item.hr.identity(), "lr": item.lr.identity() if item.lr else None,
+        return json.dumps({"hr": item.hr.identity() if item.hr else None, "lr": item.lr.identity() if item.lr else None,
                            "scale": self.scale, "lr_source": self.lr_source, "degradation": degradation,
                            "seed": self.seed}, sort_keys=True)
 
-    def load(self, item: DatasetItem, limits: ImageLimits | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Decode ``(lr, hr)`` for ``item``; HR is cropped to a multiple of the scale.
+    def load(self, item: DatasetItem, limits: ImageLimits | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode ``(lr, hr)`` for ``item``; HR is cropped to a multiple of the scale (``None`` in an LR-only set).
 
         Raises:
             DatasetError: the LR file's size is not HR / scale.
         """
         limits = limits or ImageLimits()
+        if item.hr is None:
+            return decode_image(item.lr.read_bytes(limits.max_file_bytes), limits), None
         hr = decode_image(item.hr.read_bytes(limits.max_file_bytes), limits)
         hr = crop_to_scale(hr, self.scale)
         height, width = hr.shape[:2]
@@ -163,8 +174,33 @@ def _zip_images(path: Path) -> list[str]:
 
 
 def _lr_stem(stem: str, scale: int) -> str:
-    """``0801x4`` -> ``0801``; other stems unchanged."""
-    return re.sub(rf"x{scale}$", "", stem, flags=re.IGNORECASE)
+    """The name an LR file pairs by: ``0801x4`` (DIV2K), ``Canon_001_LR4`` (RealSR), ``DSC_1454_x4`` (DRealSR)
+    -> ``0801``, ``Canon_001``, ``DSC_1454``; other stems unchanged."""
+    return re.sub(rf"(_LR{scale}|_?x{scale})$", "", stem, flags=re.IGNORECASE)
+
+
+def _hr_stem(stem: str) -> str:
+    """The name an HR file pairs by: ``Canon_001_HR`` (RealSR), ``DSC_1454_x1`` (DRealSR) -> ``Canon_001``,
+    ``DSC_1454``; other stems unchanged."""
+    return re.sub(r"(_HR|_x1)$", "", stem, flags=re.IGNORECASE)
+
+
+_REALSR_NAME = re.compile(r"^(?P<name>.+)_(?:HR|LR(?P<scale>\d+))$", re.IGNORECASE)
+
+
+def _realsr(entries: list[tuple[str, ImageRef]], scale: int, where: str) -> tuple[DatasetItem, ...] | None:
+    """The pairs of a RealSR-style folder (``NAME_HR.png`` next to ``NAME_LR2.png`` .. ``NAME_LR4.png``), or
+    ``None`` where the folder is not named that way."""
+    matches = [(_REALSR_NAME.match(Path(relative).stem), relative, ref) for relative, ref in entries]
+    if not matches or any(m is None for m, _, _ in matches) or not any(m["scale"] for m, _, _ in matches):
+        return None
+    hr = _by_stem([(relative, ref) for m, relative, ref in matches if not m["scale"]], where, hr=True)
+    lr = _by_stem([(relative, ref) for m, relative, ref in matches if m["scale"] == str(scale)], where, scale)
+    if not lr:
+        found = sorted({int(m["scale"]) for m, _, _ in matches if m["scale"]})
+        raise DatasetError(f"{where} holds RealSR-style pairs (NAME_HR / NAME_LRn) for x{', x'.join(map(str, found))},"
+                           f" not for x{scale}: choose one of those scales.")
+    return _pair(hr, lr, where)
 
 
 def _named(entries: list[tuple[str, ImageRef]]) -> dict[str, ImageRef]:
@@ -176,11 +212,14 @@ def _named(entries: list[tuple[str, ImageRef]]) -> dict[str, ImageRef]:
     return {(Path(relative).stem if stems[Path(relative).stem] == 1 else relative): ref for relative, ref in entries}
 
 
-def _by_stem(entries: list[tuple[str, ImageRef]], where: str, scale: int | None = None) -> dict[str, ImageRef]:
-    """Items keyed by stem (without an ``x4`` suffix for LR) to pair HR with LR; repeated stems are refused."""
+def _by_stem(entries: list[tuple[str, ImageRef]], where: str, scale: int | None = None, *,
+             hr: bool = False) -> dict[str, ImageRef]:
+    """Items keyed by stem to pair HR with LR: LR (``scale`` given) without its ``x4`` / ``_LR4`` suffix, HR
+    (``hr``) without its ``_HR`` / ``_x1`` suffix; repeated stems are refused."""
     keyed: dict[str, ImageRef] = {}
     for relative, ref in entries:
-        stem = Path(relative).stem if scale is None else _lr_stem(Path(relative).stem, scale)
+        stem = Path(relative).stem
+        stem = _lr_stem(stem, scale) if scale is not None else _hr_stem(stem) if hr else stem
         if stem in keyed:
             raise DatasetError(f"Two images in {where} pair as {stem!r} ({keyed[stem]} and {ref}): "
                                "HR and LR are paired by name, so each name must be unique.")
@@ -234,23 +273,30 @@ def open_dataset(
     lr_dir: str | Path | None = None,
     degradation: DegradationConfig | None = None,
     seed: int = 0,
+    lr_only: bool = False,
 ) -> Dataset:
     """Open a dataset.
 
     Args:
         source: ``"samples"`` (the bundled images), a DIV2K root (folders or official zips,
-            validation split preferred), or a folder of HR images.
+            validation split preferred), a RealSR-style folder (``NAME_HR.png`` next to
+            ``NAME_LR4.png``, read as pairs at ``scale``), or a folder of HR images.
         scale: 2, 3 or 4 (any integer >= 1 for folders).
         lr_dir: a folder of LR images paired with ``source`` by file stem (``0801x4`` pairs
-            with ``0801``); without it LR images are made by MATLAB bicubic, or by
+            with ``0801``, ``DSC_1454_x4`` with ``DSC_1454_x1``, ``X_LR4`` with ``X_HR``);
+            without it LR images are made by MATLAB bicubic, or by
         degradation: a degradation configuration (its scale must equal ``scale``), one
             seeded draw per image (``seed`` + a hash of the image name).
+        lr_only: ``source`` holds real-world LR images with no ground truth (RealSRSet,
+            RealLQ250): methods upscale them by ``scale`` and only no-reference metrics apply.
 
     Raises:
         DatasetError: no images, unpaired images, or a path that does not exist.
     """
     if scale < 1:
         raise DatasetError("scale must be >= 1.")
+    if lr_only and (degradation is not None or lr_dir is not None):
+        raise DatasetError("An LR-only set has no HR to degrade or to pair with an LR folder.")
     if degradation is not None and degradation.scale != scale:
         raise DatasetError(f"The degradation is x{degradation.scale} but the dataset scale is x{scale}.")
     on_the_fly = (f"degradation '{degradation.name}' (seed {seed})" if degradation is not None
@@ -269,10 +315,17 @@ def open_dataset(
     entries = _zip_entries(root) if root.is_file() and root.suffix.lower() == ".zip" else _folder_entries(root)
     if not entries:
         raise DatasetError(f"No images found in {root}.")
+    if lr_only:
+        items = tuple(DatasetItem(name, None, ref) for name, ref in sorted(_named(entries).items()))
+        return Dataset(root.name, scale, items, "real-world LR (no ground truth)")
     if lr_dir is not None:
         lr_refs = _by_stem(_folder_entries(Path(lr_dir).absolute()), str(lr_dir), scale)
-        return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
+        return Dataset(root.name, scale, _pair(_by_stem(entries, str(root), hr=True), lr_refs, str(lr_dir)),
                        f"paired LR folder {lr_dir}")
+    if degradation is None:
+        pairs = _realsr(entries, scale, str(root))
+        if pairs is not None:
+            return Dataset(root.name, scale, pairs, f"RealSR-style pairs (NAME_LR{scale})")
     items = tuple(DatasetItem(name, ref) for name, ref in sorted(_named(entries).items()))
     return Dataset(root.name, scale, items, on_the_fly, degradation, seed)
 

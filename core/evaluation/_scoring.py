@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from .._resize import resize
-from ..errors import StudioError, UnknownNameError
+from ..errors import DatasetError, StudioError, UnknownNameError
 from ..metrics import METRICS, check_ready, compute_metric
 from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
 
-__all__ = ["BASELINES", "HR_METHOD", "evaluate", "run_method",
+__all__ = ["BASELINES", "HR_METHOD", "check_dataset", "evaluate", "run_method",
            # the steps both executors run (this module's loop and core.cluster's Ray workers)
            "Pair", "Scoring", "Upscalers", "compute_row", "error_row", "stored_row"]
 
@@ -30,9 +30,11 @@ BASELINES: dict[str, str] = {"bicubic": "matlab", "bicubic-opencv": "bicubic", "
 HR_METHOD = "hr"  # the ground truth itself: no-reference metrics only (e.g. NIQE of HR)
 
 
-def _image_hash(lr: np.ndarray, hr: np.ndarray) -> str:
+def _image_hash(lr: np.ndarray, hr: np.ndarray | None, scale: int) -> str:
     digest = hashlib.sha256()
-    for array in (lr, hr):
+    if hr is None:  # an LR-only item: what it is upscaled to depends on the scale
+        digest.update(f"lr-only x{scale}".encode())
+    for array in (lr,) if hr is None else (lr, hr):
         digest.update(f"{array.shape}{array.dtype}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
@@ -88,6 +90,7 @@ def evaluate(
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
     check_ready(metrics)  # a metric whose weights are missing fails now, not on every row
+    check_dataset(dataset, methods, metrics)
     factory = upscaler_factory or (
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )
@@ -120,6 +123,21 @@ def evaluate(
             if hooks.progress is not None:
                 hooks.progress(step, total, f"{item.name} · {method}")
     return result
+
+
+def check_dataset(dataset: Dataset, methods: Sequence[str], metrics: Sequence[str]) -> None:
+    """Refuse, before any work, what a dataset without ground truth cannot give.
+
+    Raises:
+        DatasetError: full-reference metrics, or the ``hr`` method, asked of an LR-only set.
+    """
+    if not dataset.lr_only:
+        return
+    needs_hr = [m for m in metrics if METRICS[m].full_reference]
+    if needs_hr or HR_METHOD in methods:
+        what = ", ".join([*needs_hr, *([HR_METHOD] if HR_METHOD in methods else [])])
+        raise DatasetError(f"{dataset.name} has LR images only (no ground truth), so {what} cannot be scored; "
+                           f"choose no-reference metrics ({', '.join(METRICS.names('no-reference'))}).")
 
 
 def error_row(image: str, method: str, exc: StudioError) -> EvalRow:
@@ -186,22 +204,26 @@ class Scoring:
 
 @dataclass(frozen=True)
 class Pair:
-    """One image pair of a dataset and the hash of its content (a stored result's key)."""
+    """One image pair of a dataset (``hr`` is ``None`` in an LR-only set), the size outputs are made at, and the
+    hash of its content (a stored result's key)."""
 
     name: str
     lr: np.ndarray
-    hr: np.ndarray
+    hr: np.ndarray | None
     digest: str
     item_key: str
+    size: tuple[int, int]
 
     @classmethod
     def load(cls, dataset: Dataset, item: DatasetItem) -> Pair:
         lr, hr = dataset.load(item)
-        return cls(item.name, lr, hr, _image_hash(lr, hr), dataset.item_key(item))
+        size = hr.shape[:2] if hr is not None else (lr.shape[0] * dataset.scale, lr.shape[1] * dataset.scale)
+        return cls(item.name, lr, hr, _image_hash(lr, hr, dataset.scale), dataset.item_key(item), tuple(size))
 
     @property
     def grey(self) -> bool:
-        return self.hr.ndim == 2 or self.hr.shape[2] == 1
+        image = self.hr if self.hr is not None else self.lr
+        return image.ndim == 2 or image.shape[2] == 1
 
 
 def _score(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None) -> EvalRow:
@@ -235,7 +257,7 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     if method == HR_METHOD:
         output, device, precision, source = pair.hr, "", "", "ground truth"
     else:
-        output = run_method(method, pair.lr, pair.hr.shape[:2], upscaler, tile=settings.tile)
+        output = run_method(method, pair.lr, pair.size, upscaler, tile=settings.tile)
         if upscaler is None:
             device, precision, source = "cpu", "fp32", BASELINES[method]
         else:

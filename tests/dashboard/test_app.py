@@ -483,6 +483,23 @@ def test_a_second_benchmark_run_is_the_one_shown() -> None:
     assert second in at.selectbox(key="bench_run_pick").options and first in at.selectbox(key="bench_run_pick").options
 
 
+def test_a_real_world_lr_only_folder_is_benchmarked_with_no_reference_metrics(tmp_path: Path) -> None:
+    for name in ("cat", "coffee"):
+        core.write_png(tmp_path / "RealSRSet" / f"{name}.png", core.load_sample(
+            "chelsea" if name == "cat" else "coffee")[:32, :40])
+    at = open_page("benchmark")
+    at.radio(key="bench_source").set_value("Folder: real-world LR only (no HR)").run()
+    at.text_input(key="bench_lr_path").input(str(tmp_path / "RealSRSet")).run()
+    assert "hr" not in at.multiselect(key="bench_methods_lr").options  # nothing to compare with
+    assert at.multiselect(key="bench_metrics_lr").value == core.METRICS.names("no-reference", ready=True)
+    at.multiselect(key="bench_methods_lr").set_value(["bicubic", "lanczos"]).run()
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: any("Per-method means" in s.value for s in a.subheader))
+    means = at.dataframe[0].value.set_index("method")
+    assert list(means.columns[:1]) == ["NIQE ↓"] and (means["NIQE ↓"] > 0).all() and (means["images"] == 2).all()
+    assert any("real-world LR (no ground truth)" in c.value for c in at.caption)
+
+
 def run_switchable() -> None:
     """AppTest script: the frame and the page named by ``st.session_state.page`` (a page switch in one session)."""
     import streamlit as st
