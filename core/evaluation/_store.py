@@ -101,6 +101,13 @@ def _stored(value: float) -> float | str:
     return "nan" if math.isnan(value) else float(value)
 
 
+def _column(metric: str) -> str:
+    """The name a metric's values are stored under: with its version where a fix has changed its values
+    (``niqe@v2``), so values stored before the fix are never read as current ones."""
+    version = METRICS[metric].version if metric in METRICS else 1
+    return metric if version == 1 else f"{metric}@v{version}"
+
+
 class ResultDB:
     """SQLite store of finished results, keyed by image hash + method + settings key.
 
@@ -155,7 +162,12 @@ class ResultDB:
         if any(value is None for _, value in values):
             return None  # written before NaN was stored: NULL meant NaN or inf, so compute it again
         meta = dict(zip(("seconds", "device", "precision", "source"), run))
-        return {name: float(value) for name, value in values}, meta
+        metrics = {}
+        for column, value in values:
+            name = column.split("@")[0]
+            if _column(name) == column:  # a value of the metric's current version
+                metrics[name] = float(value)
+        return metrics, meta
 
     def link(self, item_key: str, method: str, work: str, image_hash: str, settings: str) -> None:
         """Record that ``item_key``'s ``(method, work)`` has its result under ``(image_hash, settings)``."""
@@ -187,7 +199,7 @@ class ResultDB:
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)",
-                [(image_hash, method, settings, name, _stored(value))
+                [(image_hash, method, settings, _column(name), _stored(value))
                  for name, value in row.metrics.items() if value is not None],
             )
             if item is not None:

@@ -12,6 +12,7 @@ from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
 from ._niqe import niqe
 from ._pixel import Channel, Grey, psnr, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, MetricInfo, MetricOptions, MetricRegistry
+from ._torch import niqe_torch, psnr_torch, ssim_torch
 
 __all__ = ["METRICS", "check_ready", "compute_metric", "download_metric", "score_images"]
 
@@ -22,21 +23,44 @@ def _reference(title: str, reference: np.ndarray | None) -> np.ndarray:
     return reference
 
 
+def _on_gpu(options: MetricOptions) -> bool:
+    """Hand-made metrics run on the torch path on CUDA (where the images are); on the CPU NumPy is faster."""
+    return options.device.startswith("cuda")
+
+
+def _psnr(image: np.ndarray, ref: np.ndarray | None, o: MetricOptions) -> float:
+    args = (image, _reference("PSNR", ref))
+    if _on_gpu(o):
+        return psnr_torch(*args, crop_border=o.crop_border, channel=o.channel, grey=o.grey, device=o.device)
+    return psnr(*args, crop_border=o.crop_border, channel=o.channel, grey=o.grey)
+
+
+def _ssim(image: np.ndarray, ref: np.ndarray | None, o: MetricOptions) -> float:
+    args = (image, _reference("SSIM", ref))
+    if _on_gpu(o):
+        return ssim_torch(*args, crop_border=o.crop_border, channel=o.channel, grey=o.grey, device=o.device)
+    return ssim(*args, crop_border=o.crop_border, channel=o.channel, grey=o.grey)
+
+
+def _niqe(image: np.ndarray, _ref: np.ndarray | None, o: MetricOptions) -> float:
+    if _on_gpu(o):
+        return niqe_torch(image, crop_border=o.crop_border, grey=o.grey, device=o.device)
+    return niqe(image, crop_border=o.crop_border, grey=o.grey)
+
+
 METRICS = MetricRegistry()
 METRICS.add(MetricInfo(
     "psnr", "PSNR", FULL_REFERENCE, True, "dB", "Peak signal-to-noise ratio, BasicSR/MATLAB convention.",
-    (0.0, float("inf")), "Y (ITU-R BT.601) or RGB", "scale", "BasicSR calculate_psnr (test_y_channel)",
-    lambda image, ref, o: psnr(image, _reference("PSNR", ref), crop_border=o.crop_border, channel=o.channel,
-                               grey=o.grey)))
+    (0.0, float("inf")), "Y (ITU-R BT.601) or RGB", "scale", "BasicSR calculate_psnr (test_y_channel)", _psnr,
+    devices=("cpu", "cuda")))
 METRICS.add(MetricInfo(
     "ssim", "SSIM", FULL_REFERENCE, True, "", "Structural similarity, 11x11 Gaussian window, sigma 1.5.",
     (-1.0, 1.0), "Y (ITU-R BT.601) or RGB", "scale", "BasicSR calculate_ssim; scikit-image structural_similarity",
-    lambda image, ref, o: ssim(image, _reference("SSIM", ref), crop_border=o.crop_border, channel=o.channel,
-                               grey=o.grey)))
+    _ssim, devices=("cpu", "cuda")))
 METRICS.add(MetricInfo(
     "niqe", "NIQE", NO_REFERENCE, False, "", "Natural image quality evaluator (MATLAB), on Y.",
     (0.0, float("inf")), "Y (ITU-R BT.601), 0-255 rounded", "niqe_crop_border", "MATLAB niqe; BasicSR calculate_niqe",
-    lambda image, _ref, o: niqe(image, crop_border=o.crop_border, grey=o.grey)))
+    _niqe, devices=("cpu", "cuda"), version=2))  # 2: blocks without negative or positive values count, as in MATLAB
 for _net, _title in (("alex", "AlexNet"), ("vgg", "VGG-16")):
     METRICS.add(MetricInfo(
         f"lpips-{_net}", f"LPIPS ({_title})", FULL_REFERENCE, False, "",

@@ -92,6 +92,8 @@ class MetricInfo:
     download: Callable[[Callable[[int, int | None], None] | None], None] | None = field(
         default=None, compare=False, repr=False)
     """Fetches its weights, with a ``(bytes done, total)`` progress callback."""
+    version: int = 1
+    """Raised when a fix changes its values, so results stored before are computed again."""
 
     @property
     def full_reference(self) -> bool:
@@ -103,7 +105,8 @@ class MetricInfo:
 
     def to_json(self) -> dict[str, Any]:
         """The metadata (not the maths), as a results file records it."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("compute", "ready", "download")}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("compute", "ready", "download", "version")}
         return data | {"full_reference": self.full_reference, "value_range": list(self.value_range),
                        "weights": [asdict(w) for w in self.weights], "devices": list(self.devices)}
 

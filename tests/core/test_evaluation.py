@@ -373,7 +373,7 @@ def test_every_float_round_trips_through_the_store_and_a_resumed_run_equals_a_fr
     back, _ = db.get("h", "m", "s")
     assert math.isnan(back["a"]) and back["b"] == math.inf and back["c"] == -math.inf and back["d"] == 0.1 + 0.2
     # a store written before NaN was kept (NULL meant NaN or inf): such a result is computed again, not guessed
-    db._db.execute("UPDATE metrics SET value = NULL WHERE metric = 'niqe'")
+    db._db.execute("UPDATE metrics SET value = NULL WHERE metric LIKE 'niqe%'")
     db._db.commit()
     again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
     assert again.computed == 1 and math.isnan(again.rows[0].metrics["niqe"])
@@ -421,3 +421,22 @@ def test_a_result_and_the_link_that_finds_it_are_stored_in_one_transaction(tmp_p
     key = dataset.item_key(dataset.items[0])
     assert db._db.execute("SELECT COUNT(*) FROM items WHERE item_key=?", (key,)).fetchone()[0] == 1
     db.close()
+
+
+def test_a_metric_fixed_since_a_result_was_stored_is_computed_again(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results stored before a fix changed a metric's values (its version) are not reused; others still are."""
+    import dataclasses
+
+    from core.metrics import _metrics
+
+    core.write_png(tmp_path / "hr" / "a.png", core.load_sample("coffee")[:128, :128])
+    dataset = core.open_dataset(tmp_path / "hr", 4)
+    db = core.ResultDB(tmp_path / "r.sqlite")
+    assert core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db).computed == 1
+    assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1
+    fixed = dataclasses.replace(_metrics.METRICS["niqe"], version=_metrics.METRICS["niqe"].version + 1)
+    monkeypatch.setitem(_metrics.METRICS._metrics, "niqe", fixed)
+    again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
+    assert again.computed == 1 and again.reused == 0
+    assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1  # PSNR alone: its rows stand

@@ -7,6 +7,7 @@ import pytest
 
 import core
 from core import errors, evaluation, metrics
+from core.metrics import GREY_MODES, _pixel
 
 # Computed with BasicSR 1.4.2's own functions on scikit-image 0.26's images (see the issue):
 # LR = imresize(HR, 1/4) kept in float, bicubic = imresize(LR, 4) rounded to uint8.
@@ -37,6 +38,21 @@ def test_reference_values(name: str) -> None:
     }
     wrong = {k: f"{v:.4f} vs {ref}" for k, (v, ref, tol) in got.items() if abs(v - ref) > tol}
     assert not wrong, f"{name}: {wrong}"
+
+
+# BasicSR 1.4.2 calculate_niqe(img_bgr, 0, convert_to="y") of the sample with its top-left 288x192 set to one
+# colour: flat blocks have no negative (or positive) coefficient, and MATLAB / BasicSR still count their alpha
+FLAT_NIQE = {"astronaut": 3.28353, "coffee": 4.09905}
+
+
+@pytest.mark.parametrize("name", sorted(FLAT_NIQE))
+def test_niqe_of_an_image_with_flat_blocks_equals_basicsr(name: str) -> None:
+    from core.metrics import _torch
+
+    image = core.load_sample(name).copy()
+    image[:192, :288] = (120, 130, 140)
+    assert metrics.niqe(image) == pytest.approx(FLAT_NIQE[name], abs=1e-3)
+    assert _torch.niqe_torch(image, device="cpu") == pytest.approx(FLAT_NIQE[name], abs=1e-3)
 
 
 def test_metrics_are_bit_depth_independent_and_validate_inputs() -> None:
@@ -121,3 +137,45 @@ def test_user_choices_fail_as_studio_errors_with_plain_messages() -> None:
         metrics.psnr(image, image, channel="lab")
     with pytest.raises(errors.UnknownNameError, match="Unknown sweep parameter"):
         evaluation.sweep_params("gamma", 1.0, 4)
+
+
+def test_ssim_equals_scikit_image_on_real_images() -> None:
+    """The separable-filter SSIM is scikit-image's structural_similarity with the options the literature uses."""
+    from skimage.metrics import structural_similarity
+
+    for name in ("astronaut", "coffee"):
+        hr = core.load_sample(name)
+        bic = _bicubic_round_trip(hr)
+        for channel in ("y", "rgb"):
+            a, b = _pixel.prepare(bic, 4, channel), _pixel.prepare(hr, 4, channel)
+            expected = structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False)
+            assert metrics.ssim(bic, hr, crop_border=4, channel=channel) == pytest.approx(expected, abs=1e-12)
+
+
+_DEVICES = ["cpu", *(["cuda"] if __import__("torch").cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+def test_the_torch_path_equals_the_numpy_path_on_real_images(device: str) -> None:
+    from core.metrics import _torch
+
+    for name in ("astronaut", "chelsea", "coffee"):
+        hr = core.load_sample(name)
+        bic = _bicubic_round_trip(hr)
+        pairs = [(bic, hr, "rgb"), (bic.astype(np.uint16) * 257, hr.astype(np.uint16) * 257, "rgb"),
+                 *((bic[:, :, 1], hr[:, :, 1], grey) for grey in GREY_MODES)]  # grey pairs: both conventions
+        for a, b, grey in pairs:
+            for channel in ("y", "rgb"):
+                options = {"crop_border": 4, "channel": channel, "grey": grey}
+                assert _torch.psnr_torch(a, b, **options, device=device) == pytest.approx(
+                    metrics.psnr(a, b, **options), abs=1e-4)
+                assert _torch.ssim_torch(a, b, **options, device=device) == pytest.approx(
+                    metrics.ssim(a, b, **options), abs=1e-5)
+        for image in (hr, bic, hr[:200, :300, 0]):
+            assert _torch.niqe_torch(image, device=device) == pytest.approx(metrics.niqe(image), abs=1e-3)
+        assert core.compute_metric("niqe", bic, device=device) == pytest.approx(metrics.niqe(bic), abs=1e-3)
+    with pytest.raises(ValueError, match="96x96"):
+        _torch.niqe_torch(hr[:90], device=device)
+    with pytest.raises(ValueError, match="11x11"):
+        _torch.ssim_torch(hr[:12, :12], hr[:12, :12], crop_border=1, device=device)
