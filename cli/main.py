@@ -89,11 +89,12 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     for name in [n for n in args.download.split(",") if n]:
         _err(f"{name}: fetching its weights")
         download_metric(name, progress=None if args.quiet else _bytes_progress(name))
-    rows = [("name", "kind", "better", "weights", "reference implementation")]
+    rows = [("name", "kind", "better", "weights", "licence", "reference implementation")]
     for metric in METRICS.values():
         weights = "-" if not metric.weights else ("here" if metric.ready() else "missing (--download " + metric.name
                                                                                   + ")")
-        rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights,
+        licences = "; ".join(dict.fromkeys(w.licence for w in metric.weights)) or "-"
+        rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights, licences,
                      metric.reference))
     _columns(rows)
     return 0

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import WeightsMissingError
+from ._clipiqa import clip_ready, clip_weights, clipiqa, download_clip
 from ._dists import dists, dists_ready, dists_weights, download_dists
 from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
 from ._niqe import niqe
@@ -75,6 +76,15 @@ METRICS.add(MetricInfo(
     "RGB", "none", "DISTS_pytorch 0.1 (dingkeyan93/DISTS): DISTS()",
     lambda image, ref, o: dists(image, _reference("DISTS", ref), device=o.device),
     devices=("cpu", "cuda"), weights=dists_weights(), ready=dists_ready, download=download_dists))
+for _prompts, _what in (("clipiqa", "the authors' prompt pair, Good photo. / Bad photo."),
+                        ("clipiqa-ensemble", "five antonym prompt pairs averaged, as pyiqa's clipiqa")):
+    METRICS.add(MetricInfo(
+        _prompts, "CLIP-IQA" if _prompts == "clipiqa" else "CLIP-IQA (5 pairs)", NO_REFERENCE, True, "",
+        f"How much more CLIP RN50 finds the image like a good than a bad photo; {_what} (Wang et al. 2023).",
+        (0.0, 1.0), "RGB", "none",
+        "piq 0.8.0 CLIPIQA()" + ("" if _prompts == "clipiqa" else " with pyiqa 0.1.16 clipiqa's five prompt pairs"),
+        lambda image, _ref, o, p=_prompts: clipiqa(image, prompts=p, device=o.device),
+        devices=("cpu", "cuda"), weights=clip_weights(), ready=clip_ready, download=download_clip))
 
 
 def check_ready(names: list[str] | tuple[str, ...]) -> None:
