@@ -1,9 +1,12 @@
-"""Benchmark charts (Altair), built to be read at a glance.
+"""Benchmark and sweep charts (Altair), built to be read at a glance and not to mislead.
 
-* The axis spans the data, not zero to the data: 27.8 and 28.6 dB must look different.
-* One colour per method, the same in every chart, from a palette of well-separated hues;
-  methods are named on the axis in full (no legend to cut, no rotated labels).
-* Both charts have the same height, which grows with the number of methods.
+* Means are dots, not bars: a bar's length says "value", so a bar must start at zero, and from
+  zero 27.8 and 28.6 dB look the same. A dot plot's axis may span the data, so small
+  differences show at their true proportion, with the values printed beside the dots.
+* One colour per method, the same in every chart and on every page (bicubic is always the same
+  hue), from a palette of well-separated hues; methods are named on the axis in full (no legend
+  to cut, no rotated labels).
+* Both Benchmark charts have the same height, which grows with the number of methods.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ import core
 ROW_HEIGHT = 36  # px per method
 MIN_HEIGHT = 180
 AXES_HEIGHT = 90  # px for the title and the value axis, on top of the plot's height
-PALETTE = "tableau10"  # ten distinct hues; methods beyond ten repeat them, still named on the axis
+# tableau10: ten distinct hues; methods beyond ten repeat them, still named on the axis
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac")
+_BASELINES = ("hr", "bicubic", "bicubic-opencv", "lanczos")  # the first hues, in this order
+
+
+def method_colours(methods: list[str]) -> list[str]:
+    """The colour of each method: baselines first, then models in the catalogue's order, so a method keeps its
+    colour whatever else a chart shows."""
+    order = [*_BASELINES, *(info.name for info in core.list_models())]
+    return [PALETTE[(order.index(m) if m in order else len(order) + i) % len(PALETTE)] for i, m in enumerate(methods)]
 
 
 def height(methods: int) -> int:
@@ -39,19 +52,34 @@ def _axes(metric: str, column: str, methods: list[str], values: pd.Series) -> tu
     title = f"{column} ({better} is better{', ' + info.unit if info.unit else ''})"
     x = alt.X(f"{column}:Q", title=title, scale=alt.Scale(domain=value_domain(values), zero=False, nice=False))
     y = alt.Y("method:N", sort=methods, title=None, axis=alt.Axis(labelLimit=0))
-    colour = alt.Color("method:N", scale=alt.Scale(domain=methods, scheme=PALETTE), legend=None)
+    colour = alt.Color("method:N", scale=alt.Scale(domain=methods, range=method_colours(methods)), legend=None)
     return x, y, colour
 
 
 def means_chart(means: pd.DataFrame, metric: str, column: str) -> alt.LayerChart:
-    """Per-method means as horizontal bars from the axis start, each labelled with its value."""
+    """Per-method means as a dot plot on an axis that spans them, each dot labelled with its value."""
     data = means[["method", column]].dropna()
     methods = means["method"].tolist()
     x, y, colour = _axes(metric, column, methods, data[column])
     base = alt.Chart(data).encode(x=x, y=y)
-    bars = base.mark_bar(clip=True).encode(color=colour, tooltip=["method", alt.Tooltip(column, format=".4f")])
-    labels = base.mark_text(align="left", dx=4, color="#888").encode(text=alt.Text(f"{column}:Q", format=".3f"))
-    return (bars + labels).properties(height=height(len(methods)), title=f"Mean {column} per method")
+    dots = base.mark_point(filled=True, size=160, opacity=1).encode(
+        color=colour, tooltip=["method", alt.Tooltip(column, format=".4f")])
+    labels = base.mark_text(align="left", dx=10, color="#888").encode(text=alt.Text(f"{column}:Q", format=".3f"))
+    return (dots + labels).properties(height=height(len(methods)), title=f"Mean {column} per method")
+
+
+def sweep_chart(points: pd.DataFrame, x_title: str, metric: str) -> alt.Chart:
+    """A sweep's score per parameter value, one line per method, on a value axis that spans the scores."""
+    info = core.METRICS[metric]
+    methods = list(dict.fromkeys(points["method"]))
+    title = f"{info.title} {info.arrow}" + (f" ({info.unit})" if info.unit else "")
+    y = alt.Y("score:Q", title=title, scale=alt.Scale(domain=value_domain(points["score"]), zero=False, nice=False))
+    colour = alt.Color("method:N", scale=alt.Scale(domain=methods, range=method_colours(methods)),
+                       legend=alt.Legend(orient="bottom", title=None, labelLimit=0))
+    return (alt.Chart(points.dropna(subset=["score"])).mark_line(point=True)
+            .encode(x=alt.X("value:Q", title=x_title), y=y, color=colour,
+                    tooltip=["method", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("score:Q", format=".4f")])
+            .properties(height=300))
 
 
 def images_chart(rows: pd.DataFrame, metric: str, column: str, methods: list[str]) -> alt.Chart:

@@ -174,7 +174,8 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
         steps = cols[2].number_input("Steps", 2, 20, 5, key="sweep_steps")
         available = [i.name for i in core.list_models() if i.available]
         methods = st.multiselect("Methods", ["bicubic", *available], default=["bicubic"], key="sweep_methods")
-        metric = st.selectbox("Metric", list(core.METRICS), key="sweep_metric", format_func=metric_header)
+        metric = st.selectbox("Metric", core.METRICS.names(ready=True), key="sweep_metric", format_func=metric_header,
+                              help="Metrics whose network weights are not here are listed on Models & System.")
         def finish(snap: core.JobSnapshot) -> None:
             st.session_state.sweep_points = [asdict(p) for p in snap.partial]  # a cancelled sweep keeps its points
 
@@ -199,9 +200,8 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
             start_job("sweep", "Sweep", work)
         points = st.session_state.get("sweep_points")
         if points:
-            frame = pd.DataFrame(points).pivot_table(index="value", columns="method", values="score")
-            st.line_chart(frame, x_label=evaluation.SWEEP_PARAMETERS[points[0]["parameter"]][0],
-                          y_label=metric_header(points[0]["metric"]))
+            x_title = evaluation.SWEEP_PARAMETERS[points[0]["parameter"]][0]
+            st.altair_chart(charts.sweep_chart(pd.DataFrame(points), x_title, points[0]["metric"]), width="stretch")
 
 
 def render() -> None:

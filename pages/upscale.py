@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import core
+from core import evaluation
 from dashboard import cache
 from dashboard.common import (
     METRICS_EXPLAINED,
@@ -176,8 +177,8 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
         other_name = request.models[1]
         other = results[other_name].image
     else:
-        other_name = "bicubic (OpenCV)"
-        other = cache.baseline(image, request.image, out.shape[:2], "bicubic")
+        other_name = "bicubic"  # the one bicubic of the studio: MATLAB's, as the Benchmark and the literature
+        other = cache.baseline(image, request.image, out.shape[:2], evaluation.BASELINES["bicubic"])
     runs = list(results.values())
     timing = ", ".join((f"{r.model} " if len(runs) > 1 else "") + f"{r.seconds:.2f} s (tile {r.tile or 'none'})"
                        for r in runs)  # each model named once

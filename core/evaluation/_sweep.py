@@ -15,7 +15,7 @@ import numpy as np
 from .._resize import crop_to_scale
 from ..degradation import DegradationParams, KernelParams, NoiseParams, StageParams, apply_params
 from ..errors import UnknownNameError
-from ..metrics import compute_metric
+from ..metrics import METRICS, compute_metric
 
 __all__ = ["SWEEP_PARAMETERS", "SweepPoint", "run_sweep", "sweep_params"]
 
@@ -74,7 +74,7 @@ def run_sweep(
                 return points
             output = method(lr, reference.shape[:2])
             try:
-                border = 0 if metric == "niqe" else scale
+                border = scale if METRICS[metric].crop == "scale" else 0  # the metric's own crop policy
                 score: float | None = compute_metric(metric, output, reference, crop_border=border)
             except ValueError:
                 score = None

@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import core
+from dashboard import charts
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
@@ -152,12 +153,12 @@ def test_upscale_compare_and_cache() -> None:
     line = at.success[0].value
     assert "256x256 RGB 8-bit" in line and line.count("realesr-animevideov3") == 1  # the model named once
     metrics = at.dataframe[0].value
-    assert list(metrics["method"]) == ["bicubic (OpenCV)", "realesr-animevideov3"]
+    assert list(metrics["method"]) == ["bicubic", "realesr-animevideov3"]  # MATLAB bicubic, as on the Benchmark
     niqe = metrics["NIQE ↓"]
     assert niqe.notna().all() and (niqe > 0).all() and niqe.iloc[0] != niqe.iloc[1]
     assert [m.label for m in at.metric] == ["NIQE ↓", "NIQE ↓"]  # no reference: NIQE only, and said so
     assert at.metric[1].delta == f"{niqe.iloc[1] - niqe.iloc[0]:+.3f}"
-    assert any("change vs bicubic (OpenCV)" in m.value for m in at.markdown)
+    assert any("change vs bicubic" in m.value for m in at.markdown)
     assert not any("cropped" in c.value for c in at.caption) and any("Only NIQE" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 1
     at.run()  # same inputs: shown at once from the store, nothing to run
@@ -267,7 +268,12 @@ def test_benchmark_runs_in_the_background_and_reloads() -> None:
     assert "\\textbf{" + best.strip("*") + "}" in at.code[0].value
     specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
     assert len(specs) == 2 and specs[0]["height"] == specs[1]["height"]  # bar and per-image charts, side by side
-    assert specs[0]["layer"][0]["encoding"]["x"]["scale"]["zero"] is False
+    dots = specs[0]["layer"][0]
+    assert dots["mark"]["type"] == "point" and dots["encoding"]["x"]["scale"]["zero"] is False  # a dot plot may
+    low, high = dots["encoding"]["x"]["scale"]["domain"]  # span the data; a bar would have to start at zero
+    assert low > 20 and low < means["PSNR ↑"].min() < means["PSNR ↑"].max() < high
+    colours = dict(zip(dots["encoding"]["color"]["scale"]["domain"], dots["encoding"]["color"]["scale"]["range"]))
+    assert colours["bicubic"] == charts.method_colours(["bicubic"])[0]  # one colour per method, whatever the run
     again = open_page("benchmark")  # a new session finds the run in the results folder
     assert again.selectbox(key="bench_run_pick").options and any(
         "Per-method means" in s.value for s in again.subheader)
@@ -298,6 +304,24 @@ def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     wait(at, lambda a: any(df.value.shape[0] == 1 and "PSNR ↑" in df.value.columns for df in a.dataframe))
     scores = next(df.value for df in at.dataframe if "PSNR ↑" in df.value.columns)
     assert scores["method"].tolist() == ["bicubic"] and 10 < scores["PSNR ↑"].iloc[0] < 40
+
+
+def test_the_sweep_chart_spans_the_scores_in_each_methods_colour() -> None:
+    at = open_page("degradation")
+    at.number_input(key="sweep_steps").set_value(3).run()
+    at.multiselect(key="sweep_methods").set_value(["bicubic"]).run()
+    assert at.selectbox(key="sweep_metric").options == [f"{core.METRICS[m].title} {core.METRICS[m].arrow}"
+                                                         for m in core.METRICS.names(ready=True)]
+    at.selectbox(key="sweep_metric").set_value("psnr").run()
+    at.button(key="sweep_run").click().run()
+    wait(at, lambda a: any("score" in json.loads(c.proto.spec)["encoding"].get("y", {}).get("field", "")
+                           for c in a.get("vega_lite_chart") if "encoding" in json.loads(c.proto.spec)))
+    spec = next(json.loads(c.proto.spec) for c in at.get("vega_lite_chart")
+                if json.loads(c.proto.spec).get("encoding", {}).get("y", {}).get("field") == "score")
+    scores = [p["score"] for p in at.session_state.sweep_points]
+    low, high = spec["encoding"]["y"]["scale"]["domain"]
+    assert spec["encoding"]["y"]["scale"]["zero"] is False and 0 < low < min(scores) <= max(scores) < high
+    assert spec["encoding"]["color"]["scale"]["range"] == charts.method_colours(["bicubic"])
 
 
 def test_models_and_system_page(x4plus: core.Upscaler) -> None:

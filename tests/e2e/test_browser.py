@@ -132,7 +132,7 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         assert sizes == [[512, 512], [512, 512]]
         labels = frame.evaluate("() => [document.getElementById('label-a').textContent,"
                                 " document.getElementById('label-b').textContent]")
-        assert labels == ["bicubic (OpenCV)", "RealESRGAN_x4plus"]
+        assert labels == ["bicubic", "RealESRGAN_x4plus"]
 
         clip_before = frame.evaluate("() => document.getElementById('pane-b').style.clipPath")
         frame.locator("#divider").scroll_into_view_if_needed()  # the mouse acts only inside the viewport
