@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,15 +59,44 @@ class _UploadFolder:
                 digest.update(f"{folder}/{upload.name}/{upload.size}/{upload.file_id}".encode())
         folder = self.root / digest.hexdigest()[:16]
         if not folder.is_dir():
-            for sub, files in (("hr", hr), ("lr", lr)):
-                for upload in files:
-                    core.write_file(folder / sub / Path(upload.name).name, upload.getvalue())
+            for upload in hr:
+                core.write_file(folder / "hr" / Path(upload.name).name, upload.getvalue())
+            for name, upload in _lr_names(hr, lr).items():
+                core.write_file(folder / "lr" / name, upload.getvalue())
             (folder / "hr").mkdir(parents=True, exist_ok=True)
         if prune:
             for other in self.root.iterdir():
                 if other != folder:
                     shutil.rmtree(other, ignore_errors=True)
         return folder
+
+
+def _stem(name: str) -> str:
+    return Path(name).stem
+
+
+def _by_order(hr: list, lr: list) -> bool:
+    """Whether LR uploads pair with the HR ones by order, not by name: as many of each, and names that do not
+    pair (``pair_hr.png`` / ``pair_lr.png``)."""
+    if not lr or len(hr) != len(lr):
+        return False
+    hr_stems = {_stem(u.name) for u in hr}
+    return not all(_stem(u.name) in hr_stems or re.sub(r"(_LR\d+|_?x\d+)$", "", _stem(u.name), flags=re.I)
+                   in hr_stems for u in lr)
+
+
+def _lr_names(hr: list, lr: list) -> dict[str, object]:
+    """The file name each LR upload is stored under: its own, or, paired by order, its HR partner's."""
+    if _by_order(hr, lr):
+        return {Path(h.name).stem + Path(low.name).suffix: low for h, low in zip(hr, lr)}
+    return {Path(low.name).name: low for low in lr}
+
+
+def _private(text: str, folder: Path) -> str:
+    """A message about the uploads without the server's temporary paths."""
+    for path, words in ((folder / "hr", "the HR uploads"), (folder / "lr", "the LR uploads"), (folder, "the uploads")):
+        text = text.replace(str(path), words)
+    return text
 
 
 def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
@@ -80,7 +111,12 @@ def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
     # a running benchmark may still read an earlier set: that one goes once it has finished
     folder = st.session_state.bench_uploads.current(hr_files, lr_files or [],
                                                     prune="bench_job" not in st.session_state)
-    return str(folder / "hr"), (str(folder / "lr") if lr_files else None)
+    if _by_order(hr_files, lr_files or []):
+        st.caption("The LR names do not match the HR names, so they are paired in upload order: " + ", ".join(
+            f"{h.name} ↔ {low.name}" for h, low in zip(hr_files, lr_files)))
+    names = [u.name for u in hr_files]
+    label = "uploads: " + ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return str(folder / "hr"), (str(folder / "lr") if lr_files else None), label
 
 
 def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
@@ -105,7 +141,7 @@ def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
         pair = _uploaded_pairs(scale)
         if pair is None:
             return None
-        spec["source"], spec["lr_dir"] = pair
+        spec["source"], spec["lr_dir"], spec["name"] = pair
     elif source == SOURCES[3]:
         path = st.text_input("Folder path (real-world LR images, e.g. RealSRSet or RealLQ250: upscaled by the scale "
                              "and scored with no-reference metrics)", key="bench_lr_path")
@@ -115,14 +151,21 @@ def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
     try:
         return spec, _open(spec)
     except core.StudioError as exc:
-        show_error(exc)
+        if spec.get("name"):  # uploads: say so, never the server's temporary folder
+            st.error(_private(str(exc), Path(spec["source"]).parent))
+        else:
+            show_error(exc)
         return None
 
 
 def _open(spec: dict) -> evaluation.Dataset:
     degradation = load_degradation(spec["degradation"], spec["scale"]) if spec.get("degradation") else None
-    return core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
-                             seed=spec.get("seed", 0), lr_only=spec.get("lr_only", False))
+    dataset = core.open_dataset(spec["source"], spec["scale"], lr_dir=spec.get("lr_dir"), degradation=degradation,
+                                seed=spec.get("seed", 0), lr_only=spec.get("lr_only", False))
+    if spec.get("name"):  # uploads are named after their files, not the temporary folder they sit in
+        lr_source = "uploaded LR" if spec.get("lr_dir") else dataset.lr_source
+        dataset = dataclasses.replace(dataset, name=spec["name"], lr_source=lr_source)
+    return dataset
 
 
 def _div2k_download() -> None:

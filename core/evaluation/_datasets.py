@@ -236,10 +236,18 @@ def _zip_entries(path: Path) -> list[tuple[str, ImageRef]]:
 
 
 def _pair(hr_refs: dict[str, ImageRef], lr_refs: dict[str, ImageRef], where: str) -> tuple[DatasetItem, ...]:
-    missing = sorted(set(hr_refs) - set(lr_refs))
+    """Each HR with the LR of its name, or of its name without an ``_HR`` / ``_x1`` suffix (DRealSR's
+    ``DSC_1454_x1`` pairs with ``DSC_1454_x4``); the item takes the name that paired."""
+    items, missing = [], []
+    for stem in sorted(hr_refs):
+        name = next((key for key in (stem, _hr_stem(stem)) if key in lr_refs), None)
+        if name is None:
+            missing.append(stem)
+        else:
+            items.append(DatasetItem(name, hr_refs[stem], lr_refs[name]))
     if missing:
         raise DatasetError(f"{len(missing)} HR images have no LR partner in {where} (e.g. {missing[0]}).")
-    return tuple(DatasetItem(name, hr_refs[name], lr_refs[name]) for name in sorted(hr_refs))
+    return tuple(sorted(items, key=lambda item: item.name))
 
 
 def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
@@ -320,7 +328,7 @@ def open_dataset(
         return Dataset(root.name, scale, items, "real-world LR (no ground truth)")
     if lr_dir is not None:
         lr_refs = _by_stem(_folder_entries(Path(lr_dir).absolute()), str(lr_dir), scale)
-        return Dataset(root.name, scale, _pair(_by_stem(entries, str(root), hr=True), lr_refs, str(lr_dir)),
+        return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
                        f"paired LR folder {lr_dir}")
     if degradation is None:
         pairs = _realsr(entries, scale, str(root))

@@ -81,3 +81,10 @@ def test_drealsr_names_pair_across_an_hr_and_an_lr_folder(tmp_path: Path) -> Non
     dataset = core.open_dataset(tmp_path / "test_HR", 4, lr_dir=tmp_path / "test_LR")
     assert [(i.name, i.lr.path.name) for i in dataset.items] == [("DSC_1454", "DSC_1454_x4.png"),
                                                                  ("DSC_1460", "DSC_1460_x4.png")]
+
+
+def test_the_same_name_in_both_folders_still_pairs_whatever_its_suffix(tmp_path: Path) -> None:
+    _pairs(tmp_path / "hr", {"cat_HR.png": "hr", "dog_x1.png": "hr"})
+    _pairs(tmp_path / "lr", {"cat_HR.png": "lr", "dog_x1.png": "lr"})
+    dataset = core.open_dataset(tmp_path / "hr", 4, lr_dir=tmp_path / "lr")
+    assert [(i.name, i.lr.path.name) for i in dataset.items] == [("cat_HR", "cat_HR.png"), ("dog_x1", "dog_x1.png")]

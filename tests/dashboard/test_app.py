@@ -461,6 +461,23 @@ def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session(
     assert not root.exists()  # the session is gone, and so are its uploads
 
 
+def test_an_uploaded_pair_with_other_names_pairs_by_order_and_no_temporary_path_is_shown() -> None:
+    at = open_page("benchmark")
+    at.radio(key="bench_source").set_value("Uploaded HR / LR pairs").run()
+    hr = core.load_sample("coffee")[:64, :64]
+    at.file_uploader(key="bench_hr").set_value([("pair_hr.png", core.encode_png(hr), "image/png")]).run()
+    at.file_uploader(key="bench_lr").set_value([("pair_lr.png", core.encode_png(core.imresize(hr, 0.25)),
+                                                 "image/png")]).run()
+    assert not at.error, [e.value for e in at.error]  # it was "no LR partner in /tmp/studio-upload-…"
+    assert any("pair_hr.png ↔ pair_lr.png" in c.value for c in at.caption)
+    assert any(m.value.startswith("uploads: pair_hr.png: 1 images") for m in at.markdown)
+    at.file_uploader(key="bench_lr").set_value([("pair_lr.png", core.encode_png(hr[:8, :8]), "image/png")]).run()
+    at.file_uploader(key="bench_hr").set_value([("pair_hr.png", core.encode_png(hr), "image/png"),
+                                                ("other.png", core.encode_png(hr), "image/png")]).run()
+    message = at.error[0].value  # two HR, one LR: nothing pairs them, and the message says so without the path
+    assert "no LR partner" in message and "the LR uploads" in message and "studio-upload" not in message
+
+
 def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
     """The core's cache is bounded; the dashboard's load tracker must not hold models beyond it."""
     import gc
