@@ -21,6 +21,7 @@ from core.degradation import (
     StageParams,
     make_kernel,
     parse_degradation,
+    parse_params,
 )
 from core.errors import ConfigError
 from dashboard import cache, charts
@@ -105,11 +106,36 @@ def _config_from_upload() -> core.DegradationConfig | None:
     upload = st.file_uploader("Load a configuration (JSON or YAML)", type=["json", "yaml", "yml"], key="lab_load")
     if upload is None:
         return None
+    text = upload.getvalue().decode("utf-8", errors="replace")
     try:
-        return parse_degradation(upload.getvalue().decode("utf-8", errors="replace"), upload.name)
+        return parse_degradation(text, upload.name)
+    except ConfigError as exc:
+        try:
+            parse_params(text, upload.name)
+        except ConfigError:
+            show_error(exc)
+        else:
+            st.error(f"{upload.name} holds drawn parameters, not a configuration: choose \"Fixed\" above and load it "
+                     "under \"Replay saved parameters\" to replay it exactly.")
+        return None
+
+
+def _params_from_upload(scale: int) -> DegradationParams | None:
+    """Saved parameters to replay exactly (the Lab's own file, or degrade's ``*_params.json``), if one is loaded."""
+    upload = st.file_uploader("Replay saved parameters (the file \"Save these parameters\" wrote, or a "
+                              "*_params.json from realesrgan-studio degrade)", type=["json"], key="lab_params_load")
+    if upload is None:
+        return None
+    try:
+        params = parse_params(upload.getvalue().decode("utf-8", errors="replace"), upload.name)
     except ConfigError as exc:
         show_error(exc)
         return None
+    if params.scale != scale:
+        st.error(f"{upload.name} was drawn for x{params.scale}: choose that scale above to replay it.")
+        return None
+    st.info(f"Replaying {upload.name} exactly; the settings below are not used until you remove the file.")
+    return params
 
 
 def _stages(result: DegradationResult) -> None:
@@ -232,7 +258,7 @@ def render() -> None:
         st.download_button("Save this configuration (JSON)", config.to_json(), file_name=f"{preset}.json",
                            mime="application/json", key="lab_save")
     else:
-        params = _fixed_params(scale)
+        params = _params_from_upload(scale) or _fixed_params(scale)
         result = core.degradation.apply_params(hr, params)
         st.download_button("Save these parameters (JSON)", result.params.to_json(), file_name="params.json",
                            mime="application/json", key="lab_save_params")

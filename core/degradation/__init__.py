@@ -18,6 +18,7 @@ from ._config import (
     load_degradation,
     params_from_dict,
     parse_degradation,
+    parse_params,
 )
 from ._kernels import GAUSSIAN_TYPES, KERNEL_TYPES, KernelParams, identity_kernel, make_kernel, sinc_kernel
 from ._ops import add_gaussian_noise, add_poisson_noise, blur, jpeg, resize_to, usm_sharpen
@@ -27,5 +28,5 @@ __all__ = ["GAUSSIAN_TYPES", "JPEG_ENGINES", "KERNEL_TYPES", "PRESETS", "RESIZE_
            "DegradationParams", "DegradationResult", "FinalParams", "KernelParams", "NoiseParams", "StageConfig",
            "StageImage", "StageParams", "add_gaussian_noise", "add_poisson_noise", "apply_params", "blur",
            "config_from_dict", "config_to_dict", "degrade", "identity_kernel", "jpeg", "load_degradation",
-           "make_kernel", "make_pair", "params_from_dict", "parse_degradation", "resize_to", "sample_params",
-           "sinc_kernel", "usm_sharpen"]
+           "make_kernel", "make_pair", "params_from_dict", "parse_degradation", "parse_params", "resize_to",
+           "sample_params", "sinc_kernel", "usm_sharpen"]

@@ -17,7 +17,7 @@ from ._kernels import GAUSSIAN_TYPES, KernelParams
 
 __all__ = ["JPEG_ENGINES", "PRESETS", "RESIZE_MODES", "DegradationConfig", "DegradationParams", "FinalParams",
            "NoiseParams", "StageConfig", "StageParams", "config_from_dict", "config_to_dict", "load_degradation",
-           "params_from_dict", "parse_degradation"]
+           "params_from_dict", "parse_degradation", "parse_params"]
 
 RESIZE_MODES = ("area", "bilinear", "bicubic", "matlab")
 # "diffjpeg": Real-ESRGAN's JPEG simulation, continuous quality; "opencv": a real codec, integer quality.
@@ -317,6 +317,29 @@ class DegradationParams:
 def params_from_dict(data: dict[str, Any]) -> DegradationParams:
     """Rebuild parameters saved with ``asdict`` / ``to_json`` (for fixed mode)."""
     return _build(DegradationParams, data)
+
+
+def parse_params(text: str, name: str = "params.json") -> DegradationParams:
+    """Drawn parameters saved as JSON: the Degradation Lab's "Save these parameters" file, or the
+    ``*_params.json`` that ``realesrgan-studio degrade`` writes beside each LR (its ``params``).
+
+    Raises:
+        ConfigError: not JSON, or not parameters (the message names ``name`` and says what it is instead).
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON ({exc}).") from exc
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]  # realesrgan-studio degrade's file: {"seed", "config", "params"}
+    first = data.get("first") if isinstance(data, dict) else None
+    if isinstance(first, dict) and "resize_direction" not in first and ("name" in data or "blur_prob" in first):
+        raise ConfigError(f"{name} is a degradation configuration, not drawn parameters: load it in the sampled "
+                          "mode.")
+    try:
+        return params_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} does not hold drawn degradation parameters ({exc}).") from exc
 
 
 # ---------------------------------------------------------------- presets

@@ -404,6 +404,28 @@ def test_settings_survive_page_switches_and_hidden_modes() -> None:
     assert at.number_input(key="fx_seed").value == 3
 
 
+def test_saved_parameters_replay_exactly_in_fixed_mode() -> None:
+    at = open_page("degradation")
+    at.number_input(key="lab_seed").set_value(5).run()
+    drawn = [image.proto.imgs[0].caption for image in at.get("image")]
+    hr = core.load_sample("astronaut")
+    top, left = (hr.shape[0] - 256) // 2, (hr.shape[1] - 256) // 2
+    result = core.degrade(hr[top:top + 256, left:left + 256], core.PRESETS["realesrgan"], 5)
+    saved = result.params.to_json().encode()  # what "Save these parameters" offers for this draw
+    at.file_uploader(key="lab_load").set_value([("params.json", saved, "application/json")]).run()
+    assert "holds drawn parameters, not a configuration" in at.error[0].value  # it was "Unknown ... final"
+    at.file_uploader(key="lab_load").set_value([]).run()
+    at.radio(key="lab_mode").set_value("Fixed (set every parameter)").run()
+    at.file_uploader(key="lab_params_load").set_value([("params.json", saved, "application/json")]).run()
+    assert not at.error and any("Replaying params.json exactly" in i.value for i in at.info)
+    assert [image.proto.imgs[0].caption for image in at.get("image")] == drawn  # the same stages, the same draw
+    wrapped = json.dumps({"seed": 5, "config": {}, "params": json.loads(saved)}).encode()  # degrade's own file
+    at.file_uploader(key="lab_params_load").set_value([("a_params.json", wrapped, "application/json")]).run()
+    assert [image.proto.imgs[0].caption for image in at.get("image")] == drawn
+    at.selectbox(key="lab_scale").set_value(2).run()
+    assert "drawn for x4: choose that scale" in at.error[0].value
+
+
 def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Models page's background download through the shared job helper: served from loopback, the file is
     not a model, so the job fails; its message shows once, and the Download button is back."""
