@@ -312,7 +312,7 @@ def open_dataset(
     if str(source) == "samples":
         refs = tuple(DatasetItem(name, ref) for name, ref in _named(_folder_entries(SAMPLES_DIR)).items())
         return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
-    root = Path(source).absolute()  # as this process sees it: a Ray worker started elsewhere reads the same file
+    root = Path(source).expanduser().absolute()  # as this process sees it: a Ray worker elsewhere reads the same file
     if not root.exists():
         raise DatasetError(f"No such dataset folder: {root}.")
     if root.is_dir():
@@ -327,7 +327,7 @@ def open_dataset(
         items = tuple(DatasetItem(name, None, ref) for name, ref in sorted(_named(entries).items()))
         return Dataset(root.name, scale, items, "real-world LR (no ground truth)")
     if lr_dir is not None:
-        lr_refs = _by_stem(_folder_entries(Path(lr_dir).absolute()), str(lr_dir), scale)
+        lr_refs = _by_stem(_folder_entries(Path(lr_dir).expanduser().absolute()), str(lr_dir), scale)
         return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
                        f"paired LR folder {lr_dir}")
     if degradation is None:

@@ -88,3 +88,12 @@ def test_the_same_name_in_both_folders_still_pairs_whatever_its_suffix(tmp_path:
     _pairs(tmp_path / "lr", {"cat_HR.png": "lr", "dog_x1.png": "lr"})
     dataset = core.open_dataset(tmp_path / "hr", 4, lr_dir=tmp_path / "lr")
     assert [(i.name, i.lr.path.name) for i in dataset.items] == [("cat_HR", "cat_HR.png"), ("dog_x1", "dog_x1.png")]
+
+
+def test_a_dataset_path_may_start_with_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _pairs(tmp_path / "hr", {"a.png": "hr"})
+    _pairs(tmp_path / "lr", {"ax4.png": "lr"})
+    dataset = core.open_dataset("~/hr", 4, lr_dir="~/lr")  # typed in the Benchmark page's path box
+    item = dataset.items[0]
+    assert item.hr.path == tmp_path / "hr" / "a.png" and item.lr.path == tmp_path / "lr" / "ax4.png"
