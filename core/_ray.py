@@ -17,7 +17,7 @@ import ray.data
 
 from .errors import SettingsError, StudioError
 
-__all__ = ["CONNECT_TIMEOUT_S", "connect", "connected"]
+__all__ = ["CONNECT_TIMEOUT_S", "connect", "connected", "worker_error"]
 
 CONNECT_TIMEOUT_S = 5.0  # for the head's port to answer; Ray itself retries for minutes
 
@@ -108,3 +108,32 @@ def connected(address: str | None) -> Iterator[None]:
             if _users == 0 and _owned:
                 ray.shutdown()
                 _owned = False
+
+
+def worker_error(exc: BaseException) -> StudioError:
+    """What a failure on the Ray workers means to a user: the studio's own error where one caused it (a model
+    that cannot load there, a device they lack), said in one line, never Ray's traceback of hundreds of lines."""
+    seen, stack = set(), [exc]
+    while stack:
+        error = stack.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        cause = getattr(error, "cause", None)  # a RayTaskError keeps the worker's exception here
+        if isinstance(cause, StudioError) and not isinstance(cause, ray.exceptions.RayError):
+            return _again(cause)
+        if isinstance(error, StudioError) and not isinstance(error, ray.exceptions.RayError):
+            return _again(error)
+        stack += [e for e in (cause, error.__cause__, error.__context__) if isinstance(e, BaseException)]
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return StudioError(f"The Ray workers failed: {first[:300]}")
+
+
+def _again(error: StudioError) -> StudioError:
+    """``error``'s kind and message, said to have happened on a worker."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    try:
+        return type(error)(f"On a Ray worker: {message}")
+    except TypeError:  # a kind with other arguments
+        return StudioError(f"On a Ray worker: {message}")
+

@@ -8,8 +8,10 @@ read the images themselves and return rows (metrics, or encoded PNGs); the drive
 writer of the result store and of output files, and writes each row as it arrives.
 
 Faults: a worker that dies is restarted by Ray and its task retried, so its rows arrive once;
-a driver that dies loses no finished row (each was stored on arrival), and a re-run computes
-only the rest. A bad image becomes an error row, as on one machine.
+an image whose worker dies on every one of :data:`ATTEMPTS` tries becomes an error row (Ray's
+default would retry it forever). A driver that dies loses no finished row (each was stored on
+arrival), and a re-run computes only the rest. A bad image becomes an error row, as on one
+machine; a model that cannot load on the workers ends the run with the studio's one-line message.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import ray.data
 import torch
 
 from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
-from ._ray import connect, connected
+from ._ray import connect, connected, worker_error
 from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -63,6 +65,7 @@ __all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "i
 
 ITEMS_PER_TASK = 8  # images per Ray task at most
 TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough images (load balance)
+ATTEMPTS = 3  # a task whose worker dies (killed, out of memory) runs at most this often; then its rows are errors
 
 
 @dataclass(frozen=True)
@@ -130,18 +133,39 @@ def _run(items: list[dict], worker: type, arguments: dict, pool: _Pool) -> Itera
 
     Items go in tasks of a few (up to :data:`ITEMS_PER_TASK`, fewer where that would leave a worker
     without about :data:`TASKS_PER_WORKER` tasks), so Ray's per-task cost is shared while a retry
-    still redoes only a few items. Ray Data restarts a dead actor and retries its tasks without limit
-    by default (a constructor that raises is a user error, not retried), so those defaults are kept.
+    still redoes only a few items. A dead actor is restarted and its task retried, :data:`ATTEMPTS`
+    times in all (Ray's default is forever: an image that gets its worker killed for memory would
+    loop); a task that still fails is dropped, and the caller turns its missing items into error rows.
+    A worker that cannot start (its model does not load there) ends the run with the studio's message.
+
+    Raises:
+        StudioError: the workers cannot start, or Ray fails (one line, not Ray's traceback).
     """
     if not items:
         return
     per_task = max(1, min(ITEMS_PER_TASK, len(items) // (pool.workers * TASKS_PER_WORKER)))
     resources = {"num_gpus": 1} if pool.gpus else {"num_cpus": pool.threads}
     blocks = math.ceil(len(items) / per_task)
-    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-        worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
-        fn_constructor_kwargs=arguments, **resources)
-    yield from dataset.iter_rows()
+    context = ray.data.DataContext.get_current()
+    errored = context.max_errored_blocks
+    context.max_errored_blocks = -1  # a task that failed every attempt is dropped, not the whole run
+    try:
+        dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+            worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
+            fn_constructor_kwargs=arguments, max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1, **resources)
+        yield from dataset.iter_rows()
+    except StudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the user gets one clear line
+        raise worker_error(exc) from None
+    finally:
+        context.max_errored_blocks = errored
+
+
+def _lost(item: str, method: str | None = None) -> str:
+    where = f"{item} · {method}" if method else item
+    return (f"{where}: its worker died {ATTEMPTS} times (killed, or out of memory?); try a smaller tile, or "
+            "fewer workers per node.")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -241,6 +265,11 @@ def evaluate_on_ray(
             if hooks.cancelled():
                 result.cancelled = True
                 break
+        if not result.cancelled:  # what never came back: its worker died on every attempt
+            for entry in todo:
+                for method in json.loads(entry["methods"]):
+                    name = dataset.items[entry["item"]].name
+                    rows.setdefault((entry["item"], method), error_row(name, method, StudioError(_lost(name, method))))
     result.rows = [rows[(i, m)] for i in range(len(dataset)) for m in methods if (i, m) in rows]
     return result
 
@@ -375,8 +404,13 @@ def upscale_on_ray(
         # paths as the driver sees them: a worker started in another folder reads the same file
         items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute())}
                  for i, path in enumerate(inputs)]
+        returned = set()
         for out in _run(items, _UpscaleWorker, arguments, pool):
+            returned.add(int(out["index"]))
             yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
                                  float(out["seconds"]), out["error"], int(out["pid"]))
             if cancel is not None and cancel():
                 return
+        for item in items:  # what never came back: its worker died on every attempt
+            if item["index"] not in returned:
+                yield UpscaleOutcome(item["index"], None, (0, 0), 0.0, _lost(str(item["path"])), -1)

@@ -267,3 +267,64 @@ def test_relative_paths_given_to_a_driver_in_another_folder_are_read_by_the_work
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "up").iterdir()) == ["000.png", "001.png", "002.png"]
     assert core.read_image(tmp_path / "up" / "000.png").shape == (256, 256, 3)
+
+
+class _Poisoned:
+    """A worker that dies (as if killed for memory) on the item named ``poison``, on every attempt."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison
+
+    def __call__(self, batch: dict) -> dict:
+        if self.poison in list(batch["name"]):
+            os._exit(1)
+        return {"name": list(batch["name"])}
+
+
+def test_an_item_that_kills_its_worker_every_time_is_tried_a_bounded_number_of_times(ray_address: str) -> None:
+    """Ray's default retries a dead worker's task forever: an image that gets its worker killed would loop."""
+    import ray.cloudpickle
+
+    from core import cluster
+    from core._ray import connected
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import the tests
+    items = [{"name": f"{i:02d}"} for i in range(6)]
+    start = time.monotonic()
+    with connected(ray_address):
+        names = [row["name"] for row in cluster._run(items, _Poisoned, {"poison": "03"}, cluster._Pool(2, False, 1))]
+    assert sorted(names) == ["00", "01", "02", "04", "05"]  # the rest finished; "03" was dropped, not retried forever
+    assert time.monotonic() - start < 240
+
+
+def test_what_never_comes_back_from_the_workers_is_an_error_row(ray_address: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver turns items whose task failed every attempt into error rows and outcomes, never a silent gap."""
+    from core import cluster
+
+    real_run = cluster._run
+
+    def dropping(items, worker, arguments, pool):  # as _run does after the last attempt: the item is missing
+        yield from real_run(items[1:], worker, arguments, pool)
+
+    monkeypatch.setattr(cluster, "_run", dropping)
+    dataset = core.open_dataset(_folder(tmp_path / "hr", 3, 48), 4)
+    result = cluster.evaluate_on_ray(dataset, ["bicubic"], ["psnr"], core.EvalSettings(device="cpu"),
+                                     cluster=cluster.ClusterSettings(ray_address, workers=1))
+    assert [r.image for r in result.rows] == ["000", "001", "002"]
+    assert "died 3 times" in result.rows[0].error and not result.rows[1].error and not result.rows[2].error
+    outcomes = list(cluster.upscale_on_ray([tmp_path / "hr" / "000.png", tmp_path / "hr" / "001.png"], MODEL,
+                                           cluster=cluster.ClusterSettings(ray_address, workers=1), device="cpu"))
+    assert sorted(o.index for o in outcomes) == [0, 1]
+    lost = next(o for o in outcomes if o.index == 0)
+    assert lost.png is None and "000.png: its worker died 3 times" in lost.error
+
+
+def test_a_model_that_cannot_load_on_the_workers_is_one_clear_line(ray_address: str, tmp_path: Path) -> None:
+    """CUDA asked of CPU workers: the workers' own error, not Ray's traceback of hundreds of lines."""
+    _folder(tmp_path / "in", 2, 32)
+    proc, seconds = _cli(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", MODEL, "--device",
+                          "cuda", "--ray", ray_address, "--workers", "1"], ROOT, timeout=240)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "On a Ray worker: CUDA was requested but no CUDA GPU is visible" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) < 15, proc.stderr[-3000:]

@@ -1,4 +1,5 @@
-"""Benchmark charts: axes around the data, one colour per method, full names, equal heights."""
+"""Benchmark and sweep charts: dots on axes around the data (never bars that do not start at zero), one
+colour per method on every chart, full names, equal heights."""
 
 from __future__ import annotations
 
@@ -7,23 +8,41 @@ import pandas as pd
 from dashboard import charts
 
 
-def _bar_share(value: float, domain: list[float]) -> float:
-    """How much of the axis a bar of ``value`` covers."""
+def _position(value: float, domain: list[float]) -> float:
+    """Where on the axis (0 to 1) a dot of ``value`` sits."""
     return (value - domain[0]) / (domain[1] - domain[0])
 
 
-def test_close_means_look_different_and_methods_are_named_in_full() -> None:
+def test_close_means_look_different_as_dots_and_methods_are_named_in_full() -> None:
     methods = ["bicubic", "RealESRGAN_x4plus_anime_6B", "realesr-animevideov3"]
     means = pd.DataFrame({"method": methods, "PSNR ↑": [28.6, 27.8, 28.1]})
     spec = charts.means_chart(means, "psnr", "PSNR ↑").to_dict()
-    bars = spec["layer"][0]["encoding"]
-    domain = bars["x"]["scale"]["domain"]
-    assert bars["x"]["scale"]["zero"] is False and 27.0 < domain[0] < 27.8 and 28.6 < domain[1] < 29.5
-    assert _bar_share(27.8, domain) < 0.5 * _bar_share(28.6, domain)  # from zero they would be 97 % alike
-    assert bars["y"]["axis"]["labelLimit"] == 0 and bars["y"]["sort"] == methods  # no truncated names
-    assert bars["color"]["scale"] == {"domain": methods, "scheme": charts.PALETTE} and bars["color"]["legend"] is None
-    assert "higher is better" in bars["x"]["title"] and "dB" in bars["x"]["title"]
-    assert spec["layer"][1]["mark"]["type"] == "text"  # each bar labelled with its value
+    assert spec["layer"][0]["mark"]["type"] == "point"  # a bar's length would claim the value from zero
+    dots = spec["layer"][0]["encoding"]
+    domain = dots["x"]["scale"]["domain"]
+    assert dots["x"]["scale"]["zero"] is False and 27.0 < domain[0] < 27.8 and 28.6 < domain[1] < 29.5
+    assert _position(28.6, domain) - _position(27.8, domain) > 0.5  # from zero they would sit 3 % apart
+    assert dots["y"]["axis"]["labelLimit"] == 0 and dots["y"]["sort"] == methods  # no truncated names
+    assert dots["color"]["scale"] == {"domain": methods, "range": charts.method_colours(methods)}
+    assert dots["color"]["legend"] is None
+    assert "higher is better" in dots["x"]["title"] and "dB" in dots["x"]["title"]
+    assert spec["layer"][1]["mark"]["type"] == "text"  # each dot labelled with its value
+
+
+def test_a_method_keeps_its_colour_whatever_else_is_shown() -> None:
+    alone = charts.method_colours(["lanczos"])[0]
+    assert charts.method_colours(["bicubic", "lanczos", "realesr-animevideov3"])[1] == alone
+    assert charts.method_colours(["realesr-animevideov3", "lanczos"])[1] == alone
+    assert len(set(charts.method_colours(["hr", "bicubic", "bicubic-opencv", "lanczos", "RealESRGAN_x4plus"]))) == 5
+
+
+def test_the_sweep_axis_spans_the_scores_not_zero() -> None:
+    points = pd.DataFrame({"value": [0, 1, 2] * 2, "method": ["bicubic"] * 3 + ["lanczos"] * 3,
+                           "score": [30.1, 29.5, 28.7, 30.4, 29.9, 29.0], "metric": "psnr"})
+    spec = charts.sweep_chart(points, "noise", "psnr").to_dict()
+    y = spec["encoding"]["y"]
+    assert y["scale"]["zero"] is False and 28.0 < y["scale"]["domain"][0] < 28.7 and y["scale"]["domain"][1] > 30.4
+    assert spec["encoding"]["color"]["scale"]["range"] == charts.method_colours(["bicubic", "lanczos"])
 
 
 def test_both_charts_share_colours_and_height() -> None:
