@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import ray
 import ray.data
 
+from . import errors
 from .errors import SettingsError, StudioError
 
 __all__ = ["CONNECT_TIMEOUT_S", "connect", "connected", "worker_error"]
@@ -125,8 +127,16 @@ def worker_error(exc: BaseException) -> StudioError:
         if isinstance(error, StudioError) and not isinstance(error, ray.exceptions.RayError):
             return _again(error)
         stack += [e for e in (cause, error.__cause__, error.__context__) if isinstance(e, BaseException)]
-    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return StudioError(f"The Ray workers failed: {first[:300]}")
+    # an actor whose constructor raised comes back as text only: its traceback ends "module.Kind: message"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        found = re.match(r"^core\.errors\.(\w+): (.+)$", line)
+        kind = getattr(errors, found[1], None) if found else None
+        if isinstance(kind, type) and issubclass(kind, StudioError):
+            return _again(kind(found[2]))
+    last = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception): ", line)),
+                lines[0] if lines else type(exc).__name__)
+    return StudioError(f"The Ray workers failed: {last[:300]}")
 
 
 def _again(error: StudioError) -> StudioError:

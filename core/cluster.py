@@ -17,9 +17,11 @@ machine; a model that cannot load on the workers ends the run with the studio's 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,17 +151,24 @@ def _run(items: list[dict], worker: type, arguments: dict, pool: _Pool) -> Itera
     context = ray.data.DataContext.get_current()
     errored = context.max_errored_blocks
     context.max_errored_blocks = -1  # a task that failed every attempt is dropped, not the whole run
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    data_log.setLevel(logging.CRITICAL)  # Ray Data logs a failure with its whole stack: the caller says it in a line
     try:
-        dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-            worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
-            fn_constructor_kwargs=arguments, max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1, **resources)
+        with warnings.catch_warnings():  # Ray's own way to bound retries (its deprecation is for Ray 2.64)
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+                worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
+                fn_constructor_kwargs=arguments, max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1,
+                **resources)
         yield from dataset.iter_rows()
     except StudioError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the user gets one clear line
+    except Exception as exc:  # whatever Ray raised, the user gets one clear line
         raise worker_error(exc) from None
     finally:
         context.max_errored_blocks = errored
+        data_log.setLevel(level)
 
 
 def _lost(item: str, method: str | None = None) -> str:
