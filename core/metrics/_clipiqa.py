@@ -34,7 +34,7 @@ from .._settings import default_weights_dir
 from ..errors import WeightsMissingError
 from ._clip import ClipRN50, clip_state_dict
 from ._registry import WeightsFile
-from ._torchvision import to_tensor, verified_fetch
+from ._torchvision import fetch_published, to_tensor
 
 __all__ = ["PROMPTS", "clip_ready", "clip_weights", "clipiqa", "download_clip", "load_clipiqa"]
 
@@ -83,8 +83,7 @@ def download_clip(progress: Callable[[int, int | None], None] | None = None, wei
     """
     folder = weights_dir or default_weights_dir()
     if _found(folder) is None:
-        verified_fetch(_URL, folder / "metrics" / _FILE, lambda digest: digest == _SHA256, "the published one",
-                       progress)
+        fetch_published(_URL, folder / "metrics" / _FILE, _SHA256, progress)
 
 
 class ClipIqa(torch.nn.Module):

@@ -35,8 +35,8 @@ from ._torchvision import (
     backbone_state,
     backbone_weights,
     download_backbone,
+    fetch_published,
     to_tensor,
-    verified_fetch,
 )
 
 __all__ = ["DistsNet", "dists", "dists_ready", "dists_weights", "download_dists", "load_dists"]
@@ -132,8 +132,7 @@ def download_dists(progress: Callable[[int, int | None], None] | None = None, we
     """
     folder = weights_dir or default_weights_dir()
     if _alpha_beta_file(folder) is None:
-        verified_fetch(_URL, folder / "metrics" / _FILE, lambda digest: digest == _SHA256, "the published one",
-                       progress)
+        fetch_published(_URL, folder / "metrics" / _FILE, _SHA256, progress)
     download_backbone("vgg", progress)
 
 

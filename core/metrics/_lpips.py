@@ -36,8 +36,8 @@ from ._torchvision import (
     backbone_state,
     backbone_weights,
     download_backbone,
+    fetch_published,
     to_tensor,
-    verified_fetch,
 )
 
 __all__ = ["LpipsNet", "download_lpips", "load_lpips", "lpips", "lpips_ready", "lpips_weights"]
@@ -117,8 +117,8 @@ def download_lpips(net: str, progress: Callable[[int, int | None], None] | None 
     """
     folder = weights_dir or default_weights_dir()
     if _heads_file(net, folder) is None:
-        verified_fetch(_HEADS_URL.format(net=net), folder / "metrics" / f"lpips_v0.1_{net}.pth",
-                       lambda digest: digest == _HEADS_SHA256[net], "the published one", progress)
+        fetch_published(_HEADS_URL.format(net=net), folder / "metrics" / f"lpips_v0.1_{net}.pth", _HEADS_SHA256[net],
+                        progress)
     download_backbone(net, progress)
 
 

@@ -23,7 +23,7 @@ from ..errors import DownloadError, WeightsMissingError
 from ._registry import WeightsFile
 
 __all__ = ["BACKBONES", "Backbone", "backbone_file", "backbone_state", "backbone_weights", "download_backbone",
-           "to_tensor", "verified_fetch"]
+           "fetch_published", "to_tensor", "verified_fetch"]
 
 Progress = Callable[[int, int | None], None]
 
@@ -97,6 +97,11 @@ def verified_fetch(url: str, target: Path, check: Callable[[str], bool], what: s
         part.replace(target)
     finally:
         part.unlink(missing_ok=True)
+
+
+def fetch_published(url: str, target: Path, sha256: str, progress: Progress | None) -> None:
+    """Fetch ``url`` into ``target``, kept only where its sha256 is the published ``sha256``."""
+    verified_fetch(url, target, lambda digest: digest == sha256, "the published one", progress)
 
 
 def _source(net: str) -> str:
