@@ -265,7 +265,8 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     seconds = time.perf_counter() - start
     values: dict[str, float | None] = {}
     for metric in wanted:
-        border = settings.niqe_crop_border if metric == "niqe" else context.crop
+        crop = METRICS[metric].crop  # the metric's own policy: the scale, NIQE's setting, or none
+        border = settings.niqe_crop_border if crop == "niqe_crop_border" else context.crop if crop == "scale" else 0
         values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
                                         grey=settings.grey, device=context.metric_device)
     return EvalRow(pair.name, method, values, seconds, device, precision, source)
