@@ -99,7 +99,8 @@ def _private(text: str, folder: Path) -> str:
     return text
 
 
-def _uploaded_pairs(scale: int) -> tuple[str, str | None] | None:
+def _uploaded_pairs(scale: int) -> tuple[str, str | None, str] | None:
+    """The uploads on disk: the HR folder, the LR folder (None: made by bicubic), and a name for the set."""
     hr_files = st.file_uploader("HR images", type=UPLOAD_TYPES, accept_multiple_files=True, key="bench_hr")
     lr_files = st.file_uploader("LR images (same names, optionally with an xN suffix)", type=UPLOAD_TYPES,
                                 accept_multiple_files=True, key="bench_lr")
