@@ -6,7 +6,9 @@ complete (and, for weights, checked): an interrupted download never looks finish
 
 from __future__ import annotations
 
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,16 @@ from .errors import DownloadError
 __all__ = ["fetch"]
 
 CHUNK = 1 << 20
+
+
+def _why(url: str, reason: object) -> str:
+    """A network failure in words, not ``[Errno -2] Name or service not known``."""
+    host = urllib.parse.urlsplit(url).hostname or url
+    if isinstance(reason, socket.gaierror):
+        return f"{host} cannot be found (this machine is offline, or its DNS cannot resolve that name)"
+    if isinstance(reason, (ConnectionRefusedError, TimeoutError)):
+        return f"{host} does not answer (offline, a firewall, or a proxy this machine needs)"
+    return str(reason)
 
 
 def fetch(url: str, part: Path, *, progress: Callable[[int, int | None], None] | None = None,
@@ -46,7 +58,7 @@ def fetch(url: str, part: Path, *, progress: Callable[[int, int | None], None] |
                     if progress is not None:
                         progress(done, total)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadError(f"Could not download {url}: {getattr(exc, 'reason', exc)}.{again}") from exc
+        raise DownloadError(f"Could not download {url}: {_why(url, getattr(exc, 'reason', exc))}.{again}") from exc
     if total is not None and done != total:
         raise DownloadError(f"Download of {url} stopped at {done} of {total} bytes.{again}")
     return done

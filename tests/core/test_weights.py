@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -251,3 +252,18 @@ def test_bad_weights_files_say_what_is_wrong_and_links_out_of_the_folder_are_not
         core.load_model("link", folder)
     with pytest.raises(core.errors.UnsupportedModelError, match="0 bytes"):
         core.load_model("empty", folder)
+
+
+def test_an_offline_download_says_so_in_words(tmp_path: Path) -> None:
+    """Not "[Errno -2] Name or service not known": the host, and what that means."""
+    from core._download import fetch
+
+    with pytest.raises(core.errors.DownloadError) as unknown:
+        fetch("http://no-such-host.invalid/RN50.pt", tmp_path / "a.part", timeout=10)
+    assert "no-such-host.invalid cannot be found (this machine is offline" in str(unknown.value)
+    assert "Errno" not in str(unknown.value)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    with pytest.raises(core.errors.DownloadError, match=r"127\.0\.0\.1 does not answer"):
+        fetch(f"http://127.0.0.1:{closed}/x", tmp_path / "b.part", timeout=10)
