@@ -13,7 +13,7 @@ from ._pixel import Grey, prepare
 
 __all__ = ["HALF_TAPS", "NIQE_BLOCK", "niqe", "niqe_score", "pristine"]
 
-NIQE_BLOCK = _NIQE_BLOCK = 96
+NIQE_BLOCK = 96
 _GAMMAS = np.arange(0.2, 10.001, 0.001)
 _R_GAMMA = gamma_fn(2 / _GAMMAS) ** 2 / (gamma_fn(1 / _GAMMAS) * gamma_fn(3 / _GAMMAS))
 
@@ -46,11 +46,6 @@ def _half(x: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def pristine() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The published pristine model: mean, covariance, and the 7x7 local-normalisation window."""
-    return _pristine()
-
-
-@lru_cache(maxsize=1)
-def _pristine() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     path = importlib.resources.files("core") / "data" / "niqe_pris_params.npz"
     with importlib.resources.as_file(path) as file, np.load(file) as data:
         return data["mu_pris_param"][0].copy(), data["cov_pris_param"].copy(), data["gaussian_window"].copy()
@@ -104,19 +99,19 @@ def niqe(image: np.ndarray, *, crop_border: int = 0, grey: Grey = "rgb") -> floa
         ValueError: the image (after cropping) is smaller than one 96x96 block.
     """
     y = np.round(prepare(image, crop_border, "y", grey)[:, :, 0] * 255.0)
-    rows, cols = y.shape[0] // _NIQE_BLOCK, y.shape[1] // _NIQE_BLOCK
+    rows, cols = y.shape[0] // NIQE_BLOCK, y.shape[1] // NIQE_BLOCK
     if rows == 0 or cols == 0:
         raise ValueError("NIQE needs at least 96x96 pixels after cropping.")
-    window = _pristine()[2].astype(np.float64)
+    window = pristine()[2].astype(np.float64)
     # The local normalisation runs in float32, as in BasicSR, whose numbers papers quote
     # (float64 differs by up to ~0.04 on images with large flat areas).
-    current = y[: rows * _NIQE_BLOCK, : cols * _NIQE_BLOCK].astype(np.float32)
+    current = y[: rows * NIQE_BLOCK, : cols * NIQE_BLOCK].astype(np.float32)
     features = []
     for scale in (1, 2):
         mu = _local_mean(current, window)
         sigma = np.sqrt(np.abs(_local_mean(current**2, window) - mu**2))
         normalised = (current - mu) / (sigma + 1.0)
-        features.append(_niqe_features(_blocks(normalised, _NIQE_BLOCK // scale, rows, cols)))
+        features.append(_niqe_features(_blocks(normalised, NIQE_BLOCK // scale, rows, cols)))
         if scale == 1:
             current = (_half(current / 255.0).astype(np.float32) * 255.0).astype(np.float32)
     return niqe_score(np.concatenate(features, axis=1))
@@ -124,7 +119,7 @@ def niqe(image: np.ndarray, *, crop_border: int = 0, grey: Grey = "rgb") -> floa
 
 def niqe_score(table: np.ndarray) -> float:
     """NIQE from the ``(blocks, 36)`` feature table: the distance of its fitted Gaussian to the pristine one."""
-    mu_pris, cov_pris, _ = _pristine()
+    mu_pris, cov_pris, _ = pristine()
     mu = np.nanmean(table, axis=0)
     complete = table[~np.isnan(table).any(axis=1)]
     cov = np.cov(complete, rowvar=False) if len(complete) > 1 else np.zeros_like(cov_pris)
