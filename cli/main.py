@@ -209,7 +209,8 @@ def _cluster(args: argparse.Namespace):  # -> core.cluster module, ClusterSettin
                           "requirements-cluster.txt, or pip install 'realesrgan-studio[cluster]'.") from exc
     try:
         return cluster, cluster.ClusterSettings(address=args.ray or None, workers=args.workers,
-                                                threads=args.threads)
+                                                threads=args.threads, gpus_per_worker=args.gpus_per_worker,
+                                                engine=args.engine)
     except StudioError as exc:
         raise _UsageError(str(exc)) from exc
 
@@ -219,8 +220,15 @@ def _ray_options(parser: argparse.ArgumentParser) -> None:
                         help="run on a Ray cluster: 'auto' (RAY_ADDRESS), ray://host:10001, host:6379, or nothing "
                              "to start a local Ray on this machine")
     parser.add_argument("--workers", type=int, default=None,
-                        help="with --ray: actors (default: one per GPU, else CPUs / --threads)")
+                        help="with --ray: actors at most (default: CPU workers, CPUs / --threads; GPU workers, as "
+                             "many as the work can use, started as GPU nodes join)")
     parser.add_argument("--threads", type=int, default=1, help="with --ray: CPU threads per CPU worker")
+    parser.add_argument("--gpus-per-worker", type=float, default=None, metavar="N",
+                        help="with --ray: GPUs each worker asks the cluster for, so an autoscaler starts GPU nodes "
+                             "(default: 1 with --device cuda, or with auto where the cluster has GPUs; 0: CPU workers)")
+    parser.add_argument("--engine", default=None, choices=ENGINES.choices(),
+                        help="the network engine (default: $STUDIO_ENGINE, else auto: the one measured fastest "
+                             "here; with --ray, auto is torch, so every node computes the same numbers)")
 
 
 def _unique_names(files: Sequence[Path | str], suffix: str) -> list[str]:
@@ -338,7 +346,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     try:
         upscaler = Upscaler.load(args.model, device=args.device, precision=args.precision,
                                  weights_dir=args.weights_dir, allow_download=args.download,
-                                 download_progress=on_download)
+                                 download_progress=on_download, engine=args.engine)
     except StudioError as exc:
         _err(f"error: {exc}")
         return 2
@@ -393,7 +401,8 @@ def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | 
     try:
         for outcome in cluster.upscale_on_ray([files[i] for i in todo], args.model, settings,
                                               cluster=cluster_settings, device=args.device,
-                                              precision=args.precision, weights_dir=args.weights_dir):
+                                              precision=args.precision, weights_dir=args.weights_dir,
+                                              status=lambda line: tqdm.write(line, file=sys.stderr)):
             index = todo[outcome.index]
             bar.update(1)
             if outcome.png is None:
@@ -462,12 +471,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         if args.ray is not None:
             cluster, cluster_settings = _cluster(args)
+            hooks = EvalHooks(progress=on_progress, status=lambda line: tqdm.write(line, file=sys.stderr))
             result = cluster.evaluate_on_ray(dataset, methods, metrics, settings, cluster=cluster_settings, db=db,
-                                             weights_dir=args.weights_dir, hooks=EvalHooks(progress=on_progress))
+                                             weights_dir=args.weights_dir, hooks=hooks)
         else:
             result = evaluate(dataset, methods, metrics, settings, db=db, hooks=EvalHooks(progress=on_progress),
                               upscaler_factory=lambda name: Upscaler.load(
-                                  name, device=args.device, precision=args.precision, weights_dir=args.weights_dir))
+                                  name, device=args.device, precision=args.precision, weights_dir=args.weights_dir,
+                                  engine=args.engine))
     except StudioError as exc:
         _err(f"error: {exc}")
         return 2

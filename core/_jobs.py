@@ -96,6 +96,11 @@ class JobContext:
         with self._job._lock:
             self._job.done, self._job.total, self._job.message = done, total, message
 
+    def say(self, message: str) -> None:
+        """What the job does now, in words (the steps stay as they are)."""
+        with self._job._lock:
+            self._job.message = message
+
     def expect(self, seconds: float | None) -> None:
         """The expected duration, for an ETA before the first step ends (``None``: unknown)."""
         with self._job._lock:

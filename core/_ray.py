@@ -1,16 +1,22 @@
 """Joining Ray (or starting a private one) for a cluster run, failing fast and clearly where that cannot
-work. Imported only by :mod:`core.cluster`: the single-machine path never imports Ray."""
+work, and the actor pool that runs a batch of items there. Imported only by :mod:`core.cluster`: the
+single-machine path never imports Ray."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import logging
+import math
 import os
+import queue
 import re
 import socket
 import threading
-from collections.abc import Iterator
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -19,9 +25,14 @@ import ray.data
 from . import errors
 from .errors import SettingsError, StudioError
 
-__all__ = ["CONNECT_TIMEOUT_S", "connect", "connected", "worker_error"]
+__all__ = ["ATTEMPTS", "CONNECT_TIMEOUT_S", "Pool", "connect", "connected", "run_pool", "worker_error"]
 
 CONNECT_TIMEOUT_S = 5.0  # for the head's port to answer; Ray itself retries for minutes
+ITEMS_PER_TASK = 8  # items per Ray task at most
+TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough items (load balance)
+ATTEMPTS = 3  # a task whose worker dies (killed, out of memory) runs at most this often; then its items are lost
+WAIT_REPORT_S = 5.0  # no result yet after this long: say what the run waits for (then every WAIT_REPEAT_S)
+WAIT_REPEAT_S = 30.0
 
 
 def _check_head(address: str) -> None:
@@ -147,3 +158,141 @@ def _again(error: StudioError) -> StudioError:
     except TypeError:  # a kind with other arguments
         return StudioError(f"On a Ray worker: {message}")
 
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The actors a run asks Ray for.
+
+    Attributes:
+        workers: actors at most; ``None`` (GPU pools only): as many as the work can use.
+        gpus: GPUs per actor. A GPU pool starts with the first actor that finds a GPU and grows, up to
+            ``workers``, as GPU nodes join (an autoscaling cluster starts them for these requests).
+        threads: CPU cores per CPU actor (its PyTorch thread count); a CPU pool is ``workers`` actors.
+    """
+
+    workers: int | None
+    gpus: float = 0.0
+    threads: int = 1
+
+    @property
+    def device_kind(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+    def describe(self) -> str:
+        if self.gpus:
+            most = f"up to {self.workers}" if self.workers else "as many as the work can use"
+            return f"GPU workers with {self.gpus:g} GPU each ({most}, started as GPUs come)"
+        return f"{self.workers} CPU worker{'s' if self.workers != 1 else ''} x {self.threads} thread" + \
+            ("s" if self.threads != 1 else "")
+
+    def waiting(self) -> str:
+        """What a run that has no result yet is waiting for, with what the cluster holds now."""
+        total, free = ray.cluster_resources(), ray.available_resources()
+        kind, need = ("GPU", self.gpus) if self.gpus else ("CPU", float(self.threads))
+        if total.get(kind, 0) >= need:  # there is room for one: its actor is starting (loading its models)
+            return "Starting the workers (each loads its models)…"
+        have = f"{free.get(kind, 0):g} of {total.get(kind, 0):g} {kind}s free now"
+        if self.gpus:
+            return (f"Waiting for a worker with {need:g} GPU ({have}): an autoscaling cluster starts a GPU node for "
+                    "it; otherwise add one (ray start --address HEAD:6379 --num-gpus 1).")
+        return f"Waiting for a worker with {need:g} CPUs ({have}): a node with that many must join."
+
+
+def run_pool(items: list[dict], worker: type, arguments: dict, pool: Pool,
+             status: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """Stream the rows ``worker`` (a Ray Data callable class) returns for ``items``.
+
+    Items go in tasks of a few (up to :data:`ITEMS_PER_TASK`, fewer where that would leave a worker
+    without about :data:`TASKS_PER_WORKER` tasks), so Ray's per-task cost is shared while a retry
+    still redoes only a few items. A dead actor is restarted and its task retried, :data:`ATTEMPTS`
+    times in all (Ray's default is forever: an item that gets its worker killed for memory would
+    loop); a task that still fails is dropped, and the caller turns its missing items into errors.
+    While no row has come back, ``status`` hears every so often what the run waits for (a GPU node).
+
+    Raises:
+        StudioError: the workers cannot start, or Ray fails (one line, not Ray's traceback).
+    """
+    if not items:
+        return
+    expected = pool.workers or len(items)  # a growing GPU pool: tasks of one item, spread as nodes join
+    per_task = max(1, min(ITEMS_PER_TASK, len(items) // (expected * TASKS_PER_WORKER)))
+    blocks = math.ceil(len(items) / per_task)
+    most = min(pool.workers or blocks, blocks)
+    if pool.gpus:  # one actor once a GPU is there, more as GPU nodes join
+        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
+        resources: dict[str, Any] = {"num_gpus": pool.gpus}
+    else:
+        compute, resources = ray.data.ActorPoolStrategy(size=most), {"num_cpus": pool.threads}
+    context = ray.data.DataContext.get_current()
+    saved = context.max_errored_blocks, context.op_resource_reservation_enabled
+    context.max_errored_blocks = -1  # a task that failed every attempt is dropped, not the whole run
+    # Ray Data's reservations keep a pool at the GPUs there were when it started: a pool must grow as nodes join
+    context.op_resource_reservation_enabled = not pool.gpus
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    data_log.setLevel(logging.CRITICAL)  # Ray Data logs a failure with its whole stack: the caller says it in a line
+    try:
+        with warnings.catch_warnings():  # Ray's own way to bound retries (its deprecation is for Ray 2.64)
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+                worker, batch_size=per_task, compute=compute, fn_constructor_kwargs=arguments,
+                max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1, **resources)
+        yield from _reporting(dataset.iter_rows(), pool, status)
+    except StudioError:
+        raise
+    except Exception as exc:  # whatever Ray raised, the user gets one clear line
+        raise worker_error(exc) from None
+    finally:
+        context.max_errored_blocks, context.op_resource_reservation_enabled = saved
+        data_log.setLevel(level)
+
+
+def _reporting(rows: Iterator[dict], pool: Pool, status: Callable[[str], None] | None) -> Iterator[dict]:
+    """``rows``, read on a thread of their own so that, until the first arrives, this (the caller's) thread
+    can say what the run waits for."""
+    box: queue.Queue = queue.Queue(maxsize=16)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for row in rows:
+                if not put(("row", row)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=pump, name="ray-rows", daemon=True).start()
+    report_at, arrived = time.monotonic() + WAIT_REPORT_S, False
+    try:
+        while True:
+            try:
+                kind, value = box.get(timeout=0.2)
+            except queue.Empty:
+                if not arrived and status is not None and time.monotonic() >= report_at:
+                    status(pool.waiting())
+                    report_at = time.monotonic() + WAIT_REPEAT_S
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            arrived = True
+            yield value
+    finally:
+        stop.set()

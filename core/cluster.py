@@ -1,11 +1,13 @@
 """Evaluation and batch upscaling on a Ray cluster, with the same results as one machine.
 
 Imported only when a command asks for a cluster (``--ray``); the single-machine path never
-imports Ray. The driver lists the work, drops what the result store already holds, and hands
-the rest to Ray Data: ``map_batches`` over an actor pool, one actor per GPU where the cluster
-has GPUs (else one per ``threads`` CPU cores), each holding its models, loaded once. Workers
-read the images themselves and return rows (metrics, or encoded PNGs); the driver is the only
-writer of the result store and of output files, and writes each row as it arrives.
+imports Ray. The driver lists the work, drops what the result store already holds, decides how every
+worker runs each model (one engine, one tile size: the same numbers on unlike nodes), and hands the
+rest to Ray Data: ``map_batches`` over an actor pool (:class:`core._ray.Pool`), each actor holding its
+models, loaded once. GPU workers ask Ray for their GPU, so an autoscaling cluster starts GPU nodes for
+them, and the pool grows as they join. Workers read the images themselves and return rows (metrics,
+or encoded PNGs); the driver is the only writer of the result store and of output files, and writes
+each row as it arrives.
 
 Faults: a worker that dies is restarted by Ray and its task retried, so its rows arrive once;
 an image whose worker dies on every one of :data:`ATTEMPTS` tries becomes an error row (Ray's
@@ -17,22 +19,19 @@ machine; a model that cannot load on the workers ends the run with the studio's 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import ray
-import ray.data
 import torch
 
 from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
-from ._ray import connect, connected, worker_error
+from ._ray import ATTEMPTS, Pool, connect, connected, run_pool
+from .engines import AUTO, ENGINES, default_engine
 from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -60,14 +59,10 @@ from .evaluation import (
 )
 from .metrics import METRICS, check_ready
 from .models import ModelInfo, model_info
-from .upscale import Upscaler, UpscaleSettings
+from .upscale import Upscaler, UpscaleSettings, default_tile
 
-__all__ = ["ClusterSettings", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
+__all__ = ["ClusterSettings", "Plan", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
            "upscale_on_ray"]
-
-ITEMS_PER_TASK = 8  # images per Ray task at most
-TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough images (load balance)
-ATTEMPTS = 3  # a task whose worker dies (killed, out of memory) runs at most this often; then its rows are errors
 
 
 @dataclass(frozen=True)
@@ -78,45 +73,75 @@ class ClusterSettings:
         address: ``None`` or ``""``: start a local Ray on this machine; ``"auto"``: the cluster
             this machine belongs to (``RAY_ADDRESS``); ``"ray://host:10001"``: Ray Client; or
             ``"host:6379"``.
-        workers: actors in the pool; ``None``: one per GPU where the cluster has GPUs, else
-            ``CPUs // threads``.
+        workers: actors in the pool; ``None``: CPU workers, ``CPUs // threads``; GPU workers, as many
+            as the work can use (the pool grows as GPU nodes join; the autoscaler's limit applies).
         threads: CPU threads per CPU actor (the PyTorch / ncnn thread count), fixed so results
             and speed do not depend on where an actor lands.
-        gpus: give each actor a GPU; ``None``: where the cluster has GPUs and the device asked
-            for is not ``cpu``.
+        gpus_per_worker: GPUs each actor asks Ray for (fractions share one); ``None``: 1 where the device
+            is ``cuda``, or ``auto`` on a cluster that has GPUs now; else CPU workers.
+        engine: the network engine every worker runs (``None``: ``$STUDIO_ENGINE``). ``auto`` is the
+            reference engine, ``torch``, on a cluster: each machine's measured choice would give each
+            node other numbers.
     """
 
     address: str | None = None
     workers: int | None = None
     threads: int = 1
-    gpus: bool | None = None
+    gpus_per_worker: float | None = None
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise SettingsError("workers must be >= 1.")
         if self.threads < 1:
             raise SettingsError("threads must be >= 1.")
+        if self.gpus_per_worker is not None and not 0 <= self.gpus_per_worker <= 8:
+            raise SettingsError("gpus per worker must be between 0 and 8 (0: CPU workers; 0.5: two share a GPU).")
+        if self.engine is not None and self.engine not in ENGINES.choices():
+            raise SettingsError(f"{self.engine!r} is not an engine; use one of {', '.join(ENGINES.choices())}.")
+
+
+def _pool(cluster: ClusterSettings, device: str) -> Pool:
+    """The workers this run asks for (see :class:`ClusterSettings`).
+
+    Raises:
+        SettingsError: GPU workers with a non-CUDA device, or on a private Ray of a machine without a GPU.
+    """
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0.0), int(resources.get("CPU", 1))
+    per = cluster.gpus_per_worker
+    if per is None:
+        per = 1.0 if device.startswith("cuda") or (device == "auto" and gpus > 0) else 0.0
+    if not per:
+        return Pool(cluster.workers or max(1, cpus // cluster.threads), 0.0, cluster.threads)
+    if device != "auto" and not device.startswith("cuda"):
+        raise SettingsError(f"GPU workers ({per:g} GPU each) cannot run on --device {device}: use cuda or auto, "
+                            "or --gpus-per-worker 0 for CPU workers.")
+    if not cluster.address and gpus < per:
+        raise SettingsError(f"GPU workers were asked for, but this machine has {gpus:g} GPU that Ray can use, and "
+                            "no other node can join a private Ray: give a cluster's address, or use --device cpu.")
+    return Pool(cluster.workers, per, cluster.threads)
 
 
 @dataclass(frozen=True)
-class _Pool:
-    workers: int
-    gpus: bool
-    threads: int
+class Plan:
+    """How every worker runs the models, decided by the driver for the whole run and kept in its results."""
 
-    @property
-    def device_kind(self) -> str:
-        return "cuda" if self.gpus else "cpu"
+    engine: str
+    tile: int
+    device: str
+    workers: str
 
+    @classmethod
+    def of(cls, cluster: ClusterSettings, pool: Pool, tile: int | None, device: str) -> Plan:
+        engine = cluster.engine or default_engine()
+        return cls("torch" if engine == AUTO else engine,
+                   default_tile(pool.device_kind) if tile is None else tile, _worker_device(pool, device),
+                   pool.describe())
 
-def _pool(cluster: ClusterSettings, device: str) -> _Pool:
-    resources = ray.cluster_resources()
-    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    use_gpus = (gpus > 0 and device != "cpu") if cluster.gpus is None else cluster.gpus
-    if use_gpus and gpus == 0:
-        raise SettingsError("GPU workers were asked for, but the cluster has no GPU.")
-    workers = cluster.workers or (gpus if use_gpus else max(1, cpus // cluster.threads))
-    return _Pool(workers, use_gpus, cluster.threads)
+    def line(self) -> str:
+        tile = f"tile {self.tile}" if self.tile else "no tiling"
+        return f"Ray: {self.workers}; every worker runs engine {self.engine}, {tile}, device {self.device}"
 
 
 def _available(name: str, weights_dir: Path | None) -> ModelInfo:
@@ -126,49 +151,9 @@ def _available(name: str, weights_dir: Path | None) -> ModelInfo:
     return info
 
 
-def _worker_device(pool: _Pool, device: str) -> str:
-    return "cuda" if pool.gpus else ("cpu" if device == "auto" else device)
-
-
-def _run(items: list[dict], worker: type, arguments: dict, pool: _Pool) -> Iterator[dict]:
-    """Stream the rows ``worker`` returns for ``items``.
-
-    Items go in tasks of a few (up to :data:`ITEMS_PER_TASK`, fewer where that would leave a worker
-    without about :data:`TASKS_PER_WORKER` tasks), so Ray's per-task cost is shared while a retry
-    still redoes only a few items. A dead actor is restarted and its task retried, :data:`ATTEMPTS`
-    times in all (Ray's default is forever: an image that gets its worker killed for memory would
-    loop); a task that still fails is dropped, and the caller turns its missing items into error rows.
-    A worker that cannot start (its model does not load there) ends the run with the studio's message.
-
-    Raises:
-        StudioError: the workers cannot start, or Ray fails (one line, not Ray's traceback).
-    """
-    if not items:
-        return
-    per_task = max(1, min(ITEMS_PER_TASK, len(items) // (pool.workers * TASKS_PER_WORKER)))
-    resources = {"num_gpus": 1} if pool.gpus else {"num_cpus": pool.threads}
-    blocks = math.ceil(len(items) / per_task)
-    context = ray.data.DataContext.get_current()
-    errored = context.max_errored_blocks
-    context.max_errored_blocks = -1  # a task that failed every attempt is dropped, not the whole run
-    data_log = logging.getLogger("ray.data")
-    level = data_log.level
-    data_log.setLevel(logging.CRITICAL)  # Ray Data logs a failure with its whole stack: the caller says it in a line
-    try:
-        with warnings.catch_warnings():  # Ray's own way to bound retries (its deprecation is for Ray 2.64)
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-            dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-                worker, batch_size=per_task, compute=ray.data.ActorPoolStrategy(size=min(pool.workers, blocks)),
-                fn_constructor_kwargs=arguments, max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1,
-                **resources)
-        yield from dataset.iter_rows()
-    except StudioError:
-        raise
-    except Exception as exc:  # whatever Ray raised, the user gets one clear line
-        raise worker_error(exc) from None
-    finally:
-        context.max_errored_blocks = errored
-        data_log.setLevel(level)
+def _worker_device(pool: Pool, device: str) -> str:
+    """GPU workers resolve ``auto`` where they run (CUDA, where Ray's GPU is one); CPU workers use the CPU."""
+    return device if pool.gpus else ("cpu" if device == "auto" else device)
 
 
 def _lost(item: str, method: str | None = None) -> str:
@@ -185,12 +170,13 @@ def _set_threads(threads: int | None) -> None:
 class _EvalWorker:
     """One actor: scores the pending methods of one image per call, models loaded once per actor."""
 
-    def __init__(self, dataset: Dataset, context: Scoring, device: str, precision: str,
+    def __init__(self, dataset: Dataset, context: Scoring, plan: Plan, precision: str,
                  weights_dir: Path | None, threads: int | None) -> None:
         _set_threads(threads)
         self._dataset, self._context = dataset, context
-        self._upscalers = Upscalers(lambda name: Upscaler.load(name, device=device, precision=precision,
-                                                               weights_dir=weights_dir))
+        self._scoring = replace(context, settings=replace(context.settings, tile=plan.tile))  # the run's tile
+        self._upscalers = Upscalers(lambda name: Upscaler.load(name, device=plan.device, precision=precision,
+                                                               weights_dir=weights_dir, engine=plan.engine))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"item": [], "row": [], "digest": [], "settings": [], "pid": []}
@@ -207,7 +193,7 @@ class _EvalWorker:
                 else:
                     try:
                         upscaler = self._upscalers.get(method)
-                        row = compute_row(self._context, pair, method, upscaler, self._context.wanted(method))
+                        row = compute_row(self._scoring, pair, method, upscaler, self._context.wanted(method))
                         digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey)
                     except StudioError as exc:
                         row = error_row(item.name, method, exc)
@@ -231,7 +217,9 @@ def evaluate_on_ray(
     hooks: EvalHooks | None = None,
 ) -> EvalResult:
     """:func:`core.evaluate` on a Ray cluster: the same rows, the same store, the same
-    :class:`~core.evaluation.EvalHooks` (``on_row`` gets the pid of the worker that computed a row).
+    :class:`~core.evaluation.EvalHooks` (``on_row`` gets the pid of the worker that computed a row;
+    ``status`` hears the run's plan, and what it waits for while no worker has started). The result's
+    ``plan`` says how the workers ran the models.
     """
     settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
     cluster = cluster or ClusterSettings()
@@ -248,18 +236,21 @@ def evaluate_on_ray(
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
     with connected(cluster.address):
         pool = _pool(cluster, settings.device)
+        plan = Plan.of(cluster, pool, settings.tile, settings.device)
+        result.plan = asdict(plan)
         rows, todo = _finished(dataset, methods, context, pool, weights, db)
+        if hooks.status is not None and todo:
+            hooks.status(plan.line())
         total, start = len(dataset) * len(methods), time.perf_counter()
         for row in rows.values():
             if hooks.on_row is not None:
                 hooks.on_row(row, None)
         if hooks.progress is not None:
             hooks.progress(len(rows), total, f"{len(rows)} reused")
-        arguments = {"dataset": dataset, "context": context, "device": _worker_device(pool, settings.device),
-                     "precision": settings.precision, "weights_dir": weights_dir,
-                     "threads": None if pool.gpus else pool.threads}
+        arguments = {"dataset": dataset, "context": context, "plan": plan, "precision": settings.precision,
+                     "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
         keys = {entry["item"]: entry["key"] for entry in todo}
-        for computed, out in enumerate(_run(todo, _EvalWorker, arguments, pool), start=1):
+        for computed, out in enumerate(run_pool(todo, _EvalWorker, arguments, pool, hooks.status), start=1):
             row = EvalRow(**json.loads(out["row"]))
             index = int(out["item"])
             if db is not None and not row.error:
@@ -283,7 +274,7 @@ def evaluate_on_ray(
     return result
 
 
-def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: _Pool, weights: dict[str, str],
+def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool, weights: dict[str, str],
               db: ResultDB | None) -> tuple[dict[tuple[int, str], EvalRow], list[dict]]:
     """The rows the store already holds, and the work left: ``{"item", "methods", "key"}`` per image."""
     rows: dict[tuple[int, str], EvalRow] = {}
@@ -319,11 +310,12 @@ class UpscaleOutcome:
 class _UpscaleWorker:
     """One actor: upscales one input per call with its model, loaded once."""
 
-    def __init__(self, model: str, settings: UpscaleSettings, device: str, precision: str,
+    def __init__(self, model: str, settings: UpscaleSettings, plan: Plan, precision: str,
                  weights_dir: Path | None, threads: int | None) -> None:
         _set_threads(threads)
-        self._upscaler = Upscaler.load(model, device=device, precision=precision, weights_dir=weights_dir)
-        self._settings = settings
+        self._upscaler = Upscaler.load(model, device=plan.device, precision=precision, weights_dir=weights_dir,
+                                       engine=plan.engine)
+        self._settings = replace(settings, tile=plan.tile)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"index": [], "png": [], "width": [], "height": [], "seconds": [], "error": [],
@@ -398,23 +390,27 @@ def upscale_on_ray(
     precision: str = "auto",
     weights_dir: Path | None = None,
     cancel: Callable[[], bool] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> Iterator[UpscaleOutcome]:
     """Upscale ``inputs`` on a Ray cluster; yields each outcome as it arrives (any order; ``index``
-    is the input's position). The caller writes the files, so one process owns the outputs."""
+    is the input's position). The caller writes the files, so one process owns the outputs. ``status``
+    hears the run's plan (:class:`Plan`), and what it waits for while no worker has started."""
     settings = settings or UpscaleSettings(limits=ImageLimits())
     cluster = cluster or ClusterSettings()
     weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
     _available(model, weights_dir)  # a missing model fails here, before any cluster work
     with connected(cluster.address):
         pool = _pool(cluster, device)
-        arguments = {"model": model, "settings": settings, "device": _worker_device(pool, device),
-                     "precision": precision, "weights_dir": weights_dir,
-                     "threads": None if pool.gpus else pool.threads}
+        plan = Plan.of(cluster, pool, settings.tile, device)
+        if status is not None and inputs:
+            status(plan.line())
+        arguments = {"model": model, "settings": settings, "plan": plan, "precision": precision,
+                     "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
         # paths as the driver sees them: a worker started in another folder reads the same file
         items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute())}
                  for i, path in enumerate(inputs)]
         returned = set()
-        for out in _run(items, _UpscaleWorker, arguments, pool):
+        for out in run_pool(items, _UpscaleWorker, arguments, pool, status):
             returned.add(int(out["index"]))
             yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
                                  float(out["seconds"]), out["error"], int(out["pid"]))

@@ -195,7 +195,8 @@ def _rows_frame(rows: list[dict], metrics: list[str]) -> pd.DataFrame:
 def _evaluate(db_path: Path, ctx: core.JobContext, dataset: evaluation.Dataset, methods: list[str],
               metrics: list[str], settings: core.EvalSettings, ray_address: str | None) -> core.evaluation.EvalResult:
     db = core.ResultDB(db_path)
-    hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row))
+    hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row),
+                           status=ctx.say)
     try:
         if ray_address is None:
             return core.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)

@@ -71,6 +71,7 @@ class EvalResult:
     settings: EvalSettings
     rows: list[EvalRow] = field(default_factory=list)
     cancelled: bool = False
+    plan: dict[str, object] = field(default_factory=dict)  # a cluster run: how its workers ran the models
 
     @property
     def computed(self) -> int:
@@ -222,11 +223,14 @@ class EvalHooks:
         cancel: polled between steps; the run then returns its partial result with ``cancelled=True``.
         on_row: called with each row as it is ready, reused rows first, and the pid of the process
             that computed it (``None`` for a row reused from the store).
+        status: told, in words, what the run does or waits for besides rows (a cluster run: its
+            plan, and what it waits for while no worker has started).
     """
 
     progress: Callable[[int, int, str], None] | None = None
     cancel: Callable[[], bool] | None = None
     on_row: Callable[[EvalRow, int | None], None] | None = None
+    status: Callable[[str], None] | None = None
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel()
@@ -260,7 +264,7 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
         "settings": asdict(result.settings) | {
             "crop_border": result.scale if result.settings.crop_border is None else result.settings.crop_border
         },
-        "cancelled": result.cancelled, "means": result.means(),
+        "cancelled": result.cancelled, "plan": result.plan, "means": result.means(),
         "rows": [asdict(row) for row in result.rows],
     }
     write_file(json_path, json.dumps(_finite(payload), indent=2))

@@ -76,8 +76,9 @@ def _folder(path: Path, count: int, side: int, broken: bool = False) -> Path:
 def _local(dataset: core.evaluation.Dataset, methods: list[str], metrics: list[str]) -> core.evaluation.EvalResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each Ray worker runs
-    try:
-        return core.evaluate(dataset, methods, metrics, core.EvalSettings(device="cpu"))
+    try:  # with the engine a cluster runs (this machine's measured choice may be another)
+        return core.evaluate(dataset, methods, metrics, core.EvalSettings(device="cpu"),
+                             upscaler_factory=lambda name: core.Upscaler.load(name, device="cpu", engine="torch"))
     finally:
         torch.set_num_threads(threads)
 
@@ -100,6 +101,7 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
         assert bool(mine.error) == bool(theirs.error)
     assert sum(1 for r in remote.rows if r.error) == len(methods)  # the broken file: one error row per method
     assert len(seen) == len(remote.rows) and all(pid and pid != os.getpid() for pid in seen), "computed elsewhere"
+    assert remote.plan == {"engine": "torch", "tile": 384, "device": "cpu", "workers": "2 CPU workers x 1 thread"}
     # the driver wrote every finished row; a second run finds them without reading an image or starting workers
     again = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
                                     cluster=cluster.ClusterSettings(ray_address, workers=2), db=db)
@@ -113,7 +115,7 @@ def test_batch_upscale_on_ray_writes_the_bytes_the_local_cli_writes(ray_address:
     inputs = _folder(tmp_path / "in", 5, 40)
     core.write_png(inputs / "deep.png", (core.load_sample("coffee")[:30, :20].astype(np.uint16) * 257))  # 16-bit
     common = ["--weights-dir", str(weights_dir), "upscale", "--model", MODEL, "--outscale", "3", "--device", "cpu",
-              "-q"]
+              "--engine", "torch", "-q"]
     assert main([*common, str(inputs), "-o", str(tmp_path / "local")]) == 0
     # the same folder named as a URI: workers read it through pyarrow's file systems
     assert main([*common, f"file://{inputs}", "-o", str(tmp_path / "ray"), "--ray", ray_address]) == 0
@@ -287,8 +289,7 @@ def test_an_item_that_kills_its_worker_every_time_is_tried_a_bounded_number_of_t
 
     import ray.cloudpickle
 
-    from core import cluster
-    from core._ray import connected
+    from core._ray import Pool, connected, run_pool
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import the tests
     items = [{"name": f"{i:02d}"} for i in range(6)]
@@ -296,8 +297,7 @@ def test_an_item_that_kills_its_worker_every_time_is_tried_a_bounded_number_of_t
 
     def run() -> None:
         with connected(ray_address):
-            names.extend(row["name"] for row in cluster._run(items, _Poisoned, {"poison": "03"},
-                                                             cluster._Pool(2, False, 1)))
+            names.extend(row["name"] for row in run_pool(items, _Poisoned, {"poison": "03"}, Pool(2)))
 
     thread = threading.Thread(target=run, daemon=True)  # unbounded retries would never end: fail, do not hang
     thread.start()
@@ -311,12 +311,12 @@ def test_what_never_comes_back_from_the_workers_is_an_error_row(ray_address: str
     """The driver turns items whose task failed every attempt into error rows and outcomes, never a silent gap."""
     from core import cluster
 
-    real_run = cluster._run
+    real_run = cluster.run_pool
 
-    def dropping(items, worker, arguments, pool):  # as _run does after the last attempt: the item is missing
-        yield from real_run(items[1:], worker, arguments, pool)
+    def dropping(items, worker, arguments, pool, status=None):  # as run_pool does after the last attempt
+        yield from real_run(items[1:], worker, arguments, pool, status)
 
-    monkeypatch.setattr(cluster, "_run", dropping)
+    monkeypatch.setattr(cluster, "run_pool", dropping)
     dataset = core.open_dataset(_folder(tmp_path / "hr", 3, 48), 4)
     result = cluster.evaluate_on_ray(dataset, ["bicubic"], ["psnr"], core.EvalSettings(device="cpu"),
                                      cluster=cluster.ClusterSettings(ray_address, workers=1))
@@ -330,10 +330,100 @@ def test_what_never_comes_back_from_the_workers_is_an_error_row(ray_address: str
 
 
 def test_a_model_that_cannot_load_on_the_workers_is_one_clear_line(ray_address: str, tmp_path: Path) -> None:
-    """CUDA asked of CPU workers: the workers' own error, not Ray's traceback of hundreds of lines."""
+    """CUDA asked of CPU workers (GPUs that Ray was not told of): the workers' own error, not Ray's traceback."""
     _folder(tmp_path / "in", 2, 32)
     proc, seconds = _cli(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", MODEL, "--device",
-                          "cuda", "--ray", ray_address, "--workers", "1"], ROOT, timeout=240)
+                          "cuda", "--gpus-per-worker", "0", "--ray", ray_address, "--workers", "1"], ROOT, timeout=240)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "On a Ray worker: CUDA was requested but no CUDA GPU is visible" in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) < 15, proc.stderr[-3000:]
+
+
+class _Slow:
+    """A worker that takes a quarter of a second per item and says which process it ran in."""
+
+    def __call__(self, batch: dict) -> dict:
+        time.sleep(0.25 * len(batch["name"]))
+        return {"name": list(batch["name"]), "pid": [os.getpid()] * len(batch["name"])}
+
+
+def _pending_gpu_demand(address: str) -> float:
+    """The GPUs that actors waiting to start ask for, as the cluster's scheduler (its GCS) records them."""
+    from ray.autoscaler.v2.sdk import get_cluster_status
+
+    demands = get_cluster_status(address).resource_demands.ray_task_actor_demand
+    return sum(bundle.bundle.get("GPU", 0) * bundle.count for demand in demands for bundle in demand.bundles_by_count)
+
+
+def _until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_gpu_workers_ask_the_scheduler_for_gpus_and_the_pool_grows_as_gpu_nodes_join() -> None:
+    """The documented cluster: a head with no GPU, GPU nodes that start only when actors ask for GPUs. The run
+    must ask (so an autoscaler would start one), say what it waits for, and use each GPU node as it joins."""
+    import threading
+
+    import ray.cloudpickle
+    from ray.cluster_utils import Cluster
+
+    from core._ray import Pool, connected, run_pool
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    grid = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+    lines: list[str] = []
+    rows: list[int] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with connected(grid.address):
+                items = [{"name": f"{i:02d}"} for i in range(48)]
+                rows.extend(row["pid"] for row in run_pool(items, _Slow, {}, Pool(None, gpus=1.0), lines.append))
+        except BaseException as exc:  # noqa: BLE001 - the test's thread hands it to the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: lines or failed, 60, "a line saying what the run waits for")
+        assert not failed and not rows
+        assert lines[0].startswith("Waiting for a worker with 1 GPU (0 of 0 GPUs free now)"), lines
+        _until(lambda: _pending_gpu_demand(grid.address) >= 1, 30, "the GPU request to reach the scheduler")
+        grid.add_node(num_cpus=1, num_gpus=1)
+        _until(lambda: rows or failed, 90, "the first GPU worker's rows")
+        first = len(rows)
+        grid.add_node(num_cpus=1, num_gpus=1)
+        thread.join(timeout=240)
+        assert not thread.is_alive() and not failed, failed
+        assert len(rows) == 48 and first < 40
+        assert len(set(rows)) == 2, "the pool grew to the second GPU node"
+        assert len(lines) == 1, "no waiting line once rows arrive"
+    finally:
+        grid.shutdown()
+
+
+def test_the_device_decides_the_workers_and_the_plan_is_the_same_for_every_node(ray_address: str) -> None:
+    """``--device cuda`` asks for GPU workers (the documented cluster has none until they are asked for); the
+    engine and tile are the driver's, whatever each node would pick."""
+    from core import cluster
+    from core._ray import connected
+
+    with connected(ray_address):  # 2 CPUs, no GPU
+        gpu = cluster._pool(cluster.ClusterSettings(ray_address), "cuda")
+        assert (gpu.gpus, gpu.workers) == (1.0, None)  # asked for, waited for: the cluster may start GPU nodes
+        assert cluster._pool(cluster.ClusterSettings(ray_address, gpus_per_worker=0.5, workers=4), "auto").gpus == 0.5
+        cpu = cluster._pool(cluster.ClusterSettings(ray_address), "auto")
+        assert (cpu.gpus, cpu.workers, cpu.threads) == (0.0, 2, 1)  # auto on a cluster without GPUs: CPU workers
+        with pytest.raises(core.errors.SettingsError, match="cannot run on --device cpu"):
+            cluster._pool(cluster.ClusterSettings(ray_address, gpus_per_worker=1), "cpu")
+        with pytest.raises(core.errors.SettingsError, match="no other node can join a private Ray"):
+            cluster._pool(cluster.ClusterSettings(None), "cuda")
+        plan = cluster.Plan.of(cluster.ClusterSettings(ray_address), gpu, None, "cuda")
+        assert (plan.engine, plan.tile, plan.device) == ("torch", 512, "cuda")
+        plan = cluster.Plan.of(cluster.ClusterSettings(ray_address, engine="ncnn"), cpu, 200, "auto")
+        assert (plan.engine, plan.tile, plan.device) == ("ncnn", 200, "cpu")
+        assert "every worker runs engine ncnn, tile 200, device cpu" in plan.line()
