@@ -25,7 +25,8 @@ import ray.data
 from . import errors
 from .errors import SettingsError, StudioError
 
-__all__ = ["ATTEMPTS", "CONNECT_TIMEOUT_S", "Pool", "connect", "connected", "run_pool", "worker_error"]
+__all__ = ["ATTEMPTS", "CONNECT_TIMEOUT_S", "OBJECT_STORE_ENV", "Pool", "connect", "connected", "object_store_env",
+           "run_pool", "worker_error"]
 
 CONNECT_TIMEOUT_S = 5.0  # for the head's port to answer; Ray itself retries for minutes
 ITEMS_PER_TASK = 8  # items per Ray task at most
@@ -33,6 +34,11 @@ TASKS_PER_WORKER = 4  # tasks per worker at least, where there are enough items 
 ATTEMPTS = 3  # a task whose worker dies (killed, out of memory) runs at most this often; then its items are lost
 WAIT_REPORT_S = 5.0  # no result yet after this long: say what the run waits for (then every WAIT_REPEAT_S)
 WAIT_REPEAT_S = 30.0
+# the driver's object-store settings, which its workers need to read (and write) the same URIs: an S3-compatible
+# endpoint (MinIO, R2, a local server), its region and credentials. Files (~/.aws) do not travel; nodes fall back
+# to their own (an instance profile) for what is not set here.
+OBJECT_STORE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED")
 
 
 def _check_head(address: str) -> None:
@@ -66,10 +72,16 @@ def _check_client(address: str) -> None:
     _check_head(address.removeprefix("ray://"))
 
 
+def object_store_env() -> dict[str, str]:
+    """The variables of :data:`OBJECT_STORE_ENV` that this process has set."""
+    return {name: os.environ[name] for name in OBJECT_STORE_ENV if os.environ.get(name)}
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Join Ray at ``address``, or start a private one on this machine where it is empty (never a cluster
     that an earlier ``ray start`` left behind); returns whether this call started it (then the caller shuts
-    it down).
+    it down). The workers of this connection get the driver's object-store settings (:data:`OBJECT_STORE_ENV`)
+    through its runtime environment, so an ``s3://`` URI the driver reads is read the same way on every node.
 
     Raises:
         StudioError: nothing answers at the address, or Ray cannot connect (the message says what to set).
@@ -77,6 +89,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if object_store_env():
+        options["runtime_env"] = {"env_vars": object_store_env()}
     if address and address.startswith("ray://"):
         _check_client(address)
     elif address and address != "auto":

@@ -427,3 +427,50 @@ def test_the_device_decides_the_workers_and_the_plan_is_the_same_for_every_node(
         plan = cluster.Plan.of(cluster.ClusterSettings(ray_address, engine="ncnn"), cpu, 200, "auto")
         assert (plan.engine, plan.tile, plan.device) == ("ncnn", 200, "cpu")
         assert "every worker runs engine ncnn, tile 200, device cpu" in plan.line()
+
+
+@pytest.fixture
+def s3_server() -> Iterator[dict[str, str]]:
+    """A local S3 server (moto), and the settings that reach it: given to the driver only."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings = {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "studio-test",
+                "AWS_SECRET_ACCESS_KEY": "studio-test", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the S3 server did not start"
+                time.sleep(0.2)
+        yield settings
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_s3_inputs_are_read_by_workers_through_the_drivers_endpoint(ray_address: str, tmp_path: Path,
+                                                                    s3_server: dict[str, str]) -> None:
+    """The head and its workers were started without any S3 setting: the driver's endpoint and credentials
+    must reach them (the job's runtime environment), or every image fails to read (MinIO, R2, a local server)."""
+    import boto3
+
+    inputs = _folder(tmp_path / "in", 3, 40)
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                          aws_access_key_id="studio-test", aws_secret_access_key="studio-test")
+    client.create_bucket(Bucket="photos")
+    for path in sorted(inputs.iterdir()):
+        client.upload_file(str(path), "photos", f"batch/{path.name}")
+    env = os.environ | s3_server
+    proc, _ = _cli(["upscale", "s3://photos/batch/", "-o", str(tmp_path / "out"), "--model", MODEL, "--engine",
+                    "torch", "--device", "cpu", "--ray", ray_address, "--workers", "1"], ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000.png", "001.png", "002.png"]
+    assert main(["upscale", str(inputs), "-o", str(tmp_path / "local"), "--model", MODEL, "--engine", "torch",
+                 "--device", "cpu", "-q"]) == 0
+    for name in ("000.png", "001.png", "002.png"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
