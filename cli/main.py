@@ -321,8 +321,15 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     if not files:
         _err("No input images found.")
         return 2
-    outdir = _output_folder(args.output)
-    files, names = _plan_outputs(args, files, outdir)
+    if "://" in args.output:  # an object store: the cluster's workers write there
+        if on_ray is None:
+            raise _UsageError(f"{args.output}: outputs at a URI are written by cluster workers; add --ray, or give "
+                              "a folder.")
+        outdir: Path | str = args.output.rstrip("/")
+        files, names = _plan_uri_outputs(args, files, outdir)
+    else:
+        outdir = _output_folder(args.output)
+        files, names = _plan_outputs(args, files, outdir)
     if not files:
         _err(f"No input images found (images named *{args.suffix or OUT_SUFFIX}.* in the output folder are "
              "earlier outputs).")
@@ -389,30 +396,66 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _plan_uri_outputs(args: argparse.Namespace, files: list[Path | str],
+                      dest: str) -> tuple[list[Path | str], list[str]]:
+    """:func:`_plan_outputs` for an output folder at a URI (``s3://bucket/out``)."""
+    inside = [f for f in files if isinstance(f, str) and f.rsplit("/", 1)[0] == dest]
+    suffix = args.suffix if args.suffix is not None else (OUT_SUFFIX if inside else "")
+    if inside and not suffix:
+        raise _UsageError(f"{dest} holds inputs; with an empty --suffix an output would replace or be taken for an "
+                          f"input. Choose another -o, or leave --suffix out ({OUT_SUFFIX}).")
+    if suffix:  # images in the output folder named like outputs are earlier outputs
+        files = [f for f in files if not (f in inside and PurePosixPath(urlsplit(str(f)).path).stem.endswith(suffix))]
+    names = _unique_names(files, suffix)
+    clashes = {f"{dest}/{name}" for name in names} & {str(f) for f in files}
+    if clashes:
+        raise _UsageError(f"{sorted(clashes)[0]} would replace an input; nothing was written. Choose another -o "
+                          "(or --suffix).")
+    return files, names
+
+
+def _existing(cluster, outdir: Path | str, names: list[str]) -> set[str]:  # cluster: the core.cluster module
+    """The output names already at ``outdir``: a folder here, or a URI (listed through the object store)."""
+    if isinstance(outdir, Path):
+        return {name for name in names if (outdir / name).exists()}
+    try:
+        there = {uri.rsplit("/", 1)[1] for uri in cluster.list_uri(outdir + "/")}
+    except StudioError:  # no such folder yet (an object store has none before the first object)
+        there = set()
+    return there & set(names)
+
+
 def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], names: list[str],
-                    outdir: Path, settings: UpscaleSettings) -> int:
-    """``upscale --ray``: the same names, bit depths and messages as the local loop; this process writes."""
+                    outdir: Path | str, settings: UpscaleSettings) -> int:
+    """``upscale --ray``: the same names, bit depths and messages as the local loop. Into a folder here, this
+    process writes the outputs; into a URI (``-o s3://…``), each worker writes its own, and no image passes
+    through this process."""
     cluster, cluster_settings = on_ray
-    todo = [i for i, name in enumerate(names) if not (args.skip_existing and (outdir / name).exists())]
+    existing = _existing(cluster, outdir, names)
+    todo = [i for i, name in enumerate(names) if not (args.skip_existing and name in existing)]
     for i in sorted(set(range(len(files))) - set(todo)):
-        _out(f"{files[i]} -> {outdir / names[i]} (exists; skipped)")
+        _out(f"{files[i]} -> {outdir}/{names[i]} (exists; skipped)")
+    targets = [f"{outdir}/{names[i]}" for i in todo] if isinstance(outdir, str) else None
     failures = 0
     bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
     try:
         for outcome in cluster.upscale_on_ray([files[i] for i in todo], args.model, settings,
                                               cluster=cluster_settings, device=args.device,
                                               precision=args.precision, weights_dir=args.weights_dir,
-                                              status=lambda line: tqdm.write(line, file=sys.stderr)):
+                                              status=lambda line: tqdm.write(line, file=sys.stderr),
+                                              targets=targets):
             index = todo[outcome.index]
             bar.update(1)
-            if outcome.png is None:
+            if outcome.error or (outcome.png is None and not outcome.written):
                 failures += 1
                 _err(f"skipped {files[index]}: {outcome.error}")
                 continue
-            target = outdir / names[index]
-            existed = target.exists()
-            write_file(target, outcome.png)
-            replaced = " (replaced the earlier file)" if existed else ""
+            if outcome.written:
+                target: Path | str = outcome.written
+            else:
+                target = outdir / names[index]
+                write_file(target, outcome.png)
+            replaced = " (replaced the earlier file)" if names[index] in existing else ""
             _out(f"{files[index]} -> {target}{replaced} ({outcome.size[0]}x{outcome.size[1]}, "
                  f"{outcome.seconds:.2f} s on worker {outcome.pid})")
     except StudioError as exc:
@@ -606,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=_cmd_engines)
     up = sub.add_parser("upscale", help="upscale images or folders of images")
     up.add_argument("inputs", nargs="+", help="image files or folders")
-    up.add_argument("-o", "--output", required=True, help="output folder")
+    up.add_argument("-o", "--output", required=True,
+                    help="output folder; with --ray also a URI (s3://bucket/out) that the workers write to themselves")
     up.add_argument("--model", default=DEFAULT_MODEL)
     up.add_argument("--outscale", type=float, default=None, help="final scale (default: the model's)")
     up.add_argument("--tile", type=int, default=None,

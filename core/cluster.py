@@ -29,12 +29,11 @@ import numpy as np
 import ray
 import torch
 
-from ._io import IMAGE_SUFFIXES, DecodedImage, ImageLimits, decode_with_profile, encode_png, read_with_profile
+from ._io import ImageLimits, encode_png
 from ._ray import ATTEMPTS, Pool, connect, connected, run_pool
+from ._uri import is_uri, list_uri, read_any, write_any
 from .engines import AUTO, ENGINES, default_engine
 from .errors import (
-    ImageDecodeError,
-    ImageTooLargeError,
     SettingsError,
     StudioError,
     UnknownNameError,
@@ -62,7 +61,7 @@ from .models import ModelInfo, model_info
 from .upscale import Upscaler, UpscaleSettings, default_tile
 
 __all__ = ["ClusterSettings", "Plan", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
-           "upscale_on_ray"]
+           "upscale_on_ray", "write_any"]
 
 
 @dataclass(frozen=True)
@@ -297,7 +296,8 @@ def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool
 
 @dataclass(frozen=True)
 class UpscaleOutcome:
-    """One input of a batch upscale: the PNG (``None`` where it failed, with ``error``)."""
+    """One input of a batch upscale: the PNG (``None`` where it failed, with ``error``, or where the worker wrote
+    it to ``written`` itself)."""
 
     index: int
     png: bytes | None
@@ -305,6 +305,7 @@ class UpscaleOutcome:
     seconds: float
     error: str
     pid: int
+    written: str = ""
 
 
 class _UpscaleWorker:
@@ -319,65 +320,24 @@ class _UpscaleWorker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"index": [], "png": [], "width": [], "height": [], "seconds": [], "error": [],
-                                "pid": []}
-        for index, path in zip(batch["index"], batch["path"]):
-            png, width, height, seconds, error = b"", 0, 0, 0.0, ""
+                                "pid": [], "written": []}
+        for index, path, target in zip(batch["index"], batch["path"], batch["target"]):
+            png, width, height, seconds, error, written = b"", 0, 0, 0.0, "", ""
             try:
                 image = read_any(str(path), self._settings.limits)
                 result = self._upscaler.upscale(image.pixels, self._settings)
                 png, seconds = encode_png(result.image, icc_profile=image.icc_profile), result.seconds
                 height, width = result.image.shape[:2]
+                if target:  # the worker writes it where it belongs: the PNG does not travel through the driver
+                    written, png = write_any(str(target), png), b""
             except StudioError as exc:
                 error = str(exc)
             except OSError as exc:
                 error = f"{exc.strerror or exc}: {exc.filename or path}"
             for name, value in (("index", int(index)), ("png", png), ("width", width), ("height", height),
-                                ("seconds", seconds), ("error", error), ("pid", os.getpid())):
+                                ("seconds", seconds), ("error", error), ("pid", os.getpid()), ("written", written)):
                 out[name].append(value)
         return out
-
-
-def is_uri(name: str | Path) -> bool:
-    return "://" in str(name)
-
-
-def list_uri(uri: str) -> list[str]:
-    """The image files a URI names (``s3://bucket/prefix/``, ``gs://…``, ``file:///…``): the file itself,
-    or the images in that folder (not recursive), sorted; read through pyarrow's file systems."""
-    import pyarrow.fs
-
-    try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-        info = fs.get_file_info(root)
-        if info.type == pyarrow.fs.FileType.NotFound:
-            raise StudioError(f"{uri}: no such file or folder.")
-        if info.type == pyarrow.fs.FileType.File:
-            return [uri]
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    except (OSError, pyarrow.ArrowException) as exc:
-        raise StudioError(f"Cannot list {uri}: {exc}") from exc
-    base = uri.rstrip("/")
-    return sorted(f"{base}/{e.base_name}" for e in entries
-                  if e.type == pyarrow.fs.FileType.File and Path(e.base_name).suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_any(name: str, limits: ImageLimits) -> DecodedImage:
-    """Decode a local image file or one at a URI (through pyarrow's file systems), refusing it over
-    ``limits.max_file_bytes`` before it is read; with its ICC profile."""
-    if not is_uri(name):
-        return read_with_profile(name, limits)
-    import pyarrow.fs
-
-    try:
-        fs, path = pyarrow.fs.FileSystem.from_uri(name)
-        size = fs.get_file_info(path).size
-        if size is not None and size > limits.max_file_bytes:
-            raise ImageTooLargeError(f"{name}: {size} bytes; the limit is {limits.max_file_bytes}.")
-        with fs.open_input_stream(path) as stream:
-            data = stream.read()
-    except (OSError, pyarrow.ArrowException) as exc:
-        raise ImageDecodeError(f"Cannot read {name}: {exc}") from exc
-    return decode_with_profile(data, limits)
 
 
 def upscale_on_ray(
@@ -391,10 +351,16 @@ def upscale_on_ray(
     weights_dir: Path | None = None,
     cancel: Callable[[], bool] | None = None,
     status: Callable[[str], None] | None = None,
+    targets: list[str] | None = None,
 ) -> Iterator[UpscaleOutcome]:
     """Upscale ``inputs`` on a Ray cluster; yields each outcome as it arrives (any order; ``index``
-    is the input's position). The caller writes the files, so one process owns the outputs. ``status``
-    hears the run's plan (:class:`Plan`), and what it waits for while no worker has started."""
+    is the input's position). ``status`` hears the run's plan (:class:`Plan`), and what it waits for
+    while no worker has started.
+
+    Where the outputs go: without ``targets``, each outcome brings its PNG and the caller writes it (one
+    process owns the outputs). With ``targets`` (one per input: URIs such as ``s3://bucket/out/a.png``,
+    or paths every node shares), each worker writes its output there itself (:func:`core._uri.write_any`:
+    never half-written) and the outcome says where, so no image passes through the driver."""
     settings = settings or UpscaleSettings(limits=ImageLimits())
     cluster = cluster or ClusterSettings()
     weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
@@ -407,13 +373,15 @@ def upscale_on_ray(
         arguments = {"model": model, "settings": settings, "plan": plan, "precision": precision,
                      "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
         # paths as the driver sees them: a worker started in another folder reads the same file
-        items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute())}
-                 for i, path in enumerate(inputs)]
+        if targets is not None and len(targets) != len(inputs):
+            raise SettingsError(f"{len(targets)} targets for {len(inputs)} inputs.")
+        items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute()),
+                  "target": "" if targets is None else targets[i]} for i, path in enumerate(inputs)]
         returned = set()
         for out in run_pool(items, _UpscaleWorker, arguments, pool, status):
             returned.add(int(out["index"]))
             yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
-                                 float(out["seconds"]), out["error"], int(out["pid"]))
+                                 float(out["seconds"]), out["error"], int(out["pid"]), out["written"])
             if cancel is not None and cancel():
                 return
         for item in items:  # what never came back: its worker died on every attempt

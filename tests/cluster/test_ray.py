@@ -453,7 +453,7 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.wait(timeout=30)
 
 
-def test_s3_inputs_are_read_by_workers_through_the_drivers_endpoint(ray_address: str, tmp_path: Path,
+def test_s3_inputs_and_outputs_are_read_and_written_by_the_workers_through_the_drivers_endpoint(ray_address: str, tmp_path: Path,
                                                                     s3_server: dict[str, str]) -> None:
     """The head and its workers were started without any S3 setting: the driver's endpoint and credentials
     must reach them (the job's runtime environment), or every image fails to read (MinIO, R2, a local server)."""
@@ -474,3 +474,18 @@ def test_s3_inputs_are_read_by_workers_through_the_drivers_endpoint(ray_address:
                  "--device", "cpu", "-q"]) == 0
     for name in ("000.png", "001.png", "002.png"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    # outputs into the object store: each worker writes its own; the driver gets a row, not the image
+    proc, _ = _cli(["upscale", "s3://photos/batch/", "-o", "s3://photos/up/", "--model", MODEL, "--engine", "torch",
+                    "--device", "cpu", "--ray", ray_address, "--workers", "1"], ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "s3://photos/batch/001.png -> s3://photos/up/001.png (" in proc.stdout, proc.stdout
+    stored = {item["Key"]: item["Size"] for item in client.list_objects_v2(Bucket="photos", Prefix="up/")["Contents"]}
+    assert sorted(stored) == ["up/000.png", "up/001.png", "up/002.png"]
+    for name in ("000.png", "001.png", "002.png"):
+        body = client.get_object(Bucket="photos", Key=f"up/{name}")["Body"].read()
+        assert body == (tmp_path / "local" / name).read_bytes(), name
+    again, _ = _cli(["upscale", "s3://photos/batch/", "-o", "s3://photos/up", "--model", MODEL, "--skip-existing",
+                     "--ray", ray_address, "--workers", "1"], ROOT, env=env, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("(exists; skipped)") == 3, again.stdout + again.stderr[-2000:]
+    local_run, _ = _cli(["upscale", str(inputs), "-o", "s3://photos/up/"], ROOT, env=env, timeout=120)
+    assert local_run.returncode == 2 and "written by cluster workers; add --ray" in local_run.stderr
