@@ -69,7 +69,7 @@ def _ray(paths: list[Path], model: str, workers: int, threads: int, engine: str,
     start = time.perf_counter()
     settings = cluster.ClusterSettings(workers=workers, threads=threads, engine=engine)
     count = 0
-    for outcome in cluster.upscale_on_ray(paths, model, cluster=settings, device="cpu"):
+    for outcome in cluster.upscale_on_ray(paths, cluster.ModelRun(model, device="cpu"), cluster=settings):
         assert outcome.png is not None, outcome.error
         sizes.append(len(outcome.png))  # every output travels through the driver (it writes them)
         count += 1

@@ -439,11 +439,10 @@ def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | 
     failures = 0
     bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
     try:
-        for outcome in cluster.upscale_on_ray([files[i] for i in todo], args.model, settings,
-                                              cluster=cluster_settings, device=args.device,
-                                              precision=args.precision, weights_dir=args.weights_dir,
-                                              status=lambda line: tqdm.write(line, file=sys.stderr),
-                                              targets=targets):
+        model = cluster.ModelRun(args.model, args.device, args.precision, args.weights_dir)
+        hooks = EvalHooks(status=lambda line: tqdm.write(line, file=sys.stderr))
+        for outcome in cluster.upscale_on_ray([files[i] for i in todo], model, settings, cluster=cluster_settings,
+                                              hooks=hooks, targets=targets):
             index = todo[outcome.index]
             bar.update(1)
             if outcome.error or (outcome.png is None and not outcome.written):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -60,8 +60,8 @@ from .metrics import METRICS, check_ready
 from .models import ModelInfo, model_info
 from .upscale import Upscaler, UpscaleSettings, default_tile
 
-__all__ = ["ClusterSettings", "Plan", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri", "read_any",
-           "upscale_on_ray", "write_any"]
+__all__ = ["ClusterSettings", "ModelRun", "Plan", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri",
+           "read_any", "upscale_on_ray", "write_any"]
 
 
 @dataclass(frozen=True)
@@ -340,37 +340,45 @@ class _UpscaleWorker:
         return out
 
 
+@dataclass(frozen=True)
+class ModelRun:
+    """The model a batch upscale runs, and how: its name, device, precision and weights folder (``None``: the
+    default one), as the driver names them."""
+
+    name: str
+    device: str = "auto"
+    precision: str = "auto"
+    weights_dir: Path | None = None
+
+
 def upscale_on_ray(
     inputs: list[str | Path],  # local paths (on every worker) or URIs (see read_any)
-    model: str,
+    model: str | ModelRun,
     settings: UpscaleSettings | None = None,
     *,
     cluster: ClusterSettings | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    weights_dir: Path | None = None,
-    cancel: Callable[[], bool] | None = None,
-    status: Callable[[str], None] | None = None,
+    hooks: EvalHooks | None = None,
     targets: list[str] | None = None,
 ) -> Iterator[UpscaleOutcome]:
     """Upscale ``inputs`` on a Ray cluster; yields each outcome as it arrives (any order; ``index``
-    is the input's position). ``status`` hears the run's plan (:class:`Plan`), and what it waits for
-    while no worker has started.
+    is the input's position). ``hooks.status`` hears the run's plan (:class:`Plan`), and what it waits for
+    while no worker has started; ``hooks.cancel`` stops it between outcomes.
 
     Where the outputs go: without ``targets``, each outcome brings its PNG and the caller writes it (one
     process owns the outputs). With ``targets`` (one per input: URIs such as ``s3://bucket/out/a.png``,
     or paths every node shares), each worker writes its output there itself (:func:`core._uri.write_any`:
     never half-written) and the outcome says where, so no image passes through the driver."""
     settings = settings or UpscaleSettings(limits=ImageLimits())
-    cluster = cluster or ClusterSettings()
-    weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
-    _available(model, weights_dir)  # a missing model fails here, before any cluster work
+    cluster, hooks = cluster or ClusterSettings(), hooks or EvalHooks()
+    run = model if isinstance(model, ModelRun) else ModelRun(model)
+    weights_dir = run.weights_dir.absolute() if run.weights_dir is not None else None  # as the driver sees it
+    _available(run.name, weights_dir)  # a missing model fails here, before any cluster work
     with connected(cluster.address):
-        pool = _pool(cluster, device)
-        plan = Plan.of(cluster, pool, settings.tile, device)
-        if status is not None and inputs:
-            status(plan.line())
-        arguments = {"model": model, "settings": settings, "plan": plan, "precision": precision,
+        pool = _pool(cluster, run.device)
+        plan = Plan.of(cluster, pool, settings.tile, run.device)
+        if hooks.status is not None and inputs:
+            hooks.status(plan.line())
+        arguments = {"model": run.name, "settings": settings, "plan": plan, "precision": run.precision,
                      "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
         # paths as the driver sees them: a worker started in another folder reads the same file
         if targets is not None and len(targets) != len(inputs):
@@ -378,11 +386,11 @@ def upscale_on_ray(
         items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute()),
                   "target": "" if targets is None else targets[i]} for i, path in enumerate(inputs)]
         returned = set()
-        for out in run_pool(items, _UpscaleWorker, arguments, pool, status):
+        for out in run_pool(items, _UpscaleWorker, arguments, pool, hooks.status):
             returned.add(int(out["index"]))
             yield UpscaleOutcome(int(out["index"]), out["png"] or None, (int(out["width"]), int(out["height"])),
                                  float(out["seconds"]), out["error"], int(out["pid"]), out["written"])
-            if cancel is not None and cancel():
+            if hooks.cancelled():
                 return
         for item in items:  # what never came back: its worker died on every attempt
             if item["index"] not in returned:

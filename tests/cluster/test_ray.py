@@ -322,8 +322,9 @@ def test_what_never_comes_back_from_the_workers_is_an_error_row(ray_address: str
                                      cluster=cluster.ClusterSettings(ray_address, workers=1))
     assert [r.image for r in result.rows] == ["000", "001", "002"]
     assert "died 3 times" in result.rows[0].error and not result.rows[1].error and not result.rows[2].error
-    outcomes = list(cluster.upscale_on_ray([tmp_path / "hr" / "000.png", tmp_path / "hr" / "001.png"], MODEL,
-                                           cluster=cluster.ClusterSettings(ray_address, workers=1), device="cpu"))
+    outcomes = list(cluster.upscale_on_ray([tmp_path / "hr" / "000.png", tmp_path / "hr" / "001.png"],
+                                           cluster.ModelRun(MODEL, device="cpu"),
+                                           cluster=cluster.ClusterSettings(ray_address, workers=1)))
     assert sorted(o.index for o in outcomes) == [0, 1]
     lost = next(o for o in outcomes if o.index == 0)
     assert lost.png is None and "000.png: its worker died 3 times" in lost.error
@@ -453,8 +454,8 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.wait(timeout=30)
 
 
-def test_s3_inputs_and_outputs_are_read_and_written_by_the_workers_through_the_drivers_endpoint(ray_address: str, tmp_path: Path,
-                                                                    s3_server: dict[str, str]) -> None:
+def test_s3_inputs_and_outputs_are_read_and_written_by_the_workers_through_the_drivers_endpoint(
+        ray_address: str, tmp_path: Path, s3_server: dict[str, str]) -> None:
     """The head and its workers were started without any S3 setting: the driver's endpoint and credentials
     must reach them (the job's runtime environment), or every image fails to read (MinIO, R2, a local server)."""
     import boto3
