@@ -342,6 +342,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         return 2
     if args.ray is not None:
         return _upscale_on_ray(args, on_ray, files, names, outdir, settings)
+    if args.shared_output:
+        raise _UsageError("--shared-output is for --ray: on this machine, this process writes every output.")
     bar_download = None
 
     def on_download(done: int, total: int | None) -> None:
@@ -428,14 +430,18 @@ def _existing(cluster, outdir: Path | str, names: list[str]) -> set[str]:  # clu
 def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], names: list[str],
                     outdir: Path | str, settings: UpscaleSettings) -> int:
     """``upscale --ray``: the same names, bit depths and messages as the local loop. Into a folder here, this
-    process writes the outputs; into a URI (``-o s3://…``), each worker writes its own, and no image passes
-    through this process."""
+    process writes the outputs; into a URI (``-o s3://…``) or a folder the nodes share (``--shared-output``),
+    each worker writes its own, and no image passes through this process."""
     cluster, cluster_settings = on_ray
     existing = _existing(cluster, outdir, names)
     todo = [i for i, name in enumerate(names) if not (args.skip_existing and name in existing)]
     for i in sorted(set(range(len(files))) - set(todo)):
         _out(f"{files[i]} -> {outdir}/{names[i]} (exists; skipped)")
-    targets = [f"{outdir}/{names[i]}" for i in todo] if isinstance(outdir, str) else None
+    targets = None  # this process writes what the workers return
+    if isinstance(outdir, str):
+        targets = [f"{outdir}/{names[i]}" for i in todo]
+    elif args.shared_output:  # the nodes share the folder at this path: each worker writes its own
+        targets = [str((outdir / names[i]).absolute()) for i in todo]
     failures = 0
     bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
     try:
@@ -667,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave inputs whose output file exists (resume an interrupted batch)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _ray_options(up)
+    up.add_argument("--shared-output", action="store_true",
+                    help="with --ray: the output folder is at this path on every node (NFS, EFS): each worker writes "
+                         "its own outputs there, and no image passes through this process")
     up.set_defaults(func=_cmd_upscale)
     ev = sub.add_parser("evaluate", help="score methods on a dataset (PSNR / SSIM / NIQE), resumably")
     ev.add_argument("--dataset", default="samples",

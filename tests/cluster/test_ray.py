@@ -269,6 +269,13 @@ def test_relative_paths_given_to_a_driver_in_another_folder_are_read_by_the_work
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "up").iterdir()) == ["000.png", "001.png", "002.png"]
     assert core.read_image(tmp_path / "up" / "000.png").shape == (256, 256, 3)
+    # a folder every node shares (as NFS would): the workers write there themselves, under its absolute path
+    proc, _ = _cli(["upscale", "hr", "-o", "shared", "--shared-output", "--model", MODEL, "--ray", ray_address,
+                    "--workers", "1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"-> {tmp_path / 'shared' / '001.png'} (" in proc.stdout, proc.stdout  # the path the worker wrote
+    for name in ("000.png", "001.png", "002.png"):
+        assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "up" / name).read_bytes()
 
 
 class _Poisoned:
