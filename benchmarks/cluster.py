@@ -17,6 +17,8 @@ the model in each. "steady" is the marginal throughput, from two runs of each co
 the driver late and in bunches, so a rate measured from the first arrival (as this benchmark once did)
 said Ray was 15-20 % faster per image than the local path at equal threads, which it is not.
 Configurations take turns ``rounds`` times; each round is printed, then medians and the spread (min-max).
+Keep ``images`` at 160 or more on a small machine: with fewer, the extra time is within the noise of a
+pool's start (a few seconds) and the marginal rate means nothing (16 images gave 188 and -14 images/s).
 """
 
 from __future__ import annotations
