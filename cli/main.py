@@ -71,6 +71,11 @@ def _err(text: str) -> None:
     sys.stderr.write(_safe(sys.stderr, text) + "\n")
 
 
+def _status_line(text: str) -> None:
+    """A line about a running job (a cluster run's plan, what it waits for), printed above its progress bar."""
+    tqdm.write(_safe(sys.stderr, text), file=sys.stderr)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     rows = [("name", "available", "arch", "scale", "cpu engine", "source / reason")]
     for info in list_models(args.weights_dir):
@@ -446,7 +451,7 @@ def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | 
     bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
     try:
         model = cluster.ModelRun(args.model, args.device, args.precision, args.weights_dir)
-        hooks = EvalHooks(status=lambda line: tqdm.write(line, file=sys.stderr))
+        hooks = EvalHooks(status=_status_line)
         for outcome in cluster.upscale_on_ray([files[i] for i in todo], model, settings, cluster=cluster_settings,
                                               hooks=hooks, targets=targets):
             index = todo[outcome.index]
@@ -519,7 +524,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         if args.ray is not None:
             cluster, cluster_settings = _cluster(args)
-            hooks = EvalHooks(progress=on_progress, status=lambda line: tqdm.write(line, file=sys.stderr))
+            hooks = EvalHooks(progress=on_progress, status=_status_line)
             result = cluster.evaluate_on_ray(dataset, methods, metrics, settings, cluster=cluster_settings, db=db,
                                              weights_dir=args.weights_dir, hooks=hooks)
         else:

@@ -89,8 +89,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-    if object_store_env():
-        options["runtime_env"] = {"env_vars": object_store_env()}
+    env = object_store_env()
+    if env:
+        options["runtime_env"] = {"env_vars": env}
     if address and address.startswith("ray://"):
         _check_client(address)
     elif address and address != "auto":
