@@ -9,23 +9,17 @@ nothing could run (unknown model, missing weights, bad device).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from tqdm import tqdm
 
 from core import (
     ALPHA_MODES,
     DEFAULT_MODEL,
-    IMAGE_SUFFIXES,
     METRICS,
     PRECISIONS,
     PRESETS,
@@ -36,24 +30,30 @@ from core import (
     StudioError,
     Upscaler,
     UpscaleSettings,
-    crop_to_scale,
     default_results_dir,
-    degrade,
-    evaluate,
-    from_unit,
     list_models,
     open_dataset,
-    read_image,
-    read_with_profile,
     resolve_device,
     write_file,
-    write_png,
     write_results,
 )
-from core.degradation import config_to_dict, load_degradation
+from core.degradation import load_degradation
 from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
 from core.evaluation import BASELINES, TABLE_FORMATS, check_dataset, download_div2k, read_results, results_table
 from core.metrics import GREY_MODES, download_metric
+from core.pipeline import (
+    OUT_SUFFIX,
+    BatchJob,
+    ClusterSettings,
+    Executor,
+    ModelRun,
+    degrade_batch,
+    executor_for,
+    list_inputs,
+    output_folder,
+    plan_outputs,
+    run_batch,
+)
 
 
 def _safe(stream, text: str) -> str:
@@ -169,55 +169,33 @@ def _cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(paths: Sequence[str], *, cluster=None) -> Iterator[Path | str]:
-    """Image files: the files named, and the images in the folders named; with a cluster, URIs too."""
-    for raw in paths:
-        if "://" in raw:
-            if cluster is None:
-                raise _UsageError(f"{raw}: URIs are read by cluster workers; add --ray.")
-            try:
-                yield from cluster.list_uri(raw)
-            except StudioError as exc:
-                raise _UsageError(str(exc)) from exc
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
-
-
-def _output_folder(raw: str) -> Path:
-    """``raw`` as a writable folder (created if missing). Raises :class:`_UsageError` with why not."""
-    folder = Path(raw)
-    if folder.exists() and not folder.is_dir():
-        raise _UsageError(f"{folder} is a file; the output must be a folder.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _UsageError(f"cannot create the output folder {folder}: {exc.strerror or exc}.") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise _UsageError(f"the output folder {folder} is not writable.")
-    return folder
-
-
 class _UsageError(Exception):
     """A command-line mistake: the message is printed and the command exits with 2."""
 
 
-def _cluster(args: argparse.Namespace):  # -> core.cluster module, ClusterSettings
-    """The Ray front end of ``--ray``, imported only then; a clear message where Ray is not installed."""
-    try:
-        from core import cluster
-    except ImportError as exc:
-        raise _UsageError(f"--ray needs Ray ({exc.name} is not installed): .venv/bin/pip install -r "
-                          "requirements-cluster.txt, or pip install 'realesrgan-studio[cluster]'.") from exc
-    try:
-        return cluster, cluster.ClusterSettings(address=args.ray or None, workers=args.workers,
-                                                threads=args.threads, gpus_per_worker=args.gpus_per_worker,
-                                                engine=args.engine)
-    except StudioError as exc:
-        raise _UsageError(str(exc)) from exc
+def _executor(args: argparse.Namespace, *, download: bool = False) -> Executor:
+    """Where the work runs: this process, or the Ray cluster of ``--ray`` (Ray imported only then)."""
+    cluster = None
+    if args.ray is not None:
+        cluster = ClusterSettings(address=args.ray or None, workers=args.workers, threads=args.threads,
+                                  gpus_per_worker=args.gpus_per_worker, engine=args.engine)
+    return executor_for(cluster, args.engine, allow_download=download and args.download,
+                        download_progress=_download_bar() if download else None)
+
+
+def _download_bar() -> Callable[[int, int | None], None]:
+    """A progress bar for a model's download, made on its first bytes."""
+    bar = None
+
+    def on_download(done: int, total: int | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="download", leave=False)
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return on_download
 
 
 def _ray_options(parser: argparse.ArgumentParser) -> None:
@@ -236,245 +214,60 @@ def _ray_options(parser: argparse.ArgumentParser) -> None:
                              "here; with --ray, auto is torch, so every node computes the same numbers)")
 
 
-def _unique_names(files: Sequence[Path | str], suffix: str) -> list[str]:
-    """Output file names, one per input, never two alike (case-insensitively).
-
-    ``a.png`` gives ``a{suffix}.png``; inputs that share a stem but not an extension
-    (``a.gif``, ``a.webp``) keep it in the name (``a-gif``, ``a-webp``); names still equal
-    (``x/a.png``, ``y/a.png``) get ``-2``, ``-3`` in input order.
-    """
-    files = [PurePosixPath(urlsplit(f).path) if isinstance(f, str) else f for f in files]  # URIs: their path
-    groups: dict[str, set[str]] = {}
-    for path in files:
-        groups.setdefault(path.stem.lower(), set()).add(path.suffix.lower())
-    taken: set[str] = set()
-    names = []
-    for path in files:
-        base = path.stem
-        if len(groups[path.stem.lower()]) > 1:
-            base = f"{path.stem}-{path.suffix.lstrip('.').lower()}"
-        name, count = base, 1
-        while name.lower() in taken:
-            count += 1
-            name = f"{base}-{count}"
-        taken.add(name.lower())
-        names.append(f"{name}{suffix}.png")
-    return names
-
-
-OUT_SUFFIX = "_out"  # the default stem suffix where the output folder holds inputs (the official script's)
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """The file ``path`` names (device, inode), so that two names of one file compare equal; None if none."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-def _earlier_outputs_dropped(args: argparse.Namespace, files: list[Path | str], outdir: Path,
-                             is_output: Callable[[str], bool]) -> list[Path | str]:
-    """``files`` without the images in the output folder whose stem marks them as our earlier outputs
-    (unless named one by one): a re-run into the input folder never takes its outputs for inputs."""
-    folder = outdir.resolve()
-    named = {Path(raw).resolve() for raw in args.inputs if "://" not in raw and not Path(raw).is_dir()}
-    return [f for f in files if not (isinstance(f, Path) and f.resolve().parent == folder and is_output(f.stem)
-                                     and f.resolve() not in named)]
-
-
-def _refuse_replacing_inputs(files: list[Path | str], targets: list[Path]) -> None:
-    """A usage error (nothing runs) if an output would be an input file: the same path, or a hard link to it."""
-    by_path = {f.resolve(): f for f in files if isinstance(f, Path)}
-    by_file = {identity: f for f in by_path.values() if (identity := _identity(f)) is not None}
-    clashes = [(by_path.get(target.resolve()) or by_file[_identity(target)], target) for target in targets
-               if target.resolve() in by_path or _identity(target) in by_file]
-    if clashes:
-        source, target = clashes[0]
-        raise _UsageError(f"{target} would replace the input {source}"
-                          f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}; nothing was written. "
-                          "Choose another output folder (or --suffix).")
-
-
-def _plan_outputs(args: argparse.Namespace, files: list[Path | str],
-                  outdir: Path) -> tuple[list[Path | str], list[str]]:
-    """The inputs to run and their output names, so that no output replaces an input.
-
-    Outputs are ``STEM{suffix}.png``. Where the output folder holds inputs, ``--suffix`` defaults to
-    ``_out`` and may not be empty, and images in that folder whose stem ends with the suffix are earlier
-    outputs, not inputs (unless named one by one). An output that would be an input file (same path,
-    or a hard link to it) is a usage error: nothing runs.
-    """
-    folder = outdir.resolve()
-    holds_inputs = [f for f in files if isinstance(f, Path) and f.resolve().parent == folder]
-    suffix = args.suffix if args.suffix is not None else (OUT_SUFFIX if holds_inputs else "")
-    if holds_inputs and not suffix:
-        raise _UsageError(f"the output folder {outdir} holds inputs ({holds_inputs[0].name}"
-                          f"{', …' if len(holds_inputs) > 1 else ''}); with an empty --suffix an output would replace "
-                          f"or be taken for an input. Choose another -o, or leave --suffix out ({OUT_SUFFIX}).")
-    if suffix:
-        files = _earlier_outputs_dropped(args, files, outdir, lambda stem: stem.endswith(suffix))
-    names = _unique_names(files, suffix)
-    _refuse_replacing_inputs(files, [outdir / name for name in names])
-    return files, names
-
-
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    on_ray = _cluster(args) if args.ray is not None else None  # (module, settings), or None for this machine
-    files = list(_inputs(args.inputs, cluster=on_ray[0] if on_ray else None))
-    if not files:
-        _err("No input images found.")
-        return 2
-    if "://" in args.output:  # an object store: the cluster's workers write there
-        if on_ray is None:
-            raise _UsageError(f"{args.output}: outputs at a URI are written by cluster workers; add --ray, or give "
-                              "a folder.")
-        outdir: Path | str = args.output.rstrip("/")
-        files, names = _plan_uri_outputs(args, files, outdir)
-    else:
-        outdir = _output_folder(args.output)
-        files, names = _plan_outputs(args, files, outdir)
-    if not files:
-        _err(f"No input images found (images named *{args.suffix or OUT_SUFFIX}.* in the output folder are "
-             "earlier outputs).")
-        return 2
     try:
-        settings = UpscaleSettings(outscale=args.outscale, tile=args.tile, alpha=args.alpha,
-                                   limits=ImageLimits())
+        settings = UpscaleSettings(outscale=args.outscale, tile=args.tile, alpha=args.alpha, limits=ImageLimits())
     except ValueError as exc:
         _err(f"error: {exc}")
         return 2
-    if args.ray is not None:
-        return _upscale_on_ray(args, on_ray, files, names, outdir, settings)
-    if args.shared_output:
-        raise _UsageError("--shared-output is for --ray: on this machine, this process writes every output.")
-    bar_download = None
-
-    def on_download(done: int, total: int | None) -> None:
-        nonlocal bar_download
-        if bar_download is None:
-            bar_download = tqdm(total=total, unit="B", unit_scale=True, desc="download", leave=False)
-        bar_download.update(done - bar_download.n)
-
-    try:
-        upscaler = Upscaler.load(args.model, device=args.device, precision=args.precision,
-                                 weights_dir=args.weights_dir, allow_download=args.download,
-                                 download_progress=on_download, engine=args.engine)
-    except StudioError as exc:
-        _err(f"error: {exc}")
+    executor = _executor(args, download=True)
+    files = list_inputs(args.inputs, uris=executor.remote)
+    if not files:
+        _err("No input images found.")
         return 2
-    finally:
-        if bar_download is not None:
-            bar_download.close()
-    _err(upscaler.describe())
+    if "://" in args.output and not executor.remote:
+        raise _UsageError(f"{args.output}: outputs at a URI are written by cluster workers; add --ray, or give a "
+                          "folder.")
+    dest = args.output.rstrip("/") if "://" in args.output else output_folder(args.output)
+    plan = plan_outputs(files, dest, args.suffix, args.inputs)
+    if not plan.inputs:
+        _err(f"No input images found (images named *{args.suffix or OUT_SUFFIX}.* in the output folder are "
+             "earlier outputs).")
+        return 2
+    job = BatchJob(plan, ModelRun(args.model, args.device, args.precision, args.weights_dir), settings,
+                   skip_existing=args.skip_existing, shared_output=args.shared_output)
     failures = 0
-    for path, name in zip(files, names):
-        if args.skip_existing and (outdir / name).exists():
-            _out(f"{path} -> {outdir / name} (exists; skipped)")
-            continue
-        bar = tqdm(desc=path.name, unit="tile", leave=False, disable=args.quiet)
+    images = tqdm(total=len(plan.inputs), unit="image", disable=args.quiet or not executor.remote)
+    tiles: dict[str, tqdm] = {}  # the tile bar of the image in work, on this machine
 
-        def on_progress(done: int, total: int, bar: tqdm = bar) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def on_tiles(done: int, total: int, source: str) -> None:
+        if source not in tiles:
+            for bar in tiles.values():
+                bar.close()
+            tiles.clear()
+            tiles[source] = tqdm(desc=Path(source).name, unit="tile", leave=False, disable=args.quiet)
+        tiles[source].total = total
+        tiles[source].update(done - tiles[source].n)
 
-        target = outdir / name
-        existed = target.exists()
-        try:
-            image = read_with_profile(path, settings.limits)
-            result = upscaler.upscale(image.pixels, settings, progress=on_progress)
-            write_png(target, result.image, icc_profile=image.icc_profile)  # the input's colours, as they were
-        except StudioError as exc:
-            failures += 1
-            _err(f"skipped {path}: {exc}")
-            continue
-        except OSError as exc:  # an unreadable input, a full disk
-            failures += 1
-            _err(f"skipped {path}: {exc.strerror or exc}: {exc.filename or target}")
-            continue
-        finally:
-            bar.close()
-        replaced = " (replaced the earlier file)" if existed else ""
-        _out(f"{path} -> {target}{replaced} ({result.image.shape[1]}x{result.image.shape[0]}, "
-             f"{result.seconds:.2f} s)")
-    if failures:
-        _err(f"{failures} of {len(files)} inputs failed.")
-    return 1 if failures else 0
-
-
-def _plan_uri_outputs(args: argparse.Namespace, files: list[Path | str],
-                      dest: str) -> tuple[list[Path | str], list[str]]:
-    """:func:`_plan_outputs` for an output folder at a URI (``s3://bucket/out``)."""
-    inside = [f for f in files if isinstance(f, str) and f.rsplit("/", 1)[0] == dest]
-    suffix = args.suffix if args.suffix is not None else (OUT_SUFFIX if inside else "")
-    if inside and not suffix:
-        raise _UsageError(f"{dest} holds inputs; with an empty --suffix an output would replace or be taken for an "
-                          f"input. Choose another -o, or leave --suffix out ({OUT_SUFFIX}).")
-    if suffix:  # images in the output folder named like outputs are earlier outputs
-        files = [f for f in files if not (f in inside and PurePosixPath(urlsplit(str(f)).path).stem.endswith(suffix))]
-    names = _unique_names(files, suffix)
-    clashes = {f"{dest}/{name}" for name in names} & {str(f) for f in files}
-    if clashes:
-        raise _UsageError(f"{sorted(clashes)[0]} would replace an input; nothing was written. Choose another -o "
-                          "(or --suffix).")
-    return files, names
-
-
-def _existing(cluster, outdir: Path | str, names: list[str]) -> set[str]:  # cluster: the core.cluster module
-    """The output names already at ``outdir``: a folder here, or a URI (listed through the object store)."""
-    if isinstance(outdir, Path):
-        return {name for name in names if (outdir / name).exists()}
     try:
-        there = {uri.rsplit("/", 1)[1] for uri in cluster.list_uri(outdir + "/")}
-    except StudioError:  # no such folder yet (an object store has none before the first object)
-        there = set()
-    return there & set(names)
-
-
-def _upscale_on_ray(args: argparse.Namespace, on_ray: tuple, files: list[Path | str], names: list[str],
-                    outdir: Path | str, settings: UpscaleSettings) -> int:
-    """``upscale --ray``: the same names, bit depths and messages as the local loop. Into a folder here, this
-    process writes the outputs; into a URI (``-o s3://…``) or a folder the nodes share (``--shared-output``),
-    each worker writes its own, and no image passes through this process."""
-    cluster, cluster_settings = on_ray
-    existing = _existing(cluster, outdir, names)
-    todo = [i for i, name in enumerate(names) if not (args.skip_existing and name in existing)]
-    for i in sorted(set(range(len(files))) - set(todo)):
-        _out(f"{files[i]} -> {outdir}/{names[i]} (exists; skipped)")
-    targets = None  # this process writes what the workers return
-    if isinstance(outdir, str):
-        targets = [f"{outdir}/{names[i]}" for i in todo]
-    elif args.shared_output:  # the nodes share the folder at this path: each worker writes its own
-        targets = [str((outdir / names[i]).absolute()) for i in todo]
-    failures = 0
-    bar = tqdm(total=len(todo), unit="image", disable=args.quiet)
-    try:
-        model = cluster.ModelRun(args.model, args.device, args.precision, args.weights_dir)
-        hooks = EvalHooks(status=_status_line)
-        for outcome in cluster.upscale_on_ray([files[i] for i in todo], model, settings, cluster=cluster_settings,
-                                              hooks=hooks, targets=targets):
-            index = todo[outcome.index]
-            bar.update(1)
-            if outcome.error or (outcome.png is None and not outcome.written):
+        for event in run_batch(job, executor, EvalHooks(status=_status_line, progress=on_tiles)):
+            for bar in tiles.values():
+                bar.close()
+            tiles.clear()
+            images.update(1)
+            if event.status == "skipped":
+                _out(f"{event.source} -> {event.target} (exists; skipped)")
+            elif event.status == "failed":
                 failures += 1
-                _err(f"skipped {files[index]}: {outcome.error}")
-                continue
-            if outcome.written:
-                target: Path | str = outcome.written
+                _err(f"skipped {event.source}: {event.error}")
             else:
-                target = outdir / names[index]
-                write_file(target, outcome.png)
-            replaced = " (replaced the earlier file)" if names[index] in existing else ""
-            _out(f"{files[index]} -> {target}{replaced} ({outcome.size[0]}x{outcome.size[1]}, "
-                 f"{outcome.seconds:.2f} s on worker {outcome.pid})")
-    except StudioError as exc:
-        _err(f"error: {exc}")
-        return 2
+                where = f" on worker {event.worker}" if event.worker is not None else ""
+                _out(f"{event.source} -> {event.target}{' (replaced the earlier file)' if event.replaced else ''} "
+                     f"({event.size[0]}x{event.size[1]}, {event.seconds:.2f} s{where})")
     finally:
-        bar.close()
+        images.close()
     if failures:
-        _err(f"{failures} of {len(files)} inputs failed.")
+        _err(f"{failures} of {len(plan.inputs)} inputs failed.")
     return 1 if failures else 0
 
 
@@ -512,7 +305,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     settings = EvalSettings(crop_border=args.crop_border, channel=args.channel, grey=args.grey, tile=args.tile,
                             device=args.device, precision=args.precision)
     # default: a dated run folder beside the dashboard's (it lists them), sharing its result store
-    out = _output_folder(args.out or str(default_results_dir() / time.strftime("%Y%m%d-%H%M%S")))
+    out = output_folder(args.out or str(default_results_dir() / time.strftime("%Y%m%d-%H%M%S")))
     db = ResultDB(args.db or (out / "results.sqlite" if args.out else default_results_dir() / "results.sqlite"))
     _err(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}")
     bar = tqdm(total=len(dataset) * len(methods), unit="step", disable=args.quiet)
@@ -522,16 +315,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        if args.ray is not None:
-            cluster, cluster_settings = _cluster(args)
-            hooks = EvalHooks(progress=on_progress, status=_status_line)
-            result = cluster.evaluate_on_ray(dataset, methods, metrics, settings, cluster=cluster_settings, db=db,
-                                             weights_dir=args.weights_dir, hooks=hooks)
-        else:
-            result = evaluate(dataset, methods, metrics, settings, db=db, hooks=EvalHooks(progress=on_progress),
-                              upscaler_factory=lambda name: Upscaler.load(
-                                  name, device=args.device, precision=args.precision, weights_dir=args.weights_dir,
-                                  engine=args.engine))
+        hooks = EvalHooks(progress=on_progress, status=_status_line)
+        result = _executor(args).evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks,
+                                          weights_dir=args.weights_dir)
     except StudioError as exc:
         _err(f"error: {exc}")
         return 2
@@ -557,30 +343,15 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
         return 2
-    outdir = _output_folder(args.output)
+    outdir = output_folder(args.output)
     failures = 0
-    files = _earlier_outputs_dropped(args, list(_inputs(args.inputs)), outdir,
-                                     lambda stem: stem.endswith("_lr") or re.search(r"_stage\d\d_[a-z0-9-]+$", stem))
-    names = _unique_names(files, "")
-    _refuse_replacing_inputs(files, [outdir / name.replace(".png", "_lr.png") for name in names])
-    for index, (path, name) in enumerate(zip(files, names)):
-        seed, stem = args.seed + index, name.removesuffix(".png")
-        try:
-            hr = read_image(path)
-            result = degrade(crop_to_scale(hr, config.scale), config, seed, keep_stages=args.save_stages)
-        except (StudioError, ValueError) as exc:
+    files = [f for f in list_inputs(args.inputs, uris=False) if isinstance(f, Path)]
+    for event in degrade_batch(files, outdir, config, args.seed, save_stages=args.save_stages, named=args.inputs):
+        if event.error:
             failures += 1
-            _err(f"skipped {path}: {exc}")
-            continue
-        target = write_png(outdir / f"{stem}_lr.png", result.lr)
-        params = {"seed": seed, "config": config_to_dict(config), "params": asdict(result.params)}
-        write_file(outdir / f"{stem}_params.json", json.dumps(params, indent=2))
-        for number, stage in enumerate(result.stages):
-            if stage.applied:
-                eight = from_unit(stage.image)
-                label = re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
-                write_png(outdir / f"{stem}_stage{number:02d}_{label}.png", eight)
-        _out(f"{path} -> {target} (seed {seed}, {config.name})")
+            _err(f"skipped {event.source}: {event.error}")
+        else:
+            _out(f"{event.source} -> {event.target} (seed {event.seed}, {config.name})")
     return 1 if failures else (0 if files else 2)
 
 

@@ -29,10 +29,10 @@ import numpy as np
 import ray
 import torch
 
-from ._io import ImageLimits, encode_png
+from ._io import ImageLimits
 from ._ray import ATTEMPTS, Pool, connect, connected, run_pool
-from ._uri import is_uri, list_uri, read_any, write_any
-from .engines import AUTO, ENGINES, default_engine
+from ._uri import is_uri
+from .engines import AUTO, default_engine
 from .errors import (
     SettingsError,
     StudioError,
@@ -58,46 +58,11 @@ from .evaluation import (
 )
 from .metrics import METRICS, check_ready
 from .models import ModelInfo, model_info
+from .pipeline import ClusterSettings, ModelRun, UpscaleOutcome, upscale_one
 from .upscale import Upscaler, UpscaleSettings, default_tile
 
-__all__ = ["ClusterSettings", "ModelRun", "Plan", "UpscaleOutcome", "connect", "evaluate_on_ray", "is_uri", "list_uri",
-           "read_any", "upscale_on_ray", "write_any"]
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """Where and how wide work runs on Ray.
-
-    Attributes:
-        address: ``None`` or ``""``: start a local Ray on this machine; ``"auto"``: the cluster
-            this machine belongs to (``RAY_ADDRESS``); ``"ray://host:10001"``: Ray Client; or
-            ``"host:6379"``.
-        workers: actors in the pool; ``None``: CPU workers, ``CPUs // threads``; GPU workers, as many
-            as the work can use (the pool grows as GPU nodes join; the autoscaler's limit applies).
-        threads: CPU threads per CPU actor (the PyTorch / ncnn thread count), fixed so results
-            and speed do not depend on where an actor lands.
-        gpus_per_worker: GPUs each actor asks Ray for (fractions share one); ``None``: 1 where the device
-            is ``cuda``, or ``auto`` on a cluster that has GPUs now; else CPU workers.
-        engine: the network engine every worker runs (``None``: ``$STUDIO_ENGINE``). ``auto`` is the
-            reference engine, ``torch``, on a cluster: each machine's measured choice would give each
-            node other numbers.
-    """
-
-    address: str | None = None
-    workers: int | None = None
-    threads: int = 1
-    gpus_per_worker: float | None = None
-    engine: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise SettingsError("workers must be >= 1.")
-        if self.threads < 1:
-            raise SettingsError("threads must be >= 1.")
-        if self.gpus_per_worker is not None and not 0 <= self.gpus_per_worker <= 8:
-            raise SettingsError("gpus per worker must be between 0 and 8 (0: CPU workers; 0.5: two share a GPU).")
-        if self.engine is not None and self.engine not in ENGINES.choices():
-            raise SettingsError(f"{self.engine!r} is not an engine; use one of {', '.join(ENGINES.choices())}.")
+__all__ = ["ClusterSettings", "ModelRun", "Plan", "RayExecutor", "UpscaleOutcome", "connect", "evaluate_on_ray",
+           "upscale_on_ray"]
 
 
 def _pool(cluster: ClusterSettings, device: str) -> Pool:
@@ -294,20 +259,6 @@ def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool
     return rows, todo
 
 
-@dataclass(frozen=True)
-class UpscaleOutcome:
-    """One input of a batch upscale: the PNG (``None`` where it failed, with ``error``, or where the worker wrote
-    it to ``written`` itself)."""
-
-    index: int
-    png: bytes | None
-    size: tuple[int, int]
-    seconds: float
-    error: str
-    pid: int
-    written: str = ""
-
-
 class _UpscaleWorker:
     """One actor: upscales one input per call with its model, loaded once."""
 
@@ -322,37 +273,16 @@ class _UpscaleWorker:
         out: dict[str, list] = {"index": [], "png": [], "width": [], "height": [], "seconds": [], "error": [],
                                 "pid": [], "written": []}
         for index, path, target in zip(batch["index"], batch["path"], batch["target"]):
-            png, width, height, seconds, error, written = b"", 0, 0, 0.0, "", ""
-            try:
-                image = read_any(str(path), self._settings.limits)
-                result = self._upscaler.upscale(image.pixels, self._settings)
-                png, seconds = encode_png(result.image, icc_profile=image.icc_profile), result.seconds
-                height, width = result.image.shape[:2]
-                if target:  # the worker writes it where it belongs: the PNG does not travel through the driver
-                    written, png = write_any(str(target), png), b""
-            except StudioError as exc:
-                error = str(exc)
-            except OSError as exc:
-                error = f"{exc.strerror or exc}: {exc.filename or path}"
-            for name, value in (("index", int(index)), ("png", png), ("width", width), ("height", height),
-                                ("seconds", seconds), ("error", error), ("pid", os.getpid()), ("written", written)):
+            outcome = upscale_one(self._upscaler, int(index), str(path), self._settings, str(target))
+            for name, value in (("index", outcome.index), ("png", outcome.png or b""), ("width", outcome.size[0]),
+                                ("height", outcome.size[1]), ("seconds", outcome.seconds), ("error", outcome.error),
+                                ("pid", outcome.pid), ("written", outcome.written)):
                 out[name].append(value)
         return out
 
 
-@dataclass(frozen=True)
-class ModelRun:
-    """The model a batch upscale runs, and how: its name, device, precision and weights folder (``None``: the
-    default one), as the driver names them."""
-
-    name: str
-    device: str = "auto"
-    precision: str = "auto"
-    weights_dir: Path | None = None
-
-
 def upscale_on_ray(
-    inputs: list[str | Path],  # local paths (on every worker) or URIs (see read_any)
+    inputs: list[str | Path],  # local paths (on every worker) or URIs (see core._uri.read_any)
     model: str | ModelRun,
     settings: UpscaleSettings | None = None,
     *,
@@ -395,3 +325,23 @@ def upscale_on_ray(
         for item in items:  # what never came back: its worker died on every attempt
             if item["index"] not in returned:
                 yield UpscaleOutcome(item["index"], None, (0, 0), 0.0, _lost(str(item["path"])), -1)
+
+
+class RayExecutor:
+    """The pipeline's executor on a Ray cluster (:class:`core.pipeline.Executor`): :func:`upscale_on_ray` and
+    :func:`evaluate_on_ray` with one :class:`ClusterSettings`."""
+
+    name, remote = "ray", True
+
+    def __init__(self, cluster: ClusterSettings) -> None:
+        self.cluster = cluster
+
+    def upscale(self, inputs: list[str | Path], model: ModelRun, settings: UpscaleSettings, *,
+                hooks: EvalHooks, targets: list[str] | None = None) -> Iterator[UpscaleOutcome]:
+        return upscale_on_ray(list(inputs), model, settings, cluster=self.cluster, hooks=hooks,
+                              targets=None if targets is None else list(targets))
+
+    def evaluate(self, dataset: Dataset, methods: list[str], metrics: list[str], settings: EvalSettings, *,
+                 db: ResultDB | None, hooks: EvalHooks, weights_dir: Path | None = None) -> EvalResult:
+        return evaluate_on_ray(dataset, methods, metrics, settings, cluster=self.cluster, db=db,
+                               weights_dir=weights_dir, hooks=hooks)

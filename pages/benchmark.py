@@ -23,6 +23,7 @@ import core
 from core import errors, evaluation
 from core.degradation import load_degradation
 from core.metrics import GREY_MODES
+from core.pipeline import ClusterSettings, executor_for
 from dashboard import cache, charts
 from dashboard.common import (
     METRICS_EXPLAINED,
@@ -198,12 +199,9 @@ def _evaluate(db_path: Path, ctx: core.JobContext, dataset: evaluation.Dataset, 
     hooks = core.EvalHooks(progress=ctx.progress, cancel=ctx.cancelled, on_row=lambda row, _: ctx.publish(row),
                            status=ctx.say)
     try:
-        if ray_address is None:
-            return core.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)
-        from core import cluster  # only here: the single-machine page never imports Ray
-
-        return cluster.evaluate_on_ray(dataset, methods, metrics, settings,
-                                       cluster=cluster.ClusterSettings(address=ray_address or None), db=db, hooks=hooks)
+        # here, or on Ray (imported only then: the single-machine page never imports it)
+        executor = executor_for(None if ray_address is None else ClusterSettings(address=ray_address or None))
+        return executor.evaluate(dataset, methods, metrics, settings, db=db, hooks=hooks)
     finally:
         db.close()
 
