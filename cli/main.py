@@ -280,6 +280,8 @@ def _table(rows: list[list[str]]) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.ray is None and any("://" in str(raw) for raw in (args.dataset, args.lr_dir) if raw):
+        raise _UsageError(f"{args.dataset}: a dataset at a URI is read by cluster workers; add --ray.")
     try:
         degradation = load_degradation(args.degradation, args.scale) if args.degradation else None
         dataset = open_dataset(args.dataset, args.scale, lr_dir=args.lr_dir, degradation=degradation,

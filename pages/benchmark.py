@@ -133,7 +133,9 @@ def _dataset_form() -> tuple[dict, evaluation.Dataset] | None:
         spec["degradation"] = lr_mode
     if source == SOURCES[1]:
         path = st.text_input("Folder path (a DIV2K root with its zips or folders, or a folder of HR images)",
-                             key="bench_path")
+                             key="bench_path", help="Or a folder in an object store, such as s3://bucket/DIV2K "
+                             "(extracted, not zips), read through the cluster extra's pyarrow with the AWS_* "
+                             "settings of the dashboard's environment; on a cluster, each worker reads its images.")
         with st.expander("Download DIV2K (needs internet)"):
             _div2k_download()
         if not path:

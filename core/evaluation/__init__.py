@@ -3,7 +3,8 @@ both executors (this machine, :mod:`core.cluster`) run, the resumable store, and
 
 from __future__ import annotations
 
-from ._datasets import DIV2K_URL, Dataset, DatasetItem, ImageRef, download_div2k, extract_zip, open_dataset
+from ._datasets import Dataset, DatasetItem, ImageRef, open_dataset
+from ._fetch import DIV2K_URL, download_div2k, extract_zip
 from ._scoring import (
     BASELINES,
     HR_METHOD,

@@ -4,12 +4,11 @@ LR-only real-world sets, and DIV2K.
 A :class:`Dataset` is a list of :class:`DatasetItem` (a name, an HR image reference and,
 when the dataset ships one, an LR reference; an LR-only set, such as RealSRSet or RealLQ250, has
 no HR at all and is scored with no-reference metrics only). References point into a folder or into a
-zip file, so DIV2K works from its official zips without extracting them. When no LR is
+zip file, so DIV2K works from its official zips without extracting them, or to an object (``s3://…``):
+a dataset at a URI is listed and paired once, where it is opened, and each image is read where it is
+scored (a cluster's worker). When no LR is
 given, it is made on the fly with MATLAB-style bicubic (``imresize(HR, 1/scale)``, rounded
 to the HR's bit depth) after cropping the HR to a multiple of the scale, as DIV2K did.
-
-DIV2K download (for users with internet): resumable (HTTP ``Range``), atomic (``.part``
-then rename), and extracted safely (no absolute paths, no ``..``, no links, size limits).
 """
 
 from __future__ import annotations
@@ -19,42 +18,30 @@ import re
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .._download import fetch
-from .._files import atomic_open
 from .._io import IMAGE_SUFFIXES, ImageLimits, decode_image
 from .._resize import crop_to_scale, imresize
 from .._samples import SAMPLES_DIR
+from .._uri import is_uri, list_tree, read_uri_bytes
 from ..degradation import DegradationConfig, config_to_dict, make_pair
-from ..errors import DatasetError
+from ..errors import DatasetError, StudioError
+from ._fetch import ZIP_FAULTS
 
-__all__ = [
-    "DIV2K_URL",
-    "Dataset",
-    "DatasetItem",
-    "ImageRef",
-    "download_div2k",
-    "extract_zip",
-    "open_dataset",
-]
-
-DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K"
-
-
-_ZIP_FAULTS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+__all__ = ["Dataset", "DatasetItem", "ImageRef", "open_dataset"]
 
 
 @dataclass(frozen=True)
 class ImageRef:
-    """An image in a folder (``member`` is ``None``) or inside a zip file."""
+    """An image in a folder (``member`` is ``None``), inside a zip file, or at a URI (``path`` is the URI, and
+    ``version`` its size and modification time when it was listed)."""
 
-    path: Path
+    path: Path | str
     member: str | None = None
+    version: str = ""
 
     def read_bytes(self, max_bytes: int = ImageLimits.max_file_bytes) -> bytes:
         """The file's bytes, refused over ``max_bytes`` before they are read.
@@ -65,6 +52,11 @@ class ImageRef:
         Raises:
             DatasetError: the file is too large, unreadable, or a corrupt zip member.
         """
+        if isinstance(self.path, str):
+            try:
+                return read_uri_bytes(self.path, max_bytes)
+            except StudioError as exc:
+                raise DatasetError(str(exc)) from exc
         try:
             if self.member is None:
                 size = self.path.stat().st_size
@@ -82,7 +74,7 @@ class ImageRef:
                 return data
         except KeyError as exc:
             raise DatasetError(f"{self}: no such member in the zip file.") from exc
-        except _ZIP_FAULTS as exc:  # bad CRC, truncated or not a zip, unreadable file
+        except ZIP_FAULTS as exc:  # bad CRC, truncated or not a zip, unreadable file
             raise DatasetError(f"{self}: cannot be read ({exc}).") from exc
 
     def __str__(self) -> str:
@@ -91,6 +83,8 @@ class ImageRef:
     def identity(self) -> str:
         """Where the image is and which version of the file (size, modification time), without reading it:
         a finished result of this image can be found again before the image is read."""
+        if isinstance(self.path, str):
+            return f"{self.path}||{self.version}"
         try:
             stat = self.path.stat()
             version = f"{stat.st_size}:{stat.st_mtime_ns}"
@@ -169,7 +163,7 @@ def _zip_images(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             return sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
-    except _ZIP_FAULTS as exc:
+    except ZIP_FAULTS as exc:
         raise DatasetError(f"{path.name} is not a readable zip file ({exc}).") from exc
 
 
@@ -227,10 +221,6 @@ def _by_stem(entries: list[tuple[str, ImageRef]], where: str, scale: int | None 
     return keyed
 
 
-def _folder_entries(folder: Path) -> list[tuple[str, ImageRef]]:
-    return [(p.name, ImageRef(p)) for p in _images_in(folder)]
-
-
 def _zip_entries(path: Path) -> list[tuple[str, ImageRef]]:
     return [(member, ImageRef(path, member)) for member in _zip_images(path)]
 
@@ -250,28 +240,67 @@ def _pair(hr_refs: dict[str, ImageRef], lr_refs: dict[str, ImageRef], where: str
     return tuple(sorted(items, key=lambda item: item.name))
 
 
-def _div2k(root: Path, scale: int, split: str) -> Dataset | None:
-    hr_dir, hr_zip = root / f"DIV2K_{split}_HR", root / f"DIV2K_{split}_HR.zip"
-    lr_dir = root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
-    lr_zip = root / f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
-    if hr_dir.is_dir():
-        hr_refs = _by_stem(_folder_entries(hr_dir), hr_dir.name)
-    elif hr_zip.is_file():
-        hr_refs = _by_stem(_zip_entries(hr_zip), hr_zip.name)
-    else:
+class _Root:
+    """A dataset's folder: here (as this process sees it, absolute: a Ray worker elsewhere reads the same
+    file), or at a URI (``s3://bucket/DIV2K``), whose whole tree is listed once, here."""
+
+    def __init__(self, source: str | Path) -> None:
+        self.uri = str(source).rstrip("/") if is_uri(source) else None
+        self.path = Path(source).expanduser().absolute() if self.uri is None else None
+        self.tree: list[tuple[str, int, int]] = []
+        if self.uri is not None:
+            try:
+                self.tree = list_tree(self.uri)
+            except StudioError as exc:
+                raise DatasetError(str(exc)) from exc
+        self.name = self.uri.rsplit("/", 1)[-1] if self.uri is not None else self.path.name
+
+    def __str__(self) -> str:
+        return self.uri if self.uri is not None else str(self.path)
+
+    def images(self, sub: str = "") -> list[tuple[str, ImageRef]] | None:
+        """The images directly in ``sub`` (a folder below the root; ``""``: the root), sorted; ``None`` where
+        there is no such folder."""
+        if self.path is not None:
+            folder = self.path / sub if sub else self.path
+            return [(p.name, ImageRef(p)) for p in _images_in(folder)] if folder.is_dir() else None
+        prefix = f"{sub}/" if sub else ""
+        inside = [(relative[len(prefix):], size, mtime) for relative, size, mtime in self.tree
+                  if relative.startswith(prefix)]
+        if sub and not inside:
+            return None
+        return sorted((name, ImageRef(f"{self.uri}/{prefix}{name}", version=f"{size}:{mtime}"))
+                      for name, size, mtime in inside
+                      if "/" not in name and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES)
+
+    def zip_images(self, name: str) -> list[tuple[str, ImageRef]] | None:
+        """The images in the zip file ``name`` at the root; ``None`` where there is none."""
+        if self.path is not None:
+            return _zip_entries(self.path / name) if (self.path / name).is_file() else None
+        if any(relative == name for relative, _, _ in self.tree):
+            raise DatasetError(f"{self.uri}/{name}: a zip in an object store is not read image by image; extract it "
+                               "there first (its folder beside it), or copy it to a folder here.")
         return None
-    if lr_dir.is_dir():
-        lr_refs = _by_stem(_folder_entries(lr_dir), str(lr_dir), scale)
-        source = f"DIV2K bicubic X{scale} (folder)"
-    elif lr_zip.is_file():
-        lr_refs = _by_stem(_zip_entries(lr_zip), lr_zip.name, scale)
-        source = f"DIV2K bicubic X{scale} (zip)"
-    else:
+
+
+def _div2k(root: _Root, scale: int, split: str) -> Dataset | None:
+    hr_name, lr_name = f"DIV2K_{split}_HR", f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
+    hr, where = root.images(hr_name), hr_name
+    if hr is None:
+        hr, where = root.zip_images(f"{hr_name}.zip"), f"{hr_name}.zip"
+    if hr is None:
+        return None
+    hr_refs = _by_stem(hr, where)
+    lr_dir = f"DIV2K_{split}_LR_bicubic/X{scale}"
+    lr, where, source = root.images(lr_dir), lr_dir, f"DIV2K bicubic X{scale} (folder)"
+    if lr is None:
+        lr, where, source = root.zip_images(lr_name), lr_name, f"DIV2K bicubic X{scale} (zip)"
+    if lr is None:
         raise DatasetError(
-            f"DIV2K {split} HR found in {root} but no LR for x{scale}: add DIV2K_{split}_LR_bicubic_X{scale}.zip "
-            f"or its extracted folder, or download it with `realesrgan-studio div2k --dest {root}`."
+            f"DIV2K {split} HR found in {root} but no LR for x{scale}: add {lr_name} or its extracted folder, or "
+            f"download it with `realesrgan-studio div2k --dest {root}`."
         )
-    return Dataset(f"DIV2K {split}", scale, _pair(hr_refs, lr_refs, str(root)), source)
+    return Dataset(f"DIV2K {split}", scale, _pair(hr_refs, _by_stem(lr, where, scale), str(root)), source)
 
 
 def open_dataset(
@@ -310,24 +339,30 @@ def open_dataset(
     on_the_fly = (f"degradation '{degradation.name}' (seed {seed})" if degradation is not None
                   else "MATLAB bicubic (on the fly)")
     if str(source) == "samples":
-        refs = tuple(DatasetItem(name, ref) for name, ref in _named(_folder_entries(SAMPLES_DIR)).items())
+        refs = tuple(DatasetItem(name, ref) for name, ref in _named(_Root(SAMPLES_DIR).images()).items())
         return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
-    root = Path(source).expanduser().absolute()  # as this process sees it: a Ray worker elsewhere reads the same file
-    if not root.exists():
+    root = _Root(source)
+    if root.path is not None and not root.path.exists():
         raise DatasetError(f"No such dataset folder: {root}.")
-    if root.is_dir():
+    if root.uri is not None or root.path.is_dir():
         for split in ("valid", "train"):
             found = _div2k(root, scale, split)
             if found is not None:
                 return found
-    entries = _zip_entries(root) if root.is_file() and root.suffix.lower() == ".zip" else _folder_entries(root)
+    if root.path is not None and root.path.is_file():
+        entries = _zip_entries(root.path) if root.path.suffix.lower() == ".zip" else []
+    else:
+        entries = root.images() or []
     if not entries:
         raise DatasetError(f"No images found in {root}.")
     if lr_only:
         items = tuple(DatasetItem(name, None, ref) for name, ref in sorted(_named(entries).items()))
         return Dataset(root.name, scale, items, "real-world LR (no ground truth)")
     if lr_dir is not None:
-        lr_refs = _by_stem(_folder_entries(Path(lr_dir).expanduser().absolute()), str(lr_dir), scale)
+        lr_entries = _Root(lr_dir).images()
+        if lr_entries is None:
+            raise DatasetError(f"No such LR folder: {lr_dir}.")
+        lr_refs = _by_stem(lr_entries, str(lr_dir), scale)
         return Dataset(root.name, scale, _pair(_by_stem(entries, str(root)), lr_refs, str(lr_dir)),
                        f"paired LR folder {lr_dir}")
     if degradation is None:
@@ -336,91 +371,3 @@ def open_dataset(
             return Dataset(root.name, scale, pairs, f"RealSR-style pairs (NAME_LR{scale})")
     items = tuple(DatasetItem(name, ref) for name, ref in sorted(_named(entries).items()))
     return Dataset(root.name, scale, items, on_the_fly, degradation, seed)
-
-
-# ---------------------------------------------------------------- download and extraction
-
-MAX_MEMBER_BYTES = 200 * 1024 * 1024
-MAX_TOTAL_BYTES = 20 * 1024 * 1024 * 1024
-MAX_MEMBERS = 20_000
-
-
-def extract_zip(archive_path: Path, dest: Path, *, max_member_bytes: int = MAX_MEMBER_BYTES,
-                max_total_bytes: int = MAX_TOTAL_BYTES, max_members: int = MAX_MEMBERS) -> list[Path]:
-    """Extract a zip safely; returns the extracted files.
-
-    Refuses (before writing anything) absolute names, ``..`` components, links, too many
-    members, or declared sizes over the limits; stops if a member inflates past its size.
-
-    Raises:
-        DatasetError: an unsafe or oversized archive, or not a zip file.
-    """
-    try:
-        archive = zipfile.ZipFile(archive_path)
-    except _ZIP_FAULTS as exc:
-        raise DatasetError(f"{archive_path.name} is not a valid zip file.") from exc
-    with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
-        if len(infos) > max_members:
-            raise DatasetError(f"{archive_path.name} has {len(infos)} files; the limit is {max_members}.")
-        total = 0
-        for info in infos:
-            name = Path(info.filename)
-            if name.is_absolute() or ".." in name.parts or info.filename.startswith(("/", "\\")):
-                raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise DatasetError(f"{archive_path.name}: links are not allowed ({info.filename}).")
-            if info.file_size > max_member_bytes:
-                raise DatasetError(f"{archive_path.name}: {info.filename} is too large ({info.file_size} bytes).")
-            total += info.file_size
-        if total > max_total_bytes:
-            raise DatasetError(f"{archive_path.name} would extract to {total} bytes; the limit is {max_total_bytes}.")
-        written = []
-        dest_resolved = dest.resolve()
-        for info in infos:
-            target = (dest / info.filename).resolve()
-            if dest_resolved not in target.parents:
-                raise DatasetError(f"{archive_path.name}: unsafe path {info.filename!r}.")
-            try:
-                with archive.open(info) as source, atomic_open(target) as out:
-                    copied = 0
-                    while chunk := source.read(1 << 20):
-                        copied += len(chunk)
-                        if copied > info.file_size:
-                            raise DatasetError(f"{archive_path.name}: {info.filename} inflates beyond its size.")
-                        out.write(chunk)
-            except _ZIP_FAULTS as exc:  # bad CRC, truncated archive, full disk, a name too long
-                raise DatasetError(f"{archive_path.name}: {info.filename} cannot be extracted ({exc}).") from exc
-            written.append(target)
-        return written
-
-
-def _download_resumable(url: str, target: Path, progress: Callable[[int, int | None], None] | None,
-                        timeout: float) -> Path:
-    part = target.with_name(target.name + ".part")
-    fetch(url, part, progress=progress, timeout=timeout, resume=True)
-    part.replace(target)
-    return target
-
-
-def download_div2k(dest: Path, scales: tuple[int, ...] = (4,), *, split: str = "valid", base_url: str = DIV2K_URL,
-                   extract: bool = True, progress: Callable[[str, int, int | None], None] | None = None,
-                   timeout: float = 60.0) -> Path:
-    """Download DIV2K (HR and bicubic LR for ``scales``) into ``dest``; returns ``dest``.
-
-    Finished zips are kept and skipped next time; an interrupted download resumes.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    names = [f"DIV2K_{split}_HR.zip"] + [f"DIV2K_{split}_LR_bicubic_X{s}.zip" for s in scales]
-    for name in names:
-        target = dest / name
-        if not target.exists():
-            callback = (lambda d, t, name=name: progress(name, d, t)) if progress else None
-            _download_resumable(f"{base_url}/{name}", target, callback, timeout)
-        if extract:
-            marker = dest / f".{name}.extracted"
-            if not marker.exists():
-                extract_zip(target, dest)
-                marker.touch()
-    return dest
-

@@ -497,3 +497,41 @@ def test_s3_inputs_and_outputs_are_read_and_written_by_the_workers_through_the_d
     assert again.returncode == 0 and again.stdout.count("(exists; skipped)") == 3, again.stdout + again.stderr[-2000:]
     local_run, _ = _cli(["upscale", str(inputs), "-o", "s3://photos/up/"], ROOT, env=env, timeout=120)
     assert local_run.returncode == 2 and "written by cluster workers; add --ray" in local_run.stderr
+
+
+def test_a_div2k_layout_in_s3_is_paired_by_the_driver_and_read_by_the_workers(
+        ray_address: str, tmp_path: Path, s3_server: dict[str, str]) -> None:
+    """The driver lists the bucket once and pairs HR with LR by DIV2K's names; each worker reads its own
+    images through the driver's endpoint. The rows equal a local run on the same files."""
+    import boto3
+
+    hr = _folder(tmp_path / "hr", 3, 64)
+    local = tmp_path / "DIV2K"
+    for path in sorted(hr.iterdir()):
+        image = core.read_image(path)
+        core.write_png(local / "DIV2K_valid_HR" / f"08{path.stem[1:]}.png", image)
+        core.write_png(local / "DIV2K_valid_LR_bicubic" / "X4" / f"08{path.stem[1:]}x4.png", core.imresize(image, 0.25))
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                          aws_access_key_id="studio-test", aws_secret_access_key="studio-test")
+    client.create_bucket(Bucket="data")
+    for path in sorted(local.rglob("*.png")):
+        client.upload_file(str(path), "data", f"sets/DIV2K/{path.relative_to(local).as_posix()}")
+    env = os.environ | s3_server
+    args = ["evaluate", "--methods", f"bicubic,{MODEL}", "--metrics", "psnr,ssim", "--engine", "torch", "--device",
+            "cpu"]
+    proc, _ = _cli([*args, "--dataset", "s3://data/sets/DIV2K", "--out", str(tmp_path / "ray"), "--ray", ray_address,
+                    "--workers", "2"], ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DIV2K valid: 3 images, x4, LR from DIV2K bicubic X4 (folder)" in proc.stderr, proc.stderr[-2000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker runs
+    try:
+        assert main([*args, "--dataset", str(local), "--out", str(tmp_path / "here"), "-q"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = json.loads((tmp_path / "ray" / "results.json").read_text())
+    here = json.loads((tmp_path / "here" / "results.json").read_text())
+    key = [(r["image"], r["method"]) for r in here["rows"]]
+    assert key == [(r["image"], r["method"]) for r in on_ray["rows"]] and len(key) == 6
+    assert [r["metrics"] for r in on_ray["rows"]] == [r["metrics"] for r in here["rows"]]
+    assert not any(r["error"] for r in on_ray["rows"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -440,3 +441,36 @@ def test_a_metric_fixed_since_a_result_was_stored_is_computed_again(tmp_path: Pa
     again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
     assert again.computed == 1 and again.reused == 0
     assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1  # PSNR alone: its rows stand
+
+
+def test_a_div2k_layout_at_a_uri_is_listed_here_and_read_image_by_image(div2k: Path, div2k_zips: Path,
+                                                                          tmp_path: Path, capsys) -> None:
+    """``file://`` goes through the same pyarrow file systems as ``s3://`` (tests/cluster runs a real S3 server)."""
+    copy = shutil.copytree(div2k, tmp_path / "div2k")
+    remote, local = core.open_dataset(copy.as_uri(), 4), core.open_dataset(copy, 4)
+    assert (remote.name, remote.lr_source) == (local.name, local.lr_source) == ("DIV2K valid",
+                                                                                "DIV2K bicubic X4 (folder)")
+    assert [i.name for i in remote.items] == list(NAMES)
+    assert all(str(i.hr.path).startswith("file:///") and str(i.lr.path).endswith("x4.png") for i in remote.items)
+    for a, b in zip(remote.items, local.items):
+        for x, y in zip(remote.load(a), local.load(b)):
+            np.testing.assert_array_equal(x, y)
+    # a result is found again by the listed version: a changed image is another pair
+    key = remote.item_key(remote.items[0])
+    assert core.open_dataset(copy.as_uri(), 4).item_key(remote.items[0]) == key
+    core.write_png(copy / "DIV2K_valid_HR" / "0801.png", _hr_images()["0802"])
+    changed = core.open_dataset(copy.as_uri(), 4)
+    assert changed.item_key(changed.items[0]) != key
+    # paired folders and LR-only sets at URIs
+    paired = core.open_dataset((copy / "DIV2K_valid_HR").as_uri(), 4,
+                               lr_dir=(copy / "DIV2K_valid_LR_bicubic" / "X4").as_uri())
+    assert [i.name for i in paired.items] == list(NAMES)
+    lr_only = core.open_dataset((copy / "DIV2K_valid_LR_bicubic" / "X4").as_uri(), 4, lr_only=True)
+    assert len(lr_only) == 3 and lr_only.load(lr_only.items[0])[1] is None
+    with pytest.raises(DatasetError, match="not read image by image; extract it"):
+        core.open_dataset(div2k_zips.as_uri(), 4)
+    with pytest.raises(DatasetError, match="no such folder"):
+        core.open_dataset((tmp_path / "nothing").as_uri(), 4)
+    # the CLI reads a dataset at a URI on a cluster's workers only
+    assert main(["evaluate", "--dataset", copy.as_uri(), "--methods", "bicubic", "--out", str(tmp_path / "o")]) == 2
+    assert "add --ray" in capsys.readouterr().err
