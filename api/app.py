@@ -8,6 +8,8 @@ dashboard and the API share one model in device memory (see ``docs/deploy-aws.md
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -97,14 +99,25 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
 
     server = ServerState(settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def load_default() -> None:
+        """The default model, loaded while the server already listens: /healthz answers, /readyz says
+        "loading", and requests for the default model wait for it within their time limit."""
+        start = time.perf_counter()
+        log.info("loading the default model %s (device %s)…", settings.model, settings.device)
         try:
             server.upscaler = core.shared_upscaler(settings.model, settings.device, settings.precision)
         except core.StudioError as exc:  # stay up (healthz) and say why in readyz / 503s
             server.upscaler = None
             server.load_error = str(exc)
             log.error("default model not loaded: %s", exc)
+        else:
+            log.info("default model ready in %.1f s: %s", time.perf_counter() - start, server.upscaler.describe())
+        finally:
+            server.loaded.set()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=load_default, daemon=True, name="studio-default-model").start()
         if streamlit_app is not None:
             async with streamlit_app.lifespan()(app):
                 yield

@@ -20,7 +20,7 @@ import core
 from api.gate import BusyError, GaveUpError
 from api.middleware import client_gone
 from api.schemas import ErrorOut, Health, LegacyRequest, ModelOut, Ready, UpscaleParams
-from api.state import LOADING, Server, ServerState
+from api.state import Server, ServerState
 
 router = APIRouter()
 log = logging.getLogger("studio.api")
@@ -74,14 +74,15 @@ def _run(budget: _Budget, upscaler: core.Upscaler, image, settings: core.Upscale
 
 
 def _upscaler(server: ServerState, budget: _Budget, model: str | None, precision: str) -> core.Upscaler:
-    settings, default = server.settings, server.upscaler
+    settings = server.settings
     name = model or settings.model
-    if default is not None and name == default.info.name and precision == "auto":
-        return default
+    if name == settings.model and not server.loaded.wait(budget.left()):  # its load started with the server
+        raise BusyError("The default model is still loading.")
+    default = server.upscaler
     if default is None and name == settings.model:
-        if server.load_error == LOADING:
-            raise BusyError("The default model is still loading.")
         raise core.errors.WeightsMissingError(f"The default model is not loaded: {server.load_error}")
+    if name == settings.model and precision == "auto":
+        precision = settings.precision  # the default's own copy (with its measured engine, once measured)
     try:  # another model's first load holds up only the requests for that model, within their time limit
         return core.shared_upscaler(name, settings.device, precision, timeout=budget.left(), cancel=budget.stop)
     except TimeoutError as exc:

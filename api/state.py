@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -25,6 +26,7 @@ class ServerState:
         metrics: request counters for ``/metrics``.
         upscaler: the default model once the lifespan has loaded it (None before, or when it failed).
         load_error: why the default model is not loaded (:data:`LOADING` while it loads).
+        loaded: set once the default model's load has ended (loaded, or failed with ``load_error``).
         stop_at: when running jobs stop during a graceful shutdown (``api.serve`` sets it).
     """
 
@@ -33,6 +35,7 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     upscaler: core.Upscaler | None = None
     load_error: str = LOADING
+    loaded: threading.Event = field(default_factory=threading.Event)
     stop_at: float = math.inf
 
     def __post_init__(self) -> None:

@@ -247,7 +247,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
             tiles.clear()
             tiles[source] = tqdm(desc=Path(source).name, unit="tile", leave=False, disable=args.quiet)
         tiles[source].total = total
-        tiles[source].update(done - tiles[source].n)
+        tiles[source].update(int(done) - tiles[source].n)  # whole tiles (done moves inside a tile too)
 
     try:
         for event in run_batch(job, executor, EvalHooks(status=_status_line, progress=on_tiles)):

@@ -3,7 +3,8 @@
 The tiling loop checks its cancel flag between tiles. A tile on the CPU can take seconds, so the
 engines also check inside a call (between blocks of the network). The loop installs the flag for
 the current thread with :func:`cancellable`; an engine calls :func:`check_cancelled`, which knows
-nothing about tiles or engines.
+nothing about tiles or engines. The same checkpoints count the steps of a call (:func:`stepping`), so a
+progress bar moves inside a tile that takes seconds, not only between tiles.
 """
 
 from __future__ import annotations
@@ -14,19 +15,33 @@ from collections.abc import Callable, Iterator
 
 from .errors import CancelledError
 
-__all__ = ["Cancel", "cancellable", "check_cancelled"]
+__all__ = ["Cancel", "cancellable", "check_cancelled", "stepping"]
 
 Cancel = Callable[[], bool]
 
 _CANCEL: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("studio_cancel", default=None)
+_STEP: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("studio_step", default=None)
 
 
-def check_cancelled() -> None:
+def check_cancelled(*, step: bool = True) -> None:
     """Raise :class:`CancelledError` if the work in progress on this thread (inside
-    :func:`cancellable`) was cancelled; a no-op outside it."""
+    :func:`cancellable`) was cancelled; a no-op outside it. ``step``: this checkpoint is one of a fixed
+    number per call (a layer), counted by :func:`stepping`; ``False`` for a check polled by time."""
     cancel = _CANCEL.get()
     if cancel is not None and cancel():
         raise CancelledError("Cancelled by the user; no output was written.")
+    if step and (on_step := _STEP.get()) is not None:
+        on_step()
+
+
+@contextlib.contextmanager
+def stepping(on_step: Callable[[], None] | None) -> Iterator[None]:
+    """While inside, each counted checkpoint (:func:`check_cancelled`) on this thread calls ``on_step()``."""
+    token = _STEP.set(on_step)
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,11 @@
 """Background jobs: long work in a thread, with progress, ETA, cancel and partial results.
 
+The ETA is measured speed times the work left, counted from the job's first progress report with a
+total (so a model's load before it does not count as slow work). Where the work's steps cost unlike
+amounts (two models, one slower), the job reports the *expected seconds* of the work it finished
+(``progress(..., work=)``, against :meth:`JobContext.expect`'s total): the ETA is then the expected
+seconds left, scaled by how the finished work's expectation compared with the time it took.
+
 Front ends start a job and poll it; the job object is shared (thread-safe), so a page can
 be left and reopened while the work goes on. The work function receives a
 :class:`JobContext` to report progress, publish partial results and check for
@@ -30,7 +36,7 @@ class JobSnapshot:
     id: str
     label: str
     status: str  # running | done | failed | cancelled
-    done: int
+    done: float  # steps finished; fractions inside a step where the work reports them
     total: int
     message: str
     elapsed: float
@@ -39,6 +45,7 @@ class JobSnapshot:
     partial: tuple[Any, ...]
     result: Any
     estimated: bool = False  # the ETA comes from an expected duration (no step has finished yet)
+    work: float | None = None  # of the expected duration: the share of finished work (None: steps are alike)
 
     @property
     def finished(self) -> bool:
@@ -47,6 +54,8 @@ class JobSnapshot:
     @property
     def fraction(self) -> float:
         """Steps done over steps; before the first step ends, elapsed over expected time (at most 99 %)."""
+        if self.work is not None:
+            return min(self.work, 1.0)
         if self.estimated and self.eta is not None and not self.done:
             return min(self.elapsed / (self.elapsed + self.eta), 0.99) if self.elapsed + self.eta > 0 else 0.0
         return self.done / self.total if self.total else 0.0
@@ -58,8 +67,10 @@ class Job:
     label: str
     started: float = field(default_factory=time.monotonic)
     status: str = "running"
-    done: int = 0
+    done: float = 0
     total: int = 0
+    work: float | None = None  # expected seconds of the finished work (JobContext.progress's ``work``)
+    since: tuple[float, float, float] | None = None  # (time, done, work) of the first report with a total
     message: str = ""
     error: str = ""
     detail: str = ""
@@ -73,17 +84,29 @@ class Job:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def _eta(self, now: float) -> tuple[float | None, bool]:
+        """Seconds left, and whether that is only the expected duration (nothing measured yet)."""
+        if self.since is not None:
+            start, done0, work0 = self.since
+            busy = now - start
+            if self.work is not None and self.expected and self.work > work0:
+                return max(self.expected - self.work, 0.0) * busy / (self.work - work0), False
+            if self.work is None and self.total and self.done > done0:
+                return busy / (self.done - done0) * (self.total - self.done), False
+        if self.expected is not None:
+            busy = now - (self.since[0] if self.since is not None else self.started)
+            return max(self.expected - busy, 0.0), True
+        return None, False
+
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             end = self.finished_at or time.monotonic()
-            elapsed = end - self.started
-            eta = elapsed / self.done * (self.total - self.done) if self.done and self.total else None
-            estimated = eta is None and self.expected is not None
-            if estimated:
-                eta = max(self.expected - elapsed, 0.0)
-            return JobSnapshot(self.id, self.label, self.status, self.done, self.total, self.message, elapsed,
-                               eta if self.status == "running" else 0.0, self.error, tuple(self.partial),
-                               self.result, estimated and self.status == "running")
+            eta, estimated = self._eta(end)
+            running = self.status == "running"
+            work = self.work / self.expected if self.work is not None and self.expected else None
+            return JobSnapshot(self.id, self.label, self.status, self.done, self.total, self.message,
+                               end - self.started, eta if running else 0.0, self.error, tuple(self.partial),
+                               self.result, estimated and running, work)
 
 
 class JobContext:
@@ -92,9 +115,15 @@ class JobContext:
     def __init__(self, job: Job) -> None:
         self._job = job
 
-    def progress(self, done: int, total: int, message: str = "") -> None:
-        with self._job._lock:
-            self._job.done, self._job.total, self._job.message = done, total, message
+    def progress(self, done: float, total: int, message: str = "", *, work: float | None = None) -> None:
+        """``done`` of ``total`` steps are finished (fractions inside a step where known); ``work``: the
+        expected seconds (of :meth:`expect`'s total) that the finished work was expected to take, where steps
+        cost unlike amounts."""
+        job = self._job
+        with job._lock:
+            job.done, job.total, job.message, job.work = done, total, message, work
+            if job.since is None and total:  # the work starts: loads before it are not its speed
+                job.since = (time.monotonic(), done, work or 0.0)
 
     def say(self, message: str) -> None:
         """What the job does now, in words (the steps stay as they are)."""

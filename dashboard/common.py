@@ -197,7 +197,7 @@ def job_panel(job_id: str, on_finish: Callable[[core.JobSnapshot], None], *, key
             eta = f" · about {snap.eta:.0f} s left (estimated from this model's measured speed)"
         else:
             eta = f" · ETA {snap.eta:.0f} s"
-        st.progress(snap.fraction, text=f"{snap.label}: {snap.done}/{snap.total or '?'} · "
+        st.progress(snap.fraction, text=f"{snap.label}: {int(snap.done)}/{snap.total or '?'} · "
                                         f"{snap.elapsed:.1f} s elapsed{eta} · {snap.message}")
         if st.button("Cancel", key=f"{key}_cancel"):
             job.cancel()

@@ -146,17 +146,22 @@ def _start(request: Request, image: np.ndarray) -> None:
             upscalers.append(loads.start(key).result())
         plans = [u.resolve(request.settings) for u in upscalers]  # the tile each uses, fixed for this job
         counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
-        ctx.progress(0, sum(counts), f"{upscalers[0].info.name}, tile 0/{counts[0]}")  # the total before any tile
-        ctx.expect(sum(u.estimate_seconds(*image.shape, plan) for u, plan in zip(upscalers, plans)))
-        results, offset = {}, 0
-        for upscaler, plan, count in zip(upscalers, plans, counts):
+        # each model's expected seconds, from its measured speed: the ETA weighs the work left by them
+        expected = [u.estimate_seconds(*image.shape, plan) for u, plan in zip(upscalers, plans)]
+        ctx.expect(sum(expected))
+        ctx.progress(0, sum(counts), f"{upscalers[0].info.name}, tile 0/{counts[0]}", work=0.0)  # the work starts
+        results, offset, before = {}, 0, 0.0
+        for upscaler, plan, count, seconds in zip(upscalers, plans, counts, expected):
             name = upscaler.info.name
 
-            def report(done: int, total: int, offset: int = offset, name: str = name) -> None:
-                ctx.progress(offset + done, sum(counts), f"{name}, tile {done}/{total}")
+            def report(done: float, total: int, offset: int = offset, name: str = name, before: float = before,
+                       seconds: float = seconds) -> None:
+                inside = f" ({done % 1:.0%} of tile {int(done) + 1})" if done % 1 else ""
+                ctx.progress(offset + done, sum(counts), f"{name}, tile {int(done)}/{total}{inside}",
+                             work=before + seconds * done / max(total, 1))
 
             results[name] = upscaler.upscale(image, plan, progress=report, cancel=ctx.cancelled)
-            offset += count
+            offset, before = offset + count, before + seconds
         return results
 
     st.session_state.upscale_request = request

@@ -116,7 +116,7 @@ class OpenVinoForward:
         request.start_async({0: data})  # asynchronous, so that a cancel can stop it inside the tile
         while not request.wait_for(CANCEL_POLL_MS):
             try:
-                check_cancelled()
+                check_cancelled(step=False)  # polled by time: not a fixed number per call
             except CancelledError:
                 request.cancel()
                 with contextlib.suppress(Exception):  # the cancelled request's wait raises; it has stopped

@@ -43,11 +43,16 @@ class EngineOptions:
         compile_mode: an engine that compiles (PyTorch's ``torch.compile``) compiles in this mode;
             ``None``: eager. With ``engine="auto"`` it means the engine that compiles.
         channels_last: NHWC memory format for engines that offer it; ``None``: the engine decides.
+        measure_later: with ``auto`` on the CPU, where this machine has no current measurement for the model,
+            start at once on the engine measured before (or the reference, which needs no compile) instead of
+            measuring first; the upscaler then says :attr:`~core.Upscaler.measurement_due`, and whoever keeps
+            it measures in the background and swaps (:func:`core.shared_upscaler` does).
     """
 
     engine: str | None = None
     compile_mode: str | None = None
     channels_last: bool | None = None
+    measure_later: bool = False
 
     @classmethod
     def of(cls, value: str | EngineOptions | None) -> EngineOptions:

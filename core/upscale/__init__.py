@@ -18,7 +18,7 @@ from ._settings import (
     default_pad,
     default_tile,
 )
-from ._shared import clear_shared, shared_keys, shared_upscaler
+from ._shared import clear_shared, shared_keys, shared_upscaler, wait_for_measurements
 from ._tiling import (
     Network,
     Tile,
@@ -36,4 +36,4 @@ __all__ = ["ALPHA_MODES", "MAX_OUTSCALE", "MAX_TILE", "MIN_TILE", "TILE_STEP", "
            "TilePlan", "TileProgress", "UpscalePlan", "UpscaleResult", "UpscaleSettings", "Upscaler", "blend_ramp",
            "check_image", "clear_shared", "default_overlap", "default_pad", "default_tile", "fit_channels",
            "plan_axis", "plan_tiles", "run_tiled", "shared_keys", "shared_upscaler", "tile_for_memory",
-           "upscale_planes"]
+           "upscale_planes", "wait_for_measurements"]

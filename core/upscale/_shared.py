@@ -7,11 +7,17 @@ wait for it with their own time limit and cancel flag while it goes on for the n
 The cache is bounded: at most ``STUDIO_MAX_MODELS`` models (default 4), and before a new load
 the least recently used ones go while the host has less than ``MIN_FREE_BYTES`` available.
 An upscaler still in use when it leaves the cache lives on until its callers finish.
+
+A model's first load on a machine does not wait for the CPU engines to be measured (tens of seconds,
+OpenVINO compiling included): it starts on the engine measured before, or on the reference, which
+needs no compile, and a background thread measures; when it is done, the measured engine replaces the
+first one for the next callers (the one in use finishes its work).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -23,10 +29,11 @@ import torch
 
 from .._device import host_memory, resolve_device
 from .._settings import max_models
+from ..engines import EngineOptions
 from ..errors import CancelledError
 from ._upscaler import Upscaler
 
-__all__ = ["MIN_FREE_BYTES", "clear_shared", "shared_keys", "shared_upscaler"]
+__all__ = ["MIN_FREE_BYTES", "clear_shared", "shared_keys", "shared_upscaler", "wait_for_measurements"]
 
 MIN_FREE_BYTES = 1 << 30  # host memory a new load leaves free, evicting the least recently used models
 _POLL_S = 0.25
@@ -37,6 +44,8 @@ _ready: OrderedDict[Key, Upscaler] = OrderedDict()
 _loading: dict[Key, Future] = {}
 _lock = threading.Lock()
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-model-load")
+_measuring: dict[Key, threading.Thread] = {}
+log = logging.getLogger(__name__)
 
 
 def _key(name: str, device: str, precision: str, weights_dir: Path | None) -> Key:
@@ -51,7 +60,7 @@ def _load(key: Key) -> Upscaler:
     name, device, precision, weights_dir = key
     try:
         upscaler = Upscaler.load(name, device=device, precision=precision, weights_dir=Path(weights_dir) if weights_dir
-                                 else None)
+                                 else None, engine=EngineOptions(measure_later=True))
     finally:
         with _lock:
             _loading.pop(key, None)
@@ -59,7 +68,45 @@ def _load(key: Key) -> Upscaler:
         _ready[key] = upscaler
         _ready.move_to_end(key)
         _evict(keep=key)
+        if upscaler.measurement_due and key not in _measuring:
+            log.info("%s runs on %s until the CPU engines are measured (in the background)", name, upscaler.engine)
+            _measuring[key] = threading.Thread(target=_measure, args=(key,), daemon=True,
+                                               name=f"studio-engine-measure-{name}")
+            _measuring[key].start()
     return upscaler
+
+
+def _measure(key: Key) -> None:
+    """Measure the CPU engines of ``key``'s model (``engine="auto"``), then serve it with the measured engine."""
+    name, device, precision, weights_dir = key
+    try:
+        measured = Upscaler.load(name, device=device, precision=precision,
+                                 weights_dir=Path(weights_dir) if weights_dir else None)
+    except Exception as exc:  # the first engine serves on; the next first load measures again
+        log.warning("could not measure the CPU engines of %s (%s); it stays on its first engine", name, exc)
+        return
+    finally:
+        with _lock:
+            _measuring.pop(key, None)
+    with _lock:
+        if key in _ready:  # not evicted meanwhile
+            _ready[key] = measured
+            log.info("%s now runs on %s (measured)", name, measured.engine)
+
+
+def wait_for_measurements(timeout: float | None = None) -> bool:
+    """Wait for the background engine measurements under way; ``False`` if some still run after ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _lock:
+            threads = list(_measuring.values())
+        if not threads:
+            return True
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if deadline is not None and time.monotonic() >= deadline:
+            with _lock:
+                return not _measuring
 
 
 def _evict(keep: Key | None = None) -> None:

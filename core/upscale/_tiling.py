@@ -19,21 +19,22 @@ given the model's activation bytes per input pixel (measured on the device).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .._cancel import Cancel, cancellable
+from .._cancel import Cancel, cancellable, stepping
 from ..errors import CancelledError, OutOfMemoryError
 
-__all__ = ["Network", "Tile", "TilePlan", "TileProgress", "blend_ramp", "plan_axis", "plan_tiles", "run_tiled",
-           "tile_for_memory"]
+__all__ = ["Network", "StepCount", "Tile", "TilePlan", "TileProgress", "blend_ramp", "plan_axis", "plan_tiles",
+           "run_tiled", "tile_for_memory"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-Progress = Callable[[int, int], None]
+Progress = Callable[[float, int], None]  # (model calls done, in fractions inside a call; total)
 
 MIN_TILE = 16
 
@@ -192,19 +193,29 @@ class Network:
     dtype: torch.dtype
 
 
+@dataclass
+class StepCount:
+    """How many counted checkpoints (layers, :func:`core._cancel.stepping`) one model call of an upscaler
+    passes: learnt from its calls, the first of which is the 64-px call that times it."""
+
+    per_call: int = 0
+
+
 @dataclass(frozen=True)
 class TileProgress:
     """Progress and cancellation of a tiled run (after chaiNNer's ``sub_progress``).
 
     ``callback(done, total)`` is called after each model call, ``cancel()`` polled before
     each. ``offset`` / ``total`` place this run inside a larger count (several passes of one
-    image reported as one bar); ``total=None``: this run's own tile count.
+    image reported as one bar); ``total=None``: this run's own tile count. With ``steps`` (what a call
+    passes, once known), ``done`` also moves inside a call, in fractions, as the engine passes its layers.
     """
 
     callback: Progress | None = None
     cancel: Cancel | None = None
     offset: int = 0
     total: int | None = None
+    steps: StepCount | None = None
 
     def part(self, offset: int, total: int) -> TileProgress:
         """The same callbacks for a pass that starts at ``offset`` of ``total`` steps."""
@@ -215,10 +226,31 @@ class TileProgress:
         if self.cancel is not None and self.cancel():
             raise CancelledError("Cancelled by the user; no output was written.")
 
-    def report(self, done: int, count: int) -> None:
+    def report(self, done: float, count: int) -> None:
         """``done`` of this run's ``count`` tiles are finished."""
         if self.callback is not None:
             self.callback(self.offset + done, self.total if self.total is not None else count)
+
+    @contextlib.contextmanager
+    def call(self, done: int, size: int, count: int) -> Iterator[None]:
+        """One model call on ``size`` tiles after ``done`` of ``count``: reports its layers as they pass (up to
+        99 % of the call), and learns how many a call passes."""
+        if self.steps is None:
+            yield
+            return
+        passed = 0
+        expected = self.steps.per_call
+
+        def on_step() -> None:
+            nonlocal passed
+            passed += 1
+            if expected and self.callback is not None and passed % max(1, expected // 50) == 0:
+                self.report(done + size * min(passed / expected, 0.99), count)
+
+        with stepping(on_step):
+            yield
+        if passed:
+            self.steps.per_call = passed
 
 
 NO_PROGRESS = TileProgress()
@@ -345,7 +377,8 @@ def run_tiled(image: torch.Tensor, net: Network, plan: TilePlan,
         state = _Fallback(batch=plan.batch)
         if len(tiles) == 1:  # one tile: nothing to blend
             progress.check()
-            (result,) = _run_chunk(image, net, tiles, replace(plan, fixed=False), state, progress)
+            with progress.call(0, 1, 1):
+                (result,) = _run_chunk(image, net, tiles, replace(plan, fixed=False), state, progress)
             progress.report(1, 1)
             return result
         scale = net.scale
@@ -355,7 +388,8 @@ def run_tiled(image: torch.Tensor, net: Network, plan: TilePlan,
         while done < len(tiles):
             progress.check()
             chunk = tiles[done : done + state.batch]
-            results = _run_chunk(image, net, chunk, plan, state, progress)
+            with progress.call(done, len(chunk), len(tiles)):
+                results = _run_chunk(image, net, chunk, plan, state, progress)
             for item, result in zip(chunk, results):
                 if output is None:
                     output = torch.zeros(1, result.shape[1], height * scale, width * scale)

@@ -35,6 +35,7 @@ from ..engines import (
     EngineChoice,
     EngineOptions,
     activation_profile,
+    auto_engine,
     choose,
     cpu_engines,
     default_engine,
@@ -58,11 +59,11 @@ from ._settings import (
     default_tile,
     passes,
 )
-from ._tiling import Network, TileProgress, run_tiled, tile_for_memory
+from ._tiling import Network, StepCount, TileProgress, run_tiled, tile_for_memory
 
 __all__ = ["Upscaler"]
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[float, int], None]
 CancelCheck = Callable[[], bool]
 
 
@@ -94,7 +95,7 @@ class Upscaler:
             )
         options = EngineOptions.of(engine)
         self._info, self._choice = loaded.info, choice
-        self._engine_choice, self._engine = _engine_for(loaded, choice, options, status)
+        self._engine_choice, self._engine, self._measurement_due = _engine_for(loaded, choice, options, status)
         runtime = ENGINES.get(self._engine)
         why = runtime.unsupported(loaded.info, choice)
         if why is not None:
@@ -107,6 +108,7 @@ class Upscaler:
         self._bytes_per_pixel: float | None = None
         self._memory_lock = threading.Lock()
         self._seconds_per_pixel: float | None = None  # of the last call: for time estimates
+        self._steps = StepCount()  # the layers one call passes: progress inside a tile
 
     @classmethod
     def load(
@@ -157,6 +159,13 @@ class Upscaler:
         """One line such as ``RealESRGAN_x4plus · cpu · fp32 · ncnn · weights: official file ...``."""
         engine = self.engine + (f" ({self._runner.note})" if self._runner.note else "")
         return f"{self._info.name} · {self._choice.label()} · {engine} · weights: {self._info.source}"
+
+    @property
+    def measurement_due(self) -> bool:
+        """Built with ``measure_later`` (:class:`~core.engines.EngineOptions`) before this machine measured the
+        engines for this model (or when a re-check is due): it runs on the engine measured before, or on the
+        reference, and a load with ``auto`` would measure now."""
+        return self._measurement_due
 
     @property
     def engine_choice(self) -> EngineChoice | None:
@@ -275,7 +284,9 @@ class Upscaler:
             image: ``uint8`` / ``uint16`` array ``(H, W)`` or ``(H, W, C)``, ``C`` in
                 ``{1, 3, 4}``.
             settings: see :class:`UpscaleSettings` (or the plan :meth:`resolve` made of them).
-            progress: called with ``(model calls done, total)`` after each tile.
+            progress: called with ``(model calls done, total)`` after each tile, and inside a call, in
+                fractions, as the engine passes its layers (PyTorch and ncnn on the CPU; once the upscaler
+                has run one call, as :meth:`estimate_seconds` does).
             cancel: polled between tiles; returning ``True`` raises ``CancelledError``.
 
         Returns:
@@ -285,7 +296,8 @@ class Upscaler:
         Raises:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
-        return self._upscale(image, self.resolve(settings or UpscaleSettings()), TileProgress(progress, cancel))
+        return self._upscale(image, self.resolve(settings or UpscaleSettings()),
+                             TileProgress(progress, cancel, steps=self._steps))
 
     def _upscale(self, image: np.ndarray, plan: UpscalePlan, progress: TileProgress) -> UpscaleResult:
         """:meth:`upscale` with the settings resolved."""
@@ -308,23 +320,30 @@ class Upscaler:
 
 
 def _engine_for(loaded: LoadedModel, choice: DeviceChoice, options: EngineOptions,
-                status: Callable[[str], None] | None) -> tuple[EngineChoice | None, str]:
-    """The engine that runs ``loaded`` on ``choice``, and the measurement behind it where ``auto`` measured.
+                status: Callable[[str], None] | None) -> tuple[EngineChoice | None, str, bool]:
+    """The engine that runs ``loaded`` on ``choice``, the measurement behind it where ``auto`` measured, and
+    whether a measurement is due (``options.measure_later`` only).
 
     ``auto`` measures on the CPU in fp32 without ``torch.compile`` where more than one engine can run the
     model; elsewhere it takes the first registered engine that can run it (the reference, PyTorch, where
     it can; OpenVINO on an Intel GPU)."""
     if options.engine not in (None, AUTO):
         ENGINES.get(options.engine)  # an unknown name fails here, with the list
-        return None, options.engine
+        return None, options.engine, False
     runnable = ENGINES.runnable(loaded.info, choice)
     engines = cpu_engines(loaded.info)
     if choice.device != "cpu" or choice.precision != "fp32" or options.compile_mode is not None or len(engines) == 1:
-        return None, runnable[0] if runnable else ENGINES.reference.name
+        return None, runnable[0] if runnable else ENGINES.reference.name, False
+    if options.measure_later:
+        before = auto_engine(loaded.info)
+        if before is None or before.engine not in engines:
+            return None, ENGINES.reference.name, True  # the reference: right at once, nothing to compile
+        if before.due():
+            return before, before.engine, True
 
     def build(engine: str) -> Upscaler:
         return Upscaler(loaded, choice, replace(options, engine=engine))
 
     measured = choose(loaded.info.fingerprint, engine_folder(loaded.info), engines, build, UpscaleSettings(tile=0),
                       status, loaded.info.name)
-    return measured, measured.engine
+    return measured, measured.engine, False

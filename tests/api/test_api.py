@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,6 +127,7 @@ def test_models_health_ready_metrics_and_openapi(client: TestClient) -> None:
     assert models["RealESRGAN_x4plus"]["available"] and not models["RealESRNet_x4plus"]["available"]
     assert models["RealESRNet_x4plus"]["url"].endswith("RealESRNet_x4plus.pth")
     assert client.get("/healthz").json() == {"status": "ok"}
+    _loaded(client)
     ready = client.get("/readyz").json()
     assert ready["ready"] and ready["model"] == MODEL and ready["device"] == "cpu"
     metrics = client.get("/metrics").text
@@ -169,9 +171,44 @@ def test_request_timeout_is_a_503(weights_dir: Path) -> None:
         assert response.status_code == 503 and "longer than" in response.json()["message"]
 
 
+def test_the_server_answers_while_the_default_model_loads(weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port opens at once: /healthz answers, /readyz says "loading", and a request for the default model
+    waits for it within its time limit (a first load used to hold the port closed for minutes)."""
+    release, real = threading.Event(), core.shared_upscaler
+
+    def slow(*args, **kwargs) -> core.Upscaler:
+        assert release.wait(60), "never released"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "shared_upscaler", slow)
+    start = time.monotonic()
+    try:
+        with TestClient(create_app(ApiSettings(model=MODEL, device="cpu"))) as test_client:
+            assert time.monotonic() - start < 15
+            assert test_client.get("/healthz").status_code == 200
+            ready = test_client.get("/readyz")
+            assert ready.status_code == 503 and "loading" in ready.json()["message"]
+            threading.Timer(1.0, release.set).start()
+            response = test_client.post("/v1/upscale", files={"file": ("x.png", _png(np.zeros((8, 8, 3), np.uint8)),
+                                                                       "image/png")})
+            assert response.status_code == 200, response.text
+            assert test_client.get("/readyz").json()["ready"]
+    finally:
+        release.set()
+
+
+def _loaded(client: TestClient, timeout: float = 60) -> None:
+    """Wait for the default model's load (it runs beside the server) to end, loaded or not."""
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").json().get("message") == "The model is still loading.":
+        assert time.monotonic() < deadline, "the default model is still loading"
+        time.sleep(0.1)
+
+
 def test_not_ready_when_the_default_model_is_missing(weights_dir: Path) -> None:
     with TestClient(create_app(ApiSettings(model="RealESRNet_x4plus", device="cpu"))) as test_client:
         assert test_client.get("/healthz").status_code == 200
+        _loaded(test_client)
         ready = test_client.get("/readyz")
         assert ready.status_code == 503 and "RealESRNet_x4plus" in ready.json()["message"]
         response = test_client.post("/inference", json={"img_str": base64.b64encode(

@@ -94,6 +94,46 @@ def test_sweep_scores_fall_as_degradation_grows() -> None:
     assert cancelled == []
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_eta_is_measured_speed_times_the_work_left_not_the_load_before_it(monkeypatch) -> None:
+    """At 1 of 4 tiles after a 60-s load and 12 s of work, 36 s are left, not 216 (the load counted as work);
+    with two models of unlike speed, the expected seconds of each weigh the work left."""
+    clock = _Clock()
+    monkeypatch.setattr(core._jobs.time, "monotonic", clock)
+    job = core._jobs.Job("id", "Upscaling", started=clock.now)
+    ctx = core.JobContext(job)
+    ctx.progress(0, 0, "loading…")
+    clock.now += 60.0  # the model loads
+    ctx.progress(0, 4, "tile 0/4")
+    assert job.snapshot().eta is None
+    clock.now += 12.0
+    ctx.progress(1, 4, "tile 1/4")
+    assert job.snapshot().eta == pytest.approx(36.0) and job.snapshot().elapsed == pytest.approx(72.0)
+    clock.now += 6.0
+    ctx.progress(2.5, 4, "half of tile 3")  # inside a tile: the count moves in fractions
+    assert job.snapshot().eta == pytest.approx(18 / 2.5 * 1.5)
+    # two models, 2 tiles each: the first expected to take 5 s, the second 20 s
+    two = core._jobs.Job("id2", "Upscaling", started=clock.now)
+    ctx = core.JobContext(two)
+    ctx.expect(25.0)
+    ctx.progress(0, 4, "a, tile 0/2", work=0.0)
+    assert two.snapshot().estimated and two.snapshot().eta == pytest.approx(25.0)
+    clock.now += 10.0  # the first model took twice its expectation
+    ctx.progress(2, 4, "b, tile 0/2", work=5.0)
+    snap = two.snapshot()
+    assert not snap.estimated and snap.eta == pytest.approx(40.0) and snap.fraction == pytest.approx(0.2)
+    clock.now += 20.0
+    ctx.progress(3, 4, "b, tile 1/2", work=15.0)
+    assert two.snapshot().eta == pytest.approx(10 * 30 / 15)  # steady: the estimate does not climb
+
+
 @pytest.mark.parametrize("engine", ["ncnn", "torch", "openvino"])
 def test_a_long_tile_shows_an_estimate_at_once_and_cancels_within_seconds(weights_dir, engine: str) -> None:
     """One 320-px x4plus tile takes 10-20 s on two cores: the job has a total and an ETA before it

@@ -3,8 +3,10 @@ each other, time limits and cancels while waiting, and a bounded size."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,11 @@ class _SlowLoads:
         self.calls: list[tuple[str, str, str]] = []
         self.release = threading.Event()
 
-    def load(self, name: str, *, device: str, precision: str, weights_dir: Path | None) -> object:
+    def load(self, name: str, *, device: str, precision: str, weights_dir: Path | None, engine=None) -> object:
         self.calls.append((name, device, precision))
         if name.startswith("slow"):
             assert self.release.wait(30)
-        return object()
+        return types.SimpleNamespace(measurement_due=False)
 
 
 @pytest.fixture
@@ -80,3 +82,32 @@ def test_the_cache_keeps_the_most_recently_used_models(loads: _SlowLoads, monkey
     monkeypatch.setenv("STUDIO_MAX_MODELS", "zero")
     with pytest.raises(core.errors.SettingsError, match="STUDIO_MAX_MODELS"):
         core.shared_upscaler("e", "cpu")
+
+
+def test_a_first_load_serves_at_once_on_the_reference_and_swaps_to_the_measured_engine(
+        compact: core.Upscaler, tmp_path: Path) -> None:
+    """No waiting for the CPU engines to be measured (OpenVINO compiling, tens of seconds) before the first
+    result: the reference serves at once, a background thread measures, and the measured engine takes over."""
+    folder = tmp_path / "weights"  # the model's weights, with no measurement of its engines
+    folder.mkdir()
+    shutil.copy(compact.info.path, folder / compact.info.path.name)
+    info = core.model_info(compact.info.name, folder)
+    assert info.available and core.engines.auto_engine(info) is None and len(core.engines.cpu_engines(info)) > 1
+    core.clear_shared()
+    try:
+        first = core.shared_upscaler(info.name, "cpu", weights_dir=folder)
+        assert first.engine == "torch" and first.measurement_due and first.engine_choice is None
+        assert core.upscale.wait_for_measurements(600)
+        measured = core.engines.auto_engine(info)
+        assert measured is not None and measured.measurements == 1
+        second = core.shared_upscaler(info.name, "cpu", weights_dir=folder)
+        assert second is not first and second.engine == measured.engine and not second.measurement_due
+        assert second.engine_choice.engine == measured.engine
+        image = core.load_sample("chelsea")[:24, :24]
+        assert first.upscale(image).image.shape == second.upscale(image).image.shape == (96, 96, 3)
+        # the next process finds the measurement and starts on the measured engine
+        again = core.Upscaler.load(info.name, device="cpu", weights_dir=folder,
+                                   engine=core.engines.EngineOptions(measure_later=True))
+        assert again.engine == measured.engine and not again.measurement_due
+    finally:
+        core.clear_shared()

@@ -106,12 +106,29 @@ def test_progress_and_cancel_through_the_upscaler(compact: core.Upscaler) -> Non
     image = core.load_sample("chelsea")[:64, :64]
     rgba = np.concatenate([image, np.full((64, 64, 1), 255, np.uint8)], axis=2)
     settings = core.UpscaleSettings(tile=32)
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[float, int]] = []
     compact.upscale(rgba, settings, progress=lambda d, t: calls.append((d, t)))
     total = compact.count_tiles(64, 64, settings, channels=4)
-    assert calls == [(i, total) for i in range(1, total + 1)]
+    assert [c for c in calls if c[0] == int(c[0])] == [(i, total) for i in range(1, total + 1)]  # each tile once
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # fractions inside a tile only move forward
     with pytest.raises(core.CancelledError):
         compact.upscale(image, settings, cancel=lambda: True)
+
+
+@pytest.mark.parametrize("engine", ["torch", "ncnn"])
+def test_progress_moves_inside_a_tile_as_the_engine_passes_its_layers(weights_dir, engine: str) -> None:
+    """An image under one tile used to show 0/1 until it was done: the engine's checkpoints (one per layer)
+    now move the count inside the call, once the upscaler knows how many a call passes."""
+    upscaler = core.Upscaler.load("realesr-animevideov3", device="cpu", weights_dir=weights_dir, engine=engine)
+    image = core.load_sample("chelsea")[:48, :48]
+    first: list[float] = []
+    upscaler.upscale(image, core.UpscaleSettings(tile=0), progress=lambda d, t: first.append(d))
+    assert first == [1]  # the first call learns its layers
+    seen: list[tuple[float, int]] = []
+    upscaler.upscale(image, core.UpscaleSettings(tile=0), progress=lambda d, t: seen.append((d, t)))
+    inside = [d for d, _ in seen if 0 < d < 1]
+    assert len(inside) >= 10 and seen[-1] == (1, 1) and all(t == 1 for _, t in seen), seen
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and max(inside) <= 0.99
 
 
 def test_the_upscaler_is_shared_safely_between_threads(compact: core.Upscaler) -> None:

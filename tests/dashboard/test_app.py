@@ -510,7 +510,7 @@ def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.Mo
     from dashboard.cache import ModelLoads
 
     class Model:
-        pass
+        measurement_due = False
 
     monkeypatch.setattr(_shared, "Upscaler", types.SimpleNamespace(load=lambda name, **kw: Model()))
     core.clear_shared()
