@@ -10,8 +10,10 @@ An upscaler still in use when it leaves the cache lives on until its callers fin
 
 A model's first load on a machine does not wait for the CPU engines to be measured (tens of seconds,
 OpenVINO compiling included): it starts on the engine measured before, or on the reference, which
-needs no compile, and a background thread measures; when it is done, the measured engine replaces the
-first one for the next callers (the one in use finishes its work).
+needs no compile, and a background thread measures once the model has been idle for
+:data:`MEASURE_WHEN_IDLE_S` (a measurement beside a user's first request would slow it down 3x on
+two cores), and pauses whenever a request comes meanwhile; when it is done, the measured engine
+replaces the first one for the next callers (the one in use finishes its work).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 
 from .._device import host_memory, resolve_device
 from .._settings import max_models
-from ..engines import EngineOptions
+from ..engines import EngineOptions, giving_way
 from ..errors import CancelledError
 from ._upscaler import Upscaler
 
@@ -45,6 +47,7 @@ _loading: dict[Key, Future] = {}
 _lock = threading.Lock()
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-model-load")
 _measuring: dict[Key, threading.Thread] = {}
+MEASURE_WHEN_IDLE_S = 10.0  # the background measurement starts once the model has served nothing for this long
 log = logging.getLogger(__name__)
 
 
@@ -70,18 +73,30 @@ def _load(key: Key) -> Upscaler:
         _evict(keep=key)
         if upscaler.measurement_due and key not in _measuring:
             log.info("%s runs on %s until the CPU engines are measured (in the background)", name, upscaler.engine)
-            _measuring[key] = threading.Thread(target=_measure, args=(key,), daemon=True,
+            _measuring[key] = threading.Thread(target=_measure, args=(key, upscaler), daemon=True,
                                                name=f"studio-engine-measure-{name}")
             _measuring[key].start()
     return upscaler
 
 
-def _measure(key: Key) -> None:
-    """Measure the CPU engines of ``key``'s model (``engine="auto"``), then serve it with the measured engine."""
+def _measure(key: Key, first: Upscaler) -> None:
+    """Measure the CPU engines of ``key``'s model (``engine="auto"``) once ``first`` (the upscaler serving
+    meanwhile) has been idle a while, then serve it with the measured engine."""
     name, device, precision, weights_dir = key
+
+    def quiet(idle: Callable[[], float]) -> None:  # wait until ``first`` has served nothing for ``idle()`` seconds
+        while first.idle_seconds() < idle():
+            time.sleep(min(0.5, idle() / 4))
+
+    quiet(lambda: MEASURE_WHEN_IDLE_S)
+    with _lock:
+        if _ready.get(key) is not first:  # evicted or cleared meanwhile: nothing to improve
+            _measuring.pop(key, None)
+            return
     try:
-        measured = Upscaler.load(name, device=device, precision=precision,
-                                 weights_dir=Path(weights_dir) if weights_dir else None)
+        with giving_way(lambda: quiet(lambda: 1.0)):  # each timed call waits while a user's request runs
+            measured = Upscaler.load(name, device=device, precision=precision,
+                                     weights_dir=Path(weights_dir) if weights_dir else None)
     except Exception as exc:  # the first engine serves on; the next first load measures again
         log.warning("could not measure the CPU engines of %s (%s); it stays on its first engine", name, exc)
         return

@@ -109,6 +109,8 @@ class Upscaler:
         self._memory_lock = threading.Lock()
         self._seconds_per_pixel: float | None = None  # of the last call: for time estimates
         self._steps = StepCount()  # the layers one call passes: progress inside a tile
+        self._busy = [0, time.monotonic()]  # calls running now, and when the last one started or ended
+        self._busy_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -296,8 +298,21 @@ class Upscaler:
         Raises:
             UnsupportedImageError, ImageTooLargeError, CancelledError, OutOfMemoryError.
         """
-        return self._upscale(image, self.resolve(settings or UpscaleSettings()),
-                             TileProgress(progress, cancel, steps=self._steps))
+        with self._busy_lock:
+            self._busy = [self._busy[0] + 1, time.monotonic()]
+        try:
+            return self._upscale(image, self.resolve(settings or UpscaleSettings()),
+                                 TileProgress(progress, cancel, steps=self._steps))
+        finally:
+            with self._busy_lock:
+                self._busy = [self._busy[0] - 1, time.monotonic()]
+
+    def idle_seconds(self) -> float:
+        """How long no :meth:`upscale` call has run on this upscaler (0 while one runs): background work, such
+        as measuring the engines, waits for a quiet moment instead of slowing a user's request."""
+        with self._busy_lock:
+            running, since = self._busy
+        return 0.0 if running else time.monotonic() - since
 
     def _upscale(self, image: np.ndarray, plan: UpscalePlan, progress: TileProgress) -> UpscaleResult:
         """:meth:`upscale` with the settings resolved."""

@@ -85,7 +85,7 @@ def test_the_cache_keeps_the_most_recently_used_models(loads: _SlowLoads, monkey
 
 
 def test_a_first_load_serves_at_once_on_the_reference_and_swaps_to_the_measured_engine(
-        compact: core.Upscaler, tmp_path: Path) -> None:
+        compact: core.Upscaler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No waiting for the CPU engines to be measured (OpenVINO compiling, tens of seconds) before the first
     result: the reference serves at once, a background thread measures, and the measured engine takes over."""
     folder = tmp_path / "weights"  # the model's weights, with no measurement of its engines
@@ -95,8 +95,12 @@ def test_a_first_load_serves_at_once_on_the_reference_and_swaps_to_the_measured_
     assert info.available and core.engines.auto_engine(info) is None and len(core.engines.cpu_engines(info)) > 1
     core.clear_shared()
     try:
+        monkeypatch.setattr(_shared, "MEASURE_WHEN_IDLE_S", 3600.0)
         first = core.shared_upscaler(info.name, "cpu", weights_dir=folder)
         assert first.engine == "torch" and first.measurement_due and first.engine_choice is None
+        # the measurement waits for a quiet moment: never beside a user's request
+        assert not core.upscale.wait_for_measurements(2.0) and core.engines.auto_engine(info) is None
+        monkeypatch.setattr(_shared, "MEASURE_WHEN_IDLE_S", 0.5)
         assert core.upscale.wait_for_measurements(600)
         measured = core.engines.auto_engine(info)
         assert measured is not None and measured.measurements == 1
