@@ -4,7 +4,8 @@ The tiling loop checks its cancel flag between tiles. A tile on the CPU can take
 engines also check inside a call (between blocks of the network). The loop installs the flag for
 the current thread with :func:`cancellable`; an engine calls :func:`check_cancelled`, which knows
 nothing about tiles or engines. The same checkpoints count the steps of a call (:func:`stepping`), so a
-progress bar moves inside a tile that takes seconds, not only between tiles.
+progress bar moves inside a tile that takes seconds, not only between tiles. Work in the background
+(measuring the engines) gives way to a user's request with :func:`giving_way`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Callable, Iterator
 
 from .errors import CancelledError
 
-__all__ = ["Cancel", "cancellable", "check_cancelled", "stepping"]
+__all__ = ["Cancel", "cancellable", "check_cancelled", "give_way", "giving_way", "stepping"]
 
 Cancel = Callable[[], bool]
 
 _CANCEL: contextvars.ContextVar[Cancel | None] = contextvars.ContextVar("studio_cancel", default=None)
 _STEP: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("studio_step", default=None)
+_GIVE_WAY: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("studio_give_way", default=None)
 
 
 def check_cancelled(*, step: bool = True) -> None:
@@ -52,3 +54,20 @@ def cancellable(cancel: Cancel | None) -> Iterator[None]:
         yield
     finally:
         _CANCEL.reset(token)
+
+
+@contextlib.contextmanager
+def giving_way(wait: Callable[[], None]) -> Iterator[None]:
+    """While inside, work on this thread calls ``wait()`` at its :func:`give_way` points (an engine measurement:
+    before each engine it builds and each call it times): background work waits while users are served."""
+    token = _GIVE_WAY.set(wait)
+    try:
+        yield
+    finally:
+        _GIVE_WAY.reset(token)
+
+
+def give_way() -> None:
+    """Wait as :func:`giving_way` says; a no-op outside it."""
+    if (wait := _GIVE_WAY.get()) is not None:
+        wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .._device import openvino_available, openvino_devices
 from ._auto import auto_engine, cpu_engine_label, cpu_engines, engine_folder, forget_engine
-from ._choice import MEASUREMENTS, EngineChoice, EngineTrial, choose, cpu_name, giving_way
+from ._choice import MEASUREMENTS, EngineChoice, EngineTrial, choose, cpu_name
 from ._engines import ENGINES, cpu_bytes_per_pixel, default_engine
 from ._memory import CALL_OVERHEAD
 from ._ncnn import NcnnForward, ncnn_available
@@ -18,4 +18,4 @@ __all__ = ["AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "ENGINES", "MEASUREMENTS", 
            "Engine", "EngineChoice", "EngineOptions", "EngineRegistry", "EngineTrial", "NcnnForward",
            "OpenVinoForward", "Runner", "activation_profile", "auto_engine", "choose", "conv_flops_per_pixel",
            "cpu_bytes_per_pixel", "cpu_engine_label", "cpu_engines", "cpu_name", "default_engine", "engine_folder",
-           "forget_engine", "giving_way", "ncnn_available", "openvino_available", "openvino_devices"]
+           "forget_engine", "ncnn_available", "openvino_available", "openvino_devices"]

@@ -37,7 +37,6 @@ becomes the mean of its measurements' medians, and the rule is applied to those 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import datetime
 import json
 import logging
@@ -54,11 +53,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .._cancel import give_way
 from .._files import write_file
 from ._engines import ENGINES
 
 __all__ = ["MEASUREMENTS", "MIN_PSNR", "TIE", "EngineChoice", "EngineTrial", "choose", "cpu_name", "forget",
-           "giving_way", "machine_key", "pick", "recheck", "remembered", "remembered_all"]
+           "machine_key", "pick", "recheck", "remembered", "remembered_all"]
 
 log = logging.getLogger(__name__)
 
@@ -286,28 +286,8 @@ def _probe(side: int) -> np.ndarray:
     return image.astype(np.uint16) * 257  # 16-bit: the PSNR then measures the engine, not 8-bit rounding
 
 
-_GIVE_WAY: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("studio_give_way",
-                                                                                      default=None)
-
-
-@contextlib.contextmanager
-def giving_way(wait: Callable[[], None]) -> Iterator[None]:
-    """While inside, a measurement on this thread calls ``wait()`` before each engine it builds and each call
-    it times (and not within the timing): a measurement in the background waits while users are served."""
-    token = _GIVE_WAY.set(wait)
-    try:
-        yield
-    finally:
-        _GIVE_WAY.reset(token)
-
-
-def _give_way() -> None:
-    if (wait := _GIVE_WAY.get()) is not None:
-        wait()
-
-
 def _seconds(candidate: _Candidate, image: np.ndarray, settings) -> tuple[float, np.ndarray]:
-    _give_way()
+    give_way()
     start = time.perf_counter()
     out = candidate.upscale(image, settings).image
     return time.perf_counter() - start, out
@@ -326,7 +306,7 @@ def _warm_up(engines: list[str], build: Callable[[str], _Candidate], built: dict
     for engine in engines:
         say(f"measuring the {engine} engine")
         try:
-            _give_way()
+            give_way()
             candidate = built.get(engine) or build(engine)
             _, outputs[engine] = _seconds(candidate, image, settings)  # warm-up: kernels for this shape, pools
             built[engine] = candidate

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import torch
 
+from .._cancel import giving_way
 from .._device import host_memory, resolve_device
 from .._settings import max_models
-from ..engines import EngineOptions, giving_way
+from ..engines import EngineOptions
 from ..errors import CancelledError
 from ._upscaler import Upscaler
 
