@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from types import FrameType
 
@@ -33,8 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-    logging.getLogger("studio").addHandler(handler)
-    logging.getLogger("studio").setLevel(logging.INFO)
+    for name in ("studio", "core"):  # the API's own lines, and the core's: model loads, engine measurements
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("uvicorn.access").addFilter(QuietAssets())
+    if not args.api_only:
+        os.environ["STUDIO_API_DOCS"] = "/docs"  # the dashboard links to the API's docs (dashboard/frame.py)
     app = create_app(ApiSettings.from_env(), dashboard=not args.api_only)
     # With the dashboard, Streamlit already gives uvicorn's loggers a console handler (on import and
     # again when it starts): uvicorn's own logging config would add a second one, and every request
@@ -46,6 +51,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 GRACE = 10  # seconds between SIGTERM and closing the connections that are still open
+# the dashboard's own files and its health checks: thousands of access lines an hour that say nothing
+ASSET_PREFIXES = ("/static/", "/_stcore/", "/favicon", "/component/")
+
+
+class QuietAssets(logging.Filter):
+    """Keeps uvicorn's access log for the API and the pages; drops the lines of the dashboard's static files."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        path = str(args[2]) if len(args) > 2 else ""  # uvicorn: (client, method, path, http version, status)
+        return not path.startswith(ASSET_PREFIXES)
 
 
 class _Server(uvicorn.Server):

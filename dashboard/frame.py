@@ -5,11 +5,15 @@ It knows no page: the entry script (``dashboard/app.py``) navigates over :data:`
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 from PIL import Image
 
 import core
 from dashboard.common import load_upscaler, model_status, remember_widgets
+
+API_DOCS_ENV = "STUDIO_API_DOCS"  # set by `python -m api.serve`, which serves the API beside the dashboard
 
 
 def _at_least_min_tile() -> None:
@@ -52,6 +56,9 @@ def sidebar() -> None:
         with st.sidebar.expander(f"{len(missing)} models not available"):
             for info in missing:
                 st.caption(f"**{info.name}**: {info.reason}")
+    docs = os.environ.get(API_DOCS_ENV)
+    if docs:  # served with the API (python -m api.serve): say where its docs are
+        st.sidebar.markdown(f"[HTTP API docs]({docs}) · the same models, from scripts")
 
 
 @st.cache_resource(show_spinner=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -168,7 +169,12 @@ def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> 
         _wait_for(f"{url}/readyz")
         _wait_for(f"{url}/_stcore/health")
         with urllib.request.urlopen(f"{url}/", timeout=10) as response:
-            assert "<title>Streamlit</title>" in response.read().decode() or response.status == 200
+            page = response.read().decode()
+            assert "<title>Streamlit</title>" in page or response.status == 200
+        asset = re.search(r'(?:src|href)="\.?(/static/[^"]+)"', page)
+        assert asset, page[:500]
+        with urllib.request.urlopen(f"{url}{asset[1]}", timeout=10) as response:
+            assert response.status == 200
         with connect(url.replace("http", "ws") + "/_stcore/stream", open_timeout=10) as socket_:
             assert socket_.protocol.state.name == "OPEN"
         with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as response:
@@ -182,6 +188,9 @@ def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> 
     # uvicorn re-raises SIGTERM after a graceful shutdown, so -SIGTERM is a clean exit here
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, f"exit {code}: {log[-2000:]}"
     assert "Traceback" not in log, log[-3000:]
+    # the log says what the server does, not which static files it served
+    assert "loading the default model" in log and "default model ready in" in log, log[-3000:]
+    assert "GET /v1/models" in log and "GET /_stcore/health" not in log and asset[1] not in log, log[-3000:]
 
 
 def _send_upload(url: str, png: bytes, fields: dict[str, str]) -> socket.socket:

@@ -89,6 +89,13 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
 
 
+def test_the_sidebar_links_to_the_api_docs_where_the_api_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m api.serve` serves /docs beside the dashboard and says so; `streamlit run` alone has no API."""
+    assert not any("API docs" in m.value for m in open_page("models").sidebar.markdown)
+    monkeypatch.setenv("STUDIO_API_DOCS", "/docs")
+    assert any("[HTTP API docs](/docs)" in m.value for m in open_page("models").sidebar.markdown)
+
+
 def _slow_loads(monkeypatch: pytest.MonkeyPatch):
     """Every model load waits for the returned gate, as a first load does: callers with a time limit
     get ``TimeoutError`` meanwhile (the core's contract)."""
