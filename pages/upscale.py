@@ -88,6 +88,9 @@ def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int
     box = None
     with controls:
         if st.checkbox("Upscale only a region (fast on CPU)", key=kept("roi", default)):
+            if default:
+                st.caption(f"On by default here: on the CPU a {width}x{height} image takes much longer than a "
+                           "128 px region. Untick it to upscale the whole image.")
             largest = min(512, height, width)
             size = _slider("Region size (px)", min(32, largest), largest, 128, "roi_size", step=16)
             x = _slider("Region left", 0, width - size, (width - size) // 2, "roi_x")
@@ -291,6 +294,10 @@ def render() -> None:
     request = Request(cache.image_key(image), models, device, precision, settings)
     out_h, out_w = core.target_size(*image.shape[:2], outscale)
     st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
+    if outscale > scale:
+        st.caption(f"Beyond x{scale:g}, the model's own scale, the x{scale:g} output is resized to x{outscale:g} "
+                   "(Lanczos): the network adds no detail past its scale, and the job and the file grow with "
+                   "the square of the scale.")
 
     if follow_job("upscale", _finish):
         return

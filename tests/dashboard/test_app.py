@@ -172,6 +172,18 @@ def test_upscale_compare_and_cache() -> None:
     assert not [b for b in at.button if b.key == "run"] and at.success
 
 
+def test_defaults_and_scales_that_change_the_job_are_said() -> None:
+    """The region is on by default for a large image on the CPU, and an output scale past the model's is a
+    resize: both used to go unsaid."""
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "auto", "precision": "auto", "tile": None})
+    assert at.checkbox(key="roi").value and any("On by default here" in c.value for c in at.caption)
+    assert not any("Beyond x" in c.value for c in at.caption)
+    at.number_input(key="outscale").set_value(8.0).run()
+    assert any("Beyond x4, the model's own scale, the x4 output is resized to x8" in c.value for c in at.caption)
+    at.checkbox(key="roi").uncheck().run()
+    assert not any("On by default here" in c.value for c in at.caption)
+
+
 def test_the_source_preview_outlines_the_region() -> None:
     from pages.upscale import PREVIEW_SIDE, preview
 
