@@ -1,5 +1,5 @@
 """Command-line interface: ``realesrgan-studio models | metrics | table | engines | upscale | evaluate | degrade |
-bench | div2k``
+bench | div2k | compare``
 (also ``python -m cli``, and ``python -m core`` as an alias).
 
 Exit codes: 0 all succeeded, 1 some inputs failed (each reported), 2 usage error or
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cli import compare as compare_command
 from core import (
     ALPHA_MODES,
     DEFAULT_MODEL,
@@ -426,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("-o", "--output", default=None, help="write to this file (default: print)")
     tb.add_argument("--overwrite", action="store_true", help="replace the output file where it exists")
     tb.set_defaults(func=_cmd_table)
+    compare_command.add_parser(sub)
     en = sub.add_parser("engines", help="measure which CPU engine runs each model fastest here (kept per machine)")
     en.add_argument("models", nargs="*", help="models to measure (default: every available one)")
     en.add_argument("--again", action="store_true", help="measure again, even where a measurement is kept")

@@ -4,16 +4,18 @@ The facade below holds what the front ends use most; each concern has its own pa
 own public face: :mod:`core.models` (catalogue, weights, conversion), :mod:`core.engines` (what
 runs a network), :mod:`core.upscale` (the upscaler in layers, tiling), :mod:`core.metrics` (the
 metric registry), :mod:`core.degradation` (the Real-ESRGAN pipeline), :mod:`core.evaluation`
-(datasets, scoring, the store, sweeps), :mod:`core.pipeline` (sources, output plans, the batch
+(datasets, scoring, the store, sweeps), :mod:`core.compare` (methods side by side, maps, the viewer),
+:mod:`core.pipeline` (sources, output plans, the batch
 pipelines and their executors), :mod:`core.errors`, and :mod:`core.cluster` (the Ray executor, imported
 on request). Dependencies point down only: the base (io, errors, settings, files, device,
-cancellation) <- models, metrics, degradation <- engines <- upscale <- evaluation <- pipeline <- cluster.
+cancellation) <- models, metrics, degradation <- engines <- upscale <- evaluation <- pipeline, compare <- cluster.
 
 Image convention: see :mod:`core._io`.
 """
 
 from __future__ import annotations
 
+from . import compare as compare  # compare methods on one image, and the viewer (a package face)
 from . import pipeline as pipeline  # the batch pipelines and their executors (a package face)
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
 from ._files import new_folder, write_file

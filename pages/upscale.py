@@ -1,4 +1,4 @@
-"""Upscale & Compare: pick or upload, upscale with one or two models, compare, score, download."""
+"""Upscale & Compare: pick or upload, upscale with up to six methods, compare, score, download."""
 
 from __future__ import annotations
 
@@ -178,34 +178,33 @@ def _finish(snap: core.JobSnapshot) -> None:
 
 
 def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
-             reference: np.ndarray | None, stem: str) -> None:
+             reference: np.ndarray | None, stem: str, baselines: tuple[str, ...]) -> None:
     first = results[request.models[0]]
     out = first.image
-    if len(request.models) > 1:
-        other_name = request.models[1]
-        other = results[other_name].image
-    else:
-        other_name = "bicubic"  # the one bicubic of the studio: MATLAB's, as the Benchmark and the literature
-        other = cache.baseline(image, request.image, out.shape[:2], evaluation.BASELINES["bicubic"])
+    outputs = {b: cache.baseline(image, request.image, out.shape[:2], evaluation.BASELINES[b]) for b in baselines}
+    outputs |= {name: results[name].image for name in request.models}
     runs = list(results.values())
     timing = ", ".join((f"{r.model} " if len(runs) > 1 else "") + f"{r.seconds:.2f} s (tile {r.tile or 'none'})"
                        for r in runs)  # each model named once
     st.success(f"{first.model} · {first.device} · {first.precision} · {timing} · {core.image_info(out)}")
-    shown = [(other_name, other), (request.models[0], out)]
-    if reference is not None:
-        shown.append(("HR reference", reference))
-    comparison(shown, key="compare")
-
     if reference is not None and reference.shape != out.shape:
         st.warning(f"The reference is {reference.shape[1]}x{reference.shape[0]} but the result is "
                    f"{out.shape[1]}x{out.shape[0]}: PSNR / SSIM need the same size (set the output scale).")
-    border = round(request.settings.outscale or 1) if reference is not None else 0
-    table = cache.scores({other_name: other, request.models[0]: out}, reference,
-                         f"{request}|{cache.image_key(reference) if reference is not None else ''}", border)
+    matching = reference if reference is not None and reference.shape == out.shape else None
+    scored = outputs | ({"hr": matching} if matching is not None else {})
+    key = f"{request}|{'/'.join(baselines)}|{cache.image_key(matching) if matching is not None else ''}"
+    compared = cache.comparison(image, scored, matching, key)
+    panes = core.compare.panes_of(compared, {"hr": "HR reference"})
+    if reference is not None and matching is None:
+        panes.append(core.compare.Pane("HR reference", reference))  # shown on the output grid, not scored
+    comparison(panes, key="compare", mode="grid" if len(panes) > 3 else "slider")
+
     rows = []
-    for name, values in table.items():
+    for name in outputs:
         run = results.get(name)
-        row = {"method": name, **{metric_header(m): v for m, v in values.items()}}
+        values = compared.scores[name]
+        row = {"method": name, **{metric_header(m): values.get(m) for m in compared.metrics if m in values}}
+        row |= {"LR-PSNR ↑": values.get(core.compare.LR_PSNR)}
         row |= {"seconds": f"{run.seconds:.2f}" if run else "—", "device": run.device if run else "cpu",
                 "precision": run.precision if run else "—"}
         rows.append(row)
@@ -213,14 +212,18 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     _metric_cards(rows)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
-                                for m in core.METRICS})
-    if reference is None:
+                                for m in core.METRICS} | {"LR-PSNR ↑": st.column_config.NumberColumn(format="%.2f")})
+    border = round(out.shape[0] / image.shape[0])
+    if matching is None:
         st.caption(f"Only {_titles('no-reference')} without a reference (no-reference metrics). For "
                    f"{_titles('full-reference')}, choose a reference above.")
     else:
         st.caption(f"{_titles('full-reference')} against the reference, on the Y channel (ITU-R BT.601), with a "
                    f"{border} px "
                    "border cropped on each side (the scale: the BasicSR / MATLAB convention).")
+    st.caption("LR-PSNR: each output brought back to the input's size (MATLAB bicubic) against the input, on Y. "
+               "High means faithful to the input; detail a model invents against the input lowers it (see the "
+               "viewer's \"LR consistency\" maps).")
     with st.expander("What these numbers mean"):
         st.markdown(METRICS_EXPLAINED)
     for name in request.models:
@@ -228,6 +231,11 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                            core.encode_png(results[name].image, icc_profile=picked_profile("up")),
                            file_name=f"{stem}_{name}.png",
                            mime="image/png", key=f"download_{name}")
+    st.download_button("Download comparison (one HTML page, opens offline)",
+                       lambda: core.compare.comparison_page(compared, title=f"{stem}: {', '.join(compared.outputs)}"),
+                       file_name=f"{stem}_comparison.html", mime="text/html", key="download_comparison",
+                       help="Every method at full resolution, with the grid, slider, zoom, difference and map views "
+                            "and the scores, in one file with no outside request.")
 
 
 def _titles(kind: str) -> str:
@@ -282,14 +290,21 @@ def render() -> None:
     image, reference, factor = _reference(image, full_height, origin)
     others = [i.name for i in core.list_models() if i.available and i.name != name]
     left, right, third = st.columns(3)
-    choices = ["bicubic", *others]
-    versus = left.selectbox("Compare with", choices, key=kept("compare_with", "bicubic", choices))
+    choices = ["bicubic", "lanczos", *others]
+    room = core.compare.MAX_METHODS - 1 - (reference is not None)  # the model, and the reference's pane
+    picked = st.session_state[kept("compare_with", ["bicubic"])]
+    picked = [picked] if isinstance(picked, str) else picked
+    st.session_state.compare_with = [v for v in picked if v in choices][:room]
+    versus = left.multiselect("Compare with", choices, key="compare_with", max_selections=room,
+                              help=f"Up to {room} more: baselines and other models (MATLAB bicubic is the "
+                                   "literature's). Keys 1-9 in the viewer pick the compared pane.")
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
     outscale = right.number_input("Output scale", 0.25, 16.0, step=0.25, key=_outscale_key(float(factor or scale)))
     alpha = third.selectbox("Alpha channel", core.ALPHA_MODES, key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)
-    models = (name,) if versus == "bicubic" else (name, versus)
+    baselines = tuple(v for v in versus if v in evaluation.BASELINES)
+    models = (name, *(v for v in versus if v not in evaluation.BASELINES))
     device, precision = model_key(name)[1:]
     request = Request(cache.image_key(image), models, device, precision, settings)
     out_h, out_w = core.target_size(*image.shape[:2], outscale)
@@ -311,4 +326,4 @@ def render() -> None:
                 return
             _start(request, image)
         return
-    _results(request, results, image, reference, stem)
+    _results(request, results, image, reference, stem, baselines)

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 from ._dists import DistsNet, dists, download_dists, load_dists
 from ._lpips import LpipsNet, download_lpips, load_lpips, lpips
+from ._maps import HEAT_RAMP, Heat, difference_map, heat_colours, lr_consistency, ssim_map
 from ._metrics import METRICS, check_ready, compute_metric, download_metric, score_images
 from ._niqe import niqe
 from ._pixel import GREY_MODES, Channel, Grey, psnr, rgb_to_y, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, Kind, MetricInfo, MetricOptions, MetricRegistry, WeightsFile
 
-__all__ = ["FULL_REFERENCE", "GREY_MODES", "METRICS", "NO_REFERENCE", "Channel", "DistsNet", "Grey", "Kind",
-           "LpipsNet", "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready",
-           "compute_metric", "dists", "download_dists", "download_lpips", "download_metric", "load_dists",
-           "load_lpips", "lpips", "niqe", "psnr", "rgb_to_y", "score_images", "ssim"]
+__all__ = ["FULL_REFERENCE", "GREY_MODES", "HEAT_RAMP", "METRICS", "Heat", "NO_REFERENCE", "Channel", "DistsNet",
+           "Grey", "Kind", "LpipsNet", "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready",
+           "compute_metric", "difference_map", "dists", "download_dists", "download_lpips", "download_metric",
+           "heat_colours", "load_dists", "load_lpips", "lpips", "lr_consistency", "niqe", "psnr", "rgb_to_y",
+           "score_images", "ssim", "ssim_map"]

@@ -13,7 +13,7 @@ from .._io import to_unit
 from ..errors import SettingsError
 
 __all__ = ["GREY_MODES", "SSIM_C1", "SSIM_C2", "SSIM_WINDOW", "Channel", "Grey", "check_pair", "prepare", "psnr",
-           "rgb_to_y", "ssim"]
+           "rgb_to_y", "ssim", "ssim_windows"]
 
 Channel = Literal["y", "rgb"]
 Grey = Literal["rgb", "as-is"]
@@ -76,8 +76,13 @@ def ssim(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, chan
 
 def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of one float64 channel over the windows that fit inside it (scikit-image's
-    ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``,
-    computed with separable filters: the border each filter's padding touches is cut off)."""
+    ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``)."""
+    return float(ssim_windows(a, b).mean())
+
+
+def ssim_windows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM of each 11x11 window that fits inside one float64 channel, ``(H - 10, W - 10)``; computed
+    with separable filters, the border each filter's padding touches cut off."""
     def local_mean(x: np.ndarray) -> np.ndarray:
         return cv2.sepFilter2D(x, cv2.CV_64F, SSIM_WINDOW, SSIM_WINDOW, borderType=cv2.BORDER_REFLECT)[5:-5, 5:-5]
 
@@ -85,6 +90,5 @@ def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
     var_a = local_mean(a * a) - mu_a * mu_a
     var_b = local_mean(b * b) - mu_b * mu_b
     cov = local_mean(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / (
+    return ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / (
         (mu_a * mu_a + mu_b * mu_b + SSIM_C1) * (var_a + var_b + SSIM_C2))
-    return float(ssim_map.mean())

@@ -150,3 +150,31 @@ def test_an_output_that_is_a_file_or_unwritable_is_a_message(weights_dir: Path, 
     assert main(["degrade", str(image), "-o", str(tmp_path / "file")]) == 2
     assert main(["evaluate", "--methods", "bicubic", "--out", str(tmp_path / "file"), "-q"]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_compare_writes_one_offline_page_and_refuses_to_replace_it(weights_dir: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    hr = core.load_sample("chelsea")[40:136, 150:246]
+    core.write_png(tmp_path / "lr.png", core.imresize(hr, scale=0.25))
+    core.write_png(tmp_path / "hr.png", hr)
+    page = tmp_path / "page.html"
+    args = ["--weights-dir", str(weights_dir), "compare", str(tmp_path / "lr.png"), "--methods",
+            "bicubic,realesr-animevideov3", "--reference", str(tmp_path / "hr.png"), "--metrics", "psnr,ssim",
+            "--device", "cpu", "-o", str(page)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "wrote" in err and "3 images at 96x96" in err and "realesr-animevideov3: psnr" in err
+    text = page.read_text(encoding="utf-8")
+    assert text.count("data:image/png;base64,") >= 3 + 3 + 3  # images, SSIM maps, LR maps
+    before = page.stat().st_mtime_ns
+    assert main(args) == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert page.stat().st_mtime_ns == before
+    assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
+    too_many = [*args[:5], "bicubic,lanczos,bicubic-opencv,a,b,c", *args[6:], "--overwrite"]
+    assert main(too_many) == 2 and "At most 6 methods" in capsys.readouterr().err
+    unknown = [*args[:5], "no-such-model", *args[6:], "--overwrite"]
+    assert main(unknown) == 2
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and "Traceback" not in err
+    assert main([*args[:-1], str(tmp_path / "page.png")]) == 2 and "FILE.html" in capsys.readouterr().err

@@ -167,9 +167,38 @@ def test_upscale_compare_and_cache() -> None:
     assert at.metric[1].delta == f"{niqe.iloc[1] - niqe.iloc[0]:+.3f}"
     assert any("change vs bicubic" in m.value for m in at.markdown)
     assert not any("cropped" in c.value for c in at.caption) and any("Only NIQE" in c.value for c in at.caption)
-    assert len(at.get("download_button")) == 1
+    assert [b.key for b in at.get("download_button")] == ["download_realesr-animevideov3", "download_comparison"]
     at.run()  # same inputs: shown at once from the store, nothing to run
     assert not [b for b in at.button if b.key == "run"] and at.success
+
+
+def test_up_to_six_methods_in_one_viewer_with_maps_and_a_page_to_download() -> None:
+    """Two models, two baselines and the reference on one grid: each scored, with LR-PSNR, the SSIM and
+    LR-consistency maps in the viewer, and the offline comparison page offered (two panes was the limit)."""
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None})
+    at.slider(key="roi_size").set_value(48).run()
+    at.radio(key="reference_mode").set_value("Downscale my image first and compare to it").run()
+    picker = at.multiselect(key="compare_with")
+    assert picker.value == ["bicubic"] and {"lanczos", "RealESRGAN_x4plus"} <= set(picker.options)
+    picker.set_value(["bicubic", "lanczos", "RealESRGAN_x4plus"]).run()
+    at.button(key="run").click().run()
+    wait(at, lambda a: bool(a.success))
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["bicubic", "lanczos", "realesr-animevideov3", "RealESRGAN_x4plus"]
+    assert (table["PSNR ↑"] > 15).all() and (table["LR-PSNR ↑"] > 20).all()
+    lr_psnr = dict(zip(table["method"], table["LR-PSNR ↑"]))  # the GANs invent detail the input does not hold
+    assert min(lr_psnr["bicubic"], lr_psnr["lanczos"]) > max(lr_psnr["realesr-animevideov3"],
+                                                             lr_psnr["RealESRGAN_x4plus"])
+    assert table["PSNR ↑"].nunique() == 4  # four different outputs, not one shown four times
+    frames = [e for e in at.get("iframe") if "studioViewer" in str(e.proto)]
+    assert frames, "the viewer is not on the page"
+    page = str(frames[0].proto)
+    for label in ("1. bicubic", "2. lanczos", "3. realesr-animevideov3", "4. RealESRGAN_x4plus", "HR reference"):
+        assert label.split(". ")[-1] in page, label
+    assert "SSIM map vs HR" in page and "LR consistency" in page
+    assert [b.key for b in at.get("download_button")][-1] == "download_comparison"
+    # with a reference, four more methods at most: the model and the reference take two of six panes
+    assert at.multiselect(key="compare_with").proto.max_selections == 4
 
 
 def test_defaults_and_scales_that_change_the_job_are_said() -> None:
