@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import core
 from api.gate import BusyError
-from api.middleware import BodyLimit, DocsPolicy, Observe
+from api.middleware import BodyLimit, DocsPolicy, LocalRedocBundle, Observe
 from api.routes import router
 from api.settings import ApiSettings
 from api.state import ServerState
@@ -137,6 +137,7 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
     app.include_router(router)
     app.add_middleware(Observe, observe=server.metrics.observe)
     app.add_middleware(DocsPolicy)
+    app.add_middleware(LocalRedocBundle)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, idle_timeout=settings.body_timeout)
     if streamlit_app is not None:
         app.mount("/", streamlit_app)

@@ -11,6 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from importlib import resources
 
 import anyio
 from fastapi.responses import JSONResponse
@@ -171,11 +172,8 @@ DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src
 
 
 class DocsPolicy:
-    """A same-origin Content-Security-Policy on the API docs pages.
-
-    The docs' scripts are served locally, but ReDoc's footer still points at a logo on its
-    CDN: the policy keeps the browser from fetching it, so the pages make no outside request.
-    """
+    """A same-origin Content-Security-Policy on the API docs pages: whatever a future bundle points at, the
+    browser fetches nothing from outside (see also :class:`LocalRedocBundle`)."""
 
     def __init__(self, app: ASGIApp, paths: tuple[str, ...] = ("/docs", "/redoc")) -> None:
         self.app, self.paths = app, paths
@@ -192,3 +190,33 @@ class DocsPolicy:
             await send(message)
 
         await self.app(scope, receive, with_policy)
+
+
+REDOC_BUNDLE = "/static-offline-docs/redoc.standalone.js"
+REDOC_LOGO = b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+
+
+class LocalRedocBundle:
+    """ReDoc's packaged bundle without its one outside reference: the footer's logo on cdn.redoc.ly. Its
+    ``src`` becomes ``data:,``, which fails to load, and ReDoc then draws no logo. The docs ask for nothing
+    outside the server, rather than a request the policy has to block."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self._body = app, None
+
+    def body(self) -> bytes:
+        if self._body is None:
+            bundle = resources.files("fastapi_offline") / "static" / "redoc.standalone.js"
+            self._body = bundle.read_bytes().replace(REDOC_LOGO, b'src:"data:,"')
+        return self._body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != REDOC_BUNDLE or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        body = self.body()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/javascript; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"cache-control", b"public, max-age=86400")]})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import time
 from types import FrameType
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
 GRACE = 10  # seconds between SIGTERM and closing the connections that are still open
 # the dashboard's own files and its health checks: thousands of access lines an hour that say nothing
 ASSET_PREFIXES = ("/static/", "/_stcore/", "/favicon", "/component/")
+# A page opened directly (/benchmark) makes Streamlit's client probe /benchmark/_stcore/health and host-config
+# for its base path before it tries /_stcore/...: two expected 404s per load (streamlit/streamlit#7074).
+PAGE_PROBE = re.compile(r"^/[^/]+/_stcore/(health|host-config)$")
 
 
 class QuietAssets(logging.Filter):
@@ -61,7 +65,7 @@ class QuietAssets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         path = str(args[2]) if len(args) > 2 else ""  # uvicorn: (client, method, path, http version, status)
-        return not path.startswith(ASSET_PREFIXES)
+        return not path.startswith(ASSET_PREFIXES) and not PAGE_PROBE.match(path.split("?", 1)[0])
 
 
 class _Server(uvicorn.Server):

@@ -244,3 +244,18 @@ def test_api_settings_come_from_the_dataclass_fields(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("STUDIO_API_MAX_RUNNING", "two")
     with pytest.raises(ValueError, match="STUDIO_API_MAX_RUNNING='two' is not a valid int"):
         ApiSettings.from_env()
+
+
+def test_the_redoc_bundle_names_no_outside_server(client: TestClient) -> None:
+    """The packaged ReDoc bundle loads its footer logo from cdn.redoc.ly; the one we serve does not."""
+    from importlib import resources
+
+    packaged = (resources.files("fastapi_offline") / "static" / "redoc.standalone.js").read_bytes()
+    assert b"cdn.redoc.ly" in packaged  # what the package ships
+    page = client.get("/redoc")
+    assert page.status_code == 200 and "/static-offline-docs/redoc.standalone.js" in page.text
+    served = client.get("/static-offline-docs/redoc.standalone.js")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+    assert b"cdn.redoc.ly" not in served.content and b'src:"data:,"' in served.content
+    assert len(served.content) == len(packaged) - len(b"https://cdn.redoc.ly/redoc/logo-mini.svg") + len(b"data:,")
+    assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200  # the rest as packaged

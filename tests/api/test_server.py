@@ -175,6 +175,9 @@ def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> 
         assert asset, page[:500]
         with urllib.request.urlopen(f"{url}{asset[1]}", timeout=10) as response:
             assert response.status == 200
+        for probe in ("health", "host-config"):  # a page opened directly: Streamlit's client looks for its base path
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"{url}/benchmark/_stcore/{probe}", timeout=10)
         with connect(url.replace("http", "ws") + "/_stcore/stream", open_timeout=10) as socket_:
             assert socket_.protocol.state.name == "OPEN"
         with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as response:
@@ -191,6 +194,7 @@ def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> 
     # the log says what the server does, not which static files it served
     assert "loading the default model" in log and "default model ready in" in log, log[-3000:]
     assert "GET /v1/models" in log and "GET /_stcore/health" not in log and asset[1] not in log, log[-3000:]
+    assert "/benchmark/_stcore" not in log, log[-3000:]  # the base-path probe's expected 404s
 
 
 def _send_upload(url: str, png: bytes, fields: dict[str, str]) -> socket.socket:
