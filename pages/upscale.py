@@ -214,7 +214,10 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                  column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
                                 for m in core.METRICS} | {"LR-PSNR ↑": st.column_config.NumberColumn(format="%.2f")})
     border = round(out.shape[0] / image.shape[0])
-    if matching is None:
+    if reference is not None and matching is None:
+        st.caption(f"Only {_titles('no-reference')}: the reference is not the output's size, so "
+                   f"{_titles('full-reference')} cannot be computed.")
+    elif matching is None:
         st.caption(f"Only {_titles('no-reference')} without a reference (no-reference metrics). For "
                    f"{_titles('full-reference')}, choose a reference above.")
     else:
@@ -314,6 +317,12 @@ def render() -> None:
                    "(Lanczos): the network adds no detail past its scale, and the job and the file grow with "
                    "the square of the scale.")
 
+    if reference is not None and reference.shape[:2] != (out_h, out_w):
+        fits = reference.shape[0] / image.shape[0]
+        st.warning(f"The reference is {reference.shape[1]}x{reference.shape[0]} but the output will be "
+                   f"{out_w}x{out_h}: {_titles('full-reference')} need the same size. Set the output scale to "
+                   f"{fits:g}" + (" (the reference's size over the input's)." if fits == round(fits * 4) / 4 else
+                                  ", or upload a reference of the output's size."))
     if follow_job("upscale", _finish):
         return
     results = cache.result_store().get(request)

@@ -201,6 +201,25 @@ def test_up_to_six_methods_in_one_viewer_with_maps_and_a_page_to_download() -> N
     assert at.multiselect(key="compare_with").proto.max_selections == 4
 
 
+def test_a_reference_of_another_size_is_said_before_the_run() -> None:
+    """A reference twice the input with a x4 model: the page said so only after the run, under a caption that
+    promised PSNR / SSIM."""
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None})
+    at.slider(key="roi_size").set_value(32).run()
+    at.radio(key="reference_mode").set_value("Upload an HR reference").run()
+    source = core.load_sample("chelsea")
+    reference = core.resize(source, (source.shape[0] * 2, source.shape[1] * 2), "bicubic")
+    at.file_uploader(key="ref_upload").set_value(("ref.png", core.encode_png(reference), "image/png")).run()
+    assert any("The reference is 64x64 but the output will be 128x128" in w.value and
+               "Set the output scale to 2" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.button(key="run").click().run()
+    wait(at, lambda a: bool(a.success))
+    assert any("the reference is not the output's size" in c.value for c in at.caption)
+    assert not any("against the reference" in c.value for c in at.caption)
+    at.number_input(key="outscale").set_value(2.0).run()
+    assert not any("The reference is" in w.value for w in at.warning)
+
+
 def test_defaults_and_scales_that_change_the_job_are_said() -> None:
     """The region is on by default for a large image on the CPU, and an output scale past the model's is a
     resize: both used to go unsaid."""
