@@ -110,6 +110,16 @@ def kept(key: str, default: object, options: list | None = None) -> str:
     return key
 
 
+def kept_values() -> dict[str, object]:
+    """Every kept widget's value, by key (the store :func:`kept` and :func:`remember_widgets` keep)."""
+    return st.session_state.setdefault(_KEPT, {})
+
+
+def saved_upload_key(key: str) -> str:
+    """The session-state key under which :func:`pick_image` keeps the upload ``(name, bytes)`` of ``key``."""
+    return f"_{key}_saved_upload"
+
+
 def forget_kept(key: str) -> None:
     """Drop a kept widget's value: its next :func:`kept` call starts from the default again."""
     st.session_state.pop(key, None)
@@ -135,7 +145,7 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
     if choice == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}_upload",
                                   help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame); 16-bit and alpha are kept.")
-        saved = f"_{key}_saved_upload"
+        saved = saved_upload_key(key)
         if upload is not None:
             st.session_state[saved] = (upload.name, upload.getvalue())
         elif saved in st.session_state:
@@ -164,7 +174,7 @@ def pick_image(key: str, label: str = "Image", default_sample: str = "chelsea") 
 def picked_profile(key: str) -> bytes | None:
     """The ICC colour profile of the upload :func:`pick_image` returns for ``key`` (None for a sample or
     a file without one): downloads carry it, so a Display P3 or Adobe RGB photo keeps its colours."""
-    saved = st.session_state.get(f"_{key}_saved_upload")
+    saved = st.session_state.get(saved_upload_key(key))
     if st.session_state.get(f"{key}_source") != "Upload" or saved is None:
         return None
     try:

@@ -11,6 +11,7 @@ import streamlit as st
 from PIL import Image
 
 import core
+from dashboard import restore
 from dashboard.common import load_upscaler, model_status, remember_widgets
 
 API_DOCS_ENV = "STUDIO_API_DOCS"  # set by `python -m api.serve`, which serves the API beside the dashboard
@@ -70,6 +71,7 @@ def _favicon() -> Image.Image:
 def setup(*, with_sidebar: bool = True) -> None:
     st.set_page_config(page_title="Real-ESRGAN studio", page_icon=_favicon(), layout="wide")
     remember_widgets()
+    restore.session_token()  # in the address, so a reload (F5) finds this session's last result
     if with_sidebar:
         sidebar()
 

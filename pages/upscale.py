@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,19 +11,21 @@ import streamlit as st
 
 import core
 from core import evaluation
-from dashboard import cache
+from dashboard import cache, restore
 from dashboard.common import (
     METRICS_EXPLAINED,
     UPLOAD_TYPES,
     follow_job,
     forget_kept,
     kept,
+    kept_values,
     load_upscaler,
     metric_header,
     model_key,
     model_loading,
     pick_image,
     picked_profile,
+    saved_upload_key,
     show_error,
     start_job,
 )
@@ -175,6 +178,35 @@ def _finish(snap: core.JobSnapshot) -> None:
     request = st.session_state.pop("upscale_request")
     if snap.status == "done":
         cache.result_store().put(request, snap.result)
+        st.session_state.upscaled_here = True
+        upload = st.session_state.get(saved_upload_key("up")) if st.session_state.get("up_source") == "Upload" else None
+        try:  # kept for a reload (F5) of this page
+            restore.save_last(repr(request), snap.result, upload, kept_values())
+        except OSError as exc:
+            st.session_state.restore_error = f"This result is not kept for a reload: {exc.strerror or exc}."
+
+
+def _offer_restore() -> None:
+    """A reloaded page (a new session) offers the last result its address kept."""
+    if st.session_state.get("upscaled_here") or st.session_state.get("restore_answered"):
+        return
+    state = restore.saved_last()
+    if state is None:
+        return
+    when = time.strftime("%H:%M on %d %b", time.localtime(state["saved"]))
+    what = state.get("upload") or state["widgets"].get("up_sample", "a sample")
+    models = ", ".join(r["name"] for r in state["results"])
+    note, yes, no = st.columns([6, 1, 1])
+    note.info(f"Your last result, from {when}: **{what}** with {models}. Restore it, with its settings?",
+              icon=":material/history:")
+
+    def answer(take: bool) -> None:
+        st.session_state.restore_answered = True
+        if take:
+            restore.restore(state, kept_values(), saved_upload_key("up"))
+
+    yes.button("Restore", key="restore_last", type="primary", on_click=answer, args=(True,))
+    no.button("Dismiss", key="restore_dismiss", on_click=answer, args=(False,))
 
 
 def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
@@ -278,6 +310,9 @@ def _on_cpu() -> bool:
 
 def render() -> None:
     st.title("Upscale & Compare")
+    _offer_restore()
+    if "restore_error" in st.session_state:
+        st.warning(st.session_state.pop("restore_error"))
     source = pick_image("up")
     if source is None:
         return
@@ -326,6 +361,8 @@ def render() -> None:
     if follow_job("upscale", _finish):
         return
     results = cache.result_store().get(request)
+    if results is None and (results := restore.pending_results(repr(request))) is not None:
+        cache.result_store().put(request, results)  # restored after a reload: the same request made them
     if results is None:
         if st.button("Upscale", type="primary", key="run"):
             try:

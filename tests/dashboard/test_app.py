@@ -220,6 +220,47 @@ def test_a_reference_of_another_size_is_said_before_the_run() -> None:
     assert not any("The reference is" in w.value for w in at.warning)
 
 
+def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None:
+    """F5 starts a new session: the upload and the result were lost. The address's token finds them again."""
+    state = {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None}
+    first = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
+    first.run()
+    token = first.query_params["s"]  # every session gets a token in its address
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token[0] if isinstance(token, list) else token)
+    token = token[0] if isinstance(token, list) else token
+    settle(first)
+    first.radio(key="up_source").set_value("Upload").run()
+    png = core.encode_png(core.load_sample("rocket")[100:164, 200:264])
+    first.file_uploader(key="up_upload").set_value(("my photo.png", png, "image/png")).run()
+    first.multiselect(key="compare_with").set_value(["lanczos"]).run()
+    first.button(key="run").click().run()
+    wait(first, lambda a: bool(a.success))
+    table = first.dataframe[0].value
+
+    def reload(token: str) -> AppTest:
+        at = AppTest.from_function(run_page, args=("upscale", dict(state)), default_timeout=120)
+        at.query_params["s"] = token
+        at.run()
+        return settle(at)
+
+    again = reload(token)
+    assert any("my photo.png" in i.value and "realesr-animevideov3" in i.value for i in again.info), \
+        [i.value for i in again.info]
+    again.button(key="restore_last").click().run()
+    assert not again.exception, again.exception
+    assert again.success and not [b for b in again.button if b.key == "run"]  # shown, not run again
+    assert again.multiselect(key="compare_with").value == ["lanczos"]
+    assert any("Using your upload **my photo.png**" in c.value for c in again.caption)
+    restored = again.dataframe[0].value
+    assert list(restored["method"]) == list(table["method"])
+    assert np.allclose(restored["NIQE ↓"].to_numpy(float), table["NIQE ↓"].to_numpy(float), equal_nan=True)
+    assert not any("Your last result" in i.value for i in again.info)  # answered: not offered again
+
+    other = reload("x" * 22)  # another address: nothing to offer
+    assert not any("Your last result" in i.value for i in other.info)
+    assert not [p for p in (tmp_path / "results").rglob("*.tmp*")]  # every file written whole
+
+
 def test_defaults_and_scales_that_change_the_job_are_said() -> None:
     """The region is on by default for a large image on the CPU, and an output scale past the model's is a
     resize: both used to go unsaid."""

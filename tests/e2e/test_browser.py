@@ -170,6 +170,16 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         page.get_by_text(re.compile(r"Using your upload cat\.png|^cat\.png$")).first.wait_for(timeout=10_000)
         frame = _slider_frame(page, timeout=60)
         assert frame.evaluate("() => document.getElementById('img-b').naturalWidth") == 512
+
+        # F5: a new session; the address's token offers the upload and the result back
+        assert "?s=" in page.url, page.url
+        page.reload()
+        page.get_by_text(re.compile(r"Your last result, from .*cat\.png")).wait_for(timeout=60_000)
+        page.get_by_role("button", name="Restore").click()
+        page.get_by_text("Input: 128x128 RGB 8-bit").wait_for(timeout=60_000)
+        frame = _slider_frame(page, timeout=60)
+        assert frame.evaluate("() => document.getElementById('img-b').naturalWidth") == 512
+        assert page.get_by_role("button", name="Upscale", exact=True).count() == 0  # shown, not run again
         (ARTIFACTS / "timings.json").write_text(json.dumps({"click_to_slider_seconds_128px_x4plus": seconds}))
         browser.close()
 
