@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import streamlit as st
@@ -66,6 +67,33 @@ def load_upscaler(name: str, *, wait: bool = False) -> core.Upscaler | None:
         cache.model_loads().forget(key, future)
         show_error(exc, f"Cannot load {name}")
         return None
+
+
+def models_for_job(names: list[str] | tuple[str, ...]) -> Callable[[core.JobContext], dict[str, core.Upscaler]]:
+    """Start loading ``names`` (the sidebar's device and precision) now, in the background; the returned
+    function, called inside a job, waits for them with progress ("loading NAME…") and the job's cancel.
+    The page never blocks on a load: a job is what waits."""
+    loads = cache.model_loads()
+    futures = {name: (key, loads.start(key)) for name in names if (key := model_key(name))}
+
+    def wait(ctx: core.JobContext) -> dict[str, core.Upscaler]:
+        ready = {}
+        for name, (key, future) in futures.items():
+            if not future.done():
+                ctx.progress(0, 0, f"loading {name}…")
+            while True:
+                try:
+                    ready[name] = future.result(timeout=0.25)
+                    break
+                except FutureTimeout:
+                    if ctx.cancelled():
+                        raise core.CancelledError(f"Stopped waiting for {name} to load.") from None
+                except core.StudioError:
+                    loads.forget(key, future)  # the next run tries again
+                    raise
+        return ready
+
+    return wait
 
 
 def model_loading(name: str) -> bool:

@@ -25,7 +25,15 @@ from core.degradation import (
 )
 from core.errors import ConfigError
 from dashboard import cache, charts
-from dashboard.common import follow_job, kept, load_upscaler, metric_header, pick_image, show_error, start_job
+from dashboard.common import (
+    follow_job,
+    kept,
+    metric_header,
+    models_for_job,
+    pick_image,
+    show_error,
+    start_job,
+)
 from dashboard.slider import comparison
 
 KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
@@ -172,17 +180,18 @@ def _restore(hr: np.ndarray, lr: np.ndarray, scale: int) -> None:
     reference = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
     if outputs is None:
         if st.button("Super-resolve the degraded image", type="primary", key="lab_run", disabled=not methods):
-            upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
-            if all(upscalers.values()):
-                def work(ctx: core.JobContext):
-                    results = {}
-                    for index, method in enumerate(methods):
-                        ctx.progress(index, len(methods), method)
-                        results[method] = evaluation.run_method(method, lr, reference.shape[:2], upscalers.get(method),
-                                                          cancel=ctx.cancelled)
-                    return key, results
+            models = models_for_job([m for m in methods if m != "bicubic"])  # loading: the job waits, not the page
 
-                start_job("lab", "Restoring", work)
+            def work(ctx: core.JobContext):
+                upscalers = models(ctx)
+                results = {}
+                for index, method in enumerate(methods):
+                    ctx.progress(index, len(methods), method)
+                    results[method] = evaluation.run_method(method, lr, reference.shape[:2], upscalers.get(method),
+                                                            cancel=ctx.cancelled)
+                return key, results
+
+            start_job("lab", "Restoring", work)
         return
     comparison([*outputs.items(), ("HR", reference)], key="lab_slider")
     table = cache.scores(outputs, reference if reference.dtype == np.uint8 else None, str(key), scale)
@@ -207,12 +216,14 @@ def _sweep(hr: np.ndarray, scale: int) -> None:
 
         running = follow_job("sweep", finish)
         if not running and st.button("Run sweep", key="sweep_run", disabled=not methods):
-            upscalers = {m: load_upscaler(m, wait=True) for m in methods if m != "bicubic"}
-            runners = {m: (lambda lr, size, m=m: evaluation.run_method(m, lr, size, upscalers.get(m))) for m in methods}
+            models = models_for_job([m for m in methods if m != "bicubic"])  # loading: the job waits, not the page
             values = list(np.linspace(span[0], span[1], int(steps)))
             total = len(values) * len(methods)
 
             def work(ctx: core.JobContext) -> None:
+                upscalers = models(ctx)
+                runners = {m: (lambda lr, size, m=m: evaluation.run_method(m, lr, size, upscalers.get(m)))
+                           for m in methods}
                 done = []
 
                 def point(p: evaluation.SweepPoint) -> None:

@@ -23,6 +23,7 @@ from dashboard.common import (
     metric_header,
     model_key,
     model_loading,
+    models_for_job,
     pick_image,
     picked_profile,
     saved_upload_key,
@@ -142,14 +143,10 @@ def _reference(image: np.ndarray, full_height: int, origin: tuple[int, int]
 
 
 def _start(request: Request, image: np.ndarray) -> None:
-    loads = cache.model_loads()
-    keys = [(name, request.device, request.precision) for name in request.models]
+    models = models_for_job(request.models)  # loaded already, or loading in the background: the job waits
 
     def work(ctx: core.JobContext) -> dict[str, core.UpscaleResult]:
-        upscalers = []
-        for key in keys:  # loaded already, or loading in the background: the job waits for them
-            ctx.progress(0, 0, f"loading {key[0]}…")
-            upscalers.append(loads.start(key).result())
+        upscalers = list(models(ctx).values())
         plans = [u.resolve(request.settings) for u in upscalers]  # the tile each uses, fixed for this job
         counts = [u.count_tiles(*image.shape[:2], plan, image.shape[2]) for u, plan in zip(upscalers, plans)]
         # each model's expected seconds, from its measured speed: the ETA weighs the work left by them

@@ -432,6 +432,34 @@ def test_the_sweep_chart_spans_the_scores_in_each_methods_colour() -> None:
     assert spec["encoding"]["color"]["scale"]["range"] == charts.method_colours(["bicubic"])
 
 
+def test_a_model_still_to_load_does_not_freeze_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run sweep with a model not loaded: the page used to wait for the load (15 s, no cancel). Now the job
+    waits, with a status line and a Cancel button, and the page answers at once."""
+    from dashboard import cache
+
+    real, slow = core.shared_upscaler, "realesr-animevideov3"
+
+    def loading(name, device="auto", precision="auto", *args, timeout=None, **kwargs):
+        if name == slow:
+            if timeout == 0:
+                raise TimeoutError  # the core: not loaded yet
+            time.sleep(8)
+        return real(name, device, precision, *args, timeout=timeout, **kwargs)
+
+    monkeypatch.setattr(core, "shared_upscaler", loading)
+    cache.model_loads().clear()
+    at = open_page("degradation")
+    at.number_input(key="sweep_steps").set_value(2).run()
+    at.multiselect(key="sweep_methods").set_value(["bicubic", slow]).run()
+    start = time.monotonic()
+    at.button(key="sweep_run").click().run()
+    seconds = time.monotonic() - start
+    assert not at.exception, at.exception
+    assert seconds < 6, f"the page waited {seconds:.1f} s for the model (it loads for 8 s)"
+    wait(at, lambda a: bool(a.session_state["sweep_points"]) if "sweep_points" in a.session_state else False)
+    assert {p["method"] for p in at.session_state.sweep_points} == {"bicubic", slow}
+
+
 def test_models_and_system_page(x4plus: core.Upscaler) -> None:
     at = open_page("models")
     table = at.table[0].value  # a static table: long sources wrap, nothing is cut
