@@ -99,7 +99,12 @@ def render() -> None:
     st.title("Models & System")
     infos = core.list_models()
     table, missing = _tables(infos)
-    st.table(table.set_index("model"))  # a static table: long sources wrap instead of being cut
+    if len(table):
+        # static tables: nothing is cut. What runs here first; where each file comes from below it, so neither
+        # is wider than a phone's screen needs to scroll far for (the one table was 882 px wide at 390 px)
+        st.table(table.drop(columns=["source", "licence"]).set_index("model"))
+        with st.expander("Where each model's weights come from, and their licences"):
+            st.table(table[["model", "source", "licence"]].set_index("model"))
     _engine_measurements(infos)
     if missing:
         st.subheader(f"Not available here ({len(missing)})")
