@@ -81,7 +81,9 @@ def _slider(label: str, low: int, high: int, default: int, key: str, step: int =
     step = min(step, high - low)
     kept(key, min(max(default, low), high))  # kept across page switches, brought into this image's range
     st.session_state[key] = min(max(st.session_state[key], low), high)
-    return st.slider(label, low, high, step=step, key=key)
+    # value= as well: where Streamlit's client resets a widget in a rerun race (streamlit/streamlit#9056), it
+    # falls back to this value, not to the slider's minimum
+    return st.slider(label, low, high, value=st.session_state[key], step=step, key=key)
 
 
 def _region(image: np.ndarray, on_cpu: bool) -> tuple[np.ndarray, tuple[int, int]]:
@@ -334,7 +336,8 @@ def render() -> None:
                               help=f"Up to {room} more: baselines and other models (MATLAB bicubic is the "
                                    "literature's). Keys 1-9 in the viewer pick the compared pane.")
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
-    outscale = right.number_input("Output scale", 0.25, 16.0, step=0.25, key=_outscale_key(float(factor or scale)))
+    key = _outscale_key(float(factor or scale))  # value= too: a client reset in a rerun race (streamlit#9056)
+    outscale = right.number_input("Output scale", 0.25, 16.0, value=st.session_state[key], step=0.25, key=key)
     alpha = third.selectbox("Alpha channel", core.ALPHA_MODES, key=kept("alpha", "model"),
                             disabled=image.shape[2] != 4, help="RGBA images only")
     settings = core.UpscaleSettings(outscale=outscale, tile=st.session_state.get("tile"), alpha=alpha)

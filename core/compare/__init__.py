@@ -5,8 +5,8 @@ offline page to share)."""
 
 from __future__ import annotations
 
-from ._page import VIEWS, Pane, comparison_page, panes_of, viewer_html, write_comparison
+from ._page import VIEWS, Pane, comparison_page, image_uri, panes_of, viewer_html, write_comparison
 from ._run import LR_PSNR, MAX_METHODS, CompareJob, Comparison, compare_methods, score_outputs
 
 __all__ = ["LR_PSNR", "MAX_METHODS", "VIEWS", "CompareJob", "Comparison", "Pane", "compare_methods",
-           "comparison_page", "panes_of", "score_outputs", "viewer_html", "write_comparison"]
+           "comparison_page", "image_uri", "panes_of", "score_outputs", "viewer_html", "write_comparison"]

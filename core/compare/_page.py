@@ -20,7 +20,7 @@ from .._resize import resize
 from ..metrics import HEAT_RAMP, METRICS, Heat
 from ._run import LR_PSNR, Comparison
 
-__all__ = ["VIEWS", "Pane", "comparison_page", "panes_of", "viewer_html", "write_comparison"]
+__all__ = ["VIEWS", "Pane", "comparison_page", "image_uri", "panes_of", "viewer_html", "write_comparison"]
 
 # the maps each pane can show instead of its image: key -> (menu title, the summary's name)
 VIEWS = {"ssim": ("SSIM map vs HR", "SSIM"), "lr": ("LR consistency", "LR-PSNR")}
@@ -35,6 +35,11 @@ class Pane:
     image: np.ndarray
     caption: str = ""
     maps: dict[str, Heat] = field(default_factory=dict)
+
+
+def image_uri(image: np.ndarray, compression: int = 1) -> str:
+    """``image`` as an 8-bit PNG data URI (16-bit and float shown as 8-bit, as the viewer draws them)."""
+    return _data_uri(image, compression)
 
 
 def _data_uri(image: np.ndarray, compression: int) -> str:
@@ -56,11 +61,16 @@ def _summary(value: float) -> str:
 
 
 def viewer_html(panes: list[Pane], *, size: tuple[int, int] | None = None, height: int | None = 520,
-                one_to_one: float = 1.0, note: str = "", mode: str = "slider", compression: int = 1) -> str:
+                one_to_one: float = 1.0, note: str = "", mode: str = "slider", bridge: str | None = None) -> str:
     """The viewer for ``panes`` (2 or more, every image and map on the first image's grid), drawn at
     ``size = (height, width)`` (default: the grid; a smaller size is a preview). ``height``: the view's
-    height in px, ``None`` to fill the window. ``one_to_one``: screen px per shown px at "1:1"."""
-    return _document(panes, _Layout(size, height, one_to_one, note, mode, compression))
+    height in px, ``None`` to fill the window. ``one_to_one``: screen px per shown px at "1:1".
+
+    ``bridge``: a preview in a page that serves real pixels. Past 100 % of the preview, the viewer
+    dispatches a ``studio-view`` event on its parent document (``detail``: this key, the full-resolution
+    ``rect = [x0, y0, x1, y1]`` in view and the pane indexes shown); the page answers with
+    ``window.studioViewer.addTiles({rect, srcs: {index: data URI}})``, laid over the preview."""
+    return _document(panes, _Layout(size, height, one_to_one, note, mode, bridge=bridge))
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class _Layout:
     note: str = ""
     mode: str = "slider"
     compression: int = 1
+    bridge: str | None = None
     header: str = ""
     table: str = ""
     title: str = "Comparison"
@@ -102,7 +113,7 @@ def _document(panes: list[Pane], layout: _Layout) -> str:
             "summaries": [_summary(m.summary) if m else None for m in maps],
         }
     data = {"grid": [size[1], size[0]], "one": float(layout.one_to_one), "panes": images, "views": views,
-            "ramp": HEAT_RAMP.tolist()}
+            "ramp": HEAT_RAMP.tolist(), "bridge": layout.bridge, "full": [grid[1], grid[0]]}
     template = (resources.files("core.compare") / "viewer.html").read_text(encoding="utf-8")
     # JSON inside <script>: escape "</" so a label can never close the script element
     replacements = {

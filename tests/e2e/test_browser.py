@@ -184,6 +184,52 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         browser.close()
 
 
+def test_real_pixels_past_100_percent_of_a_preview(chromium: str, server: str, tmp_path: Path) -> None:
+    """A result over 1600 px is shown as a preview; zoomed past 100 %, the part in view loads at full
+    resolution (it used to enlarge the preview, with real pixels only in a second viewer moved by sliders)."""
+    import base64
+
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    source = core.load_sample("chelsea")[100:200, :412]  # x4: 1648x400, over the 1600 px preview
+    core.write_png(tmp_path / "wide.png", source)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server + "/")
+        page.get_by_text(re.compile("In use: ")).first.wait_for(timeout=180_000)
+        page.get_by_label("Model", exact=True).first.click()
+        page.get_by_role("option", name="realesr-animevideov3", exact=True).click()
+        page.get_by_text("In use: realesr-animevideov3").wait_for(timeout=180_000)
+        page.get_by_text("Upload", exact=True).click()
+        page.locator("input[type=file]").first.set_input_files(str(tmp_path / "wide.png"))
+        page.get_by_text("Upscale only a region").wait_for(timeout=60_000)
+        page.get_by_text("Upscale only a region").click()  # on by default on the CPU: the whole image here
+        page.get_by_text("Input: 412x100").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Upscale", exact=True).click()
+        frame = _slider_frame(page, timeout=180)
+        # the preview; 1648 would be the full image, and 103 the output scale reset to 0.25 (see pages/upscale.py)
+        assert frame.evaluate("() => document.getElementById('img-a').naturalWidth") == 1600
+        assert not frame.evaluate("() => document.getElementById('tile-a').classList.contains('on')")
+        frame.locator("#one").click()  # 1:1 of the full image: past 100 % of the preview
+        frame.wait_for_function("() => { const t = document.getElementById('tile-a'),"
+                                " u = document.getElementById('tile-b'); return t.classList.contains('on') &&"
+                                " u.classList.contains('on') && t.complete && t.naturalWidth > 0; }", timeout=60_000)
+        x0, y0, x1, y1 = frame.evaluate("() => window.studioViewer.tiles().rect")
+        state = frame.evaluate("() => window.studioViewer.state()")
+        assert x0 <= state["cx"] * state["one"] <= x1 and y0 <= state["cy"] * state["one"] <= y1  # the part in view
+        url = frame.evaluate("""() => { const img = document.getElementById('tile-a');
+            const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+            c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }""")
+        shown = core.decode_image(base64.b64decode(url.split(",", 1)[1]))[:, :, :3]
+        expected = core.resize(source, (400, 1648), "matlab")[y0:y1, x0:x1]  # the bicubic pane at full resolution
+        assert shown.shape == expected.shape and np.array_equal(shown, expected)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "real_pixels.png"), full_page=True)
+        browser.close()
+
+
 def test_docs_and_dashboard_make_no_request_outside_the_server(chromium: str, weights_dir: Path,
                                                                tmp_path: Path) -> None:
     """/docs, /redoc and the dashboard (one `api.serve` process) render offline: every request stays on 127.0.0.1."""
