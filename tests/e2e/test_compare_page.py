@@ -61,10 +61,10 @@ def test_the_exported_page_works_offline_in_a_real_browser(chromium: str, tmp_pa
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(page_file.as_uri())
-        page.wait_for_function("() => [...document.querySelectorAll('.cell img')].every(i => i.complete && "
+        page.wait_for_function("() => [...document.querySelectorAll('.cell img:not(.tile)')].every(i => i.complete && "
                                "i.naturalWidth > 0)", timeout=30_000)
         assert not errors, errors
-        sizes = page.evaluate("() => [...document.querySelectorAll('.cell img')].map(i => [i.naturalWidth, "
+        sizes = page.evaluate("() => [...document.querySelectorAll('.cell img:not(.tile)')].map(i => [i.naturalWidth, "
                               "i.naturalHeight])")
         assert sizes == [[160, 128]] * 4  # every pane at full resolution
         assert page.evaluate("() => window.studioViewer.state().mode") == "grid"
@@ -77,7 +77,7 @@ def test_the_exported_page_works_offline_in_a_real_browser(chromium: str, tmp_pa
         for _ in range(3):
             page.mouse.wheel(0, -120)
             page.wait_for_timeout(50)
-        transforms = page.evaluate("() => [...document.querySelectorAll('.cell img')].map(i => i.style.transform)")
+        transforms = page.evaluate("() => [...document.querySelectorAll('.cell img:not(.tile)')].map(i => i.style.transform)")
         assert len(set(transforms)) == 1, transforms
         zoomed = page.evaluate("() => window.studioViewer.state()")
         assert not zoomed["fitted"] and page.locator("#zoomlabel").inner_text() != "100%"
@@ -111,7 +111,7 @@ def test_the_exported_page_works_offline_in_a_real_browser(chromium: str, tmp_pa
         page.keyboard.press("g")
         page.select_option("#layer", "lr")
         page.wait_for_timeout(300)
-        lr_map = _pixels(page, ".cell:nth-child(3) img")
+        lr_map = _pixels(page, ".cell:nth-child(3) img:not(.tile)")
         heat = result.maps["invented"]["lr"]
         top = max(m["lr"].high for m in result.maps.values())  # one colour scale for every pane's map
         assert np.array_equal(lr_map, metrics.heat_colours(heat.values, heat.low, top))
@@ -121,3 +121,38 @@ def test_the_exported_page_works_offline_in_a_real_browser(chromium: str, tmp_pa
         page.screenshot(path=str(ARTIFACTS / "comparison_page.png"), full_page=True)
         browser.close()
     assert not blocked, blocked
+
+
+def test_on_a_touch_screen_one_finger_scrolls_the_page_and_two_fingers_zoom(chromium: str, tmp_path: Path) -> None:
+    """The viewer trapped page scrolling on a phone: one finger now pans only a zoomed view, and a pinch zooms."""
+    from playwright.sync_api import sync_playwright
+
+    page_file = compare.write_comparison(tmp_path / "compare.html", _comparison(), title="touch")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        page = context.new_page()
+        page.goto(page_file.as_uri())
+        page.wait_for_function("() => window.studioViewer && window.studioViewer.state().scale > 0")
+        touch = context.new_cdp_session(page)
+        box = page.locator("#view").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+        def fingers(kind: str, points: list[tuple[float, float]]) -> None:
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]})
+
+        before = page.evaluate("() => window.studioViewer.state()")
+        fingers("touchStart", [(x, y)])
+        for step in range(1, 6):
+            fingers("touchMove", [(x - 20 * step, y)])
+        fingers("touchEnd", [])
+        swiped = page.evaluate("() => window.studioViewer.state()")
+        assert swiped["fitted"] and swiped["cx"] == before["cx"]  # not panned: the page keeps the finger
+        fingers("touchStart", [(x - 20, y), (x + 20, y)])
+        for step in range(1, 8):
+            fingers("touchMove", [(x - 20 - 12 * step, y), (x + 20 + 12 * step, y)])
+        fingers("touchEnd", [])
+        pinched = page.evaluate("() => window.studioViewer.state()")
+        assert not pinched["fitted"] and pinched["scale"] > 2 * before["scale"], (before, pinched)
+        browser.close()
