@@ -77,7 +77,8 @@ def test_the_exported_page_works_offline_in_a_real_browser(chromium: str, tmp_pa
         for _ in range(3):
             page.mouse.wheel(0, -120)
             page.wait_for_timeout(50)
-        transforms = page.evaluate("() => [...document.querySelectorAll('.cell img:not(.tile)')].map(i => i.style.transform)")
+        transforms = page.evaluate("() => [...document.querySelectorAll('.cell img:not(.tile)')]"
+                                   ".map(i => i.style.transform)")
         assert len(set(transforms)) == 1, transforms
         zoomed = page.evaluate("() => window.studioViewer.state()")
         assert not zoomed["fitted"] and page.locator("#zoomlabel").inner_text() != "100%"
