@@ -264,10 +264,11 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
         st.download_button(f"Download {name} result (PNG, {core.image_info(results[name].image)})",
                            core.encode_png(results[name].image, icc_profile=picked_profile("up")),
                            file_name=f"{stem}_{name}.png",
-                           mime="image/png", key=f"download_{name}")
+                           mime="image/png", key=f"download_{name}", on_click="ignore")  # no rerun for a download
     st.download_button("Download comparison (one HTML page, opens offline)",
                        lambda: core.compare.comparison_page(compared, title=f"{stem}: {', '.join(compared.outputs)}"),
                        file_name=f"{stem}_comparison.html", mime="text/html", key="download_comparison",
+                       on_click="ignore",
                        help="Every method at full resolution, with the grid, slider, zoom, difference and map views "
                             "and the scores, in one file with no outside request.")
 
