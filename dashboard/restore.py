@@ -12,6 +12,7 @@ untouched for :data:`KEEP_DAYS` days are removed when another is saved.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -71,6 +72,7 @@ def save_last(request_key: str, results: dict[str, core.UpscaleResult], upload: 
     state = {"saved": time.time(), "request": request_key, "results": models, "widgets": widgets,
              "upload": upload[0] if upload is not None else None}
     core.write_file(folder / "state.json", json.dumps(state))
+    os.utime(folder.parent)  # this session is in use: pruning goes by the session folder's time
     _prune(folder.parents[1])
 
 

@@ -8,6 +8,7 @@ job has finished, as the page's polling fragment would.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -223,11 +224,18 @@ def test_a_reference_of_another_size_is_said_before_the_run() -> None:
 def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None:
     """F5 starts a new session: the upload and the result were lost. The address's token finds them again."""
     state = {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None}
-    first = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
-    first.run()
-    token = first.query_params["s"]  # every session gets a token in its address
+    sessions = tmp_path / "results" / "sessions"
+    for name, days in (("o" * 22, 8), ("r" * 22, 6), ("k" * 22, 8)):  # sessions last used 8 and 6 days ago
+        (sessions / name / "last").mkdir(parents=True)
+        os.utime(sessions / name, (time.time() - days * 86400,) * 2)
+    fresh = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
+    fresh.run()
+    token = fresh.query_params["s"]  # every session gets a token in its address
     assert re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token[0] if isinstance(token, list) else token)
-    token = token[0] if isinstance(token, list) else token
+    token = "k" * 22  # an address used a week ago, used again now: its folder is kept
+    first = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
+    first.query_params["s"] = token
+    first.run()
     settle(first)
     first.radio(key="up_source").set_value("Upload").run()
     png = core.encode_png(core.load_sample("rocket")[100:164, 200:264])
@@ -236,6 +244,7 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     first.button(key="run").click().run()
     wait(first, lambda a: bool(a.success))
     table = first.dataframe[0].value
+    assert sorted(p.name for p in sessions.iterdir()) == sorted([token, "r" * 22])  # a week unused: removed
 
     def reload(token: str) -> AppTest:
         at = AppTest.from_function(run_page, args=("upscale", dict(state)), default_timeout=120)
