@@ -84,11 +84,19 @@ def _tiles(key: str, aligned: list[Pane]) -> dict | None:
     return {"rect": [x0, y0, x1, y1], "srcs": {i: image_uri(aligned[i].image[y0:y1, x0:x1]) for i in shown}}
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _viewer(_panes: list[Pane], size: tuple[int, int], height: int, one_to_one: float, note: str, mode: str,
+            bridge: str | None, cache_key: str) -> str:
+    """:func:`viewer_html`, kept by ``cache_key`` (what made the panes): six 1600-px panes with their maps
+    take about 2 s to encode, and every rerun of the page would encode them again."""
+    return viewer_html(_panes, size=size, height=height, one_to_one=one_to_one, note=note, mode=mode, bridge=bridge)
+
+
 def comparison(images: list[tuple[str, np.ndarray] | Pane], *, key: str, height: int = 520,
-               mode: str = "slider") -> None:
+               mode: str = "slider", cache_key: str | None = None) -> None:
     """Show the comparison of 2-6 images (``(label, image)`` or :class:`~core.compare.Pane` with scores and
     maps); the first image's size is the output grid. Images larger than :data:`PREVIEW_MAX` are shown as a
-    preview, with real pixels past 100 %."""
+    preview, with real pixels past 100 %. ``cache_key``: what made the images, to encode them once."""
     panes = _panes(images)
     if len(panes) < 2:
         raise ValueError("comparison needs at least two images")
@@ -100,8 +108,10 @@ def comparison(images: list[tuple[str, np.ndarray] | Pane], *, key: str, height:
                                                                     p.caption, {}) for p in panes]
     preview = factor < 1
     note = f"preview {size[1]}x{size[0]} of {full_w}x{full_h}" if preview else f"{full_w}x{full_h}"
-    st.iframe(viewer_html(aligned, size=size, height=height, one_to_one=1.0 / factor, note=note, mode=mode,
-                          bridge=key if preview else None), height=height + 104)
+    args = (size, height, 1.0 / factor, note, mode, key if preview else None)
+    page = _viewer(aligned, *args, cache_key) if cache_key else viewer_html(
+        aligned, size=size, height=height, one_to_one=1.0 / factor, note=note, mode=mode, bridge=args[-1])
+    st.iframe(page, height=height + 104)
     if preview:
         _bridge(key=f"{key}_bridge", data={"key": key, "tiles": _tiles(key, aligned)}, on_view_change=lambda: None,
                 height=0)

@@ -228,7 +228,8 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     panes = core.compare.panes_of(compared, {"hr": "HR reference"})
     if reference is not None and matching is None:
         panes.append(core.compare.Pane("HR reference", reference))  # shown on the output grid, not scored
-    comparison(panes, key="compare", mode="grid" if len(panes) > 3 else "slider")
+    comparison(panes, key="compare", mode="grid" if len(panes) > 3 else "slider",
+               cache_key=f"{key}|{cache.image_key(reference) if reference is not None else ''}")
 
     rows = []
     for name in outputs:
