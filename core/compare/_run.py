@@ -11,7 +11,7 @@ import numpy as np
 from .._resize import target_size
 from ..errors import CancelledError, SettingsError
 from ..evaluation import BASELINES, HR_METHOD, run_method
-from ..metrics import METRICS, Heat, MetricOptions, difference_map, lr_consistency, ssim_map
+from ..metrics import METRICS, Heat, MetricOptions, lr_consistency, ssim_map
 from ..upscale import Upscaler
 
 __all__ = ["LR_PSNR", "MAX_METHODS", "CompareJob", "Comparison", "compare_methods", "score_outputs"]
@@ -50,9 +50,6 @@ class Comparison:
     maps: dict[str, dict[str, Heat]] = field(default_factory=dict)  # method -> {"ssim": ..., "lr": ...}
     seconds: dict[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
-
-    def difference(self, a: str, b: str) -> Heat:
-        return difference_map(self.outputs[a], self.outputs[b])
 
 
 def _methods(job: CompareJob) -> tuple[str, ...]:
