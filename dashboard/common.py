@@ -310,7 +310,11 @@ METRICS_EXPLAINED = """
   report them next to PSNR / SSIM. They need network weights: the Models & System page lists and
   downloads them (or `realesrgan-studio metrics --download lpips-alex,dists`); until then they
   are not offered.
-* **Learned no-reference metrics** (MUSIQ, CLIP-IQA, MANIQA in papers) are networks trained on
-  human ratings of other images. They often disagree with each other and with NIQE, and a model
-  can learn to please one: read several, and never one alone.
+* **Learned no-reference metrics** (higher is better) are networks that score one image alone.
+  **MUSIQ** is a transformer trained on KonIQ-10k's human ratings of photos (a predicted mean
+  opinion score, about 0-100); **CLIP-IQA** (0-1) asks CLIP whether the image looks more like a
+  good or a bad photo. They need their authors' published weights (the Models & System page, or
+  `realesrgan-studio metrics --download musiq,clipiqa`). They often disagree with each other and
+  with NIQE, they were trained on photos rather than on upscaler artefacts, and a model can learn
+  to please one: read several, and never one alone.
 """
