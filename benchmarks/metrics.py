@@ -5,7 +5,7 @@ source tree; the package does not import with current torchvision, so only its m
 loaded), BasicSR's own functions, with the largest difference of values to ours.
 
 Run: ``.venv/bin/python benchmarks/metrics.py [--basicsr /tmp/basicsr-1.4.2] [--repeats 5]``.
-Learned metrics (LPIPS, DISTS) are timed where their weights are here.
+Learned metrics (LPIPS, DISTS, CLIP-IQA, MUSIQ) are timed where their weights are here (STUDIO_WEIGHTS_DIR).
 """
 
 from __future__ import annotations

@@ -316,5 +316,6 @@ METRICS_EXPLAINED = """
   good or a bad photo. They need their authors' published weights (the Models & System page, or
   `realesrgan-studio metrics --download musiq,clipiqa`). They often disagree with each other and
   with NIQE, they were trained on photos rather than on upscaler artefacts, and a model can learn
-  to please one: read several, and never one alone.
+  to please one: read several, and never one alone. MANIQA, TOPIQ and LIQE come with the optional
+  pyiqa extra (`pip install -e '.[pyiqa]'`, non-commercial licence).
 """

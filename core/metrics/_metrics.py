@@ -13,6 +13,7 @@ from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
 from ._musiq import download_musiq, musiq, musiq_ready, musiq_weights
 from ._niqe import niqe
 from ._pixel import Channel, Grey, psnr, ssim
+from ._pyiqa import pyiqa_available, register_pyiqa
 from ._registry import FULL_REFERENCE, NO_REFERENCE, MetricInfo, MetricOptions, MetricRegistry
 from ._torch import niqe_torch, psnr_torch, ssim_torch
 
@@ -95,6 +96,9 @@ METRICS.add(MetricInfo(
     "preprocessing, pyiqa 0.1.16 musiq_arch (tanh GELU) for the network",
     lambda image, _ref, o: musiq(image, device=o.device),
     devices=("cpu", "cuda"), weights=musiq_weights(), ready=musiq_ready, download=download_musiq))
+if pyiqa_available():  # the optional extra: pyiqa's metrics, under pyiqa's non-commercial licence
+    register_pyiqa(METRICS)
+
 
 def check_ready(names: list[str] | tuple[str, ...]) -> None:
     """Fail before any work where a metric's weights are not here.

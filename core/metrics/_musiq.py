@@ -48,7 +48,8 @@ _PTH = "musiq_koniq_ckpt-e95806b9.pth"
 _PTH_URL = f"https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/{_PTH}"
 _PTH_SHA256 = "e95806b9eae5f3814c410f574ba8e552362bd5bc63d758ed5b97860f5d6185aa"
 _PTH_SIZE = 108_610_983
-_LICENCE = "Apache-2.0 (google-research MUSIQ checkpoints, Ke et al. 2021)"
+_LICENCE = ("Apache-2.0, the licence of the google-research repository that publishes the MUSIQ checkpoints "
+            "(Ke et al. 2021; the checkpoints name no other)")
 
 PATCH, GRID, SCALES = 32, 10, (224, 384)
 _HIDDEN, _LAYERS, _HEADS, _MLP, _STEM = 384, 14, 6, 1152, 64

@@ -41,7 +41,8 @@ class WeightsFile:
     """A network file a learned metric needs: fetched from ``url`` on request, or dropped into ``weights/metrics/``.
 
     ``sha256``: the file's digest, or its first 8 hex digits where the file's own name carries them and its
-    loader checks them (torchvision); ``size`` in bytes, ``None`` where not recorded."""
+    loader checks them (torchvision), or empty where another package fetches and checks its files (pyiqa);
+    ``size`` in bytes, ``None`` where not recorded."""
 
     name: str
     url: str
