@@ -103,8 +103,8 @@ def _network(metric: PyiqaMetric, device: str) -> Any:
             except (OSError, RuntimeError, ValueError, ConnectionError) as exc:
                 raise WeightsMissingError(
                     f"pyiqa could not load {metric.pyiqa_name} ({type(exc).__name__}: {exc}). pyiqa fetches its "
-                    f"weights from its own hub into {torch.hub.get_dir()}/pyiqa: connect once, or copy the files "
-                    "there.") from exc
+                    f"weights from its own hub into {torch.hub.get_dir()}/pyiqa, and timm's backbones into the "
+                    "Hugging Face cache: connect once, or copy the files there.") from exc
             _loaded[metric.pyiqa_name, device] = network
             _marker(metric).parent.mkdir(parents=True, exist_ok=True)
             _marker(metric).touch()  # empty: nothing to be written by halves
