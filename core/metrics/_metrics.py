@@ -10,7 +10,7 @@ from ..errors import WeightsMissingError
 from ._clipiqa import clip_ready, clip_weights, clipiqa, download_clip
 from ._dists import dists, dists_ready, dists_weights, download_dists
 from ._lpips import download_lpips, lpips, lpips_ready, lpips_weights
-from ._musiq import download_musiq, musiq, musiq_ready, musiq_weights
+from ._musiq import CHECKPOINTS, download_musiq, musiq, musiq_ready, musiq_weights
 from ._niqe import niqe
 from ._pixel import Channel, Grey, psnr, ssim
 from ._pyiqa import pyiqa_available, register_pyiqa
@@ -88,14 +88,17 @@ for _prompts, _what in (("clipiqa", "the authors' prompt pair, Good photo. / Bad
         lambda image, _ref, o, p=_prompts: clipiqa(image, prompts=p, device=o.device),
         devices=("cpu", "cuda"), weights=clip_weights(), ready=clip_ready, download=download_clip))
 
-METRICS.add(MetricInfo(
-    "musiq", "MUSIQ", NO_REFERENCE, True, "",
-    "Multi-scale image quality transformer, KonIQ-10k checkpoint: predicted mean opinion score (Ke et al. 2021).",
-    (0.0, 100.0), "RGB", "none",
-    "google-research musiq (JAX / Flax + TensorFlow), checked by hand; in CI: TensorFlow's ops for the "
-    "preprocessing, pyiqa 0.1.16 musiq_arch (tanh GELU) for the network",
-    lambda image, _ref, o: musiq(image, device=o.device),
-    devices=("cpu", "cuda"), weights=musiq_weights(), ready=musiq_ready, download=download_musiq))
+for _c in CHECKPOINTS.values():
+    METRICS.add(MetricInfo(
+        _c.metric, "MUSIQ" if _c.dataset == "koniq" else f"MUSIQ ({_c.title})", NO_REFERENCE, True, "",
+        f"Multi-scale image quality transformer, {_c.title} checkpoint: "
+        + ("the mean of a predicted 1-10 distribution" if _c.classes > 1 else "a predicted mean opinion score")
+        + " (Ke et al. 2021).", _c.value_range, "RGB", "none",
+        "google-research musiq (JAX / Flax + TensorFlow), checked by hand; in CI: TensorFlow's ops for the "
+        "preprocessing, pyiqa 0.1.16 musiq_arch (tanh GELU) for the network",
+        lambda image, _ref, o, d=_c.dataset: musiq(image, dataset=d, device=o.device),
+        devices=("cpu", "cuda"), weights=musiq_weights(_c.dataset), ready=lambda d=_c.dataset: musiq_ready(d),
+        download=lambda progress, d=_c.dataset: download_musiq(progress, dataset=d)))
 if pyiqa_available():  # the optional extra: pyiqa's metrics, under pyiqa's non-commercial licence
     register_pyiqa(METRICS)
 

@@ -1,6 +1,6 @@
 """MUSIQ (Ke, Wang, Wang, Milanfar and Yang, ICCV 2021): a multi-scale image quality transformer, with
-the authors' KonIQ-10k checkpoint, as their code (google-research ``musiq``, JAX / Flax and TensorFlow)
-computes it.
+the authors' checkpoints (KonIQ-10k, what papers report, and SPAQ, PaQ-2-PiQ, AVA), as their code
+(google-research ``musiq``, JAX / Flax and TensorFlow) computes it.
 
 Preprocessing, as the authors' ``preprocessing.py``: the image (RGB, grey read as RGB, alpha dropped,
 16-bit scaled) goes to ``[-1, 1]``; besides the image itself, two copies are made whose longer side is
@@ -13,13 +13,14 @@ Network, as the authors' ``multiscale_transformer.py``: each patch goes through 
 (weight-standardised 7x7 convolution, GroupNorm, 3x3 max-pool, one bottleneck unit) to an 8x8x256 map,
 flattened and projected to 384; hashed spatial and scale embeddings are added, a class token prepended,
 and 14 pre-norm transformer layers (6 heads, MLP 1152, tanh-GELU) follow; a dense head on the class
-token gives the KonIQ mean opinion score (higher is better, about 0-100). The authors pad each resized
+token gives the predicted mean opinion score (higher is better, about 0-100; AVA's head gives a distribution
+over 1-10, whose mean is the score). The authors pad each resized
 scale's patch sequence to a fixed length and mask the padding out of attention; padded tokens change
 nothing the class token sees, so they are not built here.
 
-Weights: the authors' checkpoint ``koniq_ckpt.npz`` (their flat Flax names under ``opt/target/``),
-dropped into ``weights/metrics/``; or pyiqa's PyTorch conversion of the same checkpoint,
-``musiq_koniq_ckpt-e95806b9.pth``, which is what a download fetches (its sha256 is pinned; the authors
+Weights: the authors' checkpoint (``koniq_ckpt.npz``, ...: their flat Flax names under ``opt/target/``),
+dropped into ``weights/metrics/``; or pyiqa's PyTorch conversion of the same checkpoint
+(``musiq_koniq_ckpt-e95806b9.pth``, ...), which is what a download fetches, its sha256 checked (the authors
 publish none for their ``.npz``). Both are read into the same tensors and give the same numbers.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +39,13 @@ from torch.nn import functional as func
 from .._settings import default_weights_dir
 from ..errors import WeightsMissingError
 from ._registry import WeightsFile
-from ._torchvision import fetch_published, to_tensor
+from ._torchvision import fetch_published, to_tensor, verified_fetch
 
-__all__ = ["Musiq", "download_musiq", "gaussian_resize", "load_musiq", "musiq", "musiq_ready", "musiq_tokens",
-           "musiq_weights", "official_shapes", "read_musiq_checkpoint"]
+__all__ = ["CHECKPOINTS", "Checkpoint", "Musiq", "download_musiq", "gaussian_resize", "load_musiq", "musiq",
+           "musiq_ready", "musiq_tokens", "musiq_weights", "official_shapes", "read_musiq_checkpoint"]
 
-_NPZ = "koniq_ckpt.npz"
-_NPZ_URL = "https://storage.googleapis.com/gresearch/musiq/koniq_ckpt.npz"
-_PTH = "musiq_koniq_ckpt-e95806b9.pth"
-_PTH_URL = f"https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/{_PTH}"
-_PTH_SHA256 = "e95806b9eae5f3814c410f574ba8e552362bd5bc63d758ed5b97860f5d6185aa"
-_PTH_SIZE = 108_610_983
+_PTH_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/{}"
+_NPZ_URL = "https://storage.googleapis.com/gresearch/musiq/{}"
 _LICENCE = ("Apache-2.0, the licence of the google-research repository that publishes the MUSIQ checkpoints "
             "(Ke et al. 2021; the checkpoints name no other)")
 
@@ -55,10 +53,47 @@ PATCH, GRID, SCALES = 32, 10, (224, 384)
 _HIDDEN, _LAYERS, _HEADS, _MLP, _STEM = 384, 14, 6, 1152, 64
 
 
-def musiq_weights() -> tuple[WeightsFile, ...]:
-    """The file a download fetches (pyiqa's conversion of the authors' KonIQ checkpoint); the authors'
-    ``koniq_ckpt.npz`` is read instead where it is in ``weights/metrics/``."""
-    return (WeightsFile(_PTH, _PTH_URL, _PTH_SHA256, _LICENCE + "; converted to PyTorch by pyiqa", _PTH_SIZE),)
+@dataclass(frozen=True)
+class Checkpoint:
+    """One of the authors' published MUSIQ checkpoints: the data set it learned, its files and what it predicts.
+
+    ``sha256``: of pyiqa's ``.pth`` conversion, whole where known, else the 8 hex digits its name carries (checked
+    all the same). ``classes``: 1 for a mean opinion score; 10 for AVA, whose score is the mean of the predicted
+    distribution over 1-10, as the authors' ``run_predict_image.py`` computes it.
+    """
+
+    dataset: str
+    title: str
+    pth: str
+    sha256: str
+    size: int | None
+    value_range: tuple[float, float]
+    classes: int = 1
+
+    @property
+    def metric(self) -> str:
+        return "musiq" if self.dataset == "koniq" else f"musiq-{self.dataset}"
+
+    @property
+    def npz(self) -> str:
+        return f"{self.dataset}_ckpt.npz"
+
+
+CHECKPOINTS = {c.dataset: c for c in (
+    Checkpoint("koniq", "KonIQ-10k", "musiq_koniq_ckpt-e95806b9.pth",
+               "e95806b9eae5f3814c410f574ba8e552362bd5bc63d758ed5b97860f5d6185aa", 108_610_983, (0.0, 100.0)),
+    Checkpoint("spaq", "SPAQ", "musiq_spaq_ckpt-358bb6af.pth", "358bb6af", None, (0.0, 100.0)),
+    Checkpoint("paq2piq", "PaQ-2-PiQ", "musiq_paq2piq_ckpt-364c0c84.pth", "364c0c84", None, (0.0, 100.0)),
+    Checkpoint("ava", "AVA (aesthetics)", "musiq_ava_ckpt-e8d3f067.pth", "e8d3f067", None, (1.0, 10.0), classes=10),
+)}
+
+
+def musiq_weights(dataset: str = "koniq") -> tuple[WeightsFile, ...]:
+    """The file a download fetches (pyiqa's conversion of the authors' checkpoint); the authors' ``.npz`` is read
+    instead where it is in ``weights/metrics/``."""
+    c = CHECKPOINTS[dataset]
+    return (WeightsFile(c.pth, _PTH_URL.format(c.pth), c.sha256, _LICENCE + "; converted to PyTorch by pyiqa",
+                        c.size),)
 
 
 def official_shapes(num_classes: int = 1) -> dict[str, tuple[int, ...]]:
@@ -136,8 +171,9 @@ def _from_pyiqa(state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return out
 
 
-def read_musiq_checkpoint(path: Path) -> dict[str, np.ndarray]:
-    """The authors' parameters from ``path``: their ``.npz`` or pyiqa's ``.pth``, checked against the model.
+def read_musiq_checkpoint(path: Path, classes: int = 1) -> dict[str, np.ndarray]:
+    """The authors' parameters from ``path``: their ``.npz`` or pyiqa's ``.pth``, checked against the model
+    (with ``classes`` outputs).
 
     Raises:
         ValueError: a file that is not a MUSIQ KonIQ checkpoint (names the first missing or misshapen array).
@@ -151,13 +187,14 @@ def read_musiq_checkpoint(path: Path) -> dict[str, np.ndarray]:
             params = _from_pyiqa(torch.load(path, map_location="cpu", weights_only=True))
     except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{path.name} is not a MUSIQ checkpoint: {exc}.") from exc
-    for name, shape in official_shapes().items():
+    shapes = official_shapes(classes)
+    for name, shape in shapes.items():
         if name not in params:
-            raise ValueError(f"{path.name} is not the MUSIQ KonIQ checkpoint: it has no {name}.")
+            raise ValueError(f"{path.name} is not a MUSIQ checkpoint with {classes} output(s): it has no {name}.")
         if tuple(params[name].shape) != shape:
-            raise ValueError(f"{path.name} is not the MUSIQ KonIQ checkpoint: {name} has shape "
+            raise ValueError(f"{path.name} is not a MUSIQ checkpoint with {classes} output(s): {name} has shape "
                              f"{tuple(params[name].shape)}, not {shape}.")
-    return {name: np.asarray(params[name], np.float32) for name in official_shapes()}
+    return {name: np.asarray(params[name], np.float32) for name in shapes}
 
 
 def _gaussian_weights(size: int, new: int) -> np.ndarray:
@@ -285,59 +322,73 @@ class Musiq(torch.nn.Module):
         for layer in range(_LAYERS):
             x = self._layer(x, f"Transformer/encoderblock_{layer}/")
         x = self._norm(x[0, 0], "Transformer/encoder_norm")
-        return self._dense(x, "head")[0]
+        logits = self._dense(x, "head")
+        if len(logits) == 1:
+            return logits[0]
+        scores = torch.arange(1, len(logits) + 1, dtype=logits.dtype, device=logits.device)
+        return (logits.softmax(dim=0) * scores).sum()  # the mean of the predicted distribution, as the authors
 
 
-def _found(weights_dir: Path) -> Path | None:
+def _found(weights_dir: Path, checkpoint: Checkpoint) -> Path | None:
     """The authors' ``.npz`` in ``weights/metrics/``, else pyiqa's ``.pth`` there or in pyiqa's own cache."""
-    candidates = (weights_dir / "metrics" / _NPZ, weights_dir / "metrics" / _PTH,
-                  Path(torch.hub.get_dir()) / "pyiqa" / _PTH)
+    candidates = (weights_dir / "metrics" / checkpoint.npz, weights_dir / "metrics" / checkpoint.pth,
+                  Path(torch.hub.get_dir()) / "pyiqa" / checkpoint.pth)
     return next((path for path in candidates if path.is_file()), None)
 
 
-def musiq_ready(weights_dir: Path | None = None) -> bool:
-    """Whether MUSIQ can be computed without a download."""
-    return _found(weights_dir or default_weights_dir()) is not None
+def musiq_ready(dataset: str = "koniq", weights_dir: Path | None = None) -> bool:
+    """Whether MUSIQ with the ``dataset`` checkpoint can be computed without a download."""
+    return _found(weights_dir or default_weights_dir(), CHECKPOINTS[dataset]) is not None
 
 
-def download_musiq(progress: Callable[[int, int | None], None] | None = None, weights_dir: Path | None = None) -> None:
-    """Fetch the KonIQ checkpoint (pyiqa's conversion, sha256 checked) into ``weights/metrics/`` where none is here.
+def download_musiq(progress: Callable[[int, int | None], None] | None = None, weights_dir: Path | None = None,
+                   dataset: str = "koniq") -> None:
+    """Fetch the ``dataset`` checkpoint (pyiqa's conversion, sha256 checked) into ``weights/metrics/`` where none is
+    here.
 
     Raises:
         DownloadError: offline, or a file that is not the published one.
     """
-    folder = weights_dir or default_weights_dir()
-    if _found(folder) is None:
-        fetch_published(_PTH_URL, folder / "metrics" / _PTH, _PTH_SHA256, progress)
+    folder, c = weights_dir or default_weights_dir(), CHECKPOINTS[dataset]
+    if _found(folder, c) is None:
+        target = folder / "metrics" / c.pth
+        if len(c.sha256) == 64:
+            fetch_published(_PTH_URL.format(c.pth), target, c.sha256, progress)
+        else:
+            verified_fetch(_PTH_URL.format(c.pth), target, lambda digest: digest.startswith(c.sha256),
+                           f"one starting {c.sha256} (as its name says)", progress)
 
 
-_networks: dict[str, Musiq] = {}
+_networks: dict[tuple[str, str], Musiq] = {}
 _lock = threading.Lock()
 
 
-def load_musiq(device: str = "cpu", *, weights_dir: Path | None = None) -> Musiq:
-    """MUSIQ on ``device``, read once per process and device.
+def load_musiq(device: str = "cpu", *, dataset: str = "koniq", weights_dir: Path | None = None) -> Musiq:
+    """MUSIQ with the ``dataset`` checkpoint on ``device``, read once per process, checkpoint and device.
 
     Raises:
-        WeightsMissingError: no checkpoint here, or a file that is not the KonIQ checkpoint.
+        WeightsMissingError: no checkpoint here, or a file that is not that checkpoint.
     """
+    c = CHECKPOINTS[dataset]
     with _lock:
-        if device not in _networks:
+        if (dataset, device) not in _networks:
             folder = weights_dir or default_weights_dir()
-            found = _found(folder)
+            found = _found(folder, c)
             if found is None:
                 raise WeightsMissingError(
-                    f"MUSIQ needs the authors' KonIQ checkpoint: download it (realesrgan-studio metrics --download "
-                    f"musiq), or put {_NPZ} ({_NPZ_URL}) or {_PTH} in {folder / 'metrics'}.")
+                    f"MUSIQ ({c.title}) needs the authors' checkpoint: download it (realesrgan-studio metrics "
+                    f"--download {c.metric}), or put {c.npz} ({_NPZ_URL.format(c.npz)}) or {c.pth} in "
+                    f"{folder / 'metrics'}.")
             try:
-                _networks[device] = Musiq(read_musiq_checkpoint(found)).to(device)
+                _networks[dataset, device] = Musiq(read_musiq_checkpoint(found, c.classes)).to(device)
             except ValueError as exc:
-                raise WeightsMissingError(f"{exc} Replace it with {_NPZ} or {_PTH}.") from exc
-        return _networks[device]
+                raise WeightsMissingError(f"{exc} Replace it with {c.npz} or {c.pth}.") from exc
+        return _networks[dataset, device]
 
 
-def musiq(image: np.ndarray, *, device: str = "cpu") -> float:
-    """MUSIQ (KonIQ) of ``image`` (``uint8`` / ``uint16`` HWC, at least 32x32); higher is better.
+def musiq(image: np.ndarray, *, dataset: str = "koniq", device: str = "cpu") -> float:
+    """MUSIQ of ``image`` (``uint8`` / ``uint16`` HWC, at least 32x32) with the ``dataset`` checkpoint (KonIQ-10k
+    by default, as papers report it); higher is better.
 
     Raises:
         ValueError: an image under 32 px a side.
@@ -345,7 +396,7 @@ def musiq(image: np.ndarray, *, device: str = "cpu") -> float:
     """
     if min(image.shape[:2]) < PATCH:
         raise ValueError("MUSIQ needs images of at least 32x32 pixels.")
-    network = load_musiq(device)
+    network = load_musiq(device, dataset=dataset)
     with torch.inference_mode():
         tokens = musiq_tokens(to_tensor(image)[0].to(device) * 2 - 1)
         return float(network(*tokens))

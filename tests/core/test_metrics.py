@@ -86,7 +86,7 @@ def test_metric_directions_follow_quality() -> None:
 
 def test_registry_describes_every_metric() -> None:
     assert set(core.METRICS) == {"psnr", "ssim", "niqe", "lpips-alex", "lpips-vgg", "dists", "clipiqa",
-                                 "clipiqa-ensemble", "musiq"}
+                                 "clipiqa-ensemble", "musiq", "musiq-spaq", "musiq-paq2piq", "musiq-ava"}
     assert core.METRICS["psnr"].kind == "full-reference" and core.METRICS["psnr"].higher_is_better
     assert core.METRICS["niqe"].kind == "no-reference" and not core.METRICS["niqe"].higher_is_better
     hr = core.load_sample("astronaut")
@@ -133,7 +133,8 @@ def test_user_choices_fail_as_studio_errors_with_plain_messages() -> None:
         core.compute_metric("lpips", image, image)
     assert isinstance(caught.value, core.StudioError) and isinstance(caught.value, KeyError)
     assert str(caught.value) == ("Unknown metric 'lpips'; known: psnr, ssim, niqe, lpips-alex, lpips-vgg, dists, "
-                                 "clipiqa, clipiqa-ensemble, musiq. Did you mean 'lpips-vgg'?")  # unquoted
+                                 "clipiqa, clipiqa-ensemble, musiq, musiq-spaq, musiq-paq2piq, musiq-ava. Did you mean "
+                                 "'lpips-vgg'?")  # unquoted
     with pytest.raises(errors.SettingsError, match="channel must be"):
         metrics.psnr(image, image, channel="lab")
     with pytest.raises(errors.UnknownNameError, match="Unknown sweep parameter"):

@@ -78,17 +78,17 @@ def test_the_preprocessing_is_tensorflows(tmp_path: Path) -> None:
             assert _musiq._hash(int(size[0])).tolist() == expected[name].tolist(), name
 
 
-def _synthetic(seed: int = 26, head: float = 30.0) -> dict[str, np.ndarray]:
+def _synthetic(seed: int = 26, head: float = 30.0, classes: int = 1) -> dict[str, np.ndarray]:
     """Seeded random parameters of the authors' model, under their names and shapes (``official_shapes``)."""
     rng = np.random.default_rng(seed)
     params = {}
-    for name, shape in _musiq.official_shapes().items():
+    for name, shape in _musiq.official_shapes(classes).items():
         scale = 1 / np.sqrt(np.prod(shape[:-1])) if name.endswith("kernel") else 0.05
         params[name] = rng.normal(0, scale, shape).astype(np.float32)
         if name.endswith("/scale"):
             params[name] = (1 + 0.1 * rng.normal(size=shape)).astype(np.float32)
     params["head/kernel"] *= head  # scores spread by tens, not tenths
-    params["head/bias"][:] = 50.0
+    params["head/bias"][:] = 50.0 if classes == 1 else 0.0
     return params
 
 
@@ -133,7 +133,7 @@ def _to_pyiqa(params: dict[str, np.ndarray], model: torch.nn.Module) -> dict[str
     """The authors' parameters in pyiqa's names and layouts (written from pyiqa's module tree, not from ours)."""
     state = {}
     for key, target in model.state_dict().items():
-        path, leaf = key.rsplit(".", 1)
+        path, leaf = key.replace("head.0.", "head.").rsplit(".", 1)
         tf_path = path.replace("transformer_encoder.transformer.", "Transformer/").replace("transformer_encoder.",
                                                                                           "Transformer/")
         tf_path = (tf_path.replace(".norm1", "/LayerNorm_0").replace(".norm2", "/LayerNorm_2")
@@ -160,17 +160,21 @@ def _to_pyiqa(params: dict[str, np.ndarray], model: torch.nn.Module) -> dict[str
     return state
 
 
-def test_the_network_equals_pyiqas_with_the_authors_gelu_and_both_formats_read_alike(npz: Path,
+@pytest.mark.parametrize("classes", [1, 10])  # a mean opinion score (KonIQ, SPAQ, PaQ-2-PiQ), AVA's distribution
+def test_the_network_equals_pyiqas_with_the_authors_gelu_and_both_formats_read_alike(classes: int,
                                                                                      tmp_path: Path) -> None:
     arch = _pyiqa_musiq()
-    reference = arch.MUSIQ(pretrained=False).eval()
+    reference = arch.MUSIQ(pretrained=False, num_class=classes).eval()
     for block in reference.transformer_encoder.transformer.values():
         block.mlp.act = torch.nn.GELU(approximate="tanh")  # the authors' flax.nn.gelu; pyiqa uses the exact one
-    params = _musiq.read_musiq_checkpoint(npz)
+    params = _synthetic(classes=classes, head=30.0 if classes == 1 else 3.0)
+    npz = tmp_path / "ckpt.npz"
+    np.savez(npz, **{f"opt/target/{name}": value for name, value in params.items()})
+    params = _musiq.read_musiq_checkpoint(npz, classes)
     reference.load_state_dict(_to_pyiqa(params, reference))
-    pth = tmp_path / "musiq_koniq_ckpt-e95806b9.pth"
+    pth = tmp_path / "musiq_ckpt-00000000.pth"
     torch.save(reference.state_dict(), pth)
-    ours, from_pth = _musiq.Musiq(params).eval(), _musiq.Musiq(_musiq.read_musiq_checkpoint(pth)).eval()
+    ours, from_pth = _musiq.Musiq(params).eval(), _musiq.Musiq(_musiq.read_musiq_checkpoint(pth, classes)).eval()
     rng = np.random.default_rng(5)
     scores = []
     for shape in ((300, 448), (64, 80), (512, 384)):
@@ -185,7 +189,11 @@ def test_the_network_equals_pyiqas_with_the_authors_gelu_and_both_formats_read_a
         assert got == pytest.approx(expected, abs=2e-4), shape  # float32, 14 layers: 4e-5 seen
         assert got_pth == pytest.approx(got, abs=1e-4), shape
         scores.append(got)
-    assert max(scores) - min(scores) > 3.0  # the images are told apart, so the equality means something
+    assert max(scores) - min(scores) > (3.0 if classes == 1 else 0.3)  # told apart: the equality means something
+    if classes > 1:
+        assert all(1 < score < 10 for score in scores)
+    with pytest.raises(ValueError, match="head/kernel has shape"):
+        _musiq.read_musiq_checkpoint(npz, 11 - classes)  # a checkpoint of the other kind is named, not misread
 
 
 def _pyiqa_score(model: torch.nn.Module, packed: torch.Tensor) -> torch.Tensor:
@@ -259,5 +267,30 @@ def test_downloads_keep_only_the_published_file(tmp_path: Path, monkeypatch: pyt
         monkeypatch.setattr(_musiq, "_PTH_URL", server.url + "/m.pth")
         with pytest.raises(core.errors.DownloadError, match="not the published one"):
             _musiq.download_musiq(weights_dir=folder)
+        # the other checkpoints' sha256 is known by the 8 hex digits their names carry: checked all the same
+        with pytest.raises(core.errors.DownloadError, match="not one starting 358bb6af"):
+            _musiq.download_musiq(weights_dir=folder, dataset="spaq")
     assert not list((folder / "metrics").iterdir())
     assert json.dumps(core.METRICS["musiq"].to_json())  # the registry's record of it is plain data
+
+
+def test_each_checkpoint_is_its_own_metric_and_file(weights_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_musiq, "_networks", {})
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    params = _synthetic(classes=10, head=3.0)
+    (weights_dir / "metrics").mkdir(exist_ok=True)
+    target = weights_dir / "metrics" / "ava_ckpt.npz"
+    np.savez(tmp_path / "ava.npz", **{f"opt/target/{name}": value for name, value in params.items()})
+    target.symlink_to(tmp_path / "ava.npz")
+    try:
+        assert core.METRICS["musiq-ava"].ready() and not core.METRICS["musiq-spaq"].ready()
+        image = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+        got = core.compute_metric("musiq-ava", image)
+        assert 1 < got < 10 and core.METRICS["musiq-ava"].value_range == (1.0, 10.0)  # pyiqa's mean: test above
+        assert core.compute_metric("musiq-ava", image[:, ::-1].copy()) != pytest.approx(got, abs=1e-6)
+        with pytest.raises(core.errors.WeightsMissingError, match=r"spaq_ckpt\.npz.*--download musiq-spaq|"
+                                                                  r"--download musiq-spaq.*spaq_ckpt\.npz"):
+            core.compute_metric("musiq-spaq", image)
+    finally:
+        target.unlink()

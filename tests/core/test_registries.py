@@ -104,5 +104,6 @@ def test_a_metric_registered_once_is_computed_by_every_entry_point(toy_metric, t
 def test_an_unknown_metric_is_refused_with_a_suggestion() -> None:
     with pytest.raises(core.errors.UnknownNameError, match="Did you mean 'psnr'"):
         core.compute_metric("psnt", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8))
-    assert METRICS.names(kind="no-reference") == ["niqe", "clipiqa", "clipiqa-ensemble", "musiq"]
+    assert METRICS.names(kind="no-reference") == ["niqe", "clipiqa", "clipiqa-ensemble", "musiq",
+                                                      "musiq-spaq", "musiq-paq2piq", "musiq-ava"]
     assert METRICS.names(kind=FULL_REFERENCE) == ["psnr", "ssim", "lpips-alex", "lpips-vgg", "dists"]

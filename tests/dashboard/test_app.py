@@ -762,7 +762,8 @@ def test_the_models_page_lists_metric_weights_and_an_offline_download_is_a_clear
     monkeypatch.setattr(_lpips, "_HEADS_URL", f"http://127.0.0.1:{closed}/{{net}}.pth")
     at = open_page("models")
     table = next(d for d in at.dataframe if "metric" in d.value.columns).value.set_index("metric")
-    assert list(table.index) == ["lpips-alex", "lpips-vgg", "dists", "clipiqa", "clipiqa-ensemble", "musiq"]
+    assert list(table.index) == ["lpips-alex", "lpips-vgg", "dists", "clipiqa", "clipiqa-ensemble", "musiq",
+                                 "musiq-spaq", "musiq-paq2piq", "musiq-ava"]
     assert set(table["here"]) == {"no"}
     assert "MIT" in table.loc["dists", "licences"]
     assert "BSD-2-Clause" in table.loc["lpips-alex", "licences"] and "alexnet-owt-7be5be79.pth" in table.loc[
