@@ -141,6 +141,7 @@ def _from_pyiqa(state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
     depth = _HIDDEN // _HEADS
     for key, tensor in state.items():
         value = tensor.detach().float().cpu().numpy()
+        key = key.removeprefix("module.")  # saved from a DataParallel model, as pyiqa's loader allows
         encoder = key.startswith("transformer_encoder.")
         path, _, leaf = key.removeprefix("transformer_encoder.").replace("head.0.", "head.").rpartition(".")
         path = path.replace("transformer.encoderblock_", "encoderblock_").replace(".", "/")

@@ -173,7 +173,8 @@ def test_the_network_equals_pyiqas_with_the_authors_gelu_and_both_formats_read_a
     params = _musiq.read_musiq_checkpoint(npz, classes)
     reference.load_state_dict(_to_pyiqa(params, reference))
     pth = tmp_path / "musiq_ckpt-00000000.pth"
-    torch.save(reference.state_dict(), pth)
+    prefix = "module." if classes > 1 else ""  # a DataParallel state dict is read too
+    torch.save({prefix + key: value for key, value in reference.state_dict().items()}, pth)
     ours, from_pth = _musiq.Musiq(params).eval(), _musiq.Musiq(_musiq.read_musiq_checkpoint(pth, classes)).eval()
     rng = np.random.default_rng(5)
     scores = []
