@@ -25,6 +25,10 @@ Conventions (stated once, used everywhere):
   normalisation in float32 like BasicSR. Lower is better.
 * LPIPS and DISTS: RGB in ``[0, 1]`` (grey read as RGB, alpha dropped), no crop, the authors'
   packages' maths on torchvision's ImageNet backbones (:mod:`._lpips`, :mod:`._dists`). Lower is better.
+* CLIP-IQA and MUSIQ: no reference, RGB (grey read as RGB, alpha dropped), no crop, at the image's own
+  size; MUSIQ as the authors' JAX / TensorFlow code computes it (:mod:`._musiq`). Higher is better.
+* pyiqa's metrics (``pyiqa-*``), only where the optional extra is installed: pyiqa's own computations,
+  under its non-commercial licence (:mod:`._pyiqa`).
 """
 
 from __future__ import annotations

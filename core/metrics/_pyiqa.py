@@ -28,6 +28,7 @@ import torch
 
 from .._settings import default_weights_dir
 from ..errors import WeightsMissingError
+from ._pixel import check_pair
 from ._registry import FULL_REFERENCE, NO_REFERENCE, Kind, MetricInfo, MetricOptions, MetricRegistry, WeightsFile
 from ._torchvision import to_tensor
 
@@ -115,8 +116,7 @@ def _compute(metric: PyiqaMetric, image: np.ndarray, reference: np.ndarray | Non
     if metric.kind == FULL_REFERENCE:
         if reference is None:
             raise ValueError(f"{metric.title} is a full-reference metric: give a reference image.")
-        if reference.shape[:2] != image.shape[:2]:
-            raise ValueError(f"{metric.title} needs images of one size: {image.shape[:2]} and {reference.shape[:2]}.")
+        check_pair(image, reference)
     network = _network(metric, options.device)
     args = [to_tensor(image).to(options.device)]
     if metric.kind == FULL_REFERENCE:

@@ -76,7 +76,7 @@ def test_the_metrics_are_registered_with_pyiqas_licence_and_scored_through_its_a
     assert topiq_fr.compute(image, other, options) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="full-reference"):
         topiq_fr.compute(image, None, options)
-    with pytest.raises(ValueError, match="one size"):
+    with pytest.raises(ValueError, match="same shape"):
         topiq_fr.compute(image, other[:30], options)
     assert {call[3] for call in pyiqa.calls} == {torch.float32}
 
