@@ -13,11 +13,11 @@ Both take and give float32; BatchNorm uses the checkpoint's running statistics.
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 from torch.nn import functional as func
+
+from .._torchscript import is_torchscript, torchscript_tensors
 
 __all__ = ["ClipRN50", "clip_state_dict"]
 
@@ -159,26 +159,28 @@ class ClipRN50(nn.Module):
 
 
 def clip_state_dict(path) -> dict[str, torch.Tensor]:
-    """The weights of a CLIP checkpoint file: OpenAI's TorchScript archive, or a plain state dict.
+    """The weights of a CLIP checkpoint file: OpenAI's TorchScript archive (its tensors read without
+    TorchScript, which would run the archive's code: see :mod:`core._torchscript`), or a plain state dict
+    (read with ``weights_only``).
 
     Raises:
         ValueError: neither, or not CLIP RN50 (keys or shapes differ).
     """
-    try:
-        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format OpenAI published
-            warnings.simplefilter("ignore", FutureWarning)
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
-    except RuntimeError:
+    if is_torchscript(path):
+        state: object = torchscript_tensors(path)
+    else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a pickle or zip error of any kind: not a checkpoint
             raise ValueError(f"{path} is neither a TorchScript archive nor a state dict ({exc}).") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
     expected = {k: v.shape for k, v in _template().items()}
     wrong = [k for k, shape in expected.items() if k not in state or tuple(state[k].shape) != tuple(shape)]
     if wrong:
         raise ValueError(f"{path} is not CLIP RN50: {len(wrong)} weights are missing or of another shape "
                          f"(e.g. {wrong[0]}).")
-    return state
+    return {k: state[k] for k in expected}
 
 
 def _template() -> dict[str, torch.Tensor]:
