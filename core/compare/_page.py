@@ -8,6 +8,7 @@ import base64
 import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -115,17 +116,29 @@ def _document(panes: list[Pane], layout: _Layout) -> str:
     data = {"grid": [size[1], size[0]], "one": float(layout.one_to_one), "panes": images, "views": views,
             "ramp": HEAT_RAMP.tolist(), "bridge": layout.bridge, "full": [grid[1], grid[0]]}
     template = (resources.files("core.compare") / "viewer.html").read_text(encoding="utf-8")
-    # JSON inside <script>: escape "</" so a label can never close the script element
     replacements = {
-        "__DATA__": json.dumps(data).replace("</", "<\\/"), "__MODE__": json.dumps(mode),
+        "__DATA__": _script_json(data), "__MODE__": _script_json(mode),
         "__HEIGHT__": f"{height}px" if height else "calc(100vh - 150px)", "__NOTE__": html.escape(layout.note),
         "__COUNT__": str(min(9, len(panes))), "__TITLE__": html.escape(layout.title), "__HEADER__": header,
         "__TABLE__": layout.table, "__BODY_CLASS__": "page" if header else "",
         "__BACKGROUND__": "#0e1117" if header else "transparent",
     }
-    for key, value in replacements.items():
-        template = template.replace(key, value)
-    return template
+    # one pass: a value that holds a placeholder's name (a file called __TABLE__.png) is never filled again
+    return _PLACEHOLDER.sub(lambda found: replacements.get(found.group(0), found.group(0)), template)
+
+
+_PLACEHOLDER = re.compile(r"__[A-Z_]+__")
+# inside <script>, JSON must not hold "<" (``</script>``, ``<!--``), nor the two line separators JavaScript
+# ends a line at; their \\u escapes decode to the same strings
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _script_json(value: object) -> str:
+    """``value`` as JSON safe to place inside a ``<script>`` element."""
+    text = json.dumps(value)
+    for raw, escaped in _SCRIPT_ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
 
 
 def _colours(heat: Heat, maps: list[Heat | None]) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -130,3 +131,20 @@ def test_the_viewer_shows_previews_on_the_grid_it_is_given(pair) -> None:
     assert '"grid": [48, 48]' in html and '"one": 2.0' in html and "300px" in html
     with pytest.raises(ValueError, match="at least two"):
         compare.viewer_html(panes[:1])
+
+
+def test_names_that_look_like_placeholders_or_markup_are_shown_as_written(pair) -> None:
+    """The template is filled in one pass and its JSON escaped for a script: a label holding a placeholder's
+    name, ``<!--`` or ``</script>`` is text, and the page keeps one table, one header and one script."""
+    lr, hr = pair
+    outputs = {"__TABLE__": core.resize(lr, hr.shape[:2], "matlab"), "<!-- a": core.resize(lr, hr.shape[:2], "lanczos"),
+               "</script><b>x": hr}
+    result = compare.score_outputs(lr, outputs, hr, ("psnr",))
+    page = compare.comparison_page(result, title="__HEADER__ and __DATA__", note="__NOTE__")
+    assert page.count('<table id="scores"') == 1 and page.count("<h1>") == 1
+    assert "<h1>__HEADER__ and __DATA__</h1>" in page
+    script = page[page.index("<script>"):page.index("</script>")]
+    assert "<!--" not in script and "</" not in script[8:]
+    data = json.loads(re.search(r"const DATA = (.*?);  //", script).group(1))
+    assert [p["label"] for p in data["panes"]] == ["__TABLE__", "<!-- a", "</script><b>x"]
+    assert "<b>x" not in page.replace("&lt;/script&gt;&lt;b&gt;x", "")  # the table shows it as text
