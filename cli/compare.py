@@ -8,10 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import StudioError, Upscaler, read_image
+from core import Ownership, StudioError, Upscaler, ownership, read_image
 from core.compare import MAX_METHODS, CompareJob, compare_methods, write_comparison
 from core.evaluation import BASELINES
 from core.metrics import METRICS
+from core.pipeline import refuse_replacing_inputs
 
 PAGE_WARNING_MB = 200  # a page this large opens slowly: say so
 
@@ -46,8 +47,18 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".html", ".htm"):
         _err(f"error: {out}: the comparison is an HTML page; name it FILE.html.")
         return 2
-    if out.exists() and not args.overwrite:
+    try:
+        refuse_replacing_inputs([Path(p) for p in (args.image, args.reference) if p], [out])
+    except StudioError as exc:
+        _err(f"error: {exc}")
+        return 2
+    owner = ownership(out)
+    if owner is not Ownership.MISSING and not args.overwrite:
         _err(f"error: {out} exists; pass --overwrite to replace it.")
+        return 2
+    if not owner.replaceable:
+        _err(f"error: {out} was not written by the studio (it carries no realesrgan-studio mark), so it is not "
+             "replaced, even with --overwrite; choose another -o.")
         return 2
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     metrics = None if args.metrics is None else tuple(m.strip() for m in args.metrics.split(",") if m.strip())
@@ -76,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         write_comparison(out, comparison, title=title)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")
+        return 2
+    except OSError as exc:  # the folder is missing or read-only, or the disk is full: name -o, not a temporary file
+        _err(f"error: cannot write {out}: {exc.strerror or exc}.")
         return 2
     size_mb = out.stat().st_size / 1e6
     grid = next(iter(comparison.outputs.values())).shape

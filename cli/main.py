@@ -53,6 +53,7 @@ from core.pipeline import (
     list_inputs,
     output_folder,
     plan_outputs,
+    refuse_replacing_inputs,
     run_batch,
 )
 
@@ -115,6 +116,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.output)
+    refuse_replacing_inputs([run / "results.json" if run.is_dir() else run], [out])  # even with --overwrite
     if out.exists() and not args.overwrite:
         raise _UsageError(f"{out} exists; pass --overwrite to replace it.")
     write_file(out, text.encode("utf-8"))

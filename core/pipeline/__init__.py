@@ -10,16 +10,19 @@ from ._executors import EXECUTORS, Executor, LocalExecutor, executor_for
 from ._outputs import (
     OUT_SUFFIX,
     OutputPlan,
+    check_suffix,
     drop_earlier_outputs,
     list_inputs,
     output_folder,
     plan_outputs,
+    refuse_foreign,
     refuse_replacing_inputs,
     unique_names,
 )
 from ._run import ClusterSettings, ModelRun, UpscaleOutcome, upscale_one
 
 __all__ = ["EXECUTORS", "OUT_SUFFIX", "BatchEvent", "BatchJob", "ClusterSettings", "DegradeEvent", "Executor",
-           "LocalExecutor", "ModelRun", "OutputPlan", "UpscaleOutcome", "degrade_batch", "drop_earlier_outputs",
-           "executor_for", "list_inputs", "output_folder", "plan_outputs", "refuse_replacing_inputs", "run_batch",
+           "LocalExecutor", "ModelRun", "OutputPlan", "UpscaleOutcome", "check_suffix", "degrade_batch",
+           "drop_earlier_outputs", "executor_for", "list_inputs", "output_folder", "plan_outputs", "refuse_foreign",
+           "refuse_replacing_inputs", "run_batch",
            "unique_names", "upscale_one"]

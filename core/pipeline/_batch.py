@@ -4,6 +4,7 @@ job and print or show the events; they hold no image loop."""
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -11,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._files import write_file
-from .._io import from_unit, read_image, write_png
+from .._io import encode_png, from_unit, read_image
+from .._ours import mark_json, mark_png
 from .._resize import crop_to_scale
 from .._uri import write_any
 from ..degradation import DegradationConfig, config_to_dict, degrade
@@ -19,7 +21,7 @@ from ..errors import SettingsError, StudioError
 from ..evaluation import EvalHooks
 from ..upscale import UpscaleSettings
 from ._executors import Executor
-from ._outputs import OutputPlan, Source, drop_earlier_outputs, refuse_replacing_inputs, unique_names
+from ._outputs import OutputPlan, Source, drop_earlier_outputs, refuse_foreign, refuse_replacing_inputs, unique_names
 from ._run import ModelRun
 
 __all__ = ["BatchEvent", "BatchJob", "DegradeEvent", "degrade_batch", "run_batch"]
@@ -79,7 +81,8 @@ def run_batch(job: BatchJob, executor: Executor, hooks: EvalHooks | None = None)
                             "folder.")
     if not executor.remote and any(isinstance(f, str) for f in plan.inputs):
         raise SettingsError("URIs are read by cluster workers; add --ray.")
-    existing = plan.existing()
+    existing = plan.existing()  # whole outputs of ours: what --skip-existing leaves
+    there = existing if isinstance(plan.dest, str) else {n for n in plan.names if (plan.dest / n).exists()}
     todo = [i for i, name in enumerate(plan.names) if not (job.skip_existing and name in existing)]
     for i in sorted(set(range(len(plan.names))) - set(todo)):
         yield BatchEvent(plan.inputs[i], plan.target(i), "skipped")
@@ -107,7 +110,7 @@ def run_batch(job: BatchJob, executor: Executor, hooks: EvalHooks | None = None)
             continue
         if outcome.written and executor.remote:
             target = outcome.written  # where the worker wrote it (a shared folder's absolute path)
-        yield BatchEvent(plan.inputs[index], target, "written", outcome.size, outcome.seconds, name in existing,
+        yield BatchEvent(plan.inputs[index], target, "written", outcome.size, outcome.seconds, name in there,
                          worker)
 
 
@@ -132,11 +135,15 @@ def degrade_batch(files: Sequence[Path], outdir: Path, config: DegradationConfig
     ``STEM_stageNN_NAME.png``. Earlier outputs in ``outdir`` are not taken for inputs (unless ``named``).
 
     Raises:
-        SettingsError: an output would replace an input; nothing is written.
+        SettingsError: an output would replace an input, or a file the studio did not write; nothing is written.
     """
     files = drop_earlier_outputs(files, outdir, _is_degrade_output, named)
     names = unique_names(files, "")
-    refuse_replacing_inputs(files, [outdir / name.replace(".png", "_lr.png") for name in names])
+    targets = [outdir / name.replace(".png", suffix) for name in names for suffix in ("_lr.png", "_params.json")]
+    if save_stages:  # which stages apply is drawn per image: every stage file of these names must be ours
+        targets += [p for name in names for p in outdir.glob(f"{glob.escape(name[:-4])}_stage[0-9][0-9]_*.png")]
+    refuse_replacing_inputs(files, targets)
+    refuse_foreign(targets)
     for index, (path, name) in enumerate(zip(files, names)):
         image_seed, stem = seed + index, name.removesuffix(".png")
         try:
@@ -145,11 +152,12 @@ def degrade_batch(files: Sequence[Path], outdir: Path, config: DegradationConfig
         except (StudioError, ValueError) as exc:
             yield DegradeEvent(path, None, image_seed, str(exc))
             continue
-        target = write_png(outdir / f"{stem}_lr.png", result.lr)
+        target = write_file(outdir / f"{stem}_lr.png", mark_png(encode_png(result.lr)))
         params = {"seed": image_seed, "config": config_to_dict(config), "params": asdict(result.params)}
-        write_file(outdir / f"{stem}_params.json", json.dumps(params, indent=2))
+        write_file(outdir / f"{stem}_params.json", json.dumps(mark_json(params), indent=2))
         for number, stage in enumerate(result.stages):
             if stage.applied:
                 label = re.sub(r"[^a-z0-9]+", "-", stage.name.lower()).strip("-")
-                write_png(outdir / f"{stem}_stage{number:02d}_{label}.png", from_unit(stage.image))
+                stage_png = mark_png(encode_png(from_unit(stage.image)))
+                write_file(outdir / f"{stem}_stage{number:02d}_{label}.png", stage_png)
         yield DegradeEvent(path, target, image_seed)

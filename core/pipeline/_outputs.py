@@ -1,6 +1,7 @@
 """Sources and sinks of a batch: the inputs a job names (files, folders, URIs), and where each output goes
-(a folder here, or a folder at a URI), so that no output replaces an input, and no earlier output is taken
-for an input when a batch runs again into the folder that holds its inputs."""
+(a folder here, or a folder at a URI), so that no output replaces an input or a file the studio did not
+write, and no earlier output is taken for an input when a batch runs again into the folder that holds its
+inputs."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from .._io import IMAGE_SUFFIXES
+from .._ours import Ownership, ownership
 from .._uri import is_uri, list_uri
 from ..errors import SettingsError, StudioError
 
-__all__ = ["OUT_SUFFIX", "OutputPlan", "drop_earlier_outputs", "list_inputs", "output_folder", "plan_outputs",
-           "refuse_replacing_inputs", "unique_names"]
+__all__ = ["OUT_SUFFIX", "OutputPlan", "check_suffix", "drop_earlier_outputs", "list_inputs", "output_folder",
+           "plan_outputs", "refuse_foreign", "refuse_replacing_inputs", "unique_names"]
 
 OUT_SUFFIX = "_out"  # the default stem suffix where the output folder holds inputs (the official script's)
 
@@ -113,7 +115,40 @@ def drop_earlier_outputs(files: Sequence[Source], folder: Path | str, is_output:
     folder = folder.resolve()
     kept = {Path(raw).resolve() for raw in named if not is_uri(raw) and not Path(raw).is_dir()}
     return [f for f in files if not (isinstance(f, Path) and f.resolve().parent == folder and is_output(f.stem)
-                                     and f.resolve() not in kept)]
+                                     and f.resolve() not in kept and _marked(f))]
+
+
+def _marked(path: Path) -> bool:
+    """Whether ``path`` carries the studio's mark (or is empty: no image at all), so that a user's own
+    ``photo_out.png`` is an input, not an earlier output."""
+    return ownership(path) in (Ownership.OURS, Ownership.OURS_CUT, Ownership.EMPTY)
+
+
+def check_suffix(suffix: str) -> str:
+    """``suffix`` if it is a plain name fragment; a separator, ``..``, a control character or a leading dot
+    could put an output outside its folder, or hide it.
+
+    Raises:
+        SettingsError: what is wrong with it.
+    """
+    bad = [c for c in suffix if c in '/\\\0:' or ord(c) < 32 or ord(c) == 127]
+    if bad or ".." in suffix or suffix.startswith(".") or suffix != suffix.strip():
+        what = (f"holds {bad[0]!r}" if bad else "holds '..'" if ".." in suffix
+                else "starts with '.'" if suffix.startswith(".") else "has spaces at an end")
+        raise SettingsError(f"--suffix {suffix!r} {what}: a suffix is a name fragment (letters, digits, '_', '-'), "
+                            "added to each input's name inside -o.")
+    return suffix
+
+
+def refuse_foreign(targets: Sequence[Path | str]) -> None:
+    """Raise :class:`SettingsError` (nothing runs) if a file the studio did not write is where an output goes:
+    we only replace our own files (see :mod:`core._ours`); an empty file holds nothing to lose."""
+    foreign = [t for t in targets if isinstance(t, Path) and ownership(t) is Ownership.FOREIGN]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise SettingsError(f"{foreign[0]} is already there{more} and was not written by the studio (it carries "
+                            "no realesrgan-studio mark), so it is not replaced; nothing was written. Move it away, or "
+                            "choose another -o or --suffix.")
 
 
 def refuse_replacing_inputs(files: Sequence[Source], targets: Sequence[Path | str]) -> None:
@@ -127,7 +162,9 @@ def refuse_replacing_inputs(files: Sequence[Source], targets: Sequence[Path | st
                 if isinstance(target, Path) and (target.resolve() in by_path or _identity(target) in by_file)]
     if clashes:
         source, target = clashes[0]
-        raise SettingsError(f"{target} would replace the input {source}"
+        why = (" (it was not written by the studio, so it is an input, not an earlier output)"
+               if isinstance(source, Path) and ownership(source) is Ownership.FOREIGN else "")
+        raise SettingsError(f"{target} would replace the input {source}{why}"
                             f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}; nothing was written. "
                             "Choose another output folder (or --suffix).")
 
@@ -146,9 +183,10 @@ class OutputPlan:
         return f"{self.dest}/{name}" if isinstance(self.dest, str) else self.dest / name
 
     def existing(self) -> set[str]:
-        """The output names already at ``dest`` (an object store's folder is listed once)."""
+        """The output names already at ``dest``: here, whole files the studio wrote (an empty or cut file is
+        made again); at a URI, every object of that name (the folder is listed once)."""
         if isinstance(self.dest, Path):
-            return {name for name in self.names if (self.dest / name).exists()}
+            return {name for name in self.names if ownership(self.dest / name) is Ownership.OURS}
         try:
             there = {uri.rsplit("/", 1)[1] for uri in list_uri(self.dest + "/")}
         except StudioError:  # no such folder yet (an object store has none before the first object)
@@ -165,9 +203,12 @@ def plan_outputs(files: Sequence[Source], dest: Path | str, suffix: str | None =
     here, or a URI (``s3://bucket/out``; a trailing ``/`` is dropped).
 
     Raises:
-        SettingsError: an output would replace an input (the same path, or a hard link to it), or an empty
-            suffix where ``dest`` holds inputs.
+        SettingsError: an output would replace an input (the same path, or a hard link to it) or a file the
+            studio did not write, an empty suffix where ``dest`` holds inputs, or a suffix that is not a plain
+            name fragment.
     """
+    if suffix:
+        check_suffix(suffix)
     if isinstance(dest, str):
         dest = dest.rstrip("/")
         holds_inputs = [f for f in files if isinstance(f, str) and f.rsplit("/", 1)[0] == dest]
@@ -184,5 +225,7 @@ def plan_outputs(files: Sequence[Source], dest: Path | str, suffix: str | None =
         files = drop_earlier_outputs(files, dest, lambda stem: stem.endswith(suffix), named)
     names = unique_names(files, suffix)
     plan = OutputPlan(tuple(files), tuple(names), dest)
-    refuse_replacing_inputs(files, [plan.target(i) for i in range(len(names))])
+    targets = [plan.target(i) for i in range(len(names))]
+    refuse_replacing_inputs(files, targets)
+    refuse_foreign(targets)
     return plan

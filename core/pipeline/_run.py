@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import encode_png
+from .._ours import mark_png
 from .._uri import read_any, write_any
 from ..engines import ENGINES
 from ..errors import CancelledError, SettingsError, StudioError
@@ -90,7 +91,7 @@ def upscale_one(upscaler: Upscaler, index: int, source: str, settings: UpscaleSe
     try:
         image = read_any(source, settings.limits)
         result = upscaler.upscale(image.pixels, settings, progress=progress, cancel=cancel)
-        png, seconds = encode_png(result.image, icc_profile=image.icc_profile), result.seconds
+        png, seconds = mark_png(encode_png(result.image, icc_profile=image.icc_profile)), result.seconds
         size = (result.image.shape[1], result.image.shape[0])
         if target:  # written where it belongs: the PNG goes no further
             written, png = write_any(target, png), None

@@ -14,6 +14,7 @@ import numpy as np
 import core
 from cli.main import main
 from core import engines
+from core._ours import mark_png
 from core.degradation import apply_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +48,12 @@ def test_upscale_a_folder_reports_bad_files_and_keeps_going(weights_dir: Path, t
     b = core.read_image(tmp_path / "out" / "b.png")
     assert a.shape == (32, 40, 3) and a.dtype == np.uint8
     assert b.shape == (24, 24, 4) and b.dtype == np.uint16
-    (tmp_path / "out" / "a.png").write_bytes(b"kept")  # a resumed batch leaves what is there
+    kept = (tmp_path / "out" / "a.png").read_bytes()  # a resumed batch leaves what is there
     assert main(["--weights-dir", str(weights_dir), "upscale", str(inputs), "-o", str(tmp_path / "out"),
                  "--model", "realesr-animevideov3", "--outscale", "2", "--skip-existing", "-q"]) == 1
     out = capsys.readouterr().out
     assert "a.png (exists; skipped)" in out and "b.png (replaced" not in out
-    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+    assert (tmp_path / "out" / "a.png").read_bytes() == kept
     assert main(["upscale", "s3://bucket/x.png", "-o", str(tmp_path / "out")]) == 2  # URIs need --ray
     assert "add --ray" in capsys.readouterr().err
 
@@ -121,7 +122,7 @@ def test_inputs_sharing_a_name_get_one_output_each(weights_dir: Path, tmp_path: 
     ok, webp = cv2.imencode(".webp", crops[2][:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, 101])
     (tmp_path / "x" / "a.webp").write_bytes(webp.tobytes())
     out = tmp_path / "out"
-    core.write_png(out / "b.png", crops[0])  # from an earlier run
+    core.write_file(out / "b.png", mark_png(core.encode_png(crops[0])))  # from an earlier run (the studio's mark)
     args = ["--weights-dir", str(weights_dir), "upscale", str(tmp_path / "x" / "a.png"), str(tmp_path / "x" / "a.webp"),
             str(tmp_path / "y" / "a.png"), str(tmp_path / "x" / "b.png"), "-o", str(out),
             "--model", "realesr-animevideov3", "--outscale", "1", "-q"]
@@ -178,3 +179,19 @@ def test_compare_writes_one_offline_page_and_refuses_to_replace_it(weights_dir: 
     err = capsys.readouterr().err
     assert "no-such-model" in err and "Traceback" not in err
     assert main([*args[:-1], str(tmp_path / "page.png")]) == 2 and "FILE.html" in capsys.readouterr().err
+    # no output replaces an input or the reference, even with --overwrite; nor a page the studio did not write
+    (tmp_path / "lr.html").write_bytes((tmp_path / "lr.png").read_bytes())
+    for image, reference in (("lr.html", "hr.png"), ("lr.png", "lr.html")):
+        before = (tmp_path / "lr.html").read_bytes()
+        clash = [*args[:2], "compare", str(tmp_path / image), *args[4:7], str(tmp_path / reference), *args[8:-1],
+                 str(tmp_path / "lr.html"), "--overwrite"]
+        assert main(clash) == 2
+        assert "would replace the input" in capsys.readouterr().err
+        assert (tmp_path / "lr.html").read_bytes() == before
+    (tmp_path / "mine.html").write_text("<!doctype html><p>my notes</p>", encoding="utf-8")
+    assert main([*args[:-1], str(tmp_path / "mine.html"), "--overwrite"]) == 2
+    assert "not written by the studio" in capsys.readouterr().err
+    assert (tmp_path / "mine.html").read_text(encoding="utf-8") == "<!doctype html><p>my notes</p>"
+    assert main([*args[:-1], str(tmp_path / "hr.png" / "p.html")]) == 2  # a file where its folder should be
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "p.html" in err and ".part" not in err and "Traceback" not in err

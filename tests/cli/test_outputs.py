@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,11 +37,48 @@ def test_upscaling_a_folder_into_itself_keeps_the_originals_and_does_not_upscale
             assert out.shape[:2] == (crop.shape[0] * 4, crop.shape[1] * 4)  # x4 of the input, never x16
         assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_out.png", "b.png", "b_out.png"]
     capsys.readouterr()
-    (folder / "a_out.png").write_bytes(b"kept")
+    kept = (folder / "a_out.png").read_bytes()
+    (folder / "b_out.png").write_bytes(b"")  # an empty file (a copy that failed) holds nothing: made again
     assert main([*args, "--skip-existing"]) == 0  # resumes: the outputs exist, the inputs are still inputs
     printed = capsys.readouterr().out
     assert "a_out.png (exists; skipped)" in printed and "a_out_out" not in printed
-    assert (folder / "a_out.png").read_bytes() == b"kept"
+    assert "b_out.png (exists; skipped)" not in printed and "b.png ->" in printed
+    assert (folder / "a_out.png").read_bytes() == kept
+    assert core.read_image(folder / "b_out.png").shape == (48, 48, 3)
+
+
+def test_a_users_own_file_named_like_an_output_is_never_replaced(weights_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Only files the studio wrote (they carry its mark) are replaced, skipped or taken for earlier outputs."""
+    folder, _ = _folder(tmp_path)
+    mine = core.encode_png(core.load_sample("coffee")[:10, :10])  # the user's own b_out.png, from another tool
+    (folder / "b_out.png").write_bytes(mine)
+    monkeypatch.chdir(folder)
+    for extra in ([], ["--skip-existing"]):
+        assert main(["--weights-dir", str(weights_dir), "upscale", ".", "-o", ".", *MODEL, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "b_out.png would replace the input" in err and "not written by the studio" in err, err
+        assert (folder / "b_out.png").read_bytes() == mine
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png", "b_out.png"]  # nothing ran
+    assert main(["--weights-dir", str(weights_dir), "upscale", ".", "-o", "out", *MODEL]) == 0  # elsewhere: fine
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["a.png", "b.png", "b_out.png"]
+    assert core.ownership(folder / "out" / "b_out.png") is core.Ownership.OURS
+    assert core.ownership(folder / "b_out.png") is core.Ownership.FOREIGN
+
+
+@pytest.mark.parametrize("suffix", ["/../../src/a_b", "_x/y", "..", ".hidden", "_a\\b", "_\x00", " _x"])
+def test_a_suffix_is_a_name_fragment(weights_dir: Path, tmp_path: Path, capsys, suffix: str) -> None:
+    src = tmp_path / "src"
+    core.write_png(src / "a.png", core.load_sample("rocket")[:8, :8])
+    core.write_png(src / "a_b.png", core.load_sample("coffee")[:8, :8])
+    before = (src / "a_b.png").read_bytes()
+    code = main(["--weights-dir", str(weights_dir), "upscale", str(src / "a.png"), "-o", str(tmp_path / "out"),
+                 f"--suffix={suffix}", *MODEL])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "a suffix is a name fragment" in err and "Traceback" not in err
+    assert (src / "a_b.png").read_bytes() == before and not (tmp_path / "out").exists() or \
+        not any((tmp_path / "out").iterdir())
 
 
 def test_an_empty_suffix_into_the_input_folder_is_refused_before_anything_runs(
@@ -132,3 +170,17 @@ def test_degrading_a_folder_into_itself_does_not_degrade_its_outputs(tmp_path: P
     core.write_png(folder / "c_lr.png", crops["b.png"])  # named one by one: an input, whose output clashes
     code = main(["degrade", str(folder / "c.png"), str(folder / "c_lr.png"), "-o", str(folder)])
     assert code == 2 and "would replace the input" in capsys.readouterr().err
+
+
+def test_degrading_into_a_folder_with_a_users_own_lr_file_is_refused(tmp_path: Path, capsys) -> None:
+    folder, _ = _folder(tmp_path)
+    (folder / "out").mkdir()
+    (folder / "out" / "a_lr.png").write_bytes(core.encode_png(core.load_sample("coffee")[:6, :6]))
+    mine = (folder / "out" / "a_lr.png").read_bytes()
+    assert main(["degrade", str(folder), "-o", str(folder / "out"), "--preset", "mild", "--scale", "2"]) == 2
+    assert "a_lr.png is already there and was not written by the studio" in capsys.readouterr().err
+    assert (folder / "out" / "a_lr.png").read_bytes() == mine and len(list((folder / "out").iterdir())) == 1
+    (folder / "out" / "a_lr.png").unlink()
+    for _ in range(2):  # its own outputs it replaces
+        assert main(["degrade", str(folder), "-o", str(folder / "out"), "--preset", "mild", "--scale", "2"]) == 0
+    assert json.loads((folder / "out" / "a_params.json").read_text())["written_by"] == "realesrgan-studio"
