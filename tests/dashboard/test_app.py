@@ -232,9 +232,9 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     fresh.run()
     token = fresh.query_params["s"]  # every session gets a token in its address
     assert re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token[0] if isinstance(token, list) else token)
-    token = "k" * 22  # an address used a week ago, used again now: its folder is kept
+    planted = "k" * 22  # a token of someone else's choosing, in a link: never written under
     first = AppTest.from_function(run_page, args=("upscale", state), default_timeout=120)
-    first.query_params["s"] = token
+    first.query_params["s"] = planted
     first.run()
     settle(first)
     first.radio(key="up_source").set_value("Upload").run()
@@ -244,6 +244,9 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     first.button(key="run").click().run()
     wait(first, lambda a: bool(a.success))
     table = first.dataframe[0].value
+    token = first.query_params["s"]
+    token = token[0] if isinstance(token, list) else token
+    assert token != planted and re.fullmatch(r"[A-Za-z0-9_-]{22}", token)  # minted here, now in the address
     assert sorted(p.name for p in sessions.iterdir()) == sorted([token, "r" * 22])  # a week unused: removed
 
     def reload(token: str) -> AppTest:
@@ -265,8 +268,10 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     assert np.allclose(restored["NIQE ↓"].to_numpy(float), table["NIQE ↓"].to_numpy(float), equal_nan=True)
     assert not any("Your last result" in i.value for i in again.info)  # answered: not offered again
 
-    other = reload("x" * 22)  # another address: nothing to offer
-    assert not any("Your last result" in i.value for i in other.info)
+    for other_token in ("x" * 22, planted, token + "\n"):  # nothing kept there, or not a token: nothing offered
+        other = reload(other_token)
+        assert not any("Your last result" in i.value for i in other.info)
+    assert again.query_params["s"] in (token, [token])  # the restored session still names what it restored
     assert not [p for p in (tmp_path / "results").rglob("*.tmp*")]  # every file written whole
 
 
