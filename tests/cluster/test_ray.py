@@ -46,17 +46,80 @@ def ray_address(weights_dir: Path) -> Iterator[str]:
     os.environ["RAY_AUTH_MODE"] = "token"
     # the head, the drivers and the CLI subprocesses share one token; a fresh machine has none in ~/.ray
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    head, address, temp = _start_head()
+    try:
+        yield address
+    finally:
+        _stop_group(head)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start_head() -> tuple[subprocess.Popen, str, str]:
+    """A 2-CPU head on 127.0.0.1, its address and its temporary folder. ``--block``: the head's processes
+    (GCS, raylet, workers) stay in the process group of this one, which is all :func:`_stop_group` stops;
+    never `ray stop`, which stops every cluster on the machine."""
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([RAY, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
-                    "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
-                   check=True, capture_output=True, env=env, timeout=120)
+    log = Path(temp) / "head.log"
+    with open(log, "wb") as out:
+        head = subprocess.Popen([RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
+                                 "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+                                 "--disable-usage-stats", "--temp-dir", temp],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while b"Ray runtime started" not in log.read_bytes():
+        if head.poll() is not None or time.monotonic() > deadline:
+            _stop_group(head)
+            raise RuntimeError("the Ray head did not start:\n" + log.read_text(errors="replace"))
+        time.sleep(0.25)
+    return head, f"127.0.0.1:{port}", temp
+
+
+def _stop_group(head: subprocess.Popen) -> None:
+    """Stop the process group ``head`` leads (this module's cluster, nothing else): SIGTERM, then SIGKILL."""
+    group = head.pid  # start_new_session: the head leads its own group
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            head.poll()  # reap the head, so that its group can empty
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+    head.wait(timeout=10)
+
+
+def _group_alive(head: subprocess.Popen) -> bool:
     try:
-        yield f"127.0.0.1:{port}"
+        os.killpg(head.pid, 0)
+    except ProcessLookupError:
+        return False
+    return head.poll() is None
+
+
+def test_the_suite_stops_only_the_cluster_it_started(ray_address: str) -> None:
+    """Another cluster on the machine (here a second head) outlives the stop of ours."""
+    bystander, address, temp = _start_head()
+    try:
+        ours, _, our_temp = _start_head()
+        _stop_group(ours)
+        shutil.rmtree(our_temp, ignore_errors=True)
+        assert not _group_alive(ours)
+        assert _group_alive(bystander)
+        with socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=5):
+            pass  # its GCS still answers
+        with socket.create_connection(("127.0.0.1", int(ray_address.rsplit(":", 1)[1])), timeout=5):
+            pass  # and so does this module's cluster
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        _stop_group(bystander)
         shutil.rmtree(temp, ignore_errors=True)
+    assert not _group_alive(bystander)
 
 
 def _folder(path: Path, count: int, side: int, broken: bool = False) -> Path:
