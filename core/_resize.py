@@ -72,10 +72,54 @@ def imresize(
         raise ValueError("Give exactly one of scale or size.")
     squeeze = image.ndim == 2
     array = image[:, :, None] if squeeze else image
+    if min(array.shape[:2]) == 0:
+        raise ValueError(f"Cannot resize an empty image ({array.shape[1]}x{array.shape[0]}).")
     tensor = torch.from_numpy(np.array(array.transpose(2, 0, 1), dtype=np.float64))
-    out = _bicubic_imresize(tensor, scale=scale, sizes=size, antialiasing=antialiasing)
-    result = out.numpy().transpose(1, 2, 0)
+    try:
+        result = _bicubic_imresize(tensor, scale=scale, sizes=size, antialiasing=antialiasing).numpy()
+        result = result.transpose(1, 2, 0)
+    except IndexError:  # bicubic-pytorch pads past a side shorter than its kernel (1 or 2 px, 3 at x1/4)
+        result = _small_imresize(np.asarray(array, np.float64), scale, size, antialiasing)
     return _restore(result[:, :, 0] if squeeze else result, image.dtype)
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    ax = np.abs(x)
+    return ((1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1)
+            + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+
+
+def _matlab_weights(length: int, out_length: int, scale: float, antialiasing: bool) -> np.ndarray:
+    """MATLAB ``imresize``'s ``contributions`` along one axis as an ``(out_length, length)`` matrix: the
+    bicubic kernel (widened by ``1 / scale`` when antialiasing a downscale), rows normalised, and indices
+    past either end mirrored (MATLAB's ``aux = [1:n, n:-1:1]``), which holds for a side of 1 px too."""
+    wide = scale < 1 and antialiasing
+    width = 4.0 / scale if wide else 4.0
+    u = np.arange(1, out_length + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    indices = left[:, None] + np.arange(int(np.ceil(width)) + 2)[None, :]
+    weights = scale * _cubic(scale * (u[:, None] - indices)) if wide else _cubic(u[:, None] - indices)
+    weights /= weights.sum(axis=1, keepdims=True)
+    aux = np.concatenate([np.arange(length), np.arange(length)[::-1]])
+    columns = aux[np.mod(indices.astype(np.int64) - 1, 2 * length)]
+    matrix = np.zeros((out_length, length))
+    np.add.at(matrix, (np.repeat(np.arange(out_length), indices.shape[1]), columns.ravel()), weights.ravel())
+    return matrix
+
+
+def _small_imresize(array: np.ndarray, scale: float | None, size: tuple[int, int] | None,
+                    antialiasing: bool) -> np.ndarray:
+    """:func:`imresize` as matrices, for sides shorter than the kernel (HWC float64 in and out)."""
+    height, width = array.shape[:2]
+    if size is None:
+        assert scale is not None
+        size = (int(np.ceil(height * scale)), int(np.ceil(width * scale)))
+        scales = (scale, scale)
+    else:
+        scales = (size[0] / height, size[1] / width)
+    rows = _matlab_weights(height, size[0], scales[0], antialiasing)
+    cols = _matlab_weights(width, size[1], scales[1], antialiasing)
+    return np.einsum("oh,hwc,pw->opc", rows, array, cols)
 
 
 def resize(image: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:

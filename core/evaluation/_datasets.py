@@ -133,12 +133,15 @@ class Dataset:
         """Decode ``(lr, hr)`` for ``item``; HR is cropped to a multiple of the scale (``None`` in an LR-only set).
 
         Raises:
-            DatasetError: the LR file's size is not HR / scale.
+            DatasetError: the LR file's size is not HR / scale, or the HR image is smaller than the scale.
         """
         limits = limits or ImageLimits()
         if item.hr is None:
             return decode_image(item.lr.read_bytes(limits.max_file_bytes), limits), None
         hr = decode_image(item.hr.read_bytes(limits.max_file_bytes), limits)
+        if min(hr.shape[:2]) < self.scale:
+            raise DatasetError(f"{item.name}: the HR image is {hr.shape[1]}x{hr.shape[0]}, smaller than the scale "
+                               f"(x{self.scale}) on a side: it has no LR image.")
         hr = crop_to_scale(hr, self.scale)
         height, width = hr.shape[:2]
         if item.lr is None:

@@ -267,8 +267,11 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     for metric in wanted:
         crop = METRICS[metric].crop  # the metric's own policy: the scale, NIQE's setting, or none
         border = settings.niqe_crop_border if crop == "niqe_crop_border" else context.crop if crop == "scale" else 0
-        values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
-                                        grey=settings.grey, device=context.metric_device)
+        try:
+            values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
+                                            grey=settings.grey, device=context.metric_device)
+        except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
+            raise StudioError(f"{METRICS[metric].title}: {exc}") from exc
     return EvalRow(pair.name, method, values, seconds, device, precision, source)
 
 

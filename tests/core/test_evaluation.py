@@ -474,3 +474,16 @@ def test_a_div2k_layout_at_a_uri_is_listed_here_and_read_image_by_image(div2k: P
     # the CLI reads a dataset at a URI on a cluster's workers only
     assert main(["evaluate", "--dataset", copy.as_uri(), "--methods", "bicubic", "--out", str(tmp_path / "o")]) == 2
     assert "add --ray" in capsys.readouterr().err
+
+
+def test_an_image_too_small_for_the_scale_or_a_metric_is_one_error_row(tmp_path: Path) -> None:
+    """8x8 HR at x4 (a 2x2 LR) used to end the whole run in MATLAB bicubic's IndexError."""
+    core.write_png(tmp_path / "a.png", core.load_sample("rocket")[:8, :8])
+    core.write_png(tmp_path / "b.png", core.load_sample("chelsea")[:48, :48])
+    core.write_png(tmp_path / "c.png", core.load_sample("coffee")[:5, :3])
+    result = core.evaluate(core.open_dataset(tmp_path, 4), ["bicubic", "lanczos"], ["psnr", "ssim"])
+    rows = {(r.image, r.method): r for r in result.rows}
+    assert len(rows) == 6
+    assert "PSNR" in rows["a", "bicubic"].error and "too small to crop 4 px" in rows["a", "bicubic"].error
+    assert "smaller than the scale" in rows["c", "lanczos"].error
+    assert not rows["b", "bicubic"].error and rows["b", "bicubic"].metrics["psnr"] > 15

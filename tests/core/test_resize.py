@@ -67,3 +67,38 @@ def test_crop_to_scale_cuts_bottom_and_right_to_a_multiple() -> None:
     assert cropped.shape == (4, 8, 3) and np.array_equal(cropped, image[:4, :8])
     assert core.crop_to_scale(image, 1) is not None and core.crop_to_scale(image, 1).shape == image.shape
     assert core.crop_to_scale(image[:, :, 0], 3).shape == (6, 9)  # grey HW too
+
+
+def test_sides_shorter_than_the_kernel_resize_as_matlab_does() -> None:
+    """bicubic-pytorch indexes past a side of 1 or 2 px (and 3 px at x1/4); those take MATLAB's contributions
+    as matrices, the same numbers wherever both run (bicubic-pytorch computes in float32)."""
+    import torch
+    from bicubic_pytorch import imresize as reference
+
+    from core._resize import _small_imresize
+
+    rng = np.random.default_rng(0)
+    compared = 0
+    for height, width in ((3, 3), (4, 7), (5, 3), (9, 13)):
+        image = rng.random((height, width, 3)) * 255
+        for scale, size in ((4, None), (0.5, None), (1 / 3, None), (None, (7, 11)), (None, (2, 3))):
+            for antialiasing in (True, False):
+                try:
+                    expected = reference(torch.from_numpy(image.transpose(2, 0, 1).copy()), scale=scale, sizes=size,
+                                         antialiasing=antialiasing).numpy().transpose(1, 2, 0)
+                except IndexError:
+                    continue
+                found = _small_imresize(image, scale, size, antialiasing)
+                np.testing.assert_allclose(found, expected, atol=1e-3)  # of 255: float32's rounding
+                compared += 1
+    assert compared > 30
+    for side in ((1, 1), (2, 2), (1, 5), (2, 9)):  # where bicubic-pytorch fails, whole images come out
+        flat = np.full((*side, 3), 77, np.uint8)
+        assert (core.imresize(flat, scale=4) == 77).all() and core.imresize(flat, scale=4).shape[:2] == (
+            side[0] * 4, side[1] * 4)
+    ramp = np.array([[0.0, 200.0]])  # a symmetric input gives a symmetric output
+    up = core.imresize(ramp, scale=4)
+    np.testing.assert_allclose(up[:, ::-1], 200 - up, atol=1e-9)
+    assert up[0, 0] < 20 and up[0, -1] > 180
+    with pytest.raises(ValueError, match="empty"):
+        core.imresize(np.zeros((0, 4, 3), np.uint8), scale=2)
