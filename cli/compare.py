@@ -8,11 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import Ownership, StudioError, Upscaler, ownership, read_image
+from core import StudioError, Upscaler, read_image
 from core.compare import MAX_METHODS, CompareJob, compare_methods, write_comparison
 from core.evaluation import BASELINES
 from core.metrics import METRICS
-from core.pipeline import refuse_replacing_inputs
+from core.pipeline import Ownership, ownership, refuse_replacing_inputs
 
 PAGE_WARNING_MB = 200  # a page this large opens slowly: say so
 

@@ -35,7 +35,6 @@ from ._io import (
     write_png,
 )
 from ._jobs import JobContext, JobManager, JobSnapshot
-from ._ours import Ownership, ownership
 from ._resize import crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
 from ._settings import default_results_dir, default_weights_dir, settings_from_env
@@ -50,7 +49,7 @@ __all__ = [
     # image I/O, resizing, samples, files (the base)
     "IMAGE_SUFFIXES", "DecodedImage", "ImageLimits", "decode_image", "decode_with_profile", "encode_png", "from_unit",
     "image_info", "read_image", "read_with_profile", "to_display", "to_unit", "write_png", "crop_to_scale", "imresize",
-    "resize", "target_size", "list_samples", "load_sample", "new_folder", "write_file", "Ownership", "ownership",
+    "resize", "target_size", "list_samples", "load_sample", "new_folder", "write_file",
     # settings, devices, jobs, errors
     "default_results_dir", "default_weights_dir", "settings_from_env", "PRECISIONS", "DeviceChoice", "Precision",
     "available_devices", "resolve_device", "system_info", "JobContext", "JobManager", "JobSnapshot", "CancelledError",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._files import write_file
@@ -227,10 +228,19 @@ def _jpeg_ends(data: bytes) -> bool:
 
 def _check_jpeg_complete(data: bytes) -> None:
     """A JPEG cut short: libjpeg fills the rest with grey and only warns (a 600-byte file declaring
-    4096x4096 would decode to 16 MP of grey), so it is refused here."""
+    4096x4096 would decode to 16 MP of grey), so it is refused here. A cut file with an end marker put
+    back reaches its end, so its scan is decoded once more by libjpeg-turbo (simplejpeg, strict), which
+    says when the scan's data ran out; its other warnings (extra bytes between markers, which cameras
+    write) are left to Pillow."""
     if not _jpeg_ends(data):
         raise ImageDecodeError(f"The JPEG is truncated: its data ends after {len(data)} bytes, before the end of "
                                "the image (an interrupted download or copy?).")
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", fastdct=True, strict=True)
+    except ValueError as exc:
+        if "premature end" in str(exc).lower():
+            raise ImageDecodeError("The JPEG is incomplete: its image data stops before the last row (the rest "
+                                   "would be grey); was it cut short in a download or copy?") from exc
 
 
 @dataclass(frozen=True)

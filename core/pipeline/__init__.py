@@ -5,6 +5,7 @@ over :mod:`core.evaluation`'s datasets and scoring."""
 
 from __future__ import annotations
 
+from .._ours import Ownership, ownership
 from ._batch import BatchEvent, BatchJob, DegradeEvent, degrade_batch, run_batch
 from ._executors import EXECUTORS, Executor, LocalExecutor, executor_for
 from ._outputs import (
@@ -21,8 +22,7 @@ from ._outputs import (
 )
 from ._run import ClusterSettings, ModelRun, UpscaleOutcome, upscale_one
 
-__all__ = ["EXECUTORS", "OUT_SUFFIX", "BatchEvent", "BatchJob", "ClusterSettings", "DegradeEvent", "Executor",
-           "LocalExecutor", "ModelRun", "OutputPlan", "UpscaleOutcome", "check_suffix", "degrade_batch",
-           "drop_earlier_outputs", "executor_for", "list_inputs", "output_folder", "plan_outputs", "refuse_foreign",
-           "refuse_replacing_inputs", "run_batch",
-           "unique_names", "upscale_one"]
+__all__ = ["EXECUTORS", "OUT_SUFFIX", "BatchEvent", "Ownership", "ownership", "BatchJob", "ClusterSettings",
+           "DegradeEvent", "Executor", "LocalExecutor", "ModelRun", "OutputPlan", "UpscaleOutcome", "check_suffix",
+           "degrade_batch", "drop_earlier_outputs", "executor_for", "list_inputs", "output_folder", "plan_outputs",
+           "refuse_foreign", "refuse_replacing_inputs", "run_batch", "unique_names", "upscale_one"]

@@ -62,8 +62,8 @@ def test_a_users_own_file_named_like_an_output_is_never_replaced(weights_dir: Pa
         assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png", "b_out.png"]  # nothing ran
     assert main(["--weights-dir", str(weights_dir), "upscale", ".", "-o", "out", *MODEL]) == 0  # elsewhere: fine
     assert sorted(p.name for p in (folder / "out").iterdir()) == ["a.png", "b.png", "b_out.png"]
-    assert core.ownership(folder / "out" / "b_out.png") is core.Ownership.OURS
-    assert core.ownership(folder / "b_out.png") is core.Ownership.FOREIGN
+    assert core.pipeline.ownership(folder / "out" / "b_out.png") is core.pipeline.Ownership.OURS
+    assert core.pipeline.ownership(folder / "b_out.png") is core.pipeline.Ownership.FOREIGN
 
 
 @pytest.mark.parametrize("suffix", ["/../../src/a_b", "_x/y", "..", ".hidden", "_a\\b", "_\x00", " _x"])

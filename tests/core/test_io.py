@@ -272,3 +272,33 @@ def test_a_jpeg_cut_short_is_refused_not_filled_with_grey(rgb: np.ndarray) -> No
     assert core.decode_image(progressive).shape == (800, 1200, 3)
     with pytest.raises(core.errors.ImageDecodeError, match="JPEG is truncated"):
         core.decode_image(progressive[: len(progressive) * 2 // 3])
+
+
+def _jpeg(image: np.ndarray, **options) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_cut_in_its_scan_with_an_end_marker_put_back_is_refused(progressive: bool) -> None:
+    """It decoded to 95 % grey (128) without a word."""
+    data = _jpeg(core.load_sample("chelsea"), progressive=progressive)
+    cut = data[: data.index(b"\xff\xda") + 500] + b"\xff\xd9"
+    with pytest.raises(core.errors.ImageDecodeError, match="incomplete"):
+        core.decode_image(cut)
+
+
+def test_whole_jpegs_decode_including_extra_bytes_between_markers() -> None:
+    image = core.load_sample("chelsea")
+    grey = image[:, :, 0]
+    for data in (_jpeg(image), _jpeg(image, progressive=True), _jpeg(grey), _jpeg(grey[:, :, None].repeat(3, 2))):
+        assert core.decode_image(data).shape[:2] == image.shape[:2]
+    data = _jpeg(image)
+    second = data.index(b"\xff", 4)  # the marker after APP0: 3 stray bytes before it, as some cameras write
+    odd = data[:second] + b"\x00\x01\x02" + data[second:]
+    np.testing.assert_array_equal(core.decode_image(odd), core.decode_image(data))
