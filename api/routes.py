@@ -186,7 +186,8 @@ def readyz(server: Server) -> Ready | JSONResponse:
         return JSONResponse({"error": "not_ready", "message": server.load_error}, status_code=503,
                             headers={"Retry-After": "5"})
     return Ready(ready=True, model=upscaler.info.name, device=upscaler.choice.device,
-                 precision=upscaler.choice.precision, weights=upscaler.info.source)
+                 precision=upscaler.choice.precision, weights=upscaler.info.source,
+                 fingerprint=upscaler.info.fingerprint)
 
 
 @router.get("/metrics", tags=["ops"], response_class=PlainTextResponse, summary="Prometheus metrics")

@@ -64,3 +64,4 @@ class Ready(BaseModel):
     device: str
     precision: str
     weights: str
+    fingerprint: str = Field(description="The weights in use, by content: name@sha256:<digest of the file>")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +32,7 @@ import torch
 
 from ._io import ImageLimits
 from ._ray import ATTEMPTS, Pool, connect, connected, run_pool
+from ._settings import default_weights_dir
 from ._uri import is_uri
 from .engines import AUTO, default_engine
 from .errors import (
@@ -126,6 +128,32 @@ def _lost(item: str, method: str | None = None) -> str:
             "fewer workers per node.")
 
 
+def _folder_here(weights_dir: Path) -> Path | None:
+    """The driver's weights folder where this node has it, else ``None`` (the node's own default): either way the
+    weights are then checked against the driver's by content (:func:`_load_checked`)."""
+    return weights_dir if weights_dir.is_dir() else None
+
+
+def _load_checked(name: str, expected: str | None, *, device: str, precision: str, weights_dir: Path,
+                  engine: str) -> Upscaler:
+    """``name`` loaded on a worker, refused unless its weights are the driver's (the same SHA-256): a node holding
+    another file of that name would otherwise score other weights under the driver's name."""
+    upscaler = Upscaler.load(name, device=device, precision=precision, weights_dir=_folder_here(weights_dir),
+                             engine=engine)
+    found = upscaler.info.fingerprint
+    if expected is not None and found != expected:
+        raise WeightsMissingError(
+            f"{name}: this worker ({socket.gethostname()}) has other weights than the driver ({_digest(found)} from "
+            f"{upscaler.info.source}, where the driver has {_digest(expected)}). Give every node the same file, "
+            "in the weights folder the driver uses (STUDIO_WEIGHTS_DIR), or a shared one.")
+    return upscaler
+
+
+def _digest(fingerprint: str) -> str:
+    kind, _, value = fingerprint.rpartition(":")
+    return f"sha256 {value[:12]}" if kind else fingerprint
+
+
 def _set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -135,12 +163,13 @@ class _EvalWorker:
     """One actor: scores the pending methods of one image per call, models loaded once per actor."""
 
     def __init__(self, dataset: Dataset, context: Scoring, plan: Plan, precision: str,
-                 weights_dir: Path | None, threads: int | None) -> None:
+                 weights_dir: Path, weights: dict[str, str], threads: int | None) -> None:
         _set_threads(threads)
         self._dataset, self._context = dataset, context
         self._scoring = replace(context, settings=replace(context.settings, tile=plan.tile))  # the run's tile
-        self._upscalers = Upscalers(lambda name: Upscaler.load(name, device=plan.device, precision=precision,
-                                                               weights_dir=weights_dir, engine=plan.engine))
+        self._upscalers = Upscalers(lambda name: _load_checked(name, weights.get(name), device=plan.device,
+                                                               precision=precision, weights_dir=weights_dir,
+                                                               engine=plan.engine))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"item": [], "row": [], "digest": [], "settings": [], "pid": []}
@@ -187,7 +216,7 @@ def evaluate_on_ray(
     """
     settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
     cluster = cluster or ClusterSettings()
-    weights_dir = weights_dir.absolute() if weights_dir is not None else None  # as the driver sees it
+    weights_dir = (weights_dir or default_weights_dir()).absolute()  # as the driver sees it
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
@@ -212,7 +241,7 @@ def evaluate_on_ray(
         if hooks.progress is not None:
             hooks.progress(len(rows), total, f"{len(rows)} reused")
         arguments = {"dataset": dataset, "context": context, "plan": plan, "precision": settings.precision,
-                     "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
+                     "weights_dir": weights_dir, "weights": weights, "threads": None if pool.gpus else pool.threads}
         keys = {entry["item"]: entry["key"] for entry in todo}
         for computed, out in enumerate(run_pool(todo, _EvalWorker, arguments, pool, hooks.status), start=1):
             row = EvalRow(**json.loads(out["row"]))
@@ -251,7 +280,8 @@ def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool
             stored = db.get(found[0], method, found[1]) if db is not None and found else None
             wanted = context.wanted(method)
             if stored is not None and all(m in stored[0] for m in wanted):
-                rows[(index, method)] = stored_row(item.name, method, wanted, stored)
+                weights_used = json.loads(found[1]).get("weights", "") if found else ""
+                rows[(index, method)] = stored_row(item.name, method, wanted, stored, weights_used)
             else:
                 pending.append(method)
         if pending:
@@ -263,10 +293,10 @@ class _UpscaleWorker:
     """One actor: upscales one input per call with its model, loaded once."""
 
     def __init__(self, model: str, settings: UpscaleSettings, plan: Plan, precision: str,
-                 weights_dir: Path | None, threads: int | None) -> None:
+                 weights_dir: Path, weights: str, threads: int | None) -> None:
         _set_threads(threads)
-        self._upscaler = Upscaler.load(model, device=plan.device, precision=precision, weights_dir=weights_dir,
-                                       engine=plan.engine)
+        self._upscaler = _load_checked(model, weights, device=plan.device, precision=precision,
+                                       weights_dir=weights_dir, engine=plan.engine)
         self._settings = replace(settings, tile=plan.tile)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -301,15 +331,15 @@ def upscale_on_ray(
     settings = settings or UpscaleSettings(limits=ImageLimits())
     cluster, hooks = cluster or ClusterSettings(), hooks or EvalHooks()
     run = model if isinstance(model, ModelRun) else ModelRun(model)
-    weights_dir = run.weights_dir.absolute() if run.weights_dir is not None else None  # as the driver sees it
-    _available(run.name, weights_dir)  # a missing model fails here, before any cluster work
+    weights_dir = (run.weights_dir or default_weights_dir()).absolute()  # as the driver sees it
+    weights = _available(run.name, weights_dir).fingerprint  # a missing model fails here, before any cluster work
     with connected(cluster.address):
         pool = _pool(cluster, run.device)
         plan = Plan.of(cluster, pool, settings.tile, run.device)
         if hooks.status is not None and inputs:
             hooks.status(plan.line())
         arguments = {"model": run.name, "settings": settings, "plan": plan, "precision": run.precision,
-                     "weights_dir": weights_dir, "threads": None if pool.gpus else pool.threads}
+                     "weights_dir": weights_dir, "weights": weights, "threads": None if pool.gpus else pool.threads}
         # paths as the driver sees them: a worker started in another folder reads the same file
         if targets is not None and len(targets) != len(inputs):
             raise SettingsError(f"{len(targets)} targets for {len(inputs)} inputs.")

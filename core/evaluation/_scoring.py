@@ -239,16 +239,17 @@ def _score(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None)
     work = context.work(method, device, weights)
     if stored is not None and all(m in stored[0] for m in wanted):
         db.link(pair.item_key, method, work, pair.digest, key)
-        return stored_row(pair.name, method, wanted, stored)
+        return stored_row(pair.name, method, wanted, stored, weights or "")
     row = compute_row(context, pair, method, upscaler, wanted)
     db.put(pair.digest, method, key, row, item=(pair.item_key, work))
     return row
 
 
-def stored_row(image: str, method: str, wanted: list[str], stored: tuple[dict, dict]) -> EvalRow:
+def stored_row(image: str, method: str, wanted: list[str], stored: tuple[dict, dict], weights: str = "") -> EvalRow:
+    """A row read back from the store; ``weights`` is the fingerprint its key holds (it was computed with them)."""
     values, meta = stored
     return EvalRow(image, method, {m: values[m] for m in wanted}, meta["seconds"], meta["device"],
-                   meta["precision"], meta["source"], reused=True)
+                   meta["precision"], meta["source"], reused=True, weights=weights)
 
 
 def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None, wanted: list[str]) -> EvalRow:
@@ -272,6 +273,7 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
                                             grey=settings.grey, device=context.metric_device)
         except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
             raise StudioError(f"{METRICS[metric].title}: {exc}") from exc
-    return EvalRow(pair.name, method, values, seconds, device, precision, source)
+    weights = upscaler.info.fingerprint if upscaler is not None else ""
+    return EvalRow(pair.name, method, values, seconds, device, precision, source, weights=weights)
 
 

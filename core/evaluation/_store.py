@@ -59,6 +59,7 @@ class EvalRow:
     source: str
     reused: bool = False
     error: str = ""
+    weights: str = ""  # the model's fingerprint (its weights' SHA-256), empty for baselines and the ground truth
 
 
 @dataclass
@@ -251,13 +252,15 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
     """Write ``results.csv`` (per image) and ``results.json`` (settings, rows, means)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
-    columns = ["image", "method", *result.metrics, "seconds", "device", "precision", "source", "reused", "error"]
+    columns = ["image", "method", *result.metrics, "seconds", "device", "precision", "source", "reused", "error",
+               "weights"]
     with atomic_open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in result.rows:
             writer.writerow([row.image, row.method, *(row.metrics.get(m, "") for m in result.metrics),
-                             f"{row.seconds:.4f}", row.device, row.precision, row.source, row.reused, row.error])
+                             f"{row.seconds:.4f}", row.device, row.precision, row.source, row.reused, row.error,
+                             row.weights])
     payload = {
         "dataset": result.dataset, "scale": result.scale, "lr_source": result.lr_source,
         "methods": result.methods, "metrics": {m: METRICS[m].to_json() for m in result.metrics},

@@ -43,6 +43,7 @@ from ..errors import (
     WeightsMissingError,
 )
 from ._catalogue import CATALOGUE, ModelSpec
+from ._digest import file_digest
 from ._ncnn import convert_ncnn
 
 __all__ = [
@@ -87,6 +88,8 @@ class ModelInfo:
         kind: ``"catalogue"`` or ``"local"`` (a file dropped into the weights folder).
         spec: the catalogue entry, if any.
         path: the local file, if any.
+        pinned: the fingerprint of the weights a :class:`LoadedModel` holds, taken when they were read (a file
+            replaced afterwards does not change what a loaded model says it runs).
     """
 
     name: str
@@ -98,6 +101,7 @@ class ModelInfo:
     kind: str = "catalogue"
     spec: ModelSpec | None = None
     path: Path | None = None
+    pinned: str = ""
 
     @property
     def downloadable(self) -> bool:
@@ -105,9 +109,19 @@ class ModelInfo:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the weights in use (file name and size), for result caches."""
+        """Identifies the weights in use by their content, for the result store, the engine choices and every row:
+        ``name@sha256:<digest>`` of the file they are read from. Weights converted from the ncnn package (whether
+        converted yet or not) are identified by the package's ``.bin``, so every node of a cluster names them alike.
+        """
+        if self.pinned:
+            return self.pinned
+        converted = self.path is None or self.path.name.endswith(_CONVERTED_SUFFIX)
+        if self.spec is not None and self.spec.ncnn and converted:
+            files = ncnn_model_files(self.spec.ncnn)
+            if files is not None:
+                return f"{self.name}@ncnn-sha256:{file_digest(files[1])}"
         if self.path is not None and self.path.is_file():
-            return f"{self.path.name}:{self.path.stat().st_size}"
+            return f"{self.name}@sha256:{file_digest(self.path)}"
         return self.name
 
 
@@ -378,7 +392,7 @@ def load_model(
     if spec is None:  # a local file
         if not info.available or info.path is None:
             raise UnsupportedModelError(f"{name}: {info.reason}")
-        return LoadedModel(_load_file(info.path), info)
+        return LoadedModel(_load_file(info.path), replace(info, pinned=info.fingerprint))
 
     official = _official_file(spec, folder)
     if official is not None:
@@ -413,4 +427,5 @@ def load_model(
         raise UnsupportedModelError(
             f"The weights for {name} have scale x{descriptor.scale}, expected x{spec.net_scale}."
         )
-    return LoadedModel(descriptor, replace(info, source=source, path=used))
+    loaded = replace(info, source=source, path=used)
+    return LoadedModel(descriptor, replace(loaded, pinned=loaded.fingerprint))

@@ -130,6 +130,7 @@ def test_models_health_ready_metrics_and_openapi(client: TestClient) -> None:
     _loaded(client)
     ready = client.get("/readyz").json()
     assert ready["ready"] and ready["model"] == MODEL and ready["device"] == "cpu"
+    assert ready["fingerprint"] == core.model_info(MODEL).fingerprint and "sha256:" in ready["fingerprint"]
     metrics = client.get("/metrics").text
     assert 'studio_requests_total{method="POST",route="/v1/upscale",status="200"}' in metrics
     assert "studio_queue_depth 0" in metrics and "studio_request_seconds_bucket" in metrics

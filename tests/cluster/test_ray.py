@@ -54,13 +54,13 @@ def ray_address(weights_dir: Path) -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _start_head() -> tuple[subprocess.Popen, str, str]:
+def _start_head(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
     """A 2-CPU head on 127.0.0.1, its address and its temporary folder. ``--block``: the head's processes
     (GCS, raylet, workers) stay in the process group of this one, which is all :func:`_stop_group` stops;
     never `ray stop`, which stops every cluster on the machine."""
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
-    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"} | (extra_env or {})
     log = Path(temp) / "head.log"
     with open(log, "wb") as out:
         head = subprocess.Popen([RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
@@ -160,6 +160,8 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
     for mine, theirs in zip(local.rows, remote.rows):
         assert mine.metrics == theirs.metrics, (mine, theirs)  # to the last digit
         assert (mine.device, mine.precision, mine.source) == (theirs.device, theirs.precision, theirs.source)
+        assert mine.weights == theirs.weights and (mine.weights.startswith(f"{MODEL}@ncnn-sha256:")
+                                                   or mine.method != MODEL or bool(mine.error))
         assert bool(mine.error) == bool(theirs.error)
     assert sum(1 for r in remote.rows if r.error) == len(methods)  # the broken file: one error row per method
     assert len(seen) == len(remote.rows) and all(pid and pid != os.getpid() for pid in seen), "computed elsewhere"
@@ -601,3 +603,55 @@ def test_a_div2k_layout_in_s3_is_paired_by_the_driver_and_read_by_the_workers(
     assert key == [(r["image"], r["method"]) for r in on_ray["rows"]] and len(key) == 6
     assert [r["metrics"] for r in on_ray["rows"]] == [r["metrics"] for r in here["rows"]]
     assert not any(r["error"] for r in on_ray["rows"])
+
+
+def _epoch(path: Path, seed: int) -> str:
+    """A Compact x4 checkpoint (every seed the same size) at ``path``; its SHA-256."""
+    import hashlib
+
+    from safetensors.torch import save_file
+    from spandrel.architectures.Compact import Compact
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    save_file(Compact(num_feat=8, num_conv=2, upscale=4).state_dict(), str(path))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_workers_run_the_drivers_weights_or_refuse_to_score(tmp_path: Path, monkeypatch) -> None:
+    """Issue 38.4: the workers' nodes hold another file of the same name (their STUDIO_WEIGHTS_DIR): the driver's
+    setting reaches them, and where its folder is not there (another machine), the other file is refused, not
+    scored under the driver's name. A path in /proc/self/fd is a folder for the driver only: a node without it."""
+    from core import cluster
+
+    mine, theirs = tmp_path / "driver-weights", tmp_path / "node-weights"
+    digest = _epoch(mine / "my_model.safetensors", seed=1)
+    other = _epoch(theirs / "my_model.safetensors", seed=2)
+    assert other != digest
+    head, address, temp = _start_head({"STUDIO_WEIGHTS_DIR": str(theirs)})
+    try:
+        dataset = core.open_dataset(_folder(tmp_path / "hr", 2, 64), 4)
+        settings, ray_settings = core.EvalSettings(device="cpu"), cluster.ClusterSettings(address, workers=1)
+        monkeypatch.setenv("STUDIO_WEIGHTS_DIR", str(mine))  # the driver's setting only
+        result = cluster.evaluate_on_ray(dataset, ["my_model"], ["psnr"], settings, cluster=ray_settings)
+        local = core.evaluate(dataset, ["my_model"], ["psnr"], settings)
+        assert [r.error for r in result.rows] == ["", ""]
+        assert {r.weights for r in result.rows} == {f"my_model@sha256:{digest}"}
+        assert [r.metrics for r in result.rows] == [r.metrics for r in local.rows]
+
+        monkeypatch.delenv("STUDIO_WEIGHTS_DIR")
+        descriptor = os.open(mine, os.O_RDONLY)
+        os.dup2(descriptor, 900)
+        try:
+            elsewhere = cluster.evaluate_on_ray(dataset, ["my_model"], ["psnr"], settings, cluster=ray_settings,
+                                                weights_dir=Path("/proc/self/fd/900"))
+        finally:
+            os.close(900)
+            os.close(descriptor)
+        assert all(not r.metrics for r in elsewhere.rows)
+        for row in elsewhere.rows:
+            assert "other weights than the driver" in row.error and f"sha256 {other[:12]}" in row.error, row.error
+            assert f"sha256 {digest[:12]}" in row.error and "STUDIO_WEIGHTS_DIR" in row.error
+    finally:
+        _stop_group(head)
+        shutil.rmtree(temp, ignore_errors=True)

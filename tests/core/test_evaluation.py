@@ -487,3 +487,44 @@ def test_an_image_too_small_for_the_scale_or_a_metric_is_one_error_row(tmp_path:
     assert "PSNR" in rows["a", "bicubic"].error and "too small to crop 4 px" in rows["a", "bicubic"].error
     assert "smaller than the scale" in rows["c", "lanczos"].error
     assert not rows["b", "bicubic"].error and rows["b", "bicubic"].metrics["psnr"] > 15
+
+
+def _epoch(path: Path, seed: int) -> str:
+    """A checkpoint of one architecture (every epoch the same size), written at ``path``; its SHA-256."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    save_file(Compact(num_feat=8, num_conv=2, upscale=4).state_dict(), str(path))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_retrained_checkpoint_under_the_old_name_is_scored_again_and_every_row_names_its_weights(
+        div2k: Path, tmp_path: Path) -> None:
+    """Issue 38.4: next epoch's file, dropped in under the old name (the same size), used to reuse the old scores."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    first = _epoch(folder / "my_model.safetensors", seed=1)
+    dataset, db = core.open_dataset(div2k, 4), core.ResultDB(tmp_path / "r.sqlite")
+
+    def run() -> core.EvalResult:
+        factory = lambda name: core.Upscaler.load(name, device="cpu", weights_dir=folder)  # noqa: E731
+        return core.evaluate(dataset, ["my_model"], ["psnr"], core.EvalSettings(device="cpu"), db=db,
+                             upscaler_factory=factory)
+
+    old = run()
+    assert {row.weights for row in old.rows} == {f"my_model@sha256:{first}"} and old.computed == 3
+    assert {row.weights for row in run().rows} == {f"my_model@sha256:{first}"}  # unchanged file: reused
+    size = (folder / "my_model.safetensors").stat().st_size
+    second = _epoch(folder / "my_model.safetensors", seed=2)
+    assert (folder / "my_model.safetensors").stat().st_size == size and second != first
+    new = run()
+    assert new.computed == 3 and new.reused == 0
+    assert {row.weights for row in new.rows} == {f"my_model@sha256:{second}"}
+    assert [r.metrics["psnr"] for r in new.rows] != [r.metrics["psnr"] for r in old.rows]
+    payload = json.loads(core.write_results(new, tmp_path / "out")[1].read_text())
+    assert {row["weights"] for row in payload["rows"]} == {f"my_model@sha256:{second}"}
+    assert (tmp_path / "out" / "results.csv").read_text().splitlines()[0].endswith(",error,weights")
