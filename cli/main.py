@@ -40,7 +40,15 @@ from core import (
 )
 from core.degradation import load_degradation
 from core.engines import ENGINES, auto_engine, cpu_engine_label, cpu_engines, forget_engine
-from core.evaluation import BASELINES, TABLE_FORMATS, check_dataset, download_div2k, read_results, results_table
+from core.evaluation import (
+    BASELINES,
+    TABLE_FORMATS,
+    check_dataset,
+    coverage_notes,
+    download_div2k,
+    read_results,
+    results_table,
+)
 from core.metrics import GREY_MODES, download_metric
 from core.pipeline import (
     OUT_SUFFIX,
@@ -331,10 +339,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         db.close()
     csv_path, json_path = write_results(result, out)
     rows = [["method", *(f"{METRICS[m].title} {METRICS[m].arrow}" for m in metrics), "s/image", "images"]]
+    notes = coverage_notes(result.counts(), {m: METRICS[m].title for m in metrics})
     for method, means in result.means().items():
-        rows.append([method, *(f"{means[m]:.4f}" if means[m] is not None else "-" for m in metrics),
-                     f"{means['seconds']:.2f}" if means["seconds"] is not None else "-", f"{means['images']:.0f}"])
+        cells = [(f"{means[m]:.4f}" if means[m] is not None else "-") + ("*" if (method, m) in notes else "")
+                 for m in metrics]
+        rows.append([method, *cells, f"{means['seconds']:.2f}" if means["seconds"] is not None else "-",
+                     f"{means['images']:.0f}"])
     _table(rows)
+    for note in notes.values():
+        _err(f"* {note}")
     errors = [row for row in result.rows if row.error]
     for row in errors:
         _err(f"failed {row.image} · {row.method}: {row.error}")

@@ -287,6 +287,9 @@ def _show_run(run: Path) -> None:
                           for m, v in payload["means"].items()])
     st.subheader("Per-method means")
     st.dataframe(means, hide_index=True, key="bench_means")
+    titles = {m: payload["metrics"][m].get("title", m) for m in metrics}
+    for note in evaluation.coverage_notes(payload.get("counts", {}), titles).values():
+        st.caption(f"⚠ {note}")
     with st.expander("What these numbers mean"):
         st.markdown(METRICS_EXPLAINED)
     frame = _rows_frame(payload["rows"], metrics)

@@ -3,6 +3,7 @@ both executors (this machine, :mod:`core.cluster`) run, the resumable store, and
 
 from __future__ import annotations
 
+from ._coverage import coverage_notes
 from ._datasets import Dataset, DatasetItem, ImageRef, open_dataset
 from ._fetch import DIV2K_URL, download_div2k, extract_zip
 from ._scoring import (
@@ -24,6 +25,6 @@ from ._table import TABLE_FORMATS, TableFormat, results_table
 
 __all__ = ["BASELINES", "DIV2K_URL", "HR_METHOD", "SWEEP_PARAMETERS", "TABLE_FORMATS", "Dataset", "DatasetItem",
            "EvalHooks", "EvalResult", "EvalRow", "EvalSettings", "ImageRef", "Pair", "ResultDB", "Scoring",
-           "SweepPoint", "TableFormat", "Upscalers", "check_dataset", "compute_row", "download_div2k", "error_row",
-           "evaluate", "extract_zip", "open_dataset", "read_results", "results_table", "run_method", "run_sweep",
-           "stored_row", "sweep_params", "write_results"]
+           "SweepPoint", "TableFormat", "Upscalers", "check_dataset", "compute_row", "coverage_notes", "download_div2k",
+           "error_row", "evaluate", "extract_zip", "open_dataset", "read_results", "results_table", "run_method",
+           "run_sweep", "stored_row", "sweep_params", "write_results"]

@@ -22,6 +22,8 @@ import numpy as np
 from .._files import atomic_open, write_file
 from ..errors import DamagedFileError
 from ..metrics import METRICS, Channel, Grey
+from ._coverage import coverage, nonfinite
+from ._payload import payload_problem
 
 __all__ = ["EvalHooks", "EvalResult", "EvalRow", "EvalSettings", "ResultDB", "read_results", "write_results"]
 
@@ -95,6 +97,10 @@ class EvalResult:
             summary["images"] = float(len(rows))
             out[method] = summary
         return out
+
+    def counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """What each mean of :meth:`means` covers and leaves out (see :mod:`core.evaluation._coverage`)."""
+        return coverage(self.rows, self.methods, {m: METRICS[m].full_reference for m in self.metrics})
 
 
 def _stored(value: float) -> float | str:
@@ -248,6 +254,14 @@ def _finite(value: object) -> object:
     return value
 
 
+def _row_json(row: EvalRow) -> dict:
+    """A row as ``results.json`` keeps it: JSON has no inf or NaN, so such a value is ``null`` and
+    ``nonfinite`` says which it was (``{"psnr": "+inf"}``), which ``null`` alone (no value) cannot."""
+    data = asdict(row)
+    odd = {m: kind for m, v in row.metrics.items() if (kind := nonfinite(v)) is not None}
+    return data | ({"nonfinite": odd} if odd else {})
+
+
 def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
     """Write ``results.csv`` (per image) and ``results.json`` (settings, rows, means)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,21 +281,18 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
         "settings": asdict(result.settings) | {
             "crop_border": result.scale if result.settings.crop_border is None else result.settings.crop_border
         },
-        "cancelled": result.cancelled, "plan": result.plan, "means": result.means(),
-        "rows": [asdict(row) for row in result.rows],
+        "cancelled": result.cancelled, "plan": result.plan, "means": result.means(), "counts": result.counts(),
+        "rows": [_row_json(row) for row in result.rows],
     }
     write_file(json_path, json.dumps(_finite(payload), indent=2))
     return csv_path, json_path
 
 
-_RESULT_KEYS = ("dataset", "scale", "lr_source", "methods", "metrics", "settings", "cancelled", "means", "rows")
-
-
 def read_results(run_dir: Path) -> dict:
-    """The ``results.json`` of a run folder (see :func:`write_results`), checked for the keys readers use.
+    """The ``results.json`` of a run folder (see :func:`write_results`), checked for the keys and types readers use.
 
     Raises:
-        DamagedFileError: the file is missing, truncated, not JSON, or lacks those keys.
+        DamagedFileError: the file is missing, truncated, not JSON, or its keys are missing or of the wrong type.
     """
     path = Path(run_dir) / "results.json"
     try:
@@ -289,7 +300,8 @@ def read_results(run_dir: Path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DamagedFileError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); the run is "
                                "damaged. Its results.csv and the result store may still hold its rows.") from exc
-    missing = [key for key in _RESULT_KEYS if not isinstance(payload, dict) or key not in payload]
-    if missing:
-        raise DamagedFileError(f"{path} lacks {', '.join(missing)}; the run is damaged.")
+    problem = payload_problem(payload)
+    if problem is not None:
+        raise DamagedFileError(f"{path} is not a results file the studio can read: {problem}. Run the evaluation "
+                               "again to write it anew (finished rows are reused from the result store).")
     return payload

@@ -13,6 +13,8 @@ import io
 import math
 from typing import Literal
 
+from ._coverage import coverage_notes
+
 __all__ = ["TABLE_FORMATS", "TableFormat", "results_table"]
 
 TableFormat = Literal["markdown", "latex", "csv"]
@@ -78,6 +80,8 @@ def results_table(payload: dict, fmt: TableFormat = "markdown") -> str:
         return out.getvalue()
     latex = fmt == "latex"
     best = {m: _best(payload, m, methods) for m in metrics}
+    notes = coverage_notes(payload.get("counts", {}), {m: payload["metrics"][m].get("title", m) for m in metrics})
+    mark = "$^\\dagger$" if latex else "†"
     rows = []
     for method in methods:
         cells = []
@@ -89,15 +93,17 @@ def results_table(payload: dict, fmt: TableFormat = "markdown") -> str:
             text = f"{value:.{_digits(payload['metrics'][metric])}f}"
             if method in best[metric]:
                 text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
-            cells.append(text)
+            cells.append(text + (mark if (method, metric) in notes else ""))
         label = "HR (ground truth)" if method == _HR else method
         rows.append([_latex_escape(label) if latex else label.replace("|", "\\|"), *cells])
     headers = ["Method", *(_header(m, payload["metrics"][m], latex) for m in metrics)]
     if latex:
-        lines = [f"% {_latex_escape(_caption(payload))}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
+        lines = [f"% {_latex_escape(_caption(payload))}",
+                 *(f"% $^\\dagger$ {_latex_escape(n)}" for n in notes.values()),
+                 "\\begin{tabular}{l" + "c" * len(metrics) + "}",
                  "\\toprule", " & ".join(headers) + " \\\\", "\\midrule"]
         lines += [" & ".join(row) + " \\\\" for row in rows]
         return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + "\n"
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join([":---", *(["---:"] * len(metrics))]) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join([*lines, "", f"*{_caption(payload)}*"]) + "\n"
+    return "\n".join([*lines, "", f"*{_caption(payload)}*", *(f"\n† {n}" for n in notes.values())]) + "\n"

@@ -65,3 +65,63 @@ def test_the_cli_prints_writes_and_never_replaces_a_file_silently(tmp_path: Path
     assert main(["table", str(run), "-o", str(out), "--overwrite"]) == 0 and out.read_text().startswith("| Method")
     assert main(["table", str(tmp_path / "nothing")]) == 2  # no run there: a message, not a traceback
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_a_mean_that_leaves_out_infinite_or_failed_values_says_so_everywhere(tmp_path: Path, capsys) -> None:
+    """Issue 38.7: one output identical to its HR (PSNR +inf) used to leave a mean of the other image alone,
+    said to cover "2 images", and results.json could not tell that null from a missing value."""
+    import json
+
+    import numpy as np
+
+    import core
+
+    folder = tmp_path / "hr"
+    flat = np.full((32, 32, 3), 128, np.uint8)  # bicubic gives it back exactly
+    core.write_png(folder / "a_flat.png", flat)
+    core.write_png(folder / "b_photo.png", core.load_sample("chelsea")[:32, :32])
+    core.write_png(folder / "c_photo.png", core.load_sample("coffee")[:32, :32])
+    (folder / "d_broken.png").write_bytes(b"not a png")
+    assert main(["evaluate", "--dataset", str(folder), "--scale", "4", "--methods", "bicubic", "--metrics",
+                 "psnr,ssim", "--out", str(tmp_path / "run"), "--quiet"]) == 1  # the broken image fails its row
+    err = capsys.readouterr().err
+    note = ("bicubic · PSNR: mean of 2 of 4 images; left out: 1 +inf (an output identical to its reference), "
+            "1 failed (error rows)")
+    assert f"* {note}" in err and "SSIM: mean of 3 of 4 images; left out: 1 failed (error rows)" in err
+    payload = read_results(tmp_path / "run")
+    assert payload["counts"]["bicubic"]["psnr"] == {"finite": 2, "+inf": 1, "-inf": 0, "nan": 0, "error": 1,
+                                                    "missing": 0}
+    rows = {row["image"]: row for row in payload["rows"]}
+    assert rows["a_flat"]["metrics"]["psnr"] is None and rows["a_flat"]["nonfinite"] == {"psnr": "+inf"}
+    assert "nonfinite" not in rows["b_photo"]
+    finite = [rows[name]["metrics"]["psnr"] for name in ("b_photo", "c_photo")]
+    assert payload["means"]["bicubic"]["psnr"] == pytest.approx(np.mean(finite))
+    markdown = results_table(payload, "markdown")
+    assert f"{payload['means']['bicubic']['psnr']:.2f}**†" in markdown and f"† {note}" in markdown
+    assert f"% $^\\dagger$ {note}" in results_table(payload, "latex")
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["counts"] == payload["counts"]
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda p: p.update(scale="4"), "scale should be a whole number"),
+    (lambda p: p.update(methods="bicubic"), "methods should be a list"),
+    (lambda p: p["means"]["bicubic"].update(psnr="28.0"), "means should be"),
+    (lambda p: p["rows"][0].update(metrics=[1, 2]), "rows should be a list of rows"),
+    (lambda p: p["rows"].append("a row"), "rows should be"),
+    (lambda p: p.pop("settings"), "it lacks settings"),
+    (lambda p: p.update(settings={"crop_border": -1}), "settings should be"),
+    (lambda p: p.update(cancelled="no"), "cancelled should be true or false"),
+    (lambda p: p.update(counts={"bicubic": {"psnr": {"finite": -1}}}), "counts should be"),
+])
+def test_a_results_file_with_wrong_types_is_refused_with_its_path_not_a_traceback(tmp_path: Path, capsys, edit,
+                                                                                   problem: str) -> None:
+    """Issue 38.13: ``table`` and the Benchmark page crashed on a results.json with wrong types."""
+    import json
+
+    run = _run(tmp_path)
+    payload = json.loads((run / "results.json").read_text())
+    edit(payload)
+    (run / "results.json").write_text(json.dumps(payload))
+    assert main(["table", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(run / "results.json") in err and problem in err and "Traceback" not in err, err

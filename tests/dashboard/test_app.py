@@ -615,6 +615,19 @@ def test_a_damaged_run_is_listed_as_damaged_and_the_others_still_load(tmp_path: 
     assert any("damaged" in e.value and "results.json" in e.value for e in at.error)
 
 
+def test_the_benchmark_page_says_what_a_mean_leaves_out(tmp_path: Path) -> None:
+    """Issue 38.7: a PSNR of +inf (an output identical to its HR) is left out of the mean, and the page says so."""
+    result = core.evaluation.EvalResult("set", 4, "MATLAB bicubic", ["bicubic"], ["psnr"], core.EvalSettings())
+    result.rows = [core.evaluation.EvalRow(name, "bicubic", {"psnr": value}, 0.1, "cpu", "fp32", "test")
+                   for name, value in (("a", float("inf")), ("b", 30.0), ("c", 32.0))]
+    core.write_results(result, tmp_path / "results" / "20260101-000000")
+    at = open_page("benchmark")
+    assert not at.exception
+    notes = [c.value for c in at.caption if "left out" in c.value]
+    assert notes == ["⚠ bicubic · PSNR: mean of 2 of 3 images; left out: 1 +inf (an output identical to its "
+                     "reference)"], [c.value for c in at.caption]
+
+
 def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session() -> None:
     import gc
 
