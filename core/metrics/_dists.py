@@ -36,6 +36,8 @@ from ._torchvision import (
     backbone_weights,
     download_backbone,
     fetch_published,
+    read_weights,
+    refuse_weights,
     to_tensor,
 )
 
@@ -142,7 +144,16 @@ def _alpha_beta(weights_dir: Path) -> dict[str, torch.Tensor]:
         raise WeightsMissingError(f"DISTS needs its learned weights, {_FILE} (the authors' weights.pt): download them "
                                   f"(realesrgan-studio metrics --download dists), put the file in "
                                   f"{weights_dir / 'metrics'}, or install the DISTS_pytorch package, which ships them.")
-    return torch.load(found, map_location="cpu", weights_only=True)
+    fix = ("Delete it, and download it again (realesrgan-studio metrics --download dists) or put the authors' "
+           f"weights.pt there as {_FILE}.")
+    state = read_weights(found, fix)
+    for name in ("alpha", "beta"):
+        if name not in state:
+            refuse_weights(found, f"is not DISTS' weights: it has no {name}", fix)
+        if state[name].numel() != sum(_CHANNELS):
+            refuse_weights(found, f"is not DISTS' weights: {name} has {state[name].numel()} values, not "
+                                  f"{sum(_CHANNELS)}", fix)
+    return state
 
 
 _networks: dict[str, DistsNet] = {}

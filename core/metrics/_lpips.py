@@ -35,8 +35,10 @@ from ._torchvision import (
     backbone_file,
     backbone_state,
     backbone_weights,
+    check_tensors,
     download_backbone,
     fetch_published,
+    read_weights,
     to_tensor,
 )
 
@@ -128,7 +130,12 @@ def _heads_state(net: str, weights_dir: Path) -> dict[str, torch.Tensor]:
         raise WeightsMissingError(f"LPIPS-{net} needs its linear heads, lpips_v0.1_{net}.pth: download them "
                                   f"(realesrgan-studio metrics --download lpips-{net}), put the file in "
                                   f"{weights_dir / 'metrics'}, or install the lpips package, which ships them.")
-    return torch.load(found, map_location="cpu", weights_only=True)
+    fix = (f"Delete it, and download the heads again (realesrgan-studio metrics --download lpips-{net}) or put "
+           f"the authors' lpips_v0.1_{net}.pth there.")
+    state = read_weights(found, fix)
+    shapes = {f"lin{i}.model.1.weight": (1, c, 1, 1) for i, c in enumerate(_CHANNELS[net])}
+    check_tensors(found, state, shapes, f"the LPIPS-{net} heads", fix)
+    return state
 
 
 _networks: dict[tuple[str, str], LpipsNet] = {}

@@ -186,14 +186,15 @@ def read_musiq_checkpoint(path: Path, classes: int = 1) -> dict[str, np.ndarray]
                           if not key.startswith("opt/") or key.startswith("opt/target/")}
         else:
             params = _from_pyiqa(torch.load(path, map_location="cpu", weights_only=True))
-    except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{path.name} is not a MUSIQ checkpoint: {exc}.") from exc
+    except Exception as exc:  # numpy's and PyTorch's readers raise many kinds (EOFError for an empty file)
+        first = (str(exc).splitlines() or [""])[0][:160] or type(exc).__name__
+        raise ValueError(f"{path} is not a MUSIQ checkpoint, or is cut short ({first}).") from exc
     shapes = official_shapes(classes)
     for name, shape in shapes.items():
         if name not in params:
-            raise ValueError(f"{path.name} is not a MUSIQ checkpoint with {classes} output(s): it has no {name}.")
+            raise ValueError(f"{path} is not a MUSIQ checkpoint with {classes} output(s): it has no {name}.")
         if tuple(params[name].shape) != shape:
-            raise ValueError(f"{path.name} is not a MUSIQ checkpoint with {classes} output(s): {name} has shape "
+            raise ValueError(f"{path} is not a MUSIQ checkpoint with {classes} output(s): {name} has shape "
                              f"{tuple(params[name].shape)}, not {shape}.")
     return {name: np.asarray(params[name], np.float32) for name in shapes}
 

@@ -23,7 +23,7 @@ from ..errors import DownloadError, WeightsMissingError
 from ._registry import WeightsFile
 
 __all__ = ["BACKBONES", "Backbone", "backbone_file", "backbone_state", "backbone_weights", "download_backbone",
-           "fetch_published", "to_tensor", "verified_fetch"]
+           "check_tensors", "fetch_published", "read_weights", "refuse_weights", "to_tensor", "verified_fetch"]
 
 Progress = Callable[[int, int | None], None]
 
@@ -41,11 +41,22 @@ class Backbone:
         family, member = self.weights.split(".")
         return getattr(getattr(torchvision.models, family), member).url
 
-    def features(self, state: dict[str, torch.Tensor]) -> torch.nn.Sequential:
-        """The network's ``features`` part, with the weights of a torchvision checkpoint."""
+    def features(self, state: dict[str, torch.Tensor], source: Path | None = None) -> torch.nn.Sequential:
+        """The network's ``features`` part, with the weights of a torchvision checkpoint (read from ``source``).
+
+        Raises:
+            WeightsMissingError: the checkpoint lacks a tensor of the network, or has one of another shape.
+        """
         features = getattr(torchvision.models, self.build)(weights=None).features
-        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
-                                  if k.startswith("features.")})
+        try:
+            features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                      if k.startswith("features.")})
+        except RuntimeError as exc:
+            where = source or Path(torch.hub.get_dir()) / "checkpoints" / Path(self.url).name
+            problem = " ".join(line.strip() for line in str(exc).splitlines()[1:2]) or str(exc)
+            refuse_weights(where, f"is not torchvision's {self.build} checkpoint ({problem[:200]})",
+                           f"Delete it, and download it again (realesrgan-studio metrics --download) or copy "
+                           f"torchvision's {where.name} there.")
         return features
 
 
@@ -78,7 +89,44 @@ def backbone_state(net: str, metric: str, download: str) -> dict[str, torch.Tens
         raise WeightsMissingError(f"{metric} needs torchvision's ImageNet {BACKBONES[net].build} weights, "
                                   f"{cached.name}, in {cached.parent} (torchvision's cache, $TORCH_HOME): download "
                                   f"them (realesrgan-studio metrics --download {download}), or copy the file there.")
-    return torch.load(cached, map_location="cpu", weights_only=True)
+    return read_weights(cached, f"Delete it, and download it again (realesrgan-studio metrics --download {download}) "
+                                f"or copy torchvision's {cached.name} there.")
+
+
+def refuse_weights(path: Path, problem: str, fix: str) -> None:
+    """Raise the one-line refusal of a metric's weights file: its path, what is wrong, what to do."""
+    raise WeightsMissingError(f"{path} {problem}. {fix}")
+
+
+def read_weights(path: Path, fix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a metric's ``.pth`` / ``.pt`` file, read with PyTorch's restricted unpickler (data, never
+    code), refused with its path and ``fix`` where it is empty, cut, not a PyTorch file or not a dict of tensors.
+
+    Raises:
+        WeightsMissingError: the file cannot be used.
+    """
+    if path.stat().st_size == 0:
+        refuse_weights(path, "is empty (0 bytes), an interrupted copy or download", fix)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the restricted unpickler and the zip reader raise many kinds
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160] or type(exc).__name__
+        refuse_weights(path, f"is not a PyTorch weights file, or is cut short ({first})", fix)
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        kind = type(state).__name__ if not isinstance(state, dict) else "dict holding other things than tensors"
+        refuse_weights(path, f"holds a {kind}, not the weights (a dict of tensors)", fix)
+    return state
+
+
+def check_tensors(path: Path, state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], what: str,
+                  fix: str) -> None:
+    """Refuse ``state`` (read from ``path``) unless it has every tensor of ``shapes`` in that shape."""
+    for name, shape in shapes.items():
+        if name not in state:
+            refuse_weights(path, f"is not {what}: it has no {name}", fix)
+        if tuple(state[name].shape) != shape:
+            refuse_weights(path, f"is not {what}: {name} has shape {tuple(state[name].shape)}, not {shape}", fix)
 
 
 def verified_fetch(url: str, target: Path, check: Callable[[str], bool], what: str, progress: Progress | None) -> None:
