@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import re
+import sys
 import time
 from types import FrameType
 
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
+from core.errors import SettingsError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("uvicorn.access").addFilter(QuietAssets())
     if not args.api_only:
         os.environ["STUDIO_API_DOCS"] = "/docs"  # the dashboard links to the API's docs (dashboard/frame.py)
-    app = create_app(ApiSettings.from_env(), dashboard=not args.api_only)
+    try:
+        settings = ApiSettings.from_env()
+    except SettingsError as exc:  # a wrong STUDIO_* variable: one line, before anything listens
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    app = create_app(settings, dashboard=not args.api_only)
     # With the dashboard, Streamlit already gives uvicorn's loggers a console handler (on import and
     # again when it starts): uvicorn's own logging config would add a second one, and every request
     # would be logged twice. Without it, uvicorn's default config is the only one.

@@ -3,9 +3,11 @@ override them."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import core
+from core.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,36 @@ class ApiSettings:
     retry_after: int = 5
     limits: core.ImageLimits = field(default_factory=core.ImageLimits)
 
+    def __post_init__(self) -> None:
+        """Every value checked once, so a wrong setting stops the server at start-up with one line (before, a
+        ``MAX_RUNNING`` of 0 hung every request and a NaN timeout turned the timeout off)."""
+        least = {"max_body_bytes": 1, "max_running": 1, "max_waiting": 0, "retry_after": 0}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SettingsError(f"STUDIO_API_{name.upper()}={value!r} must be a whole number of at least {low}.")
+        for name in ("body_timeout", "request_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise SettingsError(f"STUDIO_API_{name.upper()}={value!r} must be a number of seconds above 0.")
+        if self.precision not in core.PRECISIONS:
+            raise SettingsError(f"STUDIO_API_PRECISION={self.precision!r} must be one of {', '.join(core.PRECISIONS)}.")
+        try:
+            core.resolve_device(self.device, self.precision)
+        except core.errors.DeviceUnavailableError as exc:
+            raise SettingsError(f"STUDIO_API_DEVICE={self.device!r} with STUDIO_API_PRECISION={self.precision!r}: "
+                                f"{exc}") from None
+        try:
+            core.model_info(self.model)
+        except core.errors.UnknownModelError as exc:
+            raise SettingsError(f"STUDIO_API_MODEL={self.model!r}: {exc}") from None
+
     @classmethod
     def from_env(cls) -> ApiSettings:
-        """The defaults above, overridden by ``STUDIO_API_<FIELD>`` (e.g. ``STUDIO_API_MAX_WAITING``)."""
-        return core.settings_from_env(cls, "STUDIO_API_")
+        """The defaults above, overridden by ``STUDIO_API_<FIELD>`` (e.g. ``STUDIO_API_MAX_WAITING``), after every
+        ``STUDIO_*`` variable is checked (:func:`core.check_environment`).
+
+        Raises:
+            SettingsError: the first wrong variable, by name, value and what it should be.
+        """
+        return core.check_environment(cls, "STUDIO_API_")

@@ -31,6 +31,7 @@ from core import (
     StudioError,
     Upscaler,
     UpscaleSettings,
+    check_environment,
     default_results_dir,
     list_models,
     open_dataset,
@@ -543,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
+        check_environment()  # a wrong STUDIO_* variable is one line before anything runs
         return int(args.func(args))
     except _UsageError as exc:
         _err(f"error: {exc}")

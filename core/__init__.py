@@ -37,7 +37,7 @@ from ._io import (
 from ._jobs import JobContext, JobManager, JobSnapshot
 from ._resize import crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
-from ._settings import default_results_dir, default_weights_dir, settings_from_env
+from ._settings import check_environment, default_results_dir, default_weights_dir
 from .degradation import PRESETS, DegradationConfig, degrade
 from .errors import CancelledError, StudioError
 from .evaluation import EvalHooks, EvalSettings, ResultDB, evaluate, open_dataset, read_results, write_results
@@ -51,7 +51,7 @@ __all__ = [
     "image_info", "read_image", "read_with_profile", "to_display", "to_unit", "write_png", "crop_to_scale", "imresize",
     "resize", "target_size", "list_samples", "load_sample", "new_folder", "write_file",
     # settings, devices, jobs, errors
-    "default_results_dir", "default_weights_dir", "settings_from_env", "PRECISIONS", "DeviceChoice", "Precision",
+    "default_results_dir", "default_weights_dir", "check_environment", "PRECISIONS", "DeviceChoice", "Precision",
     "available_devices", "resolve_device", "system_info", "JobContext", "JobManager", "JobSnapshot", "CancelledError",
     "StudioError",
     # models and upscaling

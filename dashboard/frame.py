@@ -70,6 +70,11 @@ def _favicon() -> Image.Image:
 
 def setup(*, with_sidebar: bool = True) -> None:
     st.set_page_config(page_title="Real-ESRGAN studio", page_icon=_favicon(), layout="wide")
+    try:
+        core.check_environment()  # a wrong STUDIO_* variable: said once, before any page runs on it
+    except core.StudioError as exc:
+        st.error(f"The studio cannot start: {exc}")
+        st.stop()
     remember_widgets()
     restore.session_token()  # in the address, so a reload (F5) finds this session's last result
     if with_sidebar:

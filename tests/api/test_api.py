@@ -165,7 +165,7 @@ def test_busy_server_answers_503_with_retry_after(weights_dir: Path) -> None:
 
 
 def test_request_timeout_is_a_503(weights_dir: Path) -> None:
-    app = create_app(dataclasses.replace(ApiSettings(model=MODEL, device="cpu"), request_timeout=0.0))
+    app = create_app(dataclasses.replace(ApiSettings(model=MODEL, device="cpu"), request_timeout=1e-6))
     with TestClient(app) as test_client:
         response = test_client.post("/v1/upscale", files={"file": ("x.png", _png(np.zeros((64, 64, 3), np.uint8)),
                                                                    "image/png")})
