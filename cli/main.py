@@ -9,8 +9,10 @@ nothing could run (unknown model, missing weights, bad device).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -105,14 +107,23 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     for name in [n for n in args.download.split(",") if n]:
         _err(f"{name}: fetching its weights")
         download_metric(name, progress=None if args.quiet else _bytes_progress(name))
-    rows = [("name", "kind", "better", "weights", "licence", "reference implementation")]
+    rows = [("name", "kind", "better", "weights")]
+    details = []
     for metric in METRICS.values():
         weights = "-" if not metric.weights else ("here" if metric.ready() else "missing (--download " + metric.name
                                                                                   + ")")
-        licences = "; ".join(dict.fromkeys(w.licence for w in metric.weights)) or "-"
-        rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights, licences,
-                     metric.reference))
+        rows.append((metric.name, metric.kind, "higher" if metric.higher_is_better else "lower", weights))
+        licences = "; ".join(dict.fromkeys(w.licence for w in metric.weights))
+        details.append((metric.name, licences, metric.reference))
     _columns(rows)
+    # licences and references are long: one block per metric, wrapped to the terminal, not a 400-character row
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    _out("")
+    for name, licences, reference in details:
+        for label, text in (("licence", licences), ("reference", reference)):
+            if text:
+                _out(textwrap.fill(text, width, initial_indent=f"{name}  {label}: ",
+                                   subsequent_indent=" " * (len(name) + 4), break_on_hyphens=False))
     return 0
 
 

@@ -20,6 +20,7 @@ output (:func:`decode_with_profile`, ``encode_png(..., icc_profile=)``), and enf
 from __future__ import annotations
 
 import io
+import math
 import re
 import threading
 import warnings
@@ -76,19 +77,40 @@ class ImageLimits:
                 "or raise the input limit."
             )
 
-    def check_output(self, width: int, height: int) -> None:
-        """Raise :class:`ImageTooLargeError` if a ``width x height`` output is too large."""
-        if width * height > self.max_output_pixels:
-            raise ImageTooLargeError(
-                f"The result would be {width}x{height} = {width * height / 1e6:.1f} MP; the "
-                f"limit is {self.max_output_pixels / 1e6:.1f} MP. Choose a smaller output "
-                "scale, a region of interest, or raise the output limit."
-            )
+    def check_output(self, width: int, height: int, *, source: tuple[int, int] | None = None,
+                     network: int | None = None) -> None:
+        """Raise :class:`ImageTooLargeError` if a ``width x height`` output is too large.
+
+        ``source``: the input's ``(width, height)``, so the message can say which output scale fits;
+        ``network``: where the model's own output (at its scale ``network``) is what is too large, whatever
+        output scale was chosen, so the message does not advise a smaller one.
+        """
+        if width * height <= self.max_output_pixels:
+            return
+        what = (f"The model's own output (x{network}, made before any smaller output scale) would be" if network
+                else "The result would be")
+        text = (f"{what} {width}x{height} = {_megapixels(width * height)}; the limit is "
+                f"{_megapixels(self.max_output_pixels)}.")
+        if network:
+            fits = math.floor(100 * math.sqrt(self.max_output_pixels / (width * height)))  # per cent of each side
+            raise ImageTooLargeError(f"{text} Crop the image, or downscale it to at most {fits} % of its width and "
+                                     "height, or raise the output limit.")
+        if source is not None:
+            largest = math.floor(100 * math.sqrt(self.max_output_pixels / (source[0] * source[1]))) / 100
+            if largest >= 0.01:
+                raise ImageTooLargeError(f"{text} For this {source[0]}x{source[1]} image an output scale of at most "
+                                         f"{largest:g} fits; choose that, crop the image, or raise the output limit.")
+        raise ImageTooLargeError(f"{text} Choose a smaller output scale, a region of interest, or raise the output "
+                                 "limit.")
 
     def check_upscale(self, width: int, height: int, output: tuple[int, int]) -> None:
         """Both checks of one upscale: a ``width x height`` input to ``output = (height, width)``."""
         self.check_input(width, height)
-        self.check_output(output[1], output[0])
+        self.check_output(output[1], output[0], source=(width, height))
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 100_000 else f"{pixels} pixels"
 
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})

@@ -322,7 +322,7 @@ class Upscaler:
         out_size = self.output_size(height, width, plan.outscale)
         plan.limits.check_upscale(width, height, out_size)
         net_size = (height * self.net_scale, width * self.net_scale)
-        plan.limits.check_output(net_size[1], net_size[0])
+        plan.limits.check_output(net_size[1], net_size[0], source=(width, height), network=self.net_scale)
         calls = plan.passes(channels)
         total = self.count_tiles(height, width, plan, channels)
         final = upscale_planes(array, plan, lambda planes, part: self._run(planes, plan, part), net_size, out_size,

@@ -243,7 +243,7 @@ def test_api_settings_come_from_the_dataclass_fields(monkeypatch: pytest.MonkeyP
     assert (settings.max_waiting, settings.retry_after, settings.model) == (3, 9, "realesr-animevideov3")
     assert settings.request_timeout == ApiSettings().request_timeout  # unset: the dataclass default
     monkeypatch.setenv("STUDIO_API_MAX_RUNNING", "two")
-    with pytest.raises(ValueError, match="STUDIO_API_MAX_RUNNING='two' is not a valid int"):
+    with pytest.raises(ValueError, match="STUDIO_API_MAX_RUNNING='two' is not a whole number"):
         ApiSettings.from_env()
 
 

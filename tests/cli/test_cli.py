@@ -195,3 +195,12 @@ def test_compare_writes_one_offline_page_and_refuses_to_replace_it(weights_dir: 
     assert main([*args[:-1], str(tmp_path / "hr.png" / "p.html")]) == 2  # a file where its folder should be
     err = capsys.readouterr().err
     assert "cannot write" in err and "p.html" in err and ".part" not in err and "Traceback" not in err
+
+
+def test_the_metrics_table_fits_a_terminal_and_still_names_licences(capsys) -> None:
+    """Issue 38.15: rows were about 400 characters wide (the licence column)."""
+    assert main(["metrics"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 120, max(lines, key=len)
+    assert any(line.startswith("dists  licence: MIT (DISTS, Ding et al.)") for line in lines)
+    assert lines[0].split() == ["name", "kind", "better", "weights"]

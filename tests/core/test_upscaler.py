@@ -190,3 +190,19 @@ def test_default_context_keeps_seams_invisible_on_real_photos(x4plus: core.Upsca
     band = _seam_band(width, 128, settings.tile_overlap, 4)
     whole, seams = psnr(tiled, untiled.image / 255.0), psnr(tiled[:, band], untiled.image[:, band] / 255.0)
     assert whole >= 50 and seams >= 44, f"{photo}, {tiles} tiles: image {whole:.1f} dB, seam band {seams:.1f} dB"
+
+
+def test_a_size_limit_message_gives_advice_that_works(compact: core.Upscaler) -> None:
+    """Issue 38.15: the message advised a smaller output scale to a user whose outscale was already below the
+    model's, where the model's own x4 output is what exceeds the limit."""
+    image = core.load_sample("rocket")[:100, :120]
+    limits = core.ImageLimits(max_output_pixels=120 * 100 * 4)  # x2 fits exactly, the model's x4 does not
+    with pytest.raises(core.errors.ImageTooLargeError) as caught:
+        compact.upscale(image, core.UpscaleSettings(outscale=2, limits=limits))
+    message = str(caught.value)
+    assert "model's own output (x4" in message and "Choose a smaller output scale" not in message
+    assert "downscale it to at most 50 % of its width and height" in message
+    small = image[:50, :60]  # at 50 %, the x4 output fits: the advice holds
+    assert compact.upscale(small, core.UpscaleSettings(outscale=2, limits=limits)).image.shape[:2] == (100, 120)
+    with pytest.raises(core.errors.ImageTooLargeError, match="an output scale of at most 2 fits"):
+        limits.check_upscale(120, 100, (300, 360))
