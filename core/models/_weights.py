@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
+import os
 import threading
 import uuid
 import zipfile
@@ -258,26 +259,44 @@ def _local_info(path: Path) -> ModelInfo:
 
 
 def _local_files(folder: Path) -> list[Path]:
+    """The weights files placed in ``folder`` (links among them: :func:`_outside`)."""
     if not folder.is_dir():
         return []
     known = {spec.filename for spec in CATALOGUE.values()}
     known |= {f"{Path(spec.filename).stem}.safetensors" for spec in CATALOGUE.values()}
-    inside = folder.resolve()
-    return sorted(  # a link that leads out of the folder is not followed: only files placed here are models
+    return sorted(
         p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES and not p.name.startswith(".")
-        and p.name not in known and not p.name.endswith(_CONVERTED_SUFFIX) and p.resolve().is_relative_to(inside)
+        if (p.is_file() or p.is_symlink()) and p.suffix.lower() in WEIGHT_SUFFIXES and not p.name.startswith(".")
+        and p.name not in known and not p.name.endswith(_CONVERTED_SUFFIX)
     )
 
 
+def _outside(path: Path, folder: Path) -> str:
+    """Why a link in the weights folder is not a model, or ``""`` for a file placed there (a link that stays inside
+    the folder included). A link that leads out of it is not followed (only files placed here are models), and
+    says so, rather than the model vanishing from the list without a word."""
+    if not path.is_symlink():
+        return ""
+    if not path.exists():
+        return f"Not usable: {path.name} is a broken link (to {os.readlink(path)})."
+    target = path.resolve()
+    if target.is_relative_to(folder.resolve()) and target.is_file():
+        return ""
+    return (f"Not usable: {path.name} is a link to {target}, outside the weights folder; the studio reads only "
+            "files placed in the folder. Copy the file here instead of linking it.")
+
+
 def list_models(weights_dir: Path | None = None) -> list[ModelInfo]:
-    """Every catalogue model (available or not) and every weights file in the folder."""
+    """Every catalogue model (available or not) and every weights file in the folder (links that lead out of it
+    are listed as unavailable, with the reason)."""
     folder = weights_dir or default_weights_dir()
     infos = [_catalogue_info(spec, folder) for spec in CATALOGUE.values()]
     files = _local_files(folder)
     stems = Counter(path.stem for path in files)
     for path in files:
-        info = _local_info(path)
+        refused = _outside(path, folder)
+        info = (ModelInfo(path.stem, "unknown", 0, False, f"local file {path.name}", reason=refused, kind="local")
+                if refused else _local_info(path))
         if stems[path.stem] > 1:  # my.pth and my.safetensors: two models, named by file
             info = replace(info, name=path.name)
         if info.name in CATALOGUE:

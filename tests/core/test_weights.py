@@ -247,8 +247,13 @@ def test_bad_weights_files_say_what_is_wrong_and_links_out_of_the_folder_are_not
     assert "not a valid .safetensors file" in infos["cut"].reason
     reason = infos["unknown-arch"].reason
     assert "architecture spandrel does not know" in reason and "encoder.blocks.0.weight" in reason
-    assert "list index" not in str(infos) and "link" not in infos and infos["inside"].available
-    with pytest.raises(core.errors.UnknownModelError):
+    assert "list index" not in str(infos) and infos["inside"].available
+    # issue 38.15: a link out of the folder is listed, unusable, with why (it used to vanish without a word)
+    assert not infos["link"].available and f"a link to {outside}, outside the weights folder" in infos["link"].reason
+    assert "Copy the file here" in infos["link"].reason
+    (folder / "dangling.pth").symlink_to(tmp_path / "gone.pth")
+    assert "is a broken link" in _by_name(core.list_models(folder))["dangling"].reason
+    with pytest.raises(core.errors.UnsupportedModelError, match="outside the weights folder"):
         core.load_model("link", folder)
     with pytest.raises(core.errors.UnsupportedModelError, match="0 bytes"):
         core.load_model("empty", folder)
