@@ -11,7 +11,7 @@ import numpy as np
 from .._resize import target_size
 from ..errors import CancelledError, SettingsError
 from ..evaluation import BASELINES, HR_METHOD, run_method
-from ..metrics import METRICS, Heat, MetricOptions, lr_consistency, ssim_map
+from ..metrics import METRICS, Heat, lr_consistency, score_images, ssim_map
 from ..upscale import Upscaler
 
 __all__ = ["LR_PSNR", "MAX_METHODS", "CompareJob", "Comparison", "compare_methods", "score_outputs"]
@@ -84,20 +84,6 @@ def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upsca
     return target_size(height, width, scale)
 
 
-def _score(output: np.ndarray, reference: np.ndarray | None, metrics: tuple[str, ...],
-           border: int) -> dict[str, float | None]:
-    row: dict[str, float | None] = {}
-    for name in metrics:
-        metric = METRICS.get_metric(name)
-        if metric.full_reference and reference is None:
-            continue
-        try:
-            row[name] = metric.compute(output, reference, MetricOptions(border if metric.full_reference else 0))
-        except ValueError:  # NIQE below 96x96, a reference of another size: shown as "—"
-            row[name] = None
-    return row
-
-
 def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: np.ndarray | None = None,
                   metrics: tuple[str, ...] | None = None) -> Comparison:
     """Scores and maps of ``outputs`` (method -> output, all of one size) of the input ``image``:
@@ -111,11 +97,13 @@ def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: 
     border = round(first.shape[0] / image.shape[0]) if reference is not None else 0
     for method, output in outputs.items():
         result.outputs[method] = output
-        result.scores[method] = _score(output, reference, result.metrics, border)
+        # the scoring every front end shares; a pair it cannot score (NIQE under 96x96) is shown as "—"
+        result.scores[method] = score_images({method: output}, reference, metrics=result.metrics,
+                                             crop_border=border)[method]
         views = {"lr": lr_consistency(output, image)}
         result.scores[method][LR_PSNR] = views["lr"].summary
         if reference is not None and reference.shape == output.shape:
-            views["ssim"] = ssim_map(output, reference)
+            views["ssim"] = ssim_map(output, reference, crop_border=border)  # its mean is the SSIM shown
         result.maps[method] = views
     return result
 

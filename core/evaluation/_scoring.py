@@ -16,7 +16,7 @@ import torch
 
 from .._resize import resize
 from ..errors import DatasetError, StudioError, UnknownNameError
-from ..metrics import METRICS, check_ready, compute_metric
+from ..metrics import METRICS, check_ready, score_images
 from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
@@ -264,15 +264,12 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
         else:
             device, precision, source = upscaler.choice.device, upscaler.choice.precision, upscaler.info.source
     seconds = time.perf_counter() - start
-    values: dict[str, float | None] = {}
-    for metric in wanted:
-        crop = METRICS[metric].crop  # the metric's own policy: the scale, NIQE's setting, or none
-        border = settings.niqe_crop_border if crop == "niqe_crop_border" else context.crop if crop == "scale" else 0
-        try:
-            values[metric] = compute_metric(metric, output, pair.hr, crop_border=border, channel=settings.channel,
-                                            grey=settings.grey, device=context.metric_device)
-        except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
-            raise StudioError(f"{METRICS[metric].title}: {exc}") from exc
+    try:  # the one scoring path (each metric's own crop policy: the scale, NIQE's setting, or none)
+        values = score_images({method: output}, pair.hr, metrics=wanted, crop_border=context.crop,
+                              niqe_crop_border=settings.niqe_crop_border, channel=settings.channel,
+                              grey=settings.grey, device=context.metric_device, unscorable="raise")[method]
+    except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
+        raise StudioError(str(exc)) from exc
     weights = upscaler.info.fingerprint if upscaler is not None else ""
     return EvalRow(pair.name, method, values, seconds, device, precision, source, weights=weights)
 

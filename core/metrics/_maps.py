@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._resize import imresize
-from ._pixel import check_pair, prepare, psnr, ssim_windows
+from ._pixel import Channel, Grey, check_pair, prepare, psnr, ssim_windows
 
 __all__ = ["HEAT_RAMP", "Heat", "difference_map", "heat_colours", "lr_consistency", "ssim_map"]
 
@@ -69,17 +69,23 @@ def difference_map(image: np.ndarray, other: np.ndarray) -> Heat:
     return Heat(values, 0.0, _scale_top(values), "|A − B|, 8-bit levels (mean of R, G, B)", float(values.mean()))
 
 
-def ssim_map(image: np.ndarray, reference: np.ndarray) -> Heat:
-    """SSIM of each 11x11 window on Y (BT.601), at the window's centre; the 5 px border where no window
-    fits has no value. The summary is the mean of the map: :func:`ssim` with no crop."""
+def ssim_map(image: np.ndarray, reference: np.ndarray, *, crop_border: int = 0, channel: Channel = "y",
+             grey: Grey = "rgb") -> Heat:
+    """SSIM of each 11x11 window (on Y, or the mean over R, G, B), at the window's centre, scored as :func:`ssim`
+    scores: ``crop_border`` px cut from each side first. The border it cuts, and the 5 px inside it where no window
+    fits, have no value. The summary is :func:`ssim` with the same settings, to the last digit: the map explains
+    the number shown beside it."""
     check_pair(image, reference)
-    a, b = prepare(image, 0, "y")[:, :, 0], prepare(reference, 0, "y")[:, :, 0]
-    if min(a.shape) < 11:
-        raise ValueError("An SSIM map needs images of at least 11x11 pixels.")
-    values = np.full(a.shape, np.nan)
-    windows = ssim_windows(a, b)
-    values[5:-5, 5:-5] = windows
-    return Heat(values, 0.0, 1.0, "SSIM of each 11x11 window on Y (1 = the same)", float(windows.mean()))
+    a, b = prepare(image, crop_border, channel, grey), prepare(reference, crop_border, channel, grey)
+    if min(a.shape[:2]) < 11:
+        raise ValueError("An SSIM map needs images of at least 11x11 pixels after cropping.")
+    windows = [ssim_windows(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]
+    values = np.full(image.shape[:2], np.nan)
+    inner = crop_border + 5
+    values[inner:image.shape[0] - inner, inner:image.shape[1] - inner] = np.mean(windows, axis=0)
+    where = f"{crop_border} px border cropped, " if crop_border else ""
+    label = f"SSIM of each 11x11 window on {'Y' if a.shape[2] == 1 else 'RGB'} ({where}1 = the same)"
+    return Heat(values, 0.0, 1.0, label, float(np.mean([w.mean() for w in windows])))
 
 
 def lr_consistency(output: np.ndarray, lr: np.ndarray) -> Heat:

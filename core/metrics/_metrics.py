@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -153,26 +154,39 @@ def score_images(
     images: dict[str, np.ndarray],
     reference: np.ndarray | None = None,
     *,
+    metrics: Sequence[str] | None = None,
     crop_border: int = 0,
+    niqe_crop_border: int = 0,
     channel: Channel = "y",
     grey: Grey = "rgb",
     device: str = "cpu",
+    unscorable: Literal["none", "raise"] = "none",
 ) -> dict[str, dict[str, float | None]]:
-    """Every registered metric whose weights are here, of every image: the no-reference ones always, the
-    full-reference ones against ``reference`` when given. ``crop_border`` applies to full-reference metrics.
+    """``metrics`` of every image (default: every registered one whose weights are here; full-reference ones only
+    against a ``reference``). The one scoring path of the studio: ``evaluate``, ``compare``, the Upscale and
+    Benchmark pages all score here, so one pair has one number everywhere.
 
-    A metric that cannot be computed (NIQE below 96x96, a reference of another size) is ``None``;
-    nothing raises for those, so a UI can show the rest.
+    Each metric crops as it declares (:attr:`MetricInfo.crop`): ``crop_border`` for PSNR / SSIM (the scale, in
+    the literature), ``niqe_crop_border`` for NIQE, nothing for the learned metrics (as their authors run them).
+
+    A metric that cannot score an image (NIQE below 96x96, a reference of another size) is ``None`` by default, so
+    a UI can show the rest; with ``unscorable="raise"`` its ``ValueError`` is raised, named by the metric.
     """
+    if metrics is None:
+        metrics = [m.name for m in METRICS.values() if (reference is not None or not m.full_reference) and m.ready()]
+    chosen = [METRICS.get_metric(name) for name in metrics]
     table: dict[str, dict[str, float | None]] = {}
-    usable = [m for m in METRICS.values() if (reference is not None or not m.full_reference) and m.ready()]
     for name, image in images.items():
         row: dict[str, float | None] = {}
-        for metric in usable:
-            options = MetricOptions(crop_border if metric.full_reference else 0, channel, grey, device)
+        for metric in chosen:
+            if metric.full_reference and reference is None:
+                continue
+            border = {"scale": crop_border, "niqe_crop_border": niqe_crop_border}.get(metric.crop, 0)
             try:
-                row[metric.name] = metric.compute(image, reference, options)
-            except ValueError:
+                row[metric.name] = metric.compute(image, reference, MetricOptions(border, channel, grey, device))
+            except ValueError as exc:
+                if unscorable == "raise":
+                    raise ValueError(f"{metric.title}: {exc}") from exc
                 row[metric.name] = None
         table[name] = row
     return table

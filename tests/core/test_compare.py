@@ -148,3 +148,22 @@ def test_names_that_look_like_placeholders_or_markup_are_shown_as_written(pair) 
     data = json.loads(re.search(r"const DATA = (.*?);  //", script).group(1))
     assert [p["label"] for p in data["panes"]] == ["__TABLE__", "<!-- a", "</script><b>x"]
     assert "<b>x" not in page.replace("&lt;/script&gt;&lt;b&gt;x", "")  # the table shows it as text
+
+
+def test_one_pair_has_one_number_everywhere_and_the_ssim_map_explains_it(tmp_path: Path) -> None:
+    """Issue 38.5: the SSIM map was labelled 0.7837 beside an SSIM of 0.7845 (the map had no crop), and scoring
+    lived in three places with different crop policies. compare, evaluate and score_images now agree exactly."""
+    hr = core.load_sample("chelsea")[:128, :160]
+    lr = core.imresize(hr, 0.25)
+    core.write_png(tmp_path / "hr" / "cat.png", hr)
+    metrics = ("psnr", "ssim", "niqe")
+    compared = core.compare.score_outputs(lr, {"bicubic": core.imresize(lr, 4)}, hr, metrics)
+    shown = compared.scores["bicubic"]
+    ssim_map = compared.maps["bicubic"]["ssim"]
+    assert ssim_map.summary == shown["ssim"]  # to the last digit
+    assert np.isnan(ssim_map.values[:9]).all() and np.isfinite(ssim_map.values[9:-9, 9:-9]).all()  # 4 + 5 px
+    row = core.evaluate(core.open_dataset(tmp_path / "hr", 4), ["bicubic"], list(metrics)).rows[0]
+    assert {m: shown[m] for m in metrics} == row.metrics
+    assert core.score_images({"b": core.imresize(lr, 4)}, hr, metrics=metrics, crop_border=4)["b"] == row.metrics
+    assert shown["ssim"] == core.metrics.ssim(core.imresize(lr, 4), hr, crop_border=4)
+    assert shown["ssim"] != core.metrics.ssim(core.imresize(lr, 4), hr)  # the crop is what the map lacked
