@@ -127,7 +127,17 @@ def main() -> None:
           "every output to the driver, which writes it)")
     one, two = medians["ray, 1 worker x 1 thread"], medians["ray, 2 workers x 1 thread"]
     local1 = medians["local, 1 thread"]
-    print(f"speed-up 1 -> 2 workers: {one[0] / two[0]:.2f}x total, {two[1] / one[1]:.2f}x steady")
+    # per round, side by side: a marginal rate is a difference of two noisy times, so its ratio is printed only
+    # where it can be real (two workers cannot be more than 2x one) and the rounds agree (spread within 25 %)
+    ratios = [b[1] / a[1] for a, b in zip(times["ray, 1 worker x 1 thread"], times["ray, 2 workers x 1 thread"])]
+    spread = (max(ratios) - min(ratios)) / statistics.median(ratios)
+    if max(ratios) <= 2.0 and min(ratios) > 0 and spread <= 0.25:
+        steady_text = f"{statistics.median(ratios):.2f}x steady ({min(ratios):.2f}-{max(ratios):.2f})"
+    else:
+        steady_text = (f"steady not measurable here (per round {', '.join(f'{r:.2f}' for r in ratios)}x: above "
+                       f"the 2x two workers can give, or rounds {spread:.0%} apart; more --images or --rounds)")
+    print(f"speed-up 1 -> 2 workers: {one[0] / two[0]:.2f}x total, {steady_text}; this machine has "
+          f"{os.cpu_count()} cores")
     print(f"Ray vs local at 1 thread: steady {1000 / one[1] - 1000 / local1[1]:+.1f} ms/image "
           f"({local1[1] / one[1] - 1:+.0%}); fixed cost of a run (actors start, model loads) about "
           f"{one[0] - n / one[1] - (local1[0] - n / local1[1]):.1f} s")

@@ -92,10 +92,18 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     env = object_store_env()
     if env:
         options["runtime_env"] = {"env_vars": env}
-    if address and address.startswith("ray://"):
-        _check_client(address)
-    elif address and address != "auto":
-        _check_head(address)
+    # "auto" joins $RAY_ADDRESS where it is set: checked as if given, since Ray itself would retry a wrong one for
+    # minutes (a hang past 120 s, issue 38.19)
+    checked = os.environ.get("RAY_ADDRESS", "").strip() if address == "auto" else address
+    if checked and checked.startswith("ray://"):
+        _check_client(checked)
+    elif checked and checked not in ("auto", "local"):
+        try:
+            _check_head(checked)
+        except StudioError as exc:
+            if address == "auto":
+                raise type(exc)(f"RAY_ADDRESS={checked} (which --ray auto joins): {exc}") from None
+            raise
     try:
         if address:
             ray.init(address=address, **options)

@@ -301,6 +301,17 @@ def test_a_wrong_address_fails_in_seconds_with_what_to_do(tmp_path: Path, addres
     assert not (tmp_path / "results.json").exists()
 
 
+def test_ray_auto_with_a_wrong_ray_address_fails_in_seconds(tmp_path: Path) -> None:
+    """Issue 38.19: ``--ray auto`` with RAY_ADDRESS at a dead head hung past 120 s while Ray retried."""
+    port = _free_port()
+    env = os.environ | {"RAY_ADDRESS": f"127.0.0.1:{port}"}
+    proc, seconds = _cli(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "--out",
+                          str(tmp_path), "-q", "--ray", "auto"], ROOT, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"RAY_ADDRESS=127.0.0.1:{port} (which --ray auto joins): No Ray head answers" in proc.stderr
+    assert seconds < 30 and "Traceback" not in proc.stderr
+
+
 def test_a_ray_client_address_without_the_client_extra_says_what_to_install(tmp_path: Path) -> None:
     # grpcio (Ray Client's need) is hidden from the CLI as on an install without it; the test environment has it,
     # as a dependency of TensorFlow (a test reference)
