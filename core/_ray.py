@@ -260,7 +260,10 @@ def run_pool(items: list[dict], worker: type, arguments: dict, pool: Pool,
             warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
             dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 worker, batch_size=per_task, compute=compute, fn_constructor_kwargs=arguments,
-                max_restarts=ATTEMPTS - 1, max_task_retries=ATTEMPTS - 1, **resources)
+                # every task may kill its actor ATTEMPTS times: an actor restarts as often as that allows (with
+                # fewer, two bad items left a pool with no actor and the run hung), while each task still runs
+                # at most ATTEMPTS times
+                max_restarts=ATTEMPTS * blocks, max_task_retries=ATTEMPTS - 1, **resources)
         yield from _reporting(dataset.iter_rows(), pool, status)
     except StudioError:
         raise
