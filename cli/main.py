@@ -223,7 +223,7 @@ def _download_bar() -> Callable[[int, int | None], None]:
 
 def _ray_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                        help="run on a Ray cluster: 'auto' (RAY_ADDRESS), ray://host:10001, host:6379, or nothing "
+                        help="run on a Ray cluster: 'auto' (RAY_ADDRESS), host:6379, or nothing "
                              "to start a local Ray on this machine")
     parser.add_argument("--workers", type=int, default=None,
                         help="with --ray: actors at most (default: CPU workers, CPUs / --threads; GPU workers, as "

@@ -5,7 +5,6 @@ single-machine path never imports Ray."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import math
 import os
@@ -52,7 +51,7 @@ def _check_head(address: str) -> None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise SettingsError(f"{address!r} is not a Ray address: use host:port (e.g. 10.0.0.5:6379), "
-                            "ray://host:10001, auto, or nothing for a private Ray on this machine.")
+                            "auto, or nothing for a private Ray on this machine.")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
@@ -63,13 +62,18 @@ def _check_head(address: str) -> None:
                           f"`ray start --head --port {port}`, or check the address.") from exc
 
 
-def _check_client(address: str) -> None:
-    """``ray://`` (Ray Client) needs grpcio, which ``ray[data]`` does not bring."""
-    if importlib.util.find_spec("grpc") is None:
-        raise StudioError(f"{address} is a Ray Client address, which needs Ray's client extra: "
-                          ".venv/bin/pip install 'ray[client]==2.60.0'. Or run the command on a node of the "
-                          "cluster with --ray auto, or give the head's host:6379.")
-    _check_head(address.removeprefix("ray://"))
+def _refuse_client(address: str) -> None:
+    """``ray://`` (Ray Client) is refused in one line: Ray Data's actor pools do not run through it (with grpcio
+    installed, a run failed with "'Worker' object has no attribute 'core_worker'"), and without grpcio it cannot
+    connect at all.
+
+    Raises:
+        SettingsError: always, with what to use instead.
+    """
+    host = address.removeprefix("ray://").rsplit(":", 1)[0] or "HEAD"
+    raise SettingsError(f"{address} is a Ray Client address, which the studio's cluster runs cannot use (Ray Data "
+                        f"needs a driver that joins the cluster). Give the head's GCS address instead ({host}:6379, "
+                        "reachable from here), or run the command on a node of the cluster with --ray auto.")
 
 
 def object_store_env() -> dict[str, str]:
@@ -96,7 +100,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     # minutes (a hang past 120 s, issue 38.19)
     checked = os.environ.get("RAY_ADDRESS", "").strip() if address == "auto" else address
     if checked and checked.startswith("ray://"):
-        _check_client(checked)
+        _refuse_client(checked)
     elif checked and checked not in ("auto", "local"):
         try:
             _check_head(checked)

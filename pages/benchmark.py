@@ -250,7 +250,7 @@ def _ray_choice() -> str | None:
         return None
     return st.text_input("Cluster address", os.environ.get("RAY_ADDRESS", ""), key="bench_ray_address",
                          placeholder="empty: start a local Ray on this machine",
-                         help="auto, ray://host:10001 or host:6379; from RAY_ADDRESS where set.").strip()
+                         help="auto or host:6379; from RAY_ADDRESS where set.").strip()
 
 
 def _finish(snap: core.JobSnapshot) -> None:

@@ -25,7 +25,7 @@ class ClusterSettings:
 
     Attributes:
         address: ``None`` or ``""``: start a local Ray on this machine; ``"auto"``: the cluster
-            this machine belongs to (``RAY_ADDRESS``); ``"ray://host:10001"``: Ray Client; or
+            this machine belongs to (``RAY_ADDRESS``); ``ray://`` (Ray Client) is refused; or
             ``"host:6379"``.
         workers: actors in the pool; ``None``: CPU workers, ``CPUs // threads``; GPU workers, as many
             as the work can use (the pool grows as GPU nodes join; the autoscaler's limit applies).
