@@ -363,6 +363,9 @@ def encode_png(image: np.ndarray, compression: int = 3, *, icc_profile: bytes | 
         raise UnsupportedImageError(f"Cannot encode {image.dtype} as PNG; use uint8 or uint16.")
     array = image if image.ndim == 3 else image[:, :, None]
     channels = array.shape[2]
+    if channels == 4 and _is_grey(array):  # grey with alpha (LA, grey + tRNS): kept grey, as grey is
+        png = _grey_alpha_png(array, compression)
+        return _with_icc(png, icc_profile) if icc_profile else png
     if channels == 1:
         bgr = array[:, :, 0]
     elif channels == 3:
@@ -376,6 +379,23 @@ def encode_png(image: np.ndarray, compression: int = 3, *, icc_profile: bytes | 
         raise UnsupportedImageError("OpenCV could not encode the image as PNG.")
     png = buffer.tobytes()
     return _with_icc(png, icc_profile) if icc_profile else png
+
+
+def _is_grey(array: np.ndarray) -> bool:
+    """Whether an RGBA image's colour is grey: R, G and B equal at every pixel."""
+    return bool(np.array_equal(array[:, :, 0], array[:, :, 1]) and np.array_equal(array[:, :, 1], array[:, :, 2]))
+
+
+def _grey_alpha_png(array: np.ndarray, compression: int) -> bytes:
+    """RGBA whose colour is grey as a PNG of colour type 4 (grey + alpha), 8 or 16 bits: OpenCV writes no
+    two-channel PNG. Rows are unfiltered (filter 0); the pixels are exact, the file a little larger."""
+    height, width = array.shape[:2]
+    depth = 16 if array.dtype == np.uint16 else 8
+    pairs = np.ascontiguousarray(array[:, :, [0, 3]]).astype(">u2" if depth == 16 else np.uint8)
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), pairs.reshape(height, -1).view(np.uint8)], axis=1)
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([depth, 4, 0, 0, 0])
+    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(),
+            compression)) + _png_chunk(b"IEND", b""))
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -67,9 +67,13 @@ def upscale_planes(array: np.ndarray, plan: UpscalePlan, run: PlaneRunner, net_s
     top = float(np.iinfo(array.dtype).max)
     planes = torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32)).div_(top)[None]
     colour, alpha = (planes[:, :3], planes[:, 3:]) if channels == 4 else (planes, None)
-    result = run(colour, progress.part(0, total))
-    if channels == 1 and result.shape[1] == 3:
+    # grey with alpha (LA, grey + tRNS, read as RGBA): upscaled as grey is, so it is written grey (encode_png)
+    grey_alpha = channels == 4 and torch.equal(colour[:, 0], colour[:, 1]) and torch.equal(colour[:, 1], colour[:, 2])
+    result = run(colour[:, :1] if grey_alpha else colour, progress.part(0, total))
+    if (channels == 1 or grey_alpha) and result.shape[1] == 3:
         result = _luma(result)
+    if grey_alpha:
+        result = result.expand(-1, 3, -1, -1)
     out = result[0].permute(1, 2, 0).numpy()
     if alpha is not None and plan.alpha != "drop":
         if plan.alpha == "model":

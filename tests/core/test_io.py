@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -302,3 +304,45 @@ def test_whole_jpegs_decode_including_extra_bytes_between_markers() -> None:
     second = data.index(b"\xff", 4)  # the marker after APP0: 3 stray bytes before it, as some cameras write
     odd = data[:second] + b"\x00\x01\x02" + data[second:]
     np.testing.assert_array_equal(core.decode_image(odd), core.decode_image(data))
+
+
+def _grey_alpha_file(grey: np.ndarray, alpha: np.ndarray, bit_depth: int) -> bytes:
+    """A PNG of colour type 4 (grey + alpha), written here by hand, as other tools write them."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pairs = np.stack([grey, alpha], axis=2).astype(">u2" if bit_depth == 16 else "u1")
+    raw = b"".join(b"\x00" + row.tobytes() for row in pairs.reshape(grey.shape[0], -1))
+    header = struct.pack(">IIBBBBB", grey.shape[1], grey.shape[0], bit_depth, 4, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("kind", ["LA 8-bit", "LA 16-bit", "grey + tRNS 16-bit"])
+def test_grey_with_alpha_stays_grey_with_alpha(kind: str, weights_dir: Path, tmp_path: Path) -> None:
+    """Issue 38.8: grey images with alpha came out RGBA though the README says grey is kept."""
+    from cli.main import main
+
+    depth = 16 if "16" in kind else 8
+    top = 2**depth - 1
+    grey = (core.load_sample("camera")[:24, :20, 0].astype(np.int64) * (top // 255))
+    alpha = np.where(np.arange(20)[None, :] < 10, top, top // 3).repeat(24, axis=0)
+    if kind.startswith("LA"):
+        data = _grey_alpha_file(grey, alpha, depth)
+    else:
+        key = grey[0, 0]
+        alpha = np.where(grey == key, 0, top)
+        data = _png(grey[:, :, None], depth, 0, int(key).to_bytes(2, "big"))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "g.png").write_bytes(data)
+    decoded = core.decode_image(data)
+    assert decoded.shape == (24, 20, 4) and (decoded[:, :, 3] == alpha).all()  # read as RGBA, grey colour
+    assert main(["--weights-dir", str(weights_dir), "upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                 "--model", "realesr-animevideov3", "-q"]) == 0
+    written = (tmp_path / "out" / "g.png").read_bytes()
+    assert written[24:26] == bytes([depth, 4])  # IHDR: bit depth, colour type 4 (grey + alpha)
+    out = cv2.imread(str(tmp_path / "out" / "g.png"), cv2.IMREAD_UNCHANGED)  # another decoder (BGRA from LA)
+    assert out.shape == (96, 80, 4) and out.dtype == (np.uint16 if depth == 16 else np.uint8)
+    assert abs(float(out[:, :40, 3].mean()) - alpha[:, :10].mean()) < top * 0.02  # the alpha came along
+    ours = core.read_image(tmp_path / "out" / "g.png")
+    np.testing.assert_array_equal(ours, cv2.cvtColor(out, cv2.COLOR_BGRA2RGBA))
+    assert (ours[:, :, 0] == ours[:, :, 1]).all() and (ours[:, :, 1] == ours[:, :, 2]).all()
