@@ -254,6 +254,16 @@ def _finite(value: object) -> object:
     return value
 
 
+def _plan(result: EvalResult) -> dict[str, object]:
+    """A cluster run's plan, saying which rows it covers: rows reused from the store were computed earlier, maybe
+    with another engine or device (each row names its own device and precision)."""
+    if not result.plan:
+        return {}
+    return result.plan | {"computed_rows": result.computed, "reused_rows": result.reused,
+                          "covers": "the computed rows only; reused rows keep the device and precision they were "
+                                    "computed with (in each row)" if result.reused else "every row"}
+
+
 def _row_json(row: EvalRow) -> dict:
     """A row as ``results.json`` keeps it: JSON has no inf or NaN, so such a value is ``null`` and
     ``nonfinite`` says which it was (``{"psnr": "+inf"}``), which ``null`` alone (no value) cannot."""
@@ -281,7 +291,7 @@ def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
         "settings": asdict(result.settings) | {
             "crop_border": result.scale if result.settings.crop_border is None else result.settings.crop_border
         },
-        "cancelled": result.cancelled, "plan": result.plan, "means": result.means(), "counts": result.counts(),
+        "cancelled": result.cancelled, "plan": _plan(result), "means": result.means(), "counts": result.counts(),
         "rows": [_row_json(row) for row in result.rows],
     }
     write_file(json_path, json.dumps(_finite(payload), indent=2))

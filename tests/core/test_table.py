@@ -125,3 +125,20 @@ def test_a_results_file_with_wrong_types_is_refused_with_its_path_not_a_tracebac
     assert main(["table", str(run)]) == 2
     err = capsys.readouterr().err
     assert str(run / "results.json") in err and problem in err and "Traceback" not in err, err
+
+
+def test_a_cluster_plan_says_it_does_not_cover_reused_rows(tmp_path: Path) -> None:
+    """Issue 38.8: the plan in results.json named an engine the reused rows were not computed with."""
+    import json
+
+    result = EvalResult("set", 4, "MATLAB bicubic", ["m"], ["psnr"], EvalSettings())
+    result.plan = {"engine": "torch", "tile": 384, "device": "cpu", "workers": "2 CPU workers x 1 thread"}
+    result.rows = [EvalRow("a", "m", {"psnr": 30.0}, 1.0, "cuda", "fp16", "x", reused=True),
+                   EvalRow("b", "m", {"psnr": 31.0}, 1.0, "cpu", "fp32", "x")]
+    write_results(result, tmp_path / "run")
+    plan = json.loads((tmp_path / "run" / "results.json").read_text())["plan"]
+    assert plan["engine"] == "torch" and (plan["computed_rows"], plan["reused_rows"]) == (1, 1)
+    assert plan["covers"].startswith("the computed rows only")
+    result.rows = result.rows[1:]
+    write_results(result, tmp_path / "run2")
+    assert json.loads((tmp_path / "run2" / "results.json").read_text())["plan"]["covers"] == "every row"
