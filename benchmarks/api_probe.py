@@ -255,6 +255,29 @@ def load(port: int, concurrency: int, requests: int) -> Counter:
         return Counter(pool.map(one, range(requests)))
 
 
+BAD_SETTINGS = (("STUDIO_API_MAX_RUNNING", "0"), ("STUDIO_API_REQUEST_TIMEOUT", "nan"),
+                ("STUDIO_API_REQUEST_TIMEOUT", "-1"), ("STUDIO_API_MAX_WAITING", "-1"),
+                ("STUDIO_API_BODY_TIMEOUT", "inf"), ("STUDIO_API_MAX_BODY_BYTES", "-5"),
+                ("STUDIO_API_DEVICE", "cuda:7"), ("STUDIO_API_PRECISION", "fp64"), ("STUDIO_API_MODEL", "nope"),
+                ("STUDIO_API_MAX_RUNING", "4"), ("STUDIO_WEIGHTS_DIR", "/dev/null"), ("STUDIO_ENGINE", "tensorrt"))
+
+
+def startup_settings(env: dict[str, str]) -> list[dict[str, object]]:
+    """Issue 38.14: the server started with each wrong setting must stop at once, exit 2, with one line naming it
+    (before, MAX_RUNNING=0 hung every request and a NaN timeout turned the timeout off)."""
+    out = []
+    for name, value in BAD_SETTINGS:
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "api.serve", "--api-only", "--port", "0"], cwd=ROOT,
+                              env=env | {name: value}, capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        held = (proc.returncode == 2 and bool(lines) and lines[-1].startswith("error: ") and name in lines[-1]
+                and "Traceback" not in proc.stderr)
+        out.append({"setting": f"{name}={value}", "held": held, "exit": proc.returncode,
+                    "seconds": round(time.monotonic() - start, 1), "line": lines[-1][:160] if lines else ""})
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="realesr-animevideov3")
@@ -284,6 +307,7 @@ def main() -> int:
                 return 1
             time.sleep(0.3)
         report: dict[str, object] = {"model": args.model, "rss_ready_mb": _peak_rss_mb(proc.pid)}
+        report["startup_settings"] = settings_cases = startup_settings(env)
         report["first_load_beside"] = first_load_beside(port, "realesr-animevideov3-x2", "RealESRGAN_x4plus")
         cases = probes(port)
         report["probes"] = [{"case": n, "expected": e, "got": g} for n, e, g in cases]
@@ -305,7 +329,10 @@ def main() -> int:
           f"5xx other than 503 busy (or no answer): {len(bad_5xx)}; traceback in log: {'Traceback' in log.read_text()}")
     for name, expected, got in unexpected:
         print(f"  unexpected: {name}: expected {expected}, got {got}")
-    return 1 if bad_5xx or unexpected else 0
+    refused = [c for c in settings_cases if not c["held"]]
+    print(f"{len(settings_cases) - len(refused)} of {len(settings_cases)} wrong settings stopped the server at "
+          "start-up with one line")
+    return 1 if bad_5xx or unexpected or refused else 0
 
 
 if __name__ == "__main__":

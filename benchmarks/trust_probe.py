@@ -7,6 +7,7 @@
 2. A flat image's metrics (PSNR +inf, NIQE NaN) computed, then reused from ``results.sqlite``: equal?
 3. Two processes write one file ``--writes`` times each with ``core.write_file`` while this one reads
    it: how many reads saw a torn file, how many writes failed?
+4. Issue 38's hostile cases (:mod:`benchmarks.trust_round3`): how many held, which did not.
 
 ``--root`` runs the probe against another checkout (e.g. a ``git worktree`` of an older commit), so
 both sides are measured by the same script.
@@ -113,6 +114,14 @@ def main() -> int:
               "point_1_upscale_into_its_own_folder": same_folder(root, core),
               "point_4_nan_through_the_store": nan_round_trip(core),
               "point_5_two_writers": two_writers(root, args.writes)}
+    # issue 38's hostile cases (benchmarks/trust_round3.py), against the same checkout
+    os.environ["TRUST_ROOT"] = str(root)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import trust_round3
+
+    round3 = trust_round3.run_all()
+    report["round_3"] = {"cases": round3["cases"], "held": round3["held"],
+                         "failed": [r["case"] for r in round3["results"] if not r["held"]]}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
