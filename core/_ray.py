@@ -247,10 +247,13 @@ def run_pool(items: list[dict], worker: type, arguments: dict, pool: Pool,
     blocks = math.ceil(len(items) / per_task)
     most = min(pool.workers or blocks, blocks)
     if pool.gpus:  # one actor once a GPU is there, more as GPU nodes join
-        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
+        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=most, max_tasks_in_flight_per_actor=1)
         resources: dict[str, Any] = {"num_gpus": pool.gpus}
     else:
-        compute, resources = ray.data.ActorPoolStrategy(size=most), {"num_cpus": pool.threads}
+        # one task in flight per actor: a task queued on an actor that another task's item kills would lose one of
+        # its attempts each time, and a healthy image could be dropped (issue 38.19)
+        compute = ray.data.ActorPoolStrategy(size=most, max_tasks_in_flight_per_actor=1)
+        resources = {"num_cpus": pool.threads}
     context = ray.data.DataContext.get_current()
     saved = context.max_errored_blocks, context.op_resource_reservation_enabled
     context.max_errored_blocks = -1  # a task that failed every attempt is dropped, not the whole run
