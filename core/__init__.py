@@ -37,8 +37,9 @@ from ._io import (
 from ._jobs import JobContext, JobManager, JobSnapshot
 from ._resize import crop_to_scale, imresize, resize, target_size
 from ._samples import list_samples, load_sample
-from ._settings import check_environment, default_results_dir, default_weights_dir
+from ._settings import default_results_dir, default_weights_dir
 from .degradation import PRESETS, DegradationConfig, degrade
+from .engines import check_environment
 from .errors import CancelledError, StudioError
 from .evaluation import EvalHooks, EvalSettings, ResultDB, evaluate, open_dataset, read_results, write_results
 from .metrics import METRICS, compute_metric, score_images

@@ -12,7 +12,8 @@
   read by :func:`settings_from_env` from the dataclass itself, so defaults are written once.
 * ``STUDIO_API_DOCS``: set by ``python -m api.serve`` for the dashboard beside it (the API docs' address).
 
-Every front end calls :func:`check_environment` at start-up: a wrong value, or a ``STUDIO_*`` name that is none
+Every front end calls :func:`core.check_environment` (``core/engines/_startup.py``) at start-up: a wrong
+value, or a ``STUDIO_*`` name that is none
 of these, is one line naming it, before anything runs.
 """
 
@@ -21,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints, overload
+from typing import Any, TypeVar, get_type_hints
 
-__all__ = ["KNOWN_NAMES", "check_environment", "default_results_dir", "default_weights_dir", "max_models",
+__all__ = ["KNOWN_NAMES", "check_folder_setting", "default_results_dir", "default_weights_dir", "max_models",
            "settings_from_env"]
 
 KNOWN_NAMES = ("STUDIO_WEIGHTS_DIR", "STUDIO_RESULTS_DIR", "STUDIO_ENGINE", "STUDIO_MAX_MODELS", "STUDIO_API_DOCS")
@@ -59,7 +60,8 @@ def default_results_dir() -> Path:
     return Path(env) if env else _REPOSITORY / "results"
 
 
-def _folder_setting(name: str) -> None:
+def check_folder_setting(name: str) -> None:
+    """Raise :class:`SettingsError` where ``$name`` is set to something that is not a folder path."""
     from .errors import SettingsError
 
     raw = os.environ.get(name)
@@ -71,42 +73,6 @@ def _folder_setting(name: str) -> None:
     if path.exists() and not path.is_dir():
         raise SettingsError(f"{name}={raw} is not a folder (it is a file or a device); give a folder, which is "
                             "made if it does not exist.")
-
-
-@overload
-def check_environment(settings: None = None, prefix: str = ...) -> None: ...
-@overload
-def check_environment(settings: type[T], prefix: str = ...) -> T: ...
-def check_environment(settings: type[T] | None = None, prefix: str = "STUDIO_API_") -> T | None:
-    """Every ``STUDIO_*`` variable that is set, checked at start-up, so a wrong one is one clear line before
-    anything runs (not a "File exists" from deep inside a model load, or a setting silently ignored); with a
-    ``settings`` dataclass, that dataclass read from its ``<prefix><FIELD>`` variables (:func:`settings_from_env`).
-
-    A ``<prefix>*`` name that is no field of ``settings`` (a typo, ``STUDIO_API_MAX_RUNING``) is refused; front ends
-    that read no such settings (the CLI, the dashboard alone) leave ``STUDIO_API_*`` to the API.
-
-    Raises:
-        SettingsError: the first variable that is wrong, by name and value, and what it should be.
-    """
-    api_fields = tuple(f.name for f in dataclasses.fields(settings)) if settings is not None else ()  # type: ignore[arg-type]
-    from .engines import default_engine
-    from .errors import SettingsError
-
-    _folder_setting("STUDIO_WEIGHTS_DIR")
-    _folder_setting("STUDIO_RESULTS_DIR")
-    max_models()
-    default_engine()
-    api = {f"{prefix}{name.upper()}" for name in api_fields}
-    for name in sorted(os.environ):
-        if not name.startswith("STUDIO_") or name in KNOWN_NAMES:
-            continue
-        if name.startswith(prefix):
-            if settings is not None and name not in api:
-                raise SettingsError(f"{name} is not a setting of the API (a typo?); known: {', '.join(sorted(api))}.")
-            continue
-        known = ", ".join(KNOWN_NAMES[:4])
-        raise SettingsError(f"{name} is not a studio setting (a typo?); known: {known} and {prefix}*.")
-    return settings_from_env(settings, prefix) if settings is not None else None
 
 
 def settings_from_env(cls: type[T], prefix: str) -> T:

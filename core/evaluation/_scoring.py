@@ -16,7 +16,7 @@ import torch
 
 from .._resize import resize
 from ..errors import DatasetError, StudioError, UnknownNameError
-from ..metrics import METRICS, check_ready, score_images
+from ..metrics import METRICS, MetricOptions, check_ready, score_images
 from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
@@ -266,8 +266,8 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     seconds = time.perf_counter() - start
     try:  # the one scoring path (each metric's own crop policy: the scale, NIQE's setting, or none)
         values = score_images({method: output}, pair.hr, metrics=wanted, crop_border=context.crop,
-                              niqe_crop_border=settings.niqe_crop_border, channel=settings.channel,
-                              grey=settings.grey, device=context.metric_device, unscorable="raise")[method]
+                              niqe_crop_border=settings.niqe_crop_border, unscorable="raise",
+                              options=MetricOptions(0, settings.channel, settings.grey, context.metric_device))[method]
     except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
         raise StudioError(str(exc)) from exc
     weights = upscaler.info.fingerprint if upscaler is not None else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -157,15 +158,14 @@ def score_images(
     metrics: Sequence[str] | None = None,
     crop_border: int = 0,
     niqe_crop_border: int = 0,
-    channel: Channel = "y",
-    grey: Grey = "rgb",
-    device: str = "cpu",
+    options: MetricOptions | None = None,
     unscorable: Literal["none", "raise"] = "none",
 ) -> dict[str, dict[str, float | None]]:
     """``metrics`` of every image (default: every registered one whose weights are here; full-reference ones only
     against a ``reference``). The one scoring path of the studio: ``evaluate``, ``compare``, the Upscale and
     Benchmark pages all score here, so one pair has one number everywhere.
 
+    ``options``: the channel, grey convention and device (its ``crop_border`` is replaced by the metric's own).
     Each metric crops as it declares (:attr:`MetricInfo.crop`): ``crop_border`` for PSNR / SSIM (the scale, in
     the literature), ``niqe_crop_border`` for NIQE, nothing for the learned metrics (as their authors run them).
 
@@ -183,7 +183,8 @@ def score_images(
                 continue
             border = {"scale": crop_border, "niqe_crop_border": niqe_crop_border}.get(metric.crop, 0)
             try:
-                row[metric.name] = metric.compute(image, reference, MetricOptions(border, channel, grey, device))
+                row[metric.name] = metric.compute(image, reference, replace(options or MetricOptions(),
+                                                                            crop_border=border))
             except ValueError as exc:
                 if unscorable == "raise":
                     raise ValueError(f"{metric.title}: {exc}") from exc
