@@ -247,7 +247,7 @@ def run_pool(items: list[dict], worker: type, arguments: dict, pool: Pool,
     blocks = math.ceil(len(items) / per_task)
     most = min(pool.workers or blocks, blocks)
     if pool.gpus:  # one actor once a GPU is there, more as GPU nodes join
-        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=most, max_tasks_in_flight_per_actor=1)
+        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
         resources: dict[str, Any] = {"num_gpus": pool.gpus}
     else:
         # one task in flight per actor: a task queued on an actor that another task's item kills would lose one of
