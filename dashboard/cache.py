@@ -111,14 +111,6 @@ def baseline(_image: np.ndarray, key: str, size: tuple[int, int], method: str) -
     return core.resize(_image, size, method)
 
 
-@st.cache_resource(show_spinner="Computing metrics and maps…", max_entries=8)
-def comparison(_image: np.ndarray, _outputs: dict[str, np.ndarray], _reference: np.ndarray | None,
-               key: str) -> core.compare.Comparison:
-    """Scores and maps of ``_outputs`` (:func:`core.compare.score_outputs`), kept by ``key`` (what made them);
-    shared, not copied: nothing mutates a comparison."""
-    return core.compare.score_outputs(_image, _outputs, _reference)
-
-
 @st.cache_data(show_spinner="Computing metrics…", max_entries=32)
 def scores(_images: dict[str, np.ndarray], _reference: np.ndarray | None, key: str,
            crop_border: int) -> dict[str, dict[str, float | None]]:
@@ -181,6 +173,10 @@ class ResultStore:
             self._items.move_to_end(key)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
+
+    def discard(self, key: Any) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
     def __contains__(self, key: Any) -> bool:
         with self._lock:

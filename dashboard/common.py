@@ -255,13 +255,14 @@ def start_job(key: str, label: str, work: Callable[[core.JobContext], object], *
 
 def follow_job(key: str, on_finish: Callable[[core.JobSnapshot], None] | None = None, *,
                live: Callable[[core.JobSnapshot], None] | None = None,
-               success: Callable[[core.JobSnapshot], str] | None = None) -> bool:
+               success: Callable[[core.JobSnapshot], str] | None = None, quiet_cancel: bool = False) -> bool:
     """The page's job ``key``: its progress and a Cancel button while it runs (returns ``True``), then its outcome.
 
     When the job ends, ``on_finish`` gets its snapshot once (to keep what it made: whole,
     partial or nothing) and the page reruns. The outcome is then shown once: the text of
     ``success(snapshot)`` for a finished job, a note for a cancelled one, the error for a
-    failed one; the page's settings stay as they were, so the user can run it again.
+    failed one; the page's settings stay as they were, so the user can run it again. ``quiet_cancel``: no note
+    for a cancel (the page says what the cancel left out).
     """
     job_id = st.session_state.get(f"{key}_job")
     if job_id:
@@ -269,8 +270,8 @@ def follow_job(key: str, on_finish: Callable[[core.JobSnapshot], None] | None = 
             st.session_state.pop(f"{key}_job", None)
             if on_finish is not None:
                 on_finish(snap)
-            if snap.status == "done":
-                outcome = ("success", success(snap)) if success is not None else None
+            if snap.status == "done" or (quiet_cancel and snap.status == "cancelled"):
+                outcome = ("success", success(snap)) if success is not None and snap.status == "done" else None
             else:
                 outcome = ("info" if snap.status == "cancelled" else "error",
                            f"{snap.error or snap.status} Your settings are unchanged; run again when ready.")

@@ -12,7 +12,7 @@ from PIL import Image
 
 import core
 from dashboard import restore
-from dashboard.common import load_upscaler, model_status, remember_widgets
+from dashboard.common import jobs, load_upscaler, model_status, remember_widgets
 
 API_DOCS_ENV = "STUDIO_API_DOCS"  # set by `python -m api.serve`, which serves the API beside the dashboard
 
@@ -77,6 +77,7 @@ def setup(*, with_sidebar: bool = True) -> None:
         st.stop()
     remember_widgets()
     restore.session_token()  # in the address, so a reload (F5) finds this session's last result
+    restore.reattach(lambda job_id: jobs().get(job_id) is not None)  # F5 during a job: before any widget
     if with_sidebar:
         sidebar()
 

@@ -8,6 +8,12 @@ own. A token that arrives in an address is only read, and only where a result is
 with a token of someone else's choosing offers nothing, and whatever this session makes next goes under
 its own token, so whoever chose the token cannot read it later.
 
+A job survives a reload too: while it runs, ``sessions/TOKEN/running/`` keeps its id, the upload and the
+settings, and the server keeps what the page needs to follow it (:func:`keep_running`). A reloaded page
+finds it (:func:`reattach`, before any widget is drawn): the upload and settings come back, and the page
+follows the job where the server still runs it, or says it stopped (a server restart) so it can be run again.
+The older last result is then not offered: it belongs to another input.
+
 On disk: ``$STUDIO_RESULTS_DIR/sessions/TOKEN/last/`` holds ``state.json`` (the settings and each
 result's details), the upload as it was sent, and one lossless PNG per model. Every file is
 written atomically, ``state.json`` last, so a half-saved result is never offered. When a session
@@ -23,6 +29,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -36,6 +43,7 @@ KEEP_BYTES = 4 * 2**30
 _VALID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # fullmatch: no trailing newline
 _SIDEBAR = ("model", "device", "precision", "tile")  # the sidebar's settings (plain widget keys)
 _PENDING = "_restored_results"
+NOTICE = "_reattach_notice"  # what reattach() did, in words, for the page to show once
 
 
 def _own_token() -> str:
@@ -50,7 +58,8 @@ def _offered_token() -> str | None:
     if "_offered_token" not in st.session_state:
         offered = st.query_params.get(TOKEN)
         valid = isinstance(offered, str) and _VALID.fullmatch(offered) is not None
-        st.session_state._offered_token = offered if valid and (_folder(offered) / "state.json").is_file() else None
+        kept = valid and any((_folder(offered, part) / "state.json").is_file() for part in ("last", "running"))
+        st.session_state._offered_token = offered if kept else None
     return st.session_state._offered_token
 
 
@@ -64,8 +73,8 @@ def session_token() -> str:
     return token
 
 
-def _folder(token: str) -> Path:
-    return core.default_results_dir() / "sessions" / token / "last"
+def _folder(token: str, part: str = "last") -> Path:
+    return core.default_results_dir() / "sessions" / token / part
 
 
 def _jsonable(value: object) -> bool:
@@ -176,3 +185,100 @@ def pending_results(request_key: str) -> dict[str, core.UpscaleResult] | None:
                 for m in state["results"]}
     except (OSError, core.StudioError, KeyError, TypeError):
         return None
+
+
+@st.cache_resource
+def _following() -> dict[str, dict[str, object]]:
+    """Per running job: the session-state entries a page needs to follow it (the server's memory: a job lives
+    no longer than its server)."""
+    return {}
+
+
+def keep_running(job_id: str, entries: dict[str, object], upload: tuple[str, bytes] | None, upload_key: str,
+                 what: str) -> None:
+    """While job ``job_id`` runs, keep what a reload needs to find it, under this session's own token: the
+    upload (under ``upload_key``), the kept settings and ``entries`` (put back as they are); ``what`` names the
+    job in words ("RealESRGAN_x4plus on my photo.png")."""
+    folder = _folder(_own_token(), "running")
+    folder.mkdir(parents=True, exist_ok=True)
+    if upload is not None:
+        core.write_file(folder / "upload.bin", upload[1])
+    widgets = {k: v for k, v in st.session_state.get("_kept_widget_values", {}).items() if _jsonable(v)}
+    widgets |= {k: st.session_state[k] for k in (*_SIDEBAR, "outscale_default") if k in st.session_state}
+    state = {"saved": time.time(), "job": job_id, "what": what, "widgets": widgets, "upload_key": upload_key,
+             "upload": upload[0] if upload is not None else None}
+    core.write_file(folder / "state.json", json.dumps(state))
+    os.utime(folder.parent)
+    _following()[job_id] = dict(entries)
+    st.session_state._saved_here = True
+    session_token()  # the address names this session's own token from now on
+
+
+def job_ended(job_id: str) -> None:
+    """The page handled job ``job_id``'s end: a reload no longer finds it (under this session's token, nor under
+    the one a reload reattached from)."""
+    _following().pop(job_id, None)
+    for token in {_own_token(), st.session_state.get("_offered_token")} - {None}:
+        _forget_running(_folder(token, "running"), job_id)
+
+
+def _forget_running(folder: Path, job_id: str) -> None:
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(state, dict) and state.get("job") == job_id:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running_state() -> dict | None:
+    token = _offered_token()
+    if token is None:
+        return None
+    try:
+        state = json.loads((_folder(token, "running") / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    valid = (isinstance(state, dict) and isinstance(state.get("job"), str) and isinstance(state.get("widgets"), dict)
+             and isinstance(state.get("saved"), int | float) and isinstance(state.get("upload_key"), str)
+             and isinstance(state.get("what"), str))
+    return state if valid else None
+
+
+def reattach(known: Callable[[str], bool]) -> None:
+    """A reloaded page (a new session) whose address names a session with a job running: put its upload and
+    settings back and follow the job where the server still has it (``known(job_id)``), else say it stopped.
+    Call before any widget is drawn, once per run (it acts once per session)."""
+    if st.session_state.get("_reattach_checked"):
+        return
+    st.session_state._reattach_checked = True
+    state = _running_state()
+    if state is None:
+        return
+    folder = _folder(_offered_token() or "", "running")
+    for key, value in state["widgets"].items():
+        st.session_state[key] = value
+        if key not in (*_SIDEBAR, "outscale_default"):
+            st.session_state.setdefault("_kept_widget_values", {})[key] = value
+    upload = None
+    if state.get("upload"):
+        try:
+            upload = (state["upload"], (folder / "upload.bin").read_bytes())
+            st.session_state[state["upload_key"]] = upload
+        except OSError:
+            upload = None
+    when = time.strftime("%H:%M", time.localtime(state["saved"]))
+    st.session_state.restore_answered = True  # the older last result belongs to another input: not offered
+    entries = _following().get(state["job"])
+    if entries is not None and known(state["job"]):
+        for key, value in entries.items():
+            st.session_state[key] = value
+        keep_running(state["job"], entries, upload, state["upload_key"], state["what"])  # a reload finds it again
+        st.session_state[NOTICE] = ("info", f"The page was reloaded while {state['what']} ran (started at {when}): "
+                                            "it goes on, and its image and settings are back.")
+    else:
+        _forget_running(folder, state["job"])  # it ran on a server that is gone: said once, not at every reload
+        lost = "" if upload is not None or not state.get("upload") else " (the upload could not be read back)"
+        st.session_state[NOTICE] = ("warning", f"{state['what']} (started at {when}) stopped before it finished: the "
+                                               f"server no longer has it (it was restarted). Its image and settings "
+                                               f"are back{lost}; run it again when ready.")

@@ -79,6 +79,7 @@ def _metric_weights() -> None:
                                 "licences": "; ".join(dict.fromkeys(w.licence for w in m.weights)),
                                 "reference": m.reference} for m in learned]),
                  hide_index=True, key="metric_weights_table")
+    _metric_files_by_hand(learned)
     missing = [m.name for m in learned if not m.ready()]
     if follow_job("metric_dl", success=lambda snap: f"{snap.result}: weights ready."):
         return
@@ -93,6 +94,27 @@ def _metric_weights() -> None:
             return name
 
         start_job("metric_dl", f"Downloading the weights of {name}", work)
+
+
+def _metric_files_by_hand(learned: list[core.metrics.MetricInfo]) -> None:
+    """Where each metric file goes when fetched by hand (a machine without internet, a file from a colleague)."""
+    rows = {}
+    for metric in learned:
+        for file in metric.weights:
+            folder = core.metrics.weights_folder(file)
+            if folder is None:
+                continue
+            row = rows.setdefault(file.name, {"file": file.name, "put it in": str(folder), "for": [],
+                                              "from": file.url, "sha256": file.sha256})
+            row["for"].append(metric.name)
+    if not rows:
+        return
+    with st.expander("Fetched a metric file by hand? Where each one goes"):
+        st.caption("Copy each file, under the name given, into the folder beside it; the metric is offered once "
+                   "all its files are there. ImageNet backbones go to torchvision's cache ($TORCH_HOME), so other "
+                   "tools find them too. A file is checked before it is used (its tensors' names and shapes; a "
+                   "download also checks the sha256 given here), and refused with its path and what to do.")
+        st.table(pd.DataFrame([r | {"for": ", ".join(r["for"])} for r in rows.values()]).set_index("file"))
 
 
 def render() -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 import core
 from core import evaluation
-from dashboard import cache, restore
+from dashboard import cache, restore, scoring
 from dashboard.common import (
     METRICS_EXPLAINED,
     UPLOAD_TYPES,
@@ -170,11 +170,21 @@ def _start(request: Request, image: np.ndarray) -> None:
         return results
 
     st.session_state.upscale_request = request
-    start_job("upscale", "Upscaling", work)
+    start_job("upscale", "Upscaling", work, rerun=False)
+    job = st.session_state.upscale_job
+    upload = st.session_state.get(saved_upload_key("up")) if st.session_state.get("up_source") == "Upload" else None
+    source = upload[0] if upload else st.session_state.get("up_sample", "the sample")
+    try:  # a reload (F5) during the job finds it again
+        restore.keep_running(job, {"upscale_job": job, "upscale_request": request}, upload, saved_upload_key("up"),
+                             f"the upscale of {source} with {', '.join(request.models)}")
+    except OSError as exc:
+        st.session_state.restore_error = f"A reload during this job will not find it: {exc.strerror or exc}."
+    st.rerun()
 
 
 def _finish(snap: core.JobSnapshot) -> None:
     request = st.session_state.pop("upscale_request")
+    restore.job_ended(snap.id)
     if snap.status == "done":
         cache.result_store().put(request, snap.result)
         st.session_state.upscaled_here = True
@@ -224,27 +234,38 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
     matching = reference if reference is not None and reference.shape == out.shape else None
     scored = outputs | ({"hr": matching} if matching is not None else {})
     key = f"{request}|{'/'.join(baselines)}|{cache.image_key(matching) if matching is not None else ''}"
-    compared = cache.comparison(image, scored, matching, key)
-    panes = core.compare.panes_of(compared, {"hr": "HR reference"})
-    if reference is not None and matching is None:
-        panes.append(core.compare.Pane("HR reference", reference))  # shown on the output grid, not scored
-    comparison(panes, key="compare", mode="grid" if len(panes) > 3 else "slider",
-               cache_key=f"{key}|{cache.image_key(reference) if reference is not None else ''}")
+    compared = scoring.scoring(key, image, scored, matching)  # in the background: as far as it is scored
+    if len(compared.maps) < len(scored):
+        st.info("Scoring stopped before the maps were ready: \"Compute the missing scores\" below opens the viewer."
+                if compared.cancelled else "The viewer opens once the hand-made metrics and the maps are ready (see "
+                "Metrics below); the learned metrics go on after.", icon=":material/hourglass_top:")
+    else:  # drawn once: the learned metrics' numbers (cards and table) do not redraw it
+        cheap = tuple(m for m in compared.metrics if not core.METRICS[m].learned) + (core.compare.LR_PSNR,)
+        panes = core.compare.panes_of(compared, {"hr": "HR reference"}, scores=cheap)
+        if reference is not None and matching is None:
+            panes.append(core.compare.Pane("HR reference", reference))  # shown on the output grid, not scored
+        comparison(panes, key="compare", mode="grid" if len(panes) > 3 else "slider",
+                   cache_key=f"{key}|{cache.image_key(reference) if reference is not None else ''}")
 
-    rows = []
-    for name in outputs:
-        run = results.get(name)
-        values = compared.scores[name]
-        row = {"method": name, **{metric_header(m): values.get(m) for m in compared.metrics if m in values}}
-        row |= {"LR-PSNR ↑": values.get(core.compare.LR_PSNR)}
-        row |= {"seconds": f"{run.seconds:.2f}" if run else "—", "device": run.device if run else "cpu",
-                "precision": run.precision if run else "—"}
-        rows.append(row)
+    def rows(scored_so_far: core.compare.Comparison) -> list[dict]:
+        table = []
+        for name in outputs:
+            run = results.get(name)
+            values = scored_so_far.scores.get(name, {})
+            row = {"method": name, **{metric_header(m): values.get(m) for m in scored_so_far.metrics}}
+            row |= {"LR-PSNR ↑": values.get(core.compare.LR_PSNR)}
+            row |= {"seconds": f"{run.seconds:.2f}" if run else "—", "device": run.device if run else "cpu",
+                    "precision": run.precision if run else "—"}
+            table.append(row)
+        return table
+
+    def table(shown: list[dict]) -> None:
+        formats = {metric_header(m): st.column_config.NumberColumn(format="%.4f") for m in core.METRICS}
+        formats["LR-PSNR ↑"] = st.column_config.NumberColumn(format="%.2f")
+        st.dataframe(pd.DataFrame(shown), hide_index=True, key="metrics_table", column_config=formats)
+
     st.subheader("Metrics")
-    _metric_cards(rows)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="metrics_table",
-                 column_config={metric_header(m): st.column_config.NumberColumn(format="%.4f")
-                                for m in core.METRICS} | {"LR-PSNR ↑": st.column_config.NumberColumn(format="%.2f")})
+    finished = scoring.show_scores(key, compared, rows, table)
     border = round(out.shape[0] / image.shape[0])
     if reference is not None and matching is None:
         st.caption(f"Only {_titles('no-reference')}: the reference is not the output's size, so "
@@ -266,8 +287,11 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                            core.encode_png(results[name].image, icc_profile=picked_profile("up")),
                            file_name=f"{stem}_{name}.png",
                            mime="image/png", key=f"download_{name}", on_click="ignore")  # no rerun for a download
+    if finished is None:
+        st.caption("The comparison page to download is offered once scoring ends.")
+        return
     st.download_button("Download comparison (one HTML page, opens offline)",
-                       lambda: core.compare.comparison_page(compared, title=f"{stem}: {', '.join(compared.outputs)}"),
+                       lambda: core.compare.comparison_page(finished, title=f"{stem}: {', '.join(finished.outputs)}"),
                        file_name=f"{stem}_comparison.html", mime="text/html", key="download_comparison",
                        on_click="ignore",
                        help="Every method at full resolution, with the grid, slider, zoom, difference and map views "
@@ -276,23 +300,6 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
 
 def _titles(kind: str) -> str:
     return " / ".join(core.METRICS[m].title for m in core.METRICS.names(kind=kind, ready=True))
-
-
-def _metric_cards(rows: list[dict]) -> None:
-    """One card per method with every computed metric; later methods show the change from the first."""
-    computed = [m for m in core.METRICS if any(row.get(metric_header(m)) is not None for row in rows)]
-    if not computed:
-        return
-    first = rows[0]
-    for card, row in zip(st.columns(len(rows)), rows):
-        card.markdown(f"**{row['method']}**" + ("" if row is first else f" · change vs {first['method']}"))
-        for column, name in zip(card.columns(len(computed)), computed):
-            info, header = core.METRICS[name], metric_header(name)
-            value, start = row.get(header), first.get(header)
-            delta = (f"{value - start:+.3f}"
-                     if row is not first and value is not None and start is not None else None)
-            column.metric(header, "—" if value is None else f"{value:.3f}", delta=delta,
-                          delta_color="normal" if info.higher_is_better else "inverse", help=info.description)
 
 
 def _outscale_key(default: float) -> str:
@@ -311,6 +318,9 @@ def _on_cpu() -> bool:
 
 def render() -> None:
     st.title("Upscale & Compare")
+    notice = st.session_state.pop(restore.NOTICE, None)
+    if notice is not None:
+        {"info": st.info, "warning": st.warning}[notice[0]](notice[1], icon=":material/history:")
     _offer_restore()
     if "restore_error" in st.session_state:
         st.warning(st.session_state.pop("restore_error"))
@@ -328,15 +338,16 @@ def render() -> None:
     image, origin = _region(image, _on_cpu())
     image, reference, factor = _reference(image, full_height, origin)
     others = [i.name for i in core.list_models() if i.available and i.name != name]
-    left, right, third = st.columns(3)
     choices = ["bicubic", "lanczos", *others]
     room = core.compare.MAX_METHODS - 1 - (reference is not None)  # the model, and the reference's pane
     picked = st.session_state[kept("compare_with", ["bicubic"])]
     picked = [picked] if isinstance(picked, str) else picked
     st.session_state.compare_with = [v for v in picked if v in choices][:room]
-    versus = left.multiselect("Compare with", choices, key="compare_with", max_selections=room,
+    # the whole width: five picks' chips stay readable (in a third of it they hid one another)
+    versus = st.multiselect("Compare with", choices, key="compare_with", max_selections=room,
                               help=f"Up to {room} more: baselines and other models (MATLAB bicubic is the "
                                    "literature's). Keys 1-9 in the viewer pick the compared pane.")
+    right, third, _ = st.columns(3)
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
     key = _outscale_key(float(factor or scale))  # value= too: a client reset in a rerun race (streamlit#9056)
     outscale = right.number_input("Output scale", 0.25, 16.0, value=st.session_state[key], step=0.25, key=key)

@@ -155,10 +155,12 @@ def _caption(scores: dict[str, float | None]) -> str:
     return " · ".join(parts)
 
 
-def panes_of(comparison: Comparison, labels: dict[str, str] | None = None) -> list[Pane]:
-    """One pane per method of ``comparison``, captioned with its scores."""
+def panes_of(comparison: Comparison, labels: dict[str, str] | None = None, *,
+             scores: tuple[str, ...] | None = None) -> list[Pane]:
+    """One pane per method of ``comparison``, captioned with its scores (only those named in ``scores``)."""
     labels = labels or {}
-    return [Pane(labels.get(m, "HR reference" if m == "hr" else m), output, _caption(comparison.scores.get(m, {})),
+    return [Pane(labels.get(m, "HR reference" if m == "hr" else m), output,
+                 _caption({k: v for k, v in comparison.scores.get(m, {}).items() if scores is None or k in scores}),
                  comparison.maps.get(m, {})) for m, output in comparison.outputs.items()]
 
 

@@ -50,6 +50,20 @@ class Comparison:
     maps: dict[str, dict[str, Heat]] = field(default_factory=dict)  # method -> {"ssim": ..., "lr": ...}
     seconds: dict[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
+    cancelled: bool = False  # scoring stopped before every score was computed (see missing())
+
+    def copy(self) -> Comparison:
+        """A copy whose score and map tables are its own (the images are shared: nothing mutates them)."""
+        return Comparison(self.image, self.reference, dict(self.outputs),
+                          {m: dict(s) for m, s in self.scores.items()}, {m: dict(v) for m, v in self.maps.items()},
+                          dict(self.seconds), self.metrics, self.cancelled)
+
+    def missing(self, method: str) -> tuple[str, ...]:
+        """The metrics of ``metrics`` not yet computed for ``method`` (being computed, or cancelled); a metric
+        that cannot score the pair (NIQE under 96x96) is computed, as ``None``."""
+        scores = self.scores.get(method, {})
+        return tuple(m for m in self.metrics if m not in scores
+                     and (self.reference is not None or not METRICS[m].full_reference))
 
 
 def _methods(job: CompareJob) -> tuple[str, ...]:
@@ -85,26 +99,57 @@ def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upsca
 
 
 def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: np.ndarray | None = None,
-                  metrics: tuple[str, ...] | None = None) -> Comparison:
+                  metrics: tuple[str, ...] | None = None, *, progress: Progress | None = None,
+                  cancel: Callable[[], bool] | None = None, publish: Callable[[Comparison], None] | None = None,
+                  start: Comparison | None = None) -> Comparison:
     """Scores and maps of ``outputs`` (method -> output, all of one size) of the input ``image``:
     ``metrics`` (default: every registered one whose weights are here; full-reference ones only with a
-    ``reference``, with the scale cropped on each side), LR-PSNR, and the maps."""
+    ``reference``, with the scale cropped on each side), LR-PSNR, and the maps.
+
+    In three passes, the cheap first: the hand-made metrics of every output, then LR-PSNR and the maps, then
+    each learned metric (a network: seconds per image on a CPU) of every output. ``progress(done, total,
+    message)`` follows the steps; ``publish`` gets a consistent copy of the comparison after each step (for a
+    UI that shows numbers as they come); where ``cancel()`` becomes true, what is finished is returned (a
+    score not computed is missing from its method's scores, see :meth:`Comparison.missing`). ``start``: a
+    comparison of the same outputs from an earlier call, whose scores and maps are kept, not computed again.
+    """
     if metrics is None:
         metrics = tuple(m.name for m in METRICS.values()
                         if m.ready() and (reference is not None or not m.full_reference))
-    result = Comparison(image, reference, metrics=tuple(metrics))
+    result = Comparison(image, reference, outputs=dict(outputs), metrics=tuple(metrics))
+    if start is not None:
+        result.scores = {m: dict(start.scores.get(m, {})) for m in outputs}
+        result.maps = {m: dict(start.maps[m]) for m in outputs if m in start.maps}
     first = next(iter(outputs.values()))
     border = round(first.shape[0] / image.shape[0]) if reference is not None else 0
-    for method, output in outputs.items():
-        result.outputs[method] = output
-        # the scoring every front end shares; a pair it cannot score (NIQE under 96x96) is shown as "—"
-        result.scores[method] = score_images({method: output}, reference, metrics=result.metrics,
-                                             crop_border=border)[method]
-        views = {"lr": lr_consistency(output, image)}
-        result.scores[method][LR_PSNR] = views["lr"].summary
-        if reference is not None and reference.shape == output.shape:
-            views["ssim"] = ssim_map(output, reference, crop_border=border)  # its mean is the SSIM shown
-        result.maps[method] = views
+    cheap = tuple(m for m in result.metrics if not METRICS[m].learned)
+    learned = tuple(m for m in result.metrics if METRICS[m].learned)
+    steps = [*(("cheap", m, cheap) for m in outputs), *(("maps", m, ()) for m in outputs),
+             *(("learned", m, (name,)) for name in learned for m in outputs)]
+    for done, (stage, method, names) in enumerate(steps):
+        if cancel is not None and cancel():
+            result.cancelled = True
+            break
+        scores = result.scores.setdefault(method, {})
+        if progress is not None:
+            what = {"cheap": "hand-made metrics", "maps": "LR-PSNR and maps"}.get(stage) or METRICS[names[0]].title
+            progress(done, len(steps), f"{what} of {method}")
+        if stage == "maps":
+            if method not in result.maps:
+                views = {"lr": lr_consistency(outputs[method], image)}
+                scores[LR_PSNR] = views["lr"].summary
+                if reference is not None and reference.shape == outputs[method].shape:
+                    views["ssim"] = ssim_map(outputs[method], reference, crop_border=border)  # its mean: the SSIM
+                result.maps[method] = views
+        elif wanted := tuple(n for n in names if n not in scores):
+            # the scoring every front end shares; a pair it cannot score (NIQE under 96x96) is shown as "—"
+            scores |= score_images({method: outputs[method]}, reference, metrics=wanted, crop_border=border)[method]
+        if publish is not None:
+            publish(result.copy())
+    order = [*result.metrics, LR_PSNR]  # each method's scores in the registry's order, as tables list them
+    result.scores = {m: {n: s[n] for n in order if n in s} for m, s in result.scores.items()}
+    if progress is not None and not result.cancelled:
+        progress(len(steps), len(steps), "scored")
     return result
 
 
@@ -133,6 +178,8 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
         seconds[method] = time.perf_counter() - start
     if progress:
         progress(len(methods), len(methods), "scoring")
-    result = score_outputs(job.image, outputs, job.reference, job.metrics)
+    result = score_outputs(job.image, outputs, job.reference, job.metrics, cancel=cancel)
+    if result.cancelled:
+        raise CancelledError("Cancelled; no comparison was written.")
     result.seconds = seconds
     return result

@@ -40,9 +40,10 @@ from ._metrics import METRICS, check_ready, compute_metric, download_metric, sco
 from ._niqe import niqe
 from ._pixel import GREY_MODES, Channel, Grey, psnr, rgb_to_y, ssim
 from ._registry import FULL_REFERENCE, NO_REFERENCE, Kind, MetricInfo, MetricOptions, MetricRegistry, WeightsFile
+from ._torchvision import weights_folder
 
 __all__ = ["FULL_REFERENCE", "GREY_MODES", "HEAT_RAMP", "METRICS", "Heat", "NO_REFERENCE", "Channel", "DistsNet",
            "Grey", "Kind", "LpipsNet", "MetricInfo", "MetricOptions", "MetricRegistry", "WeightsFile", "check_ready",
            "compute_metric", "difference_map", "dists", "download_dists", "download_lpips", "download_metric",
            "heat_colours", "load_dists", "load_lpips", "lpips", "lr_consistency", "niqe", "psnr", "rgb_to_y",
-           "score_images", "ssim", "ssim_map"]
+           "score_images", "ssim", "ssim_map", "weights_folder"]

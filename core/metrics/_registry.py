@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -101,6 +102,11 @@ class MetricInfo:
         return self.kind == FULL_REFERENCE
 
     @property
+    def learned(self) -> bool:
+        """Whether it runs a network (it needs weights): seconds per image on a CPU, where the others take less."""
+        return bool(self.weights)
+
+    @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
@@ -117,6 +123,15 @@ class MetricRegistry(Mapping[str, MetricInfo]):
 
     def __init__(self) -> None:
         self._metrics: dict[str, MetricInfo] = {}
+
+    @contextmanager
+    def scoped(self) -> Iterator[MetricRegistry]:
+        """Within the block, metrics added (a test's, a plugin tried out) are gone again afterwards."""
+        saved = dict(self._metrics)
+        try:
+            yield self
+        finally:
+            self._metrics = saved
 
     def add(self, metric: MetricInfo) -> None:
         if metric.name in self._metrics:

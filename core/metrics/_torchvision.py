@@ -19,11 +19,13 @@ import torchvision
 
 from .._download import fetch
 from .._io import to_unit
+from .._settings import default_weights_dir
 from ..errors import DownloadError, WeightsMissingError
 from ._registry import WeightsFile
 
 __all__ = ["BACKBONES", "Backbone", "backbone_file", "backbone_state", "backbone_weights", "download_backbone",
-           "check_tensors", "fetch_published", "read_weights", "refuse_weights", "to_tensor", "verified_fetch"]
+           "check_tensors", "fetch_published", "read_weights", "refuse_weights", "to_tensor", "verified_fetch",
+           "weights_folder"]
 
 Progress = Callable[[int, int | None], None]
 
@@ -76,6 +78,16 @@ def backbone_weights(net: str) -> WeightsFile:
 def backbone_file(net: str) -> Path:
     """Where torchvision keeps backbone ``net`` (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(BACKBONES[net].url).name
+
+
+def weights_folder(file: WeightsFile) -> Path | None:
+    """Where a metric's ``file`` goes when fetched by hand: torchvision's cache for an ImageNet backbone, else
+    ``weights/metrics/``; ``None`` for a file another package fetches itself (pyiqa's)."""
+    if not file.sha256:
+        return None
+    if any(Path(b.url).name == file.name for b in BACKBONES.values()):
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    return default_weights_dir() / "metrics"
 
 
 def backbone_state(net: str, metric: str, download: str) -> dict[str, torch.Tensor]:

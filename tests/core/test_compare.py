@@ -167,3 +167,50 @@ def test_one_pair_has_one_number_everywhere_and_the_ssim_map_explains_it(tmp_pat
     assert core.score_images({"b": core.imresize(lr, 4)}, hr, metrics=metrics, crop_border=4)["b"] == row.metrics
     assert shown["ssim"] == core.metrics.ssim(core.imresize(lr, 4), hr, crop_border=4)
     assert shown["ssim"] != core.metrics.ssim(core.imresize(lr, 4), hr)  # the crop is what the map lacked
+
+
+def test_scoring_comes_cheap_first_stops_on_cancel_keeping_what_finished_and_resumes(pair) -> None:
+    """Issue 38.17: the learned metrics held the Upscale page for minutes with no progress and no cancel. Scoring
+    now goes in steps (hand-made metrics of every output, then LR-PSNR and maps, then each learned metric), says
+    each step, publishes a copy after each, stops at a cancel with what finished, and resumes from it."""
+    lr, hr = pair
+    outputs = {"bicubic": core.resize(lr, hr.shape[:2], "matlab"), "lanczos": core.resize(lr, hr.shape[:2], "lanczos")}
+    calls: list[str] = []
+
+    def slow(image, reference, options) -> float:
+        calls.append("slow")
+        return float(np.mean(np.abs(image.astype(float) - reference)))
+
+    learned = core.metrics.MetricInfo(
+        name="slow-net", title="Slow", kind="full-reference", higher_is_better=False, unit="", description="a test's",
+        value_range=(0.0, 255.0), colour="RGB", crop="none", reference="none", compute=slow,
+        weights=(core.metrics.WeightsFile("slow.pth", "https://example.invalid/slow.pth", "0" * 64, "MIT", 1),))
+    with core.METRICS.scoped():
+        core.METRICS.add(learned)
+        steps, published = [], []
+        stop = {"now": False}
+
+        def progress(done: float, total: int, message: str) -> None:
+            steps.append(message)
+            stop["now"] = message == "Slow of bicubic"  # cancel once the first learned step has begun
+
+        result = compare.score_outputs(lr, outputs, hr, ("psnr", "slow-net"), progress=progress,
+                                       cancel=lambda: stop["now"], publish=published.append)
+        assert steps == ["hand-made metrics of bicubic", "hand-made metrics of lanczos", "LR-PSNR and maps of bicubic",
+                         "LR-PSNR and maps of lanczos", "Slow of bicubic"]
+        assert result.cancelled and calls == ["slow"]  # the step under way when cancelled finishes, no other
+        assert len(published) == 5 and result.missing("lanczos") == ("slow-net",) and not result.missing("bicubic")
+        assert published[1].scores["lanczos"].keys() == {"psnr"} and not published[1].maps  # cheap first
+        assert "slow-net" not in published[4].scores["lanczos"] and published[4].missing("lanczos") == ("slow-net",)
+        published[0].scores["bicubic"]["psnr"] = -1.0  # each published copy is its own
+        assert result.scores["bicubic"]["psnr"] > 20
+
+        stop["now"], calls[:] = False, []
+        cut = compare.score_outputs(lr, outputs, hr, ("psnr", "slow-net"), cancel=lambda: len(calls) == 1)
+        assert cut.cancelled and cut.missing("lanczos") == ("slow-net",) and cut.missing("bicubic") == ()
+        calls[:] = []
+        whole = compare.score_outputs(lr, outputs, hr, ("psnr", "slow-net"), start=cut)
+        assert calls == ["slow"] and not whole.cancelled  # only what the cancel left out is computed
+        assert list(whole.scores["lanczos"]) == ["psnr", "slow-net", compare.LR_PSNR]  # the registry's order
+        assert whole.scores == compare.score_outputs(lr, outputs, hr, ("psnr", "slow-net")).scores
+    assert "slow-net" not in core.METRICS  # the scope ended

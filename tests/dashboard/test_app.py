@@ -70,6 +70,11 @@ def wait(at: AppTest, done, timeout: float = 120.0) -> AppTest:
     raise AssertionError(f"timed out; errors: {[e.value for e in at.error]}")
 
 
+def scored(at: AppTest) -> bool:
+    """The upscale ended and its scoring job too (scores come in the background: no progress bar is left)."""
+    return bool(at.success) and bool(at.dataframe) and not at.get("progress")
+
+
 @pytest.fixture(autouse=True)
 def _folders(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
@@ -157,7 +162,7 @@ def test_upscale_compare_and_cache() -> None:
     at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
     at.slider(key="roi_size").set_value(64).run()
     at.button(key="run").click().run()
-    wait(at, lambda a: bool(a.success))
+    wait(at, scored)
     line = at.success[0].value
     assert "256x256 RGB 8-bit" in line and line.count("realesr-animevideov3") == 1  # the model named once
     metrics = at.dataframe[0].value
@@ -183,7 +188,7 @@ def test_up_to_six_methods_in_one_viewer_with_maps_and_a_page_to_download() -> N
     assert picker.value == ["bicubic"] and {"lanczos", "RealESRGAN_x4plus"} <= set(picker.options)
     picker.set_value(["bicubic", "lanczos", "RealESRGAN_x4plus"]).run()
     at.button(key="run").click().run()
-    wait(at, lambda a: bool(a.success))
+    wait(at, scored)
     table = at.dataframe[0].value
     assert list(table["method"]) == ["bicubic", "lanczos", "realesr-animevideov3", "RealESRGAN_x4plus"]
     assert (table["PSNR ↑"] > 15).all() and (table["LR-PSNR ↑"] > 20).all()
@@ -242,7 +247,7 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     first.file_uploader(key="up_upload").set_value(("my photo.png", png, "image/png")).run()
     first.multiselect(key="compare_with").set_value(["lanczos"]).run()
     first.button(key="run").click().run()
-    wait(first, lambda a: bool(a.success))
+    wait(first, scored)
     table = first.dataframe[0].value
     token = first.query_params["s"]
     token = token[0] if isinstance(token, list) else token
@@ -260,6 +265,7 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
         [i.value for i in again.info]
     again.button(key="restore_last").click().run()
     assert not again.exception, again.exception
+    wait(again, scored)
     assert again.success and not [b for b in again.button if b.key == "run"]  # shown, not run again
     assert again.multiselect(key="compare_with").value == ["lanczos"]
     assert any("Using your upload **my photo.png**" in c.value for c in again.caption)
@@ -316,7 +322,7 @@ def test_downscale_first_gives_psnr_and_ssim() -> None:
     at.slider(key="roi_size").set_value(96).run()
     at.radio(key="reference_mode").set_value("Downscale my image first and compare to it").run()
     at.button(key="run").click().run()
-    wait(at, lambda a: bool(a.success))
+    wait(at, scored)
     metrics = at.dataframe[0].value
     assert {"PSNR ↑", "SSIM ↑", "NIQE ↓"} <= set(metrics.columns)
     assert (metrics["PSNR ↑"] > 20).all() and (metrics["SSIM ↑"] > 0.5).all()
@@ -325,7 +331,7 @@ def test_downscale_first_gives_psnr_and_ssim() -> None:
     assert sorted(labels) == sorted(["PSNR ↑", "SSIM ↑", "NIQE ↓"] * 2), labels
     psnr = [m for m in at.metric if m.label == "PSNR ↑"]
     assert not psnr[0].delta and psnr[1].delta == (
-        f"{metrics['PSNR ↑'].iloc[1] - metrics['PSNR ↑'].iloc[0]:+.3f}")
+        f"{metrics['PSNR ↑'].iloc[1] - metrics['PSNR ↑'].iloc[0]:+.2f}")  # dB: two decimals
     assert any("with a 4 px border cropped" in c.value for c in at.caption)
     assert any("lower PSNR than bicubic but a better NIQE" in m.value for m in at.markdown)  # explained
 
