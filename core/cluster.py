@@ -36,6 +36,7 @@ from ._settings import default_weights_dir
 from ._uri import is_uri
 from .engines import AUTO, default_engine
 from .errors import (
+    DeviceUnavailableError,
     SettingsError,
     StudioError,
     UnknownNameError,
@@ -149,6 +150,19 @@ def _load_checked(name: str, expected: str | None, *, device: str, precision: st
     return upscaler
 
 
+def _worker_fault(exc: RuntimeError, device: str) -> StudioError:
+    """A torch failure on a worker as one line naming the node: a GPU node whose CUDA does not work (a driver the
+    torch build cannot use, a GPU in a bad state) used to kill the task, so every row of its images, bicubic
+    included, ended as "its worker died 3 times" after all the retries."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    host = socket.gethostname()
+    if "cuda" in text.lower() or "cudnn" in text.lower() or "nvidia" in text.lower():
+        return DeviceUnavailableError(f"CUDA does not work on the worker {host} ({device}): {text}. Check the node's "
+                                      "driver (nvidia-smi) against the torch build, or run CPU workers "
+                                      "(--gpus-per-worker 0).")
+    return StudioError(f"The worker {host} ({device}) failed: {type(exc).__name__}: {text}")
+
+
 def _digest(fingerprint: str) -> str:
     kind, _, value = fingerprint.rpartition(":")
     return f"sha256 {value[:12]}" if kind else fingerprint
@@ -167,6 +181,7 @@ class _EvalWorker:
         _set_threads(threads)
         self._dataset, self._context = dataset, context
         self._scoring = replace(context, settings=replace(context.settings, tile=plan.tile))  # the run's tile
+        self._device = plan.device
         self._upscalers = Upscalers(lambda name: _load_checked(name, weights.get(name), device=plan.device,
                                                                precision=precision, weights_dir=weights_dir,
                                                                engine=plan.engine))
@@ -190,6 +205,8 @@ class _EvalWorker:
                         digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey)
                     except StudioError as exc:
                         row = error_row(item.name, method, exc)
+                    except RuntimeError as exc:  # this method's model on this node; the other methods go on
+                        row = error_row(item.name, method, _worker_fault(exc, self._device))
                 out["item"].append(int(index))
                 out["row"].append(json.dumps(asdict(row)))  # floats round-trip exactly; inf as Infinity
                 out["digest"].append(digest)
@@ -295,15 +312,23 @@ class _UpscaleWorker:
     def __init__(self, model: str, settings: UpscaleSettings, plan: Plan, precision: str,
                  weights_dir: Path, weights: str, threads: int | None) -> None:
         _set_threads(threads)
-        self._upscaler = _load_checked(model, weights, device=plan.device, precision=precision,
-                                       weights_dir=weights_dir, engine=plan.engine)
+        self._device = plan.device
+        try:
+            self._upscaler = _load_checked(model, weights, device=plan.device, precision=precision,
+                                           weights_dir=weights_dir, engine=plan.engine)
+        except RuntimeError as exc:
+            raise _worker_fault(exc, plan.device) from None
         self._settings = replace(settings, tile=plan.tile)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"index": [], "png": [], "width": [], "height": [], "seconds": [], "error": [],
                                 "pid": [], "written": []}
         for index, path, target in zip(batch["index"], batch["path"], batch["target"]):
-            outcome = upscale_one(self._upscaler, int(index), str(path), self._settings, str(target))
+            try:
+                outcome = upscale_one(self._upscaler, int(index), str(path), self._settings, str(target))
+            except RuntimeError as exc:  # this image on this node (see _worker_fault), not a dead worker
+                outcome = UpscaleOutcome(int(index), None, (0, 0), 0.0, str(_worker_fault(exc, self._device)),
+                                         os.getpid())
             for name, value in (("index", outcome.index), ("png", outcome.png or b""), ("width", outcome.size[0]),
                                 ("height", outcome.size[1]), ("seconds", outcome.seconds), ("error", outcome.error),
                                 ("pid", outcome.pid), ("written", outcome.written)):

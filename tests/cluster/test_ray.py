@@ -673,3 +673,49 @@ def test_workers_run_the_drivers_weights_or_refuse_to_score(tmp_path: Path, monk
     finally:
         _stop_group(head)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+_BROKEN_CUDA = '''\
+"""Loaded by every Python process of one test's Ray head (sitecustomize): a GPU whose kernels fail, as a node
+with a driver its torch build cannot use does, at the first network call."""
+import torch
+
+def _fail(self, *args, **kwargs):
+    raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+torch.nn.Module.__call__ = _fail
+'''
+
+
+def test_a_node_whose_cuda_fails_gives_clear_rows_and_bicubic_still_scores(weights_dir: Path, tmp_path: Path) -> None:
+    """Issue 38.19: a GPU node whose CUDA did not work gave "its worker died 3 times (killed, or out of memory?)"
+    for every row, bicubic included, after all the retries. Its model rows now say what failed and where, and
+    bicubic is scored; a batch upscale ends with the same one line."""
+    from core import cluster
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_BROKEN_CUDA)
+    head, address, temp = _start_head({"PYTHONPATH": str(tmp_path / "site")})
+    try:
+        _folder(tmp_path / "hr", 2, 32)
+        start = time.monotonic()
+        result = cluster.evaluate_on_ray(core.open_dataset(tmp_path / "hr", 4), ["bicubic", MODEL], ["psnr"],
+                                         core.EvalSettings(device="cpu"),
+                                         cluster=cluster.ClusterSettings(address, workers=1))
+        seconds = time.monotonic() - start
+        rows = {(r.image, r.method): r for r in result.rows}
+        assert len(rows) == 4 and all(not rows[(i, "bicubic")].error and rows[(i, "bicubic")].metrics["psnr"] > 20
+                                      for i in ("000", "001"))
+        for image in ("000", "001"):
+            error = rows[(image, MODEL)].error
+            assert error.startswith("CUDA does not work on the worker") and "no kernel image" in error, error
+            assert "died" not in error and "nvidia-smi" in error
+        assert seconds < 120, seconds  # no retries of a task that fails the same way each time
+
+        proc, _ = _cli(["upscale", str(tmp_path / "hr"), "-o", str(tmp_path / "out"), "--model", MODEL, "--device",
+                        "cpu", "--ray", address, "--workers", "1"], ROOT, timeout=240)
+        assert proc.returncode != 0 and "CUDA does not work on the worker" in proc.stderr, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) < 15, proc.stderr[-3000:]
+    finally:
+        _stop_group(head)
+        shutil.rmtree(temp, ignore_errors=True)
