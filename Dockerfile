@@ -36,7 +36,7 @@ COPY cli cli
 COPY samples samples
 COPY weights/README.md weights/README.md
 COPY .streamlit .streamlit
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 RUN pip install --no-deps . \
  && useradd --create-home --uid 10001 studio \
  && mkdir -p /app/results /app/data \
