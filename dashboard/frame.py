@@ -12,7 +12,9 @@ from PIL import Image
 
 import core
 from dashboard import restore
-from dashboard.common import jobs, load_upscaler, model_status, remember_widgets
+from dashboard.jobs import jobs
+from dashboard.loading import load_upscaler, model_status
+from dashboard.widgets import remember_widgets
 
 API_DOCS_ENV = "STUDIO_API_DOCS"  # set by `python -m api.serve`, which serves the API beside the dashboard
 

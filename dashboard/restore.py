@@ -35,6 +35,7 @@ from pathlib import Path
 import streamlit as st
 
 import core
+from dashboard.widgets import kept_values
 
 TOKEN = "s"  # the query parameter
 KEEP_DAYS = 7
@@ -203,7 +204,7 @@ def keep_running(job_id: str, entries: dict[str, object], upload: tuple[str, byt
     folder.mkdir(parents=True, exist_ok=True)
     if upload is not None:
         core.write_file(folder / "upload.bin", upload[1])
-    widgets = {k: v for k, v in st.session_state.get("_kept_widget_values", {}).items() if _jsonable(v)}
+    widgets = {k: v for k, v in kept_values().items() if _jsonable(v)}
     widgets |= {k: st.session_state[k] for k in (*_SIDEBAR, "outscale_default") if k in st.session_state}
     state = {"saved": time.time(), "job": job_id, "what": what, "widgets": widgets, "upload_key": upload_key,
              "upload": upload[0] if upload is not None else None}
@@ -259,7 +260,7 @@ def reattach(known: Callable[[str], bool]) -> None:
     for key, value in state["widgets"].items():
         st.session_state[key] = value
         if key not in (*_SIDEBAR, "outscale_default"):
-            st.session_state.setdefault("_kept_widget_values", {})[key] = value
+            kept_values()[key] = value
     upload = None
     if state.get("upload"):
         try:

@@ -16,7 +16,8 @@ import streamlit as st
 
 import core
 from dashboard import cache
-from dashboard.common import follow_job, jobs, metric_header
+from dashboard.jobs import follow_job, jobs
+from dashboard.texts import metric_header
 
 if TYPE_CHECKING:
     from core._jobs import Job

@@ -25,16 +25,12 @@ from core.degradation import load_degradation
 from core.metrics import GREY_MODES
 from core.pipeline import ClusterSettings, executor_for
 from dashboard import cache, charts
-from dashboard.common import (
-    METRICS_EXPLAINED,
-    UPLOAD_TYPES,
-    follow_job,
-    load_upscaler,
-    metric_header,
-    show_error,
-    start_job,
-)
+from dashboard.errors import show_error
+from dashboard.jobs import follow_job, start_job
+from dashboard.loading import load_upscaler
+from dashboard.pickers import UPLOAD_TYPES
 from dashboard.slider import comparison
+from dashboard.texts import METRICS_EXPLAINED, metric_header
 
 SOURCES = ["Bundled samples", "Folder: DIV2K or HR images", "Uploaded HR / LR pairs",
            "Folder: real-world LR only (no HR)"]

@@ -25,16 +25,13 @@ from core.degradation import (
 )
 from core.errors import ConfigError
 from dashboard import cache, charts
-from dashboard.common import (
-    follow_job,
-    kept,
-    metric_header,
-    models_for_job,
-    pick_image,
-    show_error,
-    start_job,
-)
+from dashboard.errors import show_error
+from dashboard.jobs import follow_job, start_job
+from dashboard.loading import models_for_job
+from dashboard.pickers import pick_image
 from dashboard.slider import comparison
+from dashboard.texts import metric_header
+from dashboard.widgets import kept
 
 KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc"]
 

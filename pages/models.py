@@ -7,7 +7,7 @@ import streamlit as st
 
 import core
 from dashboard import cache
-from dashboard.common import follow_job, start_job
+from dashboard.jobs import follow_job, start_job
 
 
 def _tables(infos: list[core.ModelInfo]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:

@@ -12,25 +12,13 @@ import streamlit as st
 import core
 from core import evaluation
 from dashboard import cache, restore, scoring
-from dashboard.common import (
-    METRICS_EXPLAINED,
-    UPLOAD_TYPES,
-    follow_job,
-    forget_kept,
-    kept,
-    kept_values,
-    load_upscaler,
-    metric_header,
-    model_key,
-    model_loading,
-    models_for_job,
-    pick_image,
-    picked_profile,
-    saved_upload_key,
-    show_error,
-    start_job,
-)
+from dashboard.errors import show_error
+from dashboard.jobs import follow_job, start_job
+from dashboard.loading import load_upscaler, model_key, model_loading, models_for_job
+from dashboard.pickers import UPLOAD_TYPES, pick_image, picked_profile
 from dashboard.slider import comparison
+from dashboard.texts import METRICS_EXPLAINED, metric_header
+from dashboard.widgets import forget_kept, kept, kept_values, saved_upload_key
 
 REFERENCE_MODES = ["No reference", "Downscale my image first and compare to it", "Upload an HR reference"]
 

@@ -248,7 +248,7 @@ def test_the_single_machine_path_does_not_import_ray(tmp_path: Path) -> None:
     code = ("import sys; from cli.main import main; "
             f"code = main(['evaluate', '--dataset', 'samples', '--methods', 'bicubic', '--metrics', 'psnr', "
             f"'--out', {str(tmp_path)!r}, '-q']); "
-            "import dashboard.common, pages.benchmark; "
+            "import dashboard.jobs, dashboard.loading, pages.benchmark; "
             "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(code)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
