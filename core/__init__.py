@@ -46,6 +46,16 @@ from .metrics import METRICS, compute_metric, score_images
 from .models import DEFAULT_MODEL, ModelInfo, list_models, load_model, model_info
 from .upscale import ALPHA_MODES, MIN_TILE, Upscaler, UpscaleResult, UpscaleSettings, clear_shared, shared_upscaler
 
+
+def _ray_executor(cluster: pipeline.ClusterSettings) -> pipeline.Executor:
+    """The Ray executor, imported when a run asks for it (ImportError where Ray is not installed)."""
+    from .cluster import RayExecutor
+
+    return RayExecutor(cluster)
+
+
+pipeline.EXECUTORS.add("ray", _ray_executor)
+
 __all__ = [
     # image I/O, resizing, samples, files (the base)
     "IMAGE_SUFFIXES", "DecodedImage", "ImageLimits", "decode_image", "decode_with_profile", "encode_png", "from_unit",

@@ -101,9 +101,10 @@ class SettingsError(StudioError, ValueError):
     code = "settings"
 
 
-class UnknownNameError(StudioError, KeyError):
-    """An unknown metric, sweep parameter or similar name; the message lists the known ones.
-    Also a ``KeyError``, as before it was a :class:`StudioError`."""
+class UnknownNameError(StudioError, KeyError, ValueError):
+    """An unknown name in a registry (a metric, an engine, an executor, a sweep parameter); the message lists the
+    known ones. Also a ``KeyError`` (a lookup that failed) and a ``ValueError`` (a setting that is wrong), as these
+    were raised before it was one :class:`StudioError` for every registry."""
 
     code = "unknown_name"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from .._device import DeviceChoice
+from ..errors import UnknownNameError
 from ._probe import ActivationProfile
 
 if TYPE_CHECKING:
@@ -116,6 +118,15 @@ class EngineRegistry:
     def __init__(self) -> None:
         self._engines: dict[str, Engine] = {}
 
+    @contextmanager
+    def scoped(self) -> Iterator[EngineRegistry]:
+        """Within the block, engines added (a test's, a plugin tried out) are gone again afterwards."""
+        saved = dict(self._engines)
+        try:
+            yield self
+        finally:
+            self._engines = saved
+
     def add(self, engine: Engine) -> None:
         if engine.name in self._engines or engine.name == AUTO:
             raise ValueError(f"An engine named {engine.name!r} is already registered.")
@@ -142,14 +153,15 @@ class EngineRegistry:
         """The engine called ``name``.
 
         Raises:
-            ValueError: an unknown name (the message lists the engines and suggests the closest).
+            UnknownNameError: an unknown name (the message lists the engines and suggests the closest); it is also
+                a ``ValueError``, as a bad setting is.
         """
         try:
             return self._engines[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._engines, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"engine must be one of {', '.join(self.choices())}, got {name!r}.{hint}") from None
+            raise UnknownNameError(f"engine must be one of {', '.join(self.choices())}, got {name!r}.{hint}") from None
 
     def runnable(self, info: ModelInfo, choice: DeviceChoice) -> list[str]:
         """The engines that can run ``info`` on ``choice`` here, in registry order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -53,54 +54,79 @@ def _niqe(image: np.ndarray, _ref: np.ndarray | None, o: MetricOptions) -> float
     return niqe(image, crop_border=o.crop_border, grey=o.grey)
 
 
+def _lpips(image: np.ndarray, ref: np.ndarray | None, o: MetricOptions, *, net: str) -> float:
+    return lpips(image, _reference("LPIPS", ref), net=net, device=o.device)
+
+
+def _dists(image: np.ndarray, ref: np.ndarray | None, o: MetricOptions) -> float:
+    return dists(image, _reference("DISTS", ref), device=o.device)
+
+
+def _clipiqa(image: np.ndarray, _ref: np.ndarray | None, o: MetricOptions, *, prompts: str) -> float:
+    return clipiqa(image, prompts=prompts, device=o.device)
+
+
+def _download_musiq(progress: Callable[[int, int | None], None] | None, *, dataset: str) -> None:
+    download_musiq(progress, dataset=dataset)
+
+
+def _musiq(image: np.ndarray, _ref: np.ndarray | None, o: MetricOptions, *, dataset: str) -> float:
+    return musiq(image, dataset=dataset, device=o.device)
+
+
 METRICS = MetricRegistry()
 METRICS.add(MetricInfo(
-    "psnr", "PSNR", FULL_REFERENCE, True, "dB", "Peak signal-to-noise ratio, BasicSR/MATLAB convention.",
-    (0.0, float("inf")), "Y (ITU-R BT.601) or RGB", "scale", "BasicSR calculate_psnr (test_y_channel)", _psnr,
-    devices=("cpu", "cuda")))
+    name="psnr", title="PSNR", kind=FULL_REFERENCE, higher_is_better=True, unit="dB",
+    description="Peak signal-to-noise ratio, BasicSR/MATLAB convention.", value_range=(0.0, float("inf")),
+    colour="Y (ITU-R BT.601) or RGB", crop="scale", reference="BasicSR calculate_psnr (test_y_channel)",
+    compute=_psnr, devices=("cpu", "cuda")))
 METRICS.add(MetricInfo(
-    "ssim", "SSIM", FULL_REFERENCE, True, "", "Structural similarity, 11x11 Gaussian window, sigma 1.5.",
-    (-1.0, 1.0), "Y (ITU-R BT.601) or RGB", "scale", "BasicSR calculate_ssim; scikit-image structural_similarity",
-    _ssim, devices=("cpu", "cuda")))
+    name="ssim", title="SSIM", kind=FULL_REFERENCE, higher_is_better=True, unit="",
+    description="Structural similarity, 11x11 Gaussian window, sigma 1.5.", value_range=(-1.0, 1.0),
+    colour="Y (ITU-R BT.601) or RGB", crop="scale",
+    reference="BasicSR calculate_ssim; scikit-image structural_similarity", compute=_ssim, devices=("cpu", "cuda")))
 METRICS.add(MetricInfo(
-    "niqe", "NIQE", NO_REFERENCE, False, "", "Natural image quality evaluator (MATLAB), on Y.",
-    (0.0, float("inf")), "Y (ITU-R BT.601), 0-255 rounded", "niqe_crop_border", "MATLAB niqe; BasicSR calculate_niqe",
-    _niqe, devices=("cpu", "cuda"), version=2))  # 2: blocks without negative or positive values count, as in MATLAB
-for _net, _title in (("alex", "AlexNet"), ("vgg", "VGG-16")):
+    name="niqe", title="NIQE", kind=NO_REFERENCE, higher_is_better=False, unit="",
+    description="Natural image quality evaluator (MATLAB), on Y.", value_range=(0.0, float("inf")),
+    colour="Y (ITU-R BT.601), 0-255 rounded", crop="niqe_crop_border", reference="MATLAB niqe; BasicSR calculate_niqe",
+    compute=_niqe, devices=("cpu", "cuda"),
+    version=2))  # 2: blocks without negative or positive values count, as in MATLAB
+for net, title in (("alex", "AlexNet"), ("vgg", "VGG-16")):
     METRICS.add(MetricInfo(
-        f"lpips-{_net}", f"LPIPS ({_title})", FULL_REFERENCE, False, "",
-        f"Learned perceptual distance, v0.1, {_title} features (Zhang et al. 2018).", (0.0, float("inf")),
-        "RGB", "none", "lpips 0.1.4 (richzhang/PerceptualSimilarity): LPIPS(net='" + _net + "', version='0.1')",
-        lambda image, ref, o, net=_net: lpips(image, _reference("LPIPS", ref), net=net, device=o.device),
-        devices=("cpu", "cuda"), weights=lpips_weights(_net), ready=lambda net=_net: lpips_ready(net),
-        download=lambda progress, net=_net: download_lpips(net, progress)))
+        name=f"lpips-{net}", title=f"LPIPS ({title})", kind=FULL_REFERENCE, higher_is_better=False, unit="",
+        description=f"Learned perceptual distance, v0.1, {title} features (Zhang et al. 2018).",
+        value_range=(0.0, float("inf")), colour="RGB", crop="none",
+        reference=f"lpips 0.1.4 (richzhang/PerceptualSimilarity): LPIPS(net='{net}', version='0.1')",
+        compute=partial(_lpips, net=net), devices=("cpu", "cuda"), weights=lpips_weights(net),
+        ready=partial(lpips_ready, net), download=partial(download_lpips, net)))
 METRICS.add(MetricInfo(
-    "dists", "DISTS", FULL_REFERENCE, False, "",
-    "Structure and texture similarity of VGG-16 features, learned weights (Ding et al. 2020).", (0.0, 1.0),
-    "RGB", "none", "DISTS_pytorch 0.1 (dingkeyan93/DISTS): DISTS()",
-    lambda image, ref, o: dists(image, _reference("DISTS", ref), device=o.device),
-    devices=("cpu", "cuda"), weights=dists_weights(), ready=dists_ready, download=download_dists))
-for _prompts, _what in (("clipiqa", "the authors' prompt pair, Good photo. / Bad photo."),
-                        ("clipiqa-ensemble", "five antonym prompt pairs averaged, as pyiqa's clipiqa")):
+    name="dists", title="DISTS", kind=FULL_REFERENCE, higher_is_better=False, unit="",
+    description="Structure and texture similarity of VGG-16 features, learned weights (Ding et al. 2020).",
+    value_range=(0.0, 1.0), colour="RGB", crop="none", reference="DISTS_pytorch 0.1 (dingkeyan93/DISTS): DISTS()",
+    compute=_dists, devices=("cpu", "cuda"), weights=dists_weights(), ready=dists_ready, download=download_dists))
+for prompts, title, what, reference in (
+        ("clipiqa", "CLIP-IQA", "the authors' prompt pair, Good photo. / Bad photo.", "piq 0.8.0 CLIPIQA()"),
+        ("clipiqa-ensemble", "CLIP-IQA (5 pairs)", "five antonym prompt pairs averaged, as pyiqa's clipiqa",
+         "piq 0.8.0 CLIPIQA() with pyiqa 0.1.16 clipiqa's five prompt pairs")):
     METRICS.add(MetricInfo(
-        _prompts, "CLIP-IQA" if _prompts == "clipiqa" else "CLIP-IQA (5 pairs)", NO_REFERENCE, True, "",
-        f"How much more CLIP RN50 finds the image like a good than a bad photo; {_what} (Wang et al. 2023).",
-        (0.0, 1.0), "RGB", "none",
-        "piq 0.8.0 CLIPIQA()" + ("" if _prompts == "clipiqa" else " with pyiqa 0.1.16 clipiqa's five prompt pairs"),
-        lambda image, _ref, o, p=_prompts: clipiqa(image, prompts=p, device=o.device),
-        devices=("cpu", "cuda"), weights=clip_weights(), ready=clip_ready, download=download_clip))
-
-for _c in CHECKPOINTS.values():
+        name=prompts, title=title, kind=NO_REFERENCE, higher_is_better=True, unit="",
+        description=f"How much more CLIP RN50 finds the image like a good than a bad photo; {what} (Wang et al. 2023).",
+        value_range=(0.0, 1.0), colour="RGB", crop="none", reference=reference,
+        compute=partial(_clipiqa, prompts=prompts), devices=("cpu", "cuda"), weights=clip_weights(),
+        ready=clip_ready, download=download_clip))
+for checkpoint in CHECKPOINTS.values():
     METRICS.add(MetricInfo(
-        _c.metric, "MUSIQ" if _c.dataset == "koniq" else f"MUSIQ ({_c.title})", NO_REFERENCE, True, "",
-        f"Multi-scale image quality transformer, {_c.title} checkpoint: "
-        + ("the mean of a predicted 1-10 distribution" if _c.classes > 1 else "a predicted mean opinion score")
-        + " (Ke et al. 2021).", _c.value_range, "RGB", "none",
-        "google-research musiq (JAX / Flax + TensorFlow), checked by hand; in CI: TensorFlow's ops for the "
-        "preprocessing, pyiqa 0.1.16 musiq_arch (tanh GELU) for the network",
-        lambda image, _ref, o, d=_c.dataset: musiq(image, dataset=d, device=o.device),
-        devices=("cpu", "cuda"), weights=musiq_weights(_c.dataset), ready=lambda d=_c.dataset: musiq_ready(d),
-        download=lambda progress, d=_c.dataset: download_musiq(progress, dataset=d)))
+        name=checkpoint.metric, title="MUSIQ" if checkpoint.dataset == "koniq" else f"MUSIQ ({checkpoint.title})",
+        kind=NO_REFERENCE, higher_is_better=True, unit="",
+        description=f"Multi-scale image quality transformer, {checkpoint.title} checkpoint: "
+                    + ("the mean of a predicted 1-10 distribution" if checkpoint.classes > 1
+                       else "a predicted mean opinion score") + " (Ke et al. 2021).",
+        value_range=checkpoint.value_range, colour="RGB", crop="none",
+        reference="google-research musiq (JAX / Flax + TensorFlow), checked by hand; in CI: TensorFlow's ops for the "
+                  "preprocessing, pyiqa 0.1.16 musiq_arch (tanh GELU) for the network",
+        compute=partial(_musiq, dataset=checkpoint.dataset), devices=("cpu", "cuda"),
+        weights=musiq_weights(checkpoint.dataset), ready=partial(musiq_ready, checkpoint.dataset),
+        download=partial(_download_musiq, dataset=checkpoint.dataset)))
 if pyiqa_available():  # the optional extra: pyiqa's metrics, under pyiqa's non-commercial licence
     register_pyiqa(METRICS)
 

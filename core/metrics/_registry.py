@@ -138,6 +138,15 @@ class MetricRegistry(Mapping[str, MetricInfo]):
             raise ValueError(f"A metric named {metric.name!r} is already registered.")
         self._metrics[metric.name] = metric
 
+    def replace(self, metric: MetricInfo) -> None:
+        """Put ``metric`` in place of the registered one of its name (a fix with a new ``version``).
+
+        Raises:
+            UnknownNameError: no metric of that name is registered.
+        """
+        self.get_metric(metric.name)
+        self._metrics[metric.name] = metric
+
     def __getitem__(self, name: str) -> MetricInfo:
         return self._metrics[name]
 

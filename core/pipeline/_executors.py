@@ -2,23 +2,25 @@
 (:class:`core.cluster.RayExecutor`) spreads it over a cluster's workers. Both run the same per-image steps
 (:func:`~core.pipeline.upscale_one`, and :mod:`core.evaluation`'s scoring) and give the same rows and bytes.
 
-:data:`EXECUTORS` names them. An executor that needs an optional dependency is registered by the module that
-holds it, imported only when a run asks for it: the single-machine path never imports Ray.
+Executors that spread the work over other machines are registered in :data:`EXECUTORS` by name, as engines
+are, each as a factory of a :class:`~core.pipeline.ClusterSettings`. The Ray executor is registered by the
+facade (:mod:`core`) with a factory that imports :mod:`core.cluster` when a run asks for it: the
+single-machine path never imports Ray, and no module below the cluster names it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import SettingsError
+from ..errors import SettingsError, UnknownNameError
 from ..evaluation import Dataset, EvalHooks, EvalResult, EvalSettings, ResultDB, evaluate
 from ..upscale import Upscaler, UpscaleSettings
 from ._run import ClusterSettings, ModelRun, UpscaleOutcome, upscale_one
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "executor_for"]
+__all__ = ["EXECUTORS", "Executor", "ExecutorFactory", "ExecutorRegistry", "LocalExecutor", "executor_for"]
 
 
 class Executor(Protocol):
@@ -75,8 +77,45 @@ class LocalExecutor:
                                                                  weights_dir))
 
 
-# name -> the executor class, or "module:Class" for one imported on request
-EXECUTORS: dict[str, type | str] = {"local": LocalExecutor, "ray": "core.cluster:RayExecutor"}
+ExecutorFactory = Callable[[ClusterSettings], Executor]
+
+
+class ExecutorRegistry:
+    """Executors that run on a cluster, by name: a factory each, called with the run's cluster settings."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, ExecutorFactory] = {}
+
+    @contextmanager
+    def scoped(self) -> Iterator[ExecutorRegistry]:
+        """Within the block, executors added are gone again afterwards."""
+        saved = dict(self._factories)
+        try:
+            yield self
+        finally:
+            self._factories = saved
+
+    def add(self, name: str, factory: ExecutorFactory) -> None:
+        if name in self._factories or name == LocalExecutor.name:
+            raise ValueError(f"An executor named {name!r} is already registered.")
+        self._factories[name] = factory
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._factories)
+
+    def get(self, name: str) -> ExecutorFactory:
+        """The factory of the executor called ``name``.
+
+        Raises:
+            UnknownNameError: no such executor (the message lists them).
+        """
+        if name not in self._factories:
+            known = ", ".join((LocalExecutor.name, *self._factories))
+            raise UnknownNameError(f"Unknown executor {name!r}; known: {known}.")
+        return self._factories[name]
+
+
+EXECUTORS = ExecutorRegistry()
 
 
 def executor_for(cluster: ClusterSettings | None, engine: str | None = None, *, allow_download: bool = False,
@@ -88,10 +127,8 @@ def executor_for(cluster: ClusterSettings | None, engine: str | None = None, *, 
     """
     if cluster is None:
         return LocalExecutor(engine, allow_download=allow_download, download_progress=download_progress)
-    module, _, name = str(EXECUTORS["ray"]).partition(":")
     try:
-        ray_executor = getattr(importlib.import_module(module), name)
+        return EXECUTORS.get("ray")(cluster)
     except ImportError as exc:
         raise SettingsError(f"--ray needs Ray ({exc.name} is not installed): .venv/bin/pip install -r "
                             "requirements-cluster.txt, or pip install 'realesrgan-studio[cluster]'.") from exc
-    return ray_executor(cluster)

@@ -437,10 +437,11 @@ def test_a_metric_fixed_since_a_result_was_stored_is_computed_again(tmp_path: Pa
     assert core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db).computed == 1
     assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1
     fixed = dataclasses.replace(_metrics.METRICS["niqe"], version=_metrics.METRICS["niqe"].version + 1)
-    monkeypatch.setitem(_metrics.METRICS._metrics, "niqe", fixed)
-    again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
-    assert again.computed == 1 and again.reused == 0
-    assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1  # PSNR alone: its rows stand
+    with _metrics.METRICS.scoped():
+        _metrics.METRICS.replace(fixed)
+        again = core.evaluate(dataset, ["bicubic"], ["psnr", "niqe"], db=db)
+        assert again.computed == 1 and again.reused == 0
+        assert core.evaluate(dataset, ["bicubic"], ["psnr"], db=db).reused == 1  # PSNR alone: its rows stand
 
 
 def test_a_div2k_layout_at_a_uri_is_listed_here_and_read_image_by_image(div2k: Path, div2k_zips: Path,

@@ -99,4 +99,6 @@ def test_what_this_machine_cannot_do_is_refused_before_any_work(weights_dir: Pat
     with pytest.raises(SettingsError, match="would replace the input"):
         plan_outputs([folder / "0.png"], tmp_path / "linked", suffix="")
     assert not (tmp_path / "out").exists()
-    assert isinstance(executor_for(None), LocalExecutor) and EXECUTORS["ray"] == "core.cluster:RayExecutor"
+    assert isinstance(executor_for(None), LocalExecutor) and EXECUTORS.names() == ("ray",)
+    with pytest.raises(core.errors.UnknownNameError, match="Unknown executor 'dask'; known: local, ray"):
+        EXECUTORS.get("dask")

@@ -38,11 +38,9 @@ class _NearestEngine:
 
 @pytest.fixture
 def toy_engine(monkeypatch: pytest.MonkeyPatch):
-    engines = dict(ENGINES._engines)
-    ENGINES.add(_NearestEngine())
-    yield ENGINES.get("nearest-test")
-    ENGINES._engines.clear()
-    ENGINES._engines.update(engines)
+    with ENGINES.scoped():
+        ENGINES.add(_NearestEngine())
+        yield ENGINES.get("nearest-test")
 
 
 def test_an_engine_registered_once_runs_and_is_offered_everywhere(toy_engine, weights_dir: Path,
@@ -80,8 +78,9 @@ def toy_metric(monkeypatch: pytest.MonkeyPatch):
 
     metric = MetricInfo("mae-test", "MAE", FULL_REFERENCE, False, "", "Mean absolute error (a test metric).",
                         (0.0, 255.0), "RGB", "none", "numpy", mae)
-    monkeypatch.setitem(METRICS._metrics, metric.name, metric)
-    return metric
+    with METRICS.scoped():
+        METRICS.add(metric)
+        yield metric
 
 
 def test_a_metric_registered_once_is_computed_by_every_entry_point(toy_metric, tmp_path: Path) -> None:
