@@ -11,13 +11,14 @@ from ._memory import CALL_OVERHEAD
 from ._ncnn import NcnnForward, ncnn_available
 from ._openvino import OpenVinoForward
 from ._probe import ActivationProfile, activation_profile, conv_flops_per_pixel
-from ._registry import AUTO, BuildRequest, Engine, EngineOptions, EngineRegistry, Runner
+from ._registry import ANY_SHAPE, AUTO, BuildRequest, Engine, EngineOptions, EngineRegistry, Runner, ShapeLimits
 from ._startup import check_environment
 from ._torch import COMPILE_MODES
 
-__all__ = ["AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "ENGINES", "MEASUREMENTS", "ActivationProfile", "BuildRequest",
-           "Engine", "EngineChoice", "EngineOptions", "EngineRegistry", "EngineTrial", "NcnnForward",
-           "OpenVinoForward", "Runner", "activation_profile", "auto_engine", "check_environment", "choose",
+__all__ = ["ANY_SHAPE", "AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "ENGINES", "MEASUREMENTS", "ActivationProfile",
+           "BuildRequest", "Engine", "EngineChoice", "EngineOptions", "EngineRegistry", "EngineTrial", "NcnnForward",
+           "OpenVinoForward", "Runner", "ShapeLimits", "activation_profile", "auto_engine", "check_environment",
+           "choose",
            "conv_flops_per_pixel", "cpu_bytes_per_pixel", "cpu_engine_label", "cpu_engines", "cpu_name",
            "default_engine", "engine_folder", "forget_engine", "ncnn_available", "openvino_available",
            "openvino_devices"]

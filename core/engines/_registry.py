@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ..models import ModelInfo
 
-__all__ = ["AUTO", "BuildRequest", "Engine", "EngineOptions", "EngineRegistry", "Runner"]
+__all__ = ["ANY_SHAPE", "AUTO", "BuildRequest", "Engine", "EngineOptions", "EngineRegistry", "Runner", "ShapeLimits"]
 
 AUTO = "auto"  # not an engine: "measure the engines that can run this model here, keep the fastest"
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -74,18 +74,64 @@ class BuildRequest:
 
 
 @dataclass(frozen=True)
+class ShapeLimits:
+    """The input sides (height and width, LR pixels) an engine's forward accepts, as a TensorRT profile states
+    them: at least ``minimum``, at most ``maximum`` (``None``: any), a multiple of ``multiple``; ``optimal``: the
+    side it runs best at (the tiler's default window). ``minimum == maximum``: one fixed shape.
+
+    The tiler obeys them: its windows (a tile and its context) are at most ``maximum`` and, where it chooses,
+    ``optimal``; an input it cannot make fit (an image smaller than a fixed shape, a side that is not a multiple)
+    is padded at the bottom and right edges by replication, and the padding is cut off the output.
+    """
+
+    minimum: int = 1
+    optimal: int | None = None
+    maximum: int | None = None
+    multiple: int = 1
+
+    def __post_init__(self) -> None:
+        top = self.maximum if self.maximum is not None else self.minimum
+        if not (1 <= self.minimum <= top and self.multiple >= 1 and top % self.multiple == 0
+                and (self.optimal is None or self.minimum <= self.optimal <= top)):
+            raise ValueError(f"Inconsistent shape limits: {self}.")
+
+    @property
+    def fixed(self) -> bool:
+        return self.minimum == self.maximum
+
+    def accepted(self, side: int) -> int:
+        """The smallest side the forward accepts that is at least ``side`` (inputs are padded up to it).
+
+        Raises:
+            ValueError: ``side`` is over ``maximum`` (the tiler never makes such a window).
+        """
+        fitted = -(-max(side, self.minimum) // self.multiple) * self.multiple
+        if self.maximum is not None and fitted > self.maximum:
+            raise ValueError(f"An input side of {side} px is over the engine's largest, {self.maximum} px.")
+        return fitted
+
+
+ANY_SHAPE = ShapeLimits()
+
+
+@dataclass(frozen=True)
 class Runner:
     """A built engine: its forward and what the tiler must know about it.
 
     Attributes:
         forward: the call (see the module docstring).
-        fixed_tiles: every call must get one input shape (a compiled graph): tiles are uniform.
+        fixed_tiles: every call must get one input shape, whichever the first call had (a compiled graph).
+        shapes: the input shapes the forward accepts, where the engine knows them when it is built.
+        release: frees what the engine holds outside Python's reach (a compiled model, device buffers); the
+            runner is not called after it. ``None``: nothing to free beyond what garbage collection does.
         note: how it runs, for :meth:`core.upscale.Upscaler.describe` (``"compiled, default"``).
     """
 
     forward: Forward
     fixed_tiles: bool = False
     note: str = ""
+    shapes: ShapeLimits = ANY_SHAPE
+    release: Callable[[], None] | None = None
 
 
 class Engine(Protocol):

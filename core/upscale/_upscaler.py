@@ -28,12 +28,14 @@ from .._device import (
 )
 from .._resize import target_size
 from ..engines import (
+    ANY_SHAPE,
     AUTO,
     CALL_OVERHEAD,
     ENGINES,
     BuildRequest,
     EngineChoice,
     EngineOptions,
+    ShapeLimits,
     activation_profile,
     auto_engine,
     choose,
@@ -105,6 +107,7 @@ class Upscaler:
         request = BuildRequest(loaded.info, self._descriptor, choice, engine_folder(loaded.info), options)
         self._runner = runtime.build(request)
         self._compile_mode = options.compile_mode if self._runner.fixed_tiles else None
+        self._released = False
         self._bytes_per_pixel: float | None = None
         self._memory_lock = threading.Lock()
         self._seconds_per_pixel: float | None = None  # of the last call: for time estimates
@@ -233,6 +236,14 @@ class Upscaler:
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
         return target_size(height, width, outscale or self.scale)
 
+    def release(self) -> None:
+        """Free what the engine holds outside Python's reach (:attr:`core.engines.Runner.release`) now, not when
+        this object is collected; the upscaler cannot run after it. For a caller that owns the upscaler (a
+        shared one, :func:`core.shared_upscaler`, may be in use elsewhere: let the cache drop it)."""
+        if not self._released and self._runner.release is not None:
+            self._runner.release()
+        self._released = True
+
     @property
     def engine(self) -> str:
         """The name of the registered engine that runs the network (see :data:`core.engines.ENGINES`)."""
@@ -252,8 +263,14 @@ class Upscaler:
         shallow = self.shallow
         pad = settings.tile_pad if settings.tile_pad is not None else default_pad(tile, shallow=shallow)
         overlap = settings.tile_overlap if settings.tile_overlap is not None else default_overlap(shallow=shallow)
+        shapes = self._runner.shapes
+        if shapes.maximum is not None or shapes.optimal is not None:  # the engine's windows: tile and context
+            pad = min(pad, (shapes.maximum or shapes.optimal or 0) // 4)
+            largest = (shapes.maximum or MAX_TILE + 2 * pad) - 2 * pad
+            wanted = (shapes.optimal - 2 * pad) if shapes.optimal is not None and settings.tile is None else largest
+            tile = min(tile or largest, wanted, largest) if not shapes.fixed else largest
         return UpscalePlan(outscale=settings.outscale, tile=tile, batch=batch, tile_overlap=overlap, tile_pad=pad,
-                           alpha=settings.alpha, limits=settings.limits, fixed=self._fixed_tiles)
+                           alpha=settings.alpha, limits=settings.limits, fixed=self._fixed_tiles or shapes.fixed)
 
     @property
     def shallow(self) -> bool:
@@ -262,8 +279,13 @@ class Upscaler:
 
     def _run(self, planes: torch.Tensor, plan: UpscalePlan, progress: TileProgress) -> torch.Tensor:
         """The tile layer: ``planes`` fitted to the network's channels, through the engine tile by tile."""
+        if self._released:
+            raise ValueError(f"This {self._info.name} upscaler was released; load the model again.")
         planes = fit_channels(planes, self._descriptor.input_channels)
-        net = Network(self._runner.forward, self.net_scale, self._choice.torch_device, self._choice.dtype)
+        forward = self._runner.forward
+        if self._runner.shapes != ANY_SHAPE:
+            forward = _conformed(forward, self._runner.shapes, self.net_scale)
+        net = Network(forward, self.net_scale, self._choice.torch_device, self._choice.dtype)
         out = run_tiled(planes.contiguous(), net, plan.tiling, progress)
         return out.clamp(0, 1)  # not in place: a single-tile result may be an inference-mode tensor
 
@@ -362,3 +384,18 @@ def _engine_for(loaded: LoadedModel, choice: DeviceChoice, options: EngineOption
     measured = choose(loaded.info.fingerprint, engine_folder(loaded.info), engines, build, UpscaleSettings(tile=0),
                       status, loaded.info.name)
     return measured, measured.engine, False
+
+
+def _conformed(forward: Callable[[torch.Tensor], torch.Tensor], shapes: ShapeLimits,
+               scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``forward`` for any input: one the engine does not accept (smaller than its fixed shape, a side that is
+    not a multiple) is padded at the bottom and right by replication, and the padding is cut off the output."""
+    def call(tensor: torch.Tensor) -> torch.Tensor:
+        height, width = tensor.shape[-2:]
+        fitted = shapes.accepted(height), shapes.accepted(width)
+        if fitted == (height, width):
+            return forward(tensor)
+        padded = torch.nn.functional.pad(tensor, (0, fitted[1] - width, 0, fitted[0] - height), mode="replicate")
+        return forward(padded)[..., : height * scale, : width * scale]
+
+    return call

@@ -12,7 +12,7 @@ import torch
 
 import core
 from cli.main import main
-from core.engines import ENGINES, Runner
+from core.engines import ENGINES, Runner, ShapeLimits
 from core.metrics import FULL_REFERENCE, METRICS, MetricInfo
 
 
@@ -106,3 +106,70 @@ def test_an_unknown_metric_is_refused_with_a_suggestion() -> None:
     assert METRICS.names(kind="no-reference") == ["niqe", "clipiqa", "clipiqa-ensemble", "musiq",
                                                       "musiq-spaq", "musiq-paq2piq", "musiq-ava"]
     assert METRICS.names(kind=FULL_REFERENCE) == ["psnr", "ssim", "lpips-alex", "lpips-vgg", "dists"]
+
+
+class _Fixed64Engine:
+    """A toy engine with one fixed input shape, 64x64 (a TensorRT engine built for one profile): the network
+    itself, refusing any other shape, and something to free when released."""
+
+    name = "fixed64-test"
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
+        self.released = 0
+
+    def version(self) -> str | None:
+        return "0.1"
+
+    def unsupported(self, info: core.ModelInfo, choice: core.DeviceChoice) -> str | None:
+        return None if choice.device == "cpu" else f"{self.name} runs on the CPU only."
+
+    def cpu_bytes_per_pixel(self, profile, itemsize: int) -> float:
+        return 1000.0
+
+    def build(self, request) -> Runner:
+        descriptor = request.descriptor
+
+        def forward(tensor: torch.Tensor) -> torch.Tensor:
+            self.shapes.append(tuple(tensor.shape[-2:]))
+            if tuple(tensor.shape[-2:]) != (64, 64):
+                raise RuntimeError(f"this engine was built for 64x64 inputs, got {tuple(tensor.shape)}")
+            with torch.inference_mode():
+                return descriptor(tensor)
+
+        def release() -> None:
+            self.released += 1
+
+        return Runner(forward, shapes=ShapeLimits(minimum=64, optimal=64, maximum=64), release=release,
+                      note="64x64 only")
+
+
+def test_an_engine_with_fixed_shapes_is_tiled_to_them_and_matches_the_reference(weights_dir: Path) -> None:
+    """Issue 42.5: the contract could not say "only 64x64 inputs". An engine declares its shape limits; the tiler
+    makes every window fit (padding what is smaller), and the result equals the reference engine's."""
+    from tests.conftest import psnr
+
+    engine = _Fixed64Engine()
+    photo = core.load_sample("chelsea")[37:187, 101:304]  # 150x203: no side a multiple of 64
+    reference = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="torch")
+    with ENGINES.scoped():
+        ENGINES.add(engine)
+        upscaler = core.Upscaler.load("realesr-animevideov3", device="cpu", engine="fixed64-test")
+        for image in (photo, photo[:40, :50]):  # larger than the shape, and smaller than it on both sides
+            engine.shapes.clear()
+            ours = upscaler.upscale(image).image
+            theirs = reference.upscale(image, core.UpscaleSettings(tile=0)).image
+            assert ours.shape == theirs.shape == (image.shape[0] * 4, image.shape[1] * 4, 3)
+            assert set(engine.shapes) == {(64, 64)}, engine.shapes  # every call had the one shape
+            gain = psnr(ours / 255.0, theirs / 255.0)
+            print(f"{image.shape[1]}x{image.shape[0]} through 64x64 windows: {gain:.2f} dB against the torch engine")
+            assert gain >= 50 if image is photo else gain >= 35, gain
+        assert upscaler.resolve(core.UpscaleSettings(tile=512)).tile == 32  # a window of 64 with 16 px context
+        upscaler.release()
+        upscaler.release()
+        assert engine.released == 1
+        with pytest.raises(ValueError, match="released"):
+            upscaler.upscale(photo)
+    with pytest.raises(ValueError, match="Inconsistent shape limits"):
+        ShapeLimits(minimum=64, maximum=48)
+    assert ShapeLimits(minimum=8, maximum=256, multiple=8).accepted(61) == 64
