@@ -56,3 +56,16 @@ def describe_difference(a: np.ndarray, b: np.ndarray) -> str:
     counts, _ = np.histogram(diff, bins=edges)
     bins = ", ".join(f"<{e:g}: {c}" for e, c in zip(edges[1:], counts))
     return f"max |diff| {diff.max():.3g}, mean {diff.mean():.3g}; histogram {bins}"
+
+
+_FOLDER_MARKS = {"e2e": ("browser", "slow"), "cluster": ("cluster", "slow")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser and cluster tests are marked by their folder (every one of them starts a server or a cluster);
+    other slow tests carry ``@pytest.mark.slow`` themselves."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(item.fspath).relative_to(root).parts
+        for mark in _FOLDER_MARKS.get(parts[0] if len(parts) > 1 else "", ()):
+            item.add_marker(mark)

@@ -75,6 +75,7 @@ def api_server(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_client_cli_modern_and_legacy(api_server: tuple[str, int], tmp_path: Path) -> None:
     url, _ = api_server
     image = core.write_png(tmp_path / "in.png", core.load_sample("rocket")[:20, :24])
@@ -93,6 +94,7 @@ def test_client_cli_modern_and_legacy(api_server: tuple[str, int], tmp_path: Pat
     assert bad.returncode == 1 and "409" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_fuzzing_from_the_openapi_schema_finds_no_5xx(api_server: tuple[str, int]) -> None:
     """Schemathesis generates requests for every operation; none may give a 5xx (503 busy aside) or hang."""
     url, _ = api_server
@@ -116,6 +118,7 @@ def test_fuzzing_from_the_openapi_schema_finds_no_5xx(api_server: tuple[str, int
     assert any(400 <= code < 500 for codes in seen.values() for code in codes)  # it did send bad requests
 
 
+@pytest.mark.slow
 def test_bounded_load(api_server: tuple[str, int]) -> None:
     url, pid = api_server
     images = [core.encode_png(core.load_sample(name)[:32, :32]) for name in ("chelsea", "coffee", "rocket")]
@@ -158,6 +161,7 @@ def test_bounded_load(api_server: tuple[str, int]) -> None:
     (ROOT / "results" / "api_load.json").write_text(json.dumps(report, indent=2))
 
 
+@pytest.mark.slow
 def test_dashboard_and_api_in_one_process(weights_dir: Path, tmp_path: Path) -> None:
     """One uvicorn process: Streamlit page, its websocket, the API routes, and a clean shutdown."""
     from websockets.sync.client import connect
@@ -212,6 +216,7 @@ def _send_upload(url: str, png: bytes, fields: dict[str, str]) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_a_client_that_disconnects_frees_the_worker(api_server: tuple[str, int]) -> None:
     """A long job whose client leaves is cancelled, running or still waiting; the next request is served at once."""
     url, pid = api_server
@@ -255,6 +260,7 @@ def _status_of(sock: socket.socket, timeout: float) -> tuple[int, bytes]:
     return (int(reply.split()[1]) if reply.startswith(b"HTTP/1.1") else 0), reply
 
 
+@pytest.mark.slow
 def test_sigterm_answers_in_flight_requests_before_exiting(weights_dir: Path, tmp_path: Path) -> None:
     """A SIGTERM during a minutes-long job: it and a queued one get 503 + Retry-After within the grace period."""
     from api.serve import GRACE

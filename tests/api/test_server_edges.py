@@ -54,6 +54,7 @@ def _metrics(url: str) -> dict[str, float]:
             if line and not line.startswith("#")}
 
 
+@pytest.mark.slow
 def test_a_first_load_does_not_hold_up_a_loaded_model_and_counts_against_the_timeout(
         server: tuple[str, Path]) -> None:
     url, _ = server
@@ -105,6 +106,7 @@ def test_a_model_with_a_non_ascii_name_answers_with_an_encoded_header(server: tu
     assert headers["x-model"] == quote(ODD_NAME, safe="")
 
 
+@pytest.mark.slow
 def test_two_files_a_small_tile_and_a_stalled_body_get_clear_4xx(server: tuple[str, Path]) -> None:
     url, _ = server
     host, port = url.removeprefix("http://").split(":")

@@ -61,6 +61,7 @@ def test_right_settings_are_read(monkeypatch: pytest.MonkeyPatch, weights_dir: P
 
 @pytest.mark.parametrize(("name", "value", "message"), [BAD[0], BAD[5], BAD[13], BAD[16]],
                          ids=["max_running=0", "timeout=nan", "typo", "weights=/dev/null"])
+@pytest.mark.slow
 def test_the_real_server_stops_at_start_up_with_one_line(weights_dir: Path, name: str, value: str,
                                                          message: str) -> None:
     env = os.environ | {"STUDIO_WEIGHTS_DIR": str(weights_dir), "STUDIO_API_MODEL": MODEL,

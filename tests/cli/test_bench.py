@@ -41,6 +41,7 @@ def test_quick_bench_rows_and_agreement(weights_dir: Path) -> None:
     assert payload["machine"]["cpu"] and len(payload["rows"]) == 3
 
 
+@pytest.mark.slow
 def test_bench_cli_quick_mode_with_subprocesses(weights_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
     code = main(["bench", "--quick", "--models", "realesr-animevideov3", "--engines", "ours,ncnn,pytorch",
@@ -52,6 +53,7 @@ def test_bench_cli_quick_mode_with_subprocesses(weights_dir: Path, tmp_path: Pat
     assert {r["engine"] for r in rows} == {"ours", "ncnn", "pytorch"} and all(r["peak_rss_mb"] > 50 for r in rows)
 
 
+@pytest.mark.slow
 def test_bench_runs_a_user_file_from_the_weights_dir_given(weights_dir: Path, tmp_path: Path, capsys) -> None:
     """`--weights-dir` reaches the engine processes: a user file that only that folder holds is benched."""
     from safetensors.torch import save_file
@@ -69,6 +71,7 @@ def test_bench_runs_a_user_file_from_the_weights_dir_given(weights_dir: Path, tm
     assert next(r for r in rows if r["engine"] == "ours:torch")["psnr_vs_pytorch"] > 60
 
 
+@pytest.mark.slow
 def test_engines_agree_and_can_be_forced(weights_dir: Path) -> None:
     image = core.load_sample("chelsea")[100:140, 200:240].astype(np.uint16) * 257
     ncnn = core.Upscaler.load("RealESRGAN_x4plus_anime_6B", device="cpu", weights_dir=weights_dir, engine="ncnn")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 import core
 from cli.main import main
@@ -20,6 +21,7 @@ from core.degradation import apply_params, params_from_dict
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_models_lists_availability_and_sources(weights_dir: Path, x4plus: core.Upscaler, capsys) -> None:
     assert main(["--weights-dir", str(weights_dir), "models"]) == 0
     out = capsys.readouterr().out
@@ -66,6 +68,7 @@ def test_usage_errors_exit_with_2(weights_dir: Path, tmp_path: Path, capsys) -> 
     assert main(["upscale", str(tmp_path / "empty-dir-glob"), "-o", str(tmp_path), "--outscale", "40"]) == 2
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs(weights_dir: Path, tmp_path: Path) -> None:
     image = core.write_png(tmp_path / "in.png", core.load_sample("camera")[:16, :16])
     proc = subprocess.run(

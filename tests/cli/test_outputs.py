@@ -122,6 +122,7 @@ def test_an_input_named_like_another_inputs_output_is_refused(weights_dir: Path,
     assert core.read_image(folder / "a_x.png").shape == (8, 8, 3)
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_is_printed_and_the_batch_goes_on(weights_dir: Path, tmp_path: Path) -> None:
     folder, crops = _folder(tmp_path)
     odd = os.fsencode(folder) + b"/caf\xe9.png"  # Latin-1 bytes: not valid UTF-8

@@ -85,6 +85,7 @@ def test_the_prompts_are_clips_own_tokens() -> None:
             assert expected[row, : len(ids) + 2].tolist() == [49406, *ids, 49407]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["clipiqa", "clipiqa-ensemble"])
 def test_scores_equal_the_reference_on_a_synthetic_official_checkpoint(name: str, checkpoint, clip_file: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,6 +56,7 @@ def _unit(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
 
 
+@pytest.mark.slow
 def test_the_maths_and_the_files_equal_the_authors_package(torch_home: Path) -> None:
     reference = _reference()
     assert core.METRICS["dists"].ready()  # the backbone in the cache, alpha / beta from the installed package

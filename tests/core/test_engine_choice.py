@@ -63,6 +63,7 @@ class _Sleeper:
         return self.bytes_per_pixel
 
 
+@pytest.mark.slow
 def test_a_recheck_pools_the_measurements_and_can_overturn_a_choice_made_in_a_slow_phase() -> None:
     """The case seen on a shared VM: a first measurement in a phase that slowed ncnn kept OpenVINO; a
     later one in a quiet phase finds ncnn far ahead, and the pooled means pick ncnn."""
@@ -116,6 +117,7 @@ def _crop() -> np.ndarray:
     return core.load_sample("chelsea")[60:100, 200:240].astype(np.uint16) * 257
 
 
+@pytest.mark.slow
 def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_measured(
         weights_dir: Path, tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "weights"
@@ -162,6 +164,7 @@ def test_auto_measures_per_machine_pools_later_measurements_and_runs_what_it_mea
     assert again is not None and again.trials != choice.trials  # measured anew
 
 
+@pytest.mark.slow
 def test_ncnn_is_not_chosen_for_weights_that_are_not_the_ncnn_files(weights_dir: Path, tmp_path: Path) -> None:
     """An official file name with other weights: the ncnn files exist but compute another network."""
     folder = tmp_path / "weights"
@@ -183,6 +186,7 @@ print(json.dumps(up.engine_choice.to_json()))
 """
 
 
+@pytest.mark.slow
 def test_processes_starting_together_measure_once(weights_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "weights"
     _user_copy(weights_dir, folder, "my-anime")
@@ -201,6 +205,7 @@ def test_off_the_cpu_or_with_a_forced_engine_nothing_is_measured(weights_dir: Pa
     assert forced.engine_choice is None and bf16.engine_choice is None and bf16.engine == "torch"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("again", [False, True])
 def test_the_engines_command_prints_each_engine_and_the_choice(weights_dir: Path, tmp_path: Path, capsys,
                                                                again: bool) -> None:

@@ -56,6 +56,7 @@ def test_channels_last_changes_the_layout_not_the_image(weights_dir, compact_tor
     assert value >= 80, f"NCHW vs channels-last: {value:.1f} dB"
 
 
+@pytest.mark.slow
 def test_compiled_network_matches_eager_and_compiles_once_for_all_image_sizes(weights_dir, compact_torch) -> None:
     from torch._dynamo.utils import counters
 
@@ -107,6 +108,7 @@ def test_the_tile_is_chosen_from_free_memory(weights_dir, compact_torch, monkeyp
     assert result.tile == expected and result.image.shape == (800, 600, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
 @pytest.mark.parametrize("model", ["RealESRGAN_x4plus", "realesr-animevideov3"])
 @pytest.mark.parametrize("engine", ["ncnn", "torch", "openvino"])
@@ -180,6 +182,7 @@ print(result.image.shape, sorted(set(handled)))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="caps the address space with RLIMIT_AS")
 @pytest.mark.parametrize(("engine", "model", "side", "headroom"), [("ncnn", "realesr-animevideov3", 512, 300),
                                                                    ("torch", "RealESRGAN_x4plus", 256, 400)])
+@pytest.mark.slow
 def test_running_out_of_cpu_memory_halves_the_tile(weights_dir, engine: str, model: str, side: int,
                                                    headroom: int) -> None:
     """Under a real memory cap the engines' allocation failures (ncnn status -100, numpy MemoryError,

@@ -176,6 +176,7 @@ print(errors[0])
 '''
 
 
+@pytest.mark.slow
 def test_a_png_declaring_a_huge_chunk_is_refused_before_any_allocation() -> None:
     """A tiny 16-bit PNG whose IDAT declares ~4 GB made OpenCV allocate it (5 at once: 20 GB)."""
     out = subprocess.run([sys.executable, "-c", _PNG_BOMB_RSS], capture_output=True, text=True, check=True,

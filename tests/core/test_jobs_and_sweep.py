@@ -134,6 +134,7 @@ def test_the_eta_is_measured_speed_times_the_work_left_not_the_load_before_it(mo
     assert two.snapshot().eta == pytest.approx(10 * 30 / 15)  # steady: the estimate does not climb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["ncnn", "torch", "openvino"])
 def test_a_long_tile_shows_an_estimate_at_once_and_cancels_within_seconds(weights_dir, engine: str) -> None:
     """One 320-px x4plus tile takes 10-20 s on two cores: the job has a total and an ETA before it

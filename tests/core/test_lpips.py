@@ -43,6 +43,7 @@ def _unit(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_the_maths_equals_the_authors_package_on_identical_weights(net: str) -> None:
     reference = _reference(net, seed=3)

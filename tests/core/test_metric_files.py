@@ -89,6 +89,7 @@ def test_a_bad_metric_weights_file_is_refused_with_its_path(places: Path, name: 
     assert "Delete it" in message or "Replace it" in message, message
 
 
+@pytest.mark.slow
 def test_the_cli_says_it_in_one_line(places: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = places / "metrics" / "dists_weights.pt"
     path.write_bytes(b"")

@@ -158,6 +158,7 @@ def test_ssim_equals_scikit_image_on_real_images() -> None:
 _DEVICES = ["cpu", *(["cuda"] if __import__("torch").cuda.is_available() else [])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", _DEVICES)
 def test_the_torch_path_equals_the_numpy_path_on_real_images(device: str) -> None:
     from core.metrics import _torch

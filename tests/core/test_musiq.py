@@ -52,6 +52,7 @@ def _tensorflow(inputs: dict[str, np.ndarray], tmp_path: Path) -> dict[str, np.n
         return {name: out[name] for name in out.files}
 
 
+@pytest.mark.slow
 def test_the_preprocessing_is_tensorflows(tmp_path: Path) -> None:
     rng = np.random.default_rng(26)
     inputs: dict[str, np.ndarray] = {}
@@ -160,6 +161,7 @@ def _to_pyiqa(params: dict[str, np.ndarray], model: torch.nn.Module) -> dict[str
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [1, 10])  # a mean opinion score (KonIQ, SPAQ, PaQ-2-PiQ), AVA's distribution
 def test_the_network_equals_pyiqas_with_the_authors_gelu_and_both_formats_read_alike(classes: int,
                                                                                      tmp_path: Path) -> None:

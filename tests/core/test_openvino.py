@@ -22,6 +22,7 @@ def _network_outputs(upscaler: core.Upscaler, reference: core.Upscaler, side: in
         return upscaler._runner.forward(tensor).numpy(), reference._runner.forward(tensor).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "realesr-animevideov3"])
 def test_openvino_agrees_with_pytorch_on_real_weights(weights_dir: Path, name: str) -> None:
     ov = core.Upscaler.load(name, device="cpu", engine="openvino", weights_dir=weights_dir)
@@ -54,6 +55,7 @@ def test_a_user_model_without_an_ncnn_file_runs_on_openvino_and_its_cache_is_reu
     assert psnr(ours, theirs) >= 60
 
 
+@pytest.mark.slow
 def test_tiled_openvino_output_matches_untiled(weights_dir: Path) -> None:
     ov = core.Upscaler.load("RealESRGAN_x4plus", device="cpu", engine="openvino", weights_dir=weights_dir)
     image = core.load_sample("coffee")[100:164, 150:278]

@@ -47,6 +47,7 @@ def test_auto_and_fp32_on_the_cpu_are_one_copy(loads: _SlowLoads) -> None:
     assert loads.calls == [("a", "cpu", "fp32"), ("a", "cpu", "bf16")]
 
 
+@pytest.mark.slow
 def test_a_slow_first_load_holds_up_only_its_own_callers(loads: _SlowLoads) -> None:
     core.shared_upscaler("fast", "cpu")
     results: list[object] = []
@@ -84,6 +85,7 @@ def test_the_cache_keeps_the_most_recently_used_models(loads: _SlowLoads, monkey
         core.shared_upscaler("e", "cpu")
 
 
+@pytest.mark.slow
 def test_a_first_load_serves_at_once_on_the_reference_and_swaps_to_the_measured_engine(
         compact: core.Upscaler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No waiting for the CPU engines to be measured (OpenVINO compiling, tens of seconds) before the first

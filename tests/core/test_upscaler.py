@@ -15,6 +15,7 @@ def _gradient_energy(image: np.ndarray) -> float:
     return float(np.mean(gx**2 + gy**2))
 
 
+@pytest.mark.slow
 def test_default_tiling_matches_untiled_on_a_real_photo(x4plus: core.Upscaler) -> None:
     crop = core.load_sample("astronaut")[150:230, 150:230]
     untiled = x4plus.upscale(crop, core.UpscaleSettings(tile=0)).image
@@ -77,6 +78,7 @@ def test_outscale_gives_the_exact_size(compact: core.Upscaler, outscale, size) -
     assert out.shape == (*size, 3)
 
 
+@pytest.mark.slow
 def test_x2_and_x3_variants_use_their_own_scale(weights_dir) -> None:
     image = core.load_sample("rocket")[:20, :30]
     for name, scale in (("realesr-animevideov3-x2", 2), ("realesr-animevideov3-x3", 3)):
@@ -172,6 +174,7 @@ def _seam_band(width: int, tile: int, overlap: int, scale: int) -> np.ndarray:
     return mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("photo", "tiles"), [("astronaut", 2), ("chelsea", 3), ("coffee", 4)])
 def test_default_context_keeps_seams_invisible_on_real_photos(x4plus: core.Upscaler, photo: str, tiles: int) -> None:
     """Textured photo content across every seam: the default context and blend keep the image >= 50 dB

@@ -187,6 +187,7 @@ except core.StudioError as exc:
 '''
 
 
+@pytest.mark.slow
 def test_a_torchscript_file_in_weights_is_never_run(tmp_path: Path) -> None:
     """A TorchScript archive runs its __setstate__ when loaded: listing, looking up and loading
     models must refuse it without opening it (in a fresh process, as `core models` and the API do)."""
@@ -205,6 +206,7 @@ def test_a_torchscript_file_in_weights_is_never_run(tmp_path: Path) -> None:
     assert "REFUSED UnsupportedModelError" in ours.stdout and "TorchScript" in ours.stdout
 
 
+@pytest.mark.slow
 def test_plain_weights_files_load_through_the_restricted_reader(tmp_path: Path, weights_dir: Path) -> None:
     from core.models._weights import read_state_dict
 

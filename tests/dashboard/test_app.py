@@ -80,6 +80,7 @@ def _folders(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
 
 
+@pytest.mark.slow
 def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -95,6 +96,7 @@ def test_entry_script_opens_on_defaults_with_offline_models() -> None:
     assert at.selectbox(key="up_sample").value == "chelsea" and at.checkbox(key="roi").value
 
 
+@pytest.mark.slow
 def test_the_sidebar_links_to_the_api_docs_where_the_api_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
     """`python -m api.serve` serves /docs beside the dashboard and says so; `streamlit run` alone has no API."""
     assert not any("API docs" in m.value for m in open_page("models").sidebar.markdown)
@@ -118,6 +120,7 @@ def _slow_loads(monkeypatch: pytest.MonkeyPatch):
     return gate
 
 
+@pytest.mark.slow
 def test_the_page_renders_and_works_while_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The model loads in the background: the page is usable at once, the sidebar shows the load,
     and an Upscale clicked meanwhile waits for it."""
@@ -157,6 +160,7 @@ def test_the_sidebar_shows_a_loading_model(monkeypatch: pytest.MonkeyPatch) -> N
     assert not at.sidebar.info and any("In use: RealESRGAN_x4plus · cpu · fp32" in c.value for c in at.sidebar.caption)
 
 
+@pytest.mark.slow
 def test_upscale_compare_and_cache() -> None:
     at = open_page("upscale")
     at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
@@ -178,6 +182,7 @@ def test_upscale_compare_and_cache() -> None:
     assert not [b for b in at.button if b.key == "run"] and at.success
 
 
+@pytest.mark.slow
 def test_up_to_six_methods_in_one_viewer_with_maps_and_a_page_to_download() -> None:
     """Two models, two baselines and the reference on one grid: each scored, with LR-PSNR, the SSIM and
     LR-consistency maps in the viewer, and the offline comparison page offered (two panes was the limit)."""
@@ -207,6 +212,7 @@ def test_up_to_six_methods_in_one_viewer_with_maps_and_a_page_to_download() -> N
     assert at.multiselect(key="compare_with").proto.max_selections == 4
 
 
+@pytest.mark.slow
 def test_a_reference_of_another_size_is_said_before_the_run() -> None:
     """A reference twice the input with a x4 model: the page said so only after the run, under a caption that
     promised PSNR / SSIM."""
@@ -226,6 +232,7 @@ def test_a_reference_of_another_size_is_said_before_the_run() -> None:
     assert not any("The reference is" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None:
     """F5 starts a new session: the upload and the result were lost. The address's token finds them again."""
     state = {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None}
@@ -281,6 +288,7 @@ def test_a_reload_offers_the_last_upload_and_result_back(tmp_path: Path) -> None
     assert not [p for p in (tmp_path / "results").rglob("*.tmp*")]  # every file written whole
 
 
+@pytest.mark.slow
 def test_defaults_and_scales_that_change_the_job_are_said() -> None:
     """The region is on by default for a large image on the CPU, and an output scale past the model's is a
     resize: both used to go unsaid."""
@@ -293,6 +301,7 @@ def test_defaults_and_scales_that_change_the_job_are_said() -> None:
     assert not any("On by default here" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_the_source_preview_outlines_the_region() -> None:
     from pages.upscale import PREVIEW_SIDE, preview
 
@@ -316,6 +325,7 @@ def test_the_source_preview_outlines_the_region() -> None:
     assert max(shown.shape[:2]) == side and (shown[int(60 * side / 1344), 50:100] == (255, 64, 64)).all()
 
 
+@pytest.mark.slow
 def test_downscale_first_gives_psnr_and_ssim() -> None:
     at = open_page("upscale")
     at.sidebar.selectbox(key="model").set_value("realesr-animevideov3").run()
@@ -336,6 +346,7 @@ def test_downscale_first_gives_psnr_and_ssim() -> None:
     assert any("lower PSNR than bicubic but a better NIQE" in m.value for m in at.markdown)  # explained
 
 
+@pytest.mark.slow
 def test_a_small_upload_after_the_sample_keeps_the_region_controls_valid() -> None:
     """The sample turns the region on at 128 px; an upload no larger than that must not crash the
     region sliders (a 0..0 slider raised StreamlitInvalidMinMaxError), nor one smaller than 32 px."""
@@ -358,6 +369,7 @@ def test_a_small_upload_after_the_sample_keeps_the_region_controls_valid() -> No
     assert not at.exception and {s.key for s in at.slider} == {"roi_size", "roi_x", "roi_y"}
 
 
+@pytest.mark.slow
 def test_bad_upload_and_too_large_input_are_messages() -> None:
     at = open_page("upscale")
     at.radio(key="up_source").set_value("Upload").run()
@@ -378,6 +390,7 @@ def test_missing_weights_offer_a_way_forward() -> None:
     assert "RealESRNet_x4plus" in text and "bicubic" in text and "Models & System" in text
 
 
+@pytest.mark.slow
 def test_benchmark_runs_in_the_background_and_reloads() -> None:
     at = open_page("benchmark")
     at.multiselect(key="bench_methods").set_value(["bicubic", "lanczos"]).run()
@@ -407,6 +420,7 @@ def test_benchmark_runs_in_the_background_and_reloads() -> None:
         "Per-method means" in s.value for s in again.subheader)
 
 
+@pytest.mark.slow
 def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     at = open_page("degradation")
     captions = [image.proto.imgs[0].caption for image in at.get("image")]
@@ -434,6 +448,7 @@ def test_degradation_lab_stages_fixed_mode_and_restore() -> None:
     assert scores["method"].tolist() == ["bicubic"] and 10 < scores["PSNR ↑"].iloc[0] < 40
 
 
+@pytest.mark.slow
 def test_the_sweep_chart_spans_the_scores_in_each_methods_colour() -> None:
     at = open_page("degradation")
     at.number_input(key="sweep_steps").set_value(3).run()
@@ -452,6 +467,7 @@ def test_the_sweep_chart_spans_the_scores_in_each_methods_colour() -> None:
     assert spec["encoding"]["color"]["scale"]["range"] == charts.method_colours(["bicubic"])
 
 
+@pytest.mark.slow
 def test_a_model_still_to_load_does_not_freeze_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run sweep with a model not loaded: the page used to wait for the load (15 s, no cancel). Now the job
     waits, with a status line and a Cancel button, and the page answers at once."""
@@ -480,6 +496,7 @@ def test_a_model_still_to_load_does_not_freeze_the_sweep(monkeypatch: pytest.Mon
     assert {p["method"] for p in at.session_state.sweep_points} == {"bicubic", slow}
 
 
+@pytest.mark.slow
 def test_models_and_system_page(x4plus: core.Upscaler) -> None:
     at = open_page("models")
     table = at.table[0].value.join(at.table[1].value)  # static tables: long sources wrap, nothing is cut
@@ -507,6 +524,7 @@ def test_models_and_system_page(x4plus: core.Upscaler) -> None:
     assert "cleared" in at.success[0].value
 
 
+@pytest.mark.slow
 def test_cancel_a_running_upscale() -> None:
     at = open_page("upscale", {"model": "RealESRGAN_x4plus", "device": "cpu", "precision": "auto", "tile": 32})
     at.slider(key="roi_size").set_value(128).run()
@@ -538,6 +556,7 @@ def run_pages() -> None:
     PAGES[st.session_state.get("_test_page", "degradation")][0]()
 
 
+@pytest.mark.slow
 def test_settings_survive_page_switches_and_hidden_modes() -> None:
     at = AppTest.from_function(run_pages, default_timeout=120)
     at.run()
@@ -561,6 +580,7 @@ def test_settings_survive_page_switches_and_hidden_modes() -> None:
     assert at.number_input(key="fx_seed").value == 3
 
 
+@pytest.mark.slow
 def test_saved_parameters_replay_exactly_in_fixed_mode() -> None:
     at = open_page("degradation")
     at.number_input(key="lab_seed").set_value(5).run()
@@ -583,6 +603,7 @@ def test_saved_parameters_replay_exactly_in_fixed_mode() -> None:
     assert "drawn for x4: choose that scale" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Models page's background download through the shared job helper: served from loopback, the file is
     not a model, so the job fails; its message shows once, and the Download button is back."""
@@ -605,6 +626,7 @@ def test_a_failed_download_is_an_error_message_and_the_page_stays_usable(monkeyp
     assert not at.error, "the outcome is shown once"
 
 
+@pytest.mark.slow
 def test_a_damaged_run_is_listed_as_damaged_and_the_others_still_load(tmp_path: Path) -> None:
     results = tmp_path / "results"
     result = core.evaluate(core.open_dataset("samples", 4), ["bicubic"], ["psnr"])
@@ -634,6 +656,7 @@ def test_the_benchmark_page_says_what_a_mean_leaves_out(tmp_path: Path) -> None:
                      "reference)"], [c.value for c in at.caption]
 
 
+@pytest.mark.slow
 def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session() -> None:
     import gc
 
@@ -653,6 +676,7 @@ def test_uploaded_pairs_are_exactly_the_current_uploads_and_go_with_the_session(
     assert not root.exists()  # the session is gone, and so are its uploads
 
 
+@pytest.mark.slow
 def test_an_uploaded_pair_with_other_names_pairs_by_order_and_no_temporary_path_is_shown() -> None:
     at = open_page("benchmark")
     at.radio(key="bench_source").set_value("Uploaded HR / LR pairs").run()
@@ -670,6 +694,7 @@ def test_an_uploaded_pair_with_other_names_pairs_by_order_and_no_temporary_path_
     assert "no LR partner" in message and "the LR uploads" in message and "studio-upload" not in message
 
 
+@pytest.mark.slow
 def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
     """The core's cache is bounded; the dashboard's load tracker must not hold models beyond it."""
     import gc
@@ -696,6 +721,7 @@ def test_the_dashboard_keeps_no_model_the_core_has_let_go(monkeypatch: pytest.Mo
     core.clear_shared()
 
 
+@pytest.mark.slow
 def test_a_second_benchmark_run_is_the_one_shown() -> None:
     """The Results picker keeps its own state: after a run it must move to the run just made, not stay on the
     one it showed before."""
@@ -716,6 +742,7 @@ def test_a_second_benchmark_run_is_the_one_shown() -> None:
     assert second in at.selectbox(key="bench_run_pick").options and first in at.selectbox(key="bench_run_pick").options
 
 
+@pytest.mark.slow
 def test_a_real_world_lr_only_folder_is_benchmarked_with_no_reference_metrics(tmp_path: Path) -> None:
     for name in ("cat", "coffee"):
         core.write_png(tmp_path / "RealSRSet" / f"{name}.png", core.load_sample(
@@ -744,6 +771,7 @@ def run_switchable() -> None:
     PAGES[st.session_state.setdefault("page", "upscale")][0]()
 
 
+@pytest.mark.slow
 def test_settings_and_result_survive_a_page_switch() -> None:
     """Region on/off, size and position and the output scale stay as set when the user visits another page
     and comes back; so does the finished result, which is keyed on them."""
@@ -771,6 +799,7 @@ def test_settings_and_result_survive_a_page_switch() -> None:
     assert not at.checkbox(key="roi").value  # off stays off
 
 
+@pytest.mark.slow
 def test_the_models_page_lists_metric_weights_and_an_offline_download_is_a_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket

@@ -1,8 +1,8 @@
 """End to end: the real `streamlit run` server, driven by headless Chromium through Playwright.
 
-The set-up installs Debian's Chromium when it is missing and we are root (as in CI);
-Playwright's own browser download cannot work offline, so it is pointed at the system
-binary. Artifacts (a screenshot and timings) go to ``results/e2e/``.
+Debian's Chromium comes from the test command's set-up step (``tools/chromium.sh``; Playwright's
+own browser download cannot work offline, so it is pointed at the system binary); without it these
+tests skip, and say the command. Artifacts (a screenshot and timings) go to ``results/e2e/``.
 """
 
 from __future__ import annotations
@@ -30,20 +30,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 def _chromium() -> str:
+    """Debian's Chromium; installed by the test command's set-up step (``tools/chromium.sh``), never by a test."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path:
         return path
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env,
-                       capture_output=True, timeout=900)
-        path = shutil.which("chromium")
-        if path:
-            return path
+    how = "Chromium is not installed: bash tools/chromium.sh (as root), or sudo apt-get install -y chromium"
     if os.environ.get("CI"):
-        pytest.fail("Chromium is missing and could not be installed (apt-get install chromium).")
-    pytest.skip("Chromium is not installed (apt-get install chromium) and we cannot install it here.")
+        pytest.fail(how)
+    pytest.skip(how)
 
 
 @pytest.fixture(scope="module")
