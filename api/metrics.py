@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 
 CLIENT_CLOSED = 499  # a request whose client left before the answer (api.middleware records it)
 
@@ -15,7 +15,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.buckets: Counter[tuple[str, float]] = Counter()
-        self.sums: Counter[str] = Counter()
+        self.sums: dict[str, float] = defaultdict(float)
         self.counts: Counter[str] = Counter()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from importlib import resources
+from typing import cast
 
 import anyio
 from fastapi.responses import JSONResponse
@@ -202,7 +203,7 @@ class LocalRedocBundle:
     outside the server, rather than a request the policy has to block."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app, self._body = app, None
+        self.app, self._body = app, cast("bytes | None", None)
 
     def body(self) -> bytes:
         if self._body is None:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
@@ -25,7 +25,7 @@ from api.state import Server, ServerState
 router = APIRouter()
 log = logging.getLogger("studio.api")
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)}
 
 
 def _options(**fields: object) -> core.UpscaleSettings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -46,7 +46,7 @@ def bytes_progress(name: str):  # -> a (done, total) callback that prints every 
     return report
 
 
-def text_columns(rows: list[tuple[str, ...]]) -> None:
+def text_columns(rows: Sequence[tuple[str, ...]]) -> None:
     """Text rows as left-aligned columns; the last column is not padded (numbers: :func:`_table`)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -164,7 +164,7 @@ def _engine_callable(spec: str, model: str, device: str, weights_dir: Path | Non
         if files is None:
             raise RuntimeError(f"no ncnn files for {model}")
         vulkan = engine == "ncnn-vulkan"
-        net = NcnnForward(*files, vulkan=vulkan)
+        net: NcnnForward | OpenVinoForward = NcnnForward(*files, vulkan=vulkan)
 
         def run(image: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
@@ -176,8 +176,10 @@ def _engine_callable(spec: str, model: str, device: str, weights_dir: Path | Non
         if not openvino_available():
             raise RuntimeError("openvino is not installed")
         descriptor = loaded.descriptor
-        net = OpenVinoForward(descriptor.model, descriptor.input_channels, loaded.info.fingerprint,
-                              (weights_dir or default_weights_dir()) / "openvino", threads=torch.get_num_threads())
+        folder = (weights_dir or default_weights_dir()) / "openvino"
+        net = OpenVinoForward(
+            descriptor.model, descriptor.input_channels, loaded.info.fingerprint, folder,
+            threads=torch.get_num_threads())
 
         def run(image: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]

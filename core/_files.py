@@ -63,7 +63,7 @@ def atomic_open(path: str | Path, mode: str = "wb", *, newline: str | None = Non
     try:
         if hasattr(os, "fchmod"):  # not on Windows
             os.fchmod(fd, _MODE)
-        handle = os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": newline} if mode == "w" else {}))
+        handle = os.fdopen(fd, mode, encoding="utf-8", newline=newline) if mode == "w" else os.fdopen(fd, mode)
         with handle:
             yield handle
             handle.flush()

@@ -310,7 +310,7 @@ def decode_with_profile(data: bytes, limits: ImageLimits | None = None) -> Decod
         # global bomb check (about 179 MP) stays in place as a backstop.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             limits.check_input(*im.size)
             icc = im.info.get("icc_profile") or None
             if _is_high_bit_depth(im, data):

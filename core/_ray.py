@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,7 @@ def worker_error(exc: BaseException) -> StudioError:
     for line in reversed(lines):
         found = re.match(r"^core\.errors\.(\w+): (.+)$", line)
         kind = getattr(errors, found[1], None) if found else None
-        if isinstance(kind, type) and issubclass(kind, StudioError):
+        if found is not None and isinstance(kind, type) and issubclass(kind, StudioError):
             return _again(kind(found[2]))
     last = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception): ", line)),
                 lines[0] if lines else type(exc).__name__)
@@ -281,7 +281,7 @@ def run_pool(items: list[dict], worker: type, arguments: dict, pool: Pool,
         data_log.setLevel(level)
 
 
-def _reporting(rows: Iterator[dict], pool: Pool, status: Callable[[str], None] | None) -> Iterator[dict]:
+def _reporting(rows: Iterable[dict], pool: Pool, status: Callable[[str], None] | None) -> Iterator[dict]:
     """``rows``, read on a thread of their own so that, until the first arrives, this (the caller's) thread
     can say what the run waits for."""
     box: queue.Queue = queue.Queue(maxsize=16)

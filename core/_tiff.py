@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import tifffile
@@ -58,7 +59,7 @@ def decode_tiff(data: bytes, check_size: Callable[[int, int], None]) -> TiffImag
             than grey, RGB, palette, YCbCr (JPEG) and 8-bit CMYK.
     """
     with _open(data) as tif:
-        page = tif.pages[0]
+        page = cast(tifffile.TiffPage, tif.pages[0])  # the first page is a page, never a frame
         check_size(int(page.imagewidth), int(page.imagelength))
         photometric = _PH(page.photometric)
         bits = int(page.bitspersample)

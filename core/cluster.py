@@ -22,9 +22,10 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
@@ -197,6 +198,7 @@ class _EvalWorker:
             for method in json.loads(methods):
                 digest = settings = ""
                 if pair is None:
+                    assert failure is not None
                     row = error_row(item.name, method, failure)
                 else:
                     try:
@@ -368,7 +370,7 @@ def upscale_on_ray(
         # paths as the driver sees them: a worker started in another folder reads the same file
         if targets is not None and len(targets) != len(inputs):
             raise SettingsError(f"{len(targets)} targets for {len(inputs)} inputs.")
-        items = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute()),
+        items: list[dict[str, Any]] = [{"index": i, "path": path if is_uri(path) else str(Path(path).absolute()),
                   "target": "" if targets is None else targets[i]} for i, path in enumerate(inputs)]
         returned = set()
         for out in run_pool(items, _UpscaleWorker, arguments, pool, hooks.status):
@@ -379,7 +381,7 @@ def upscale_on_ray(
                 return
         for item in items:  # what never came back: its worker died on every attempt
             if item["index"] not in returned:
-                yield UpscaleOutcome(item["index"], None, (0, 0), 0.0, _lost(str(item["path"])), -1)
+                yield UpscaleOutcome(int(item["index"]), None, (0, 0), 0.0, _lost(str(item["path"])), -1)
 
 
 class RayExecutor:
@@ -391,8 +393,8 @@ class RayExecutor:
     def __init__(self, cluster: ClusterSettings) -> None:
         self.cluster = cluster
 
-    def upscale(self, inputs: list[str | Path], model: ModelRun, settings: UpscaleSettings, *,
-                hooks: EvalHooks, targets: list[str] | None = None) -> Iterator[UpscaleOutcome]:
+    def upscale(self, inputs: Sequence[str | Path], model: ModelRun, settings: UpscaleSettings, *,
+                hooks: EvalHooks, targets: Sequence[str] | None = None) -> Iterator[UpscaleOutcome]:
         return upscale_on_ray(list(inputs), model, settings, cluster=self.cluster, hooks=hooks,
                               targets=None if targets is None else list(targets))
 

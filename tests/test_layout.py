@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -52,6 +54,13 @@ def test_core_public_api_is_declared() -> None:
 
     missing = [name for name in core.__all__ if not hasattr(core, name)]
     assert not missing and len(core.__all__) == len(set(core.__all__))
+
+
+@pytest.mark.slow
+def test_the_types_check() -> None:
+    """mypy (configured in pyproject.toml) finds no error in core, cli and api."""
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
 def test_ruff_passes() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from cli._common import UsageError, emit_err, text_columns
 from core import Upscaler, list_models
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         choice = auto_engine(info)
         if choice is None or choice.due():
             choice = Upscaler.load(info.name, device="cpu", precision="fp32", weights_dir=args.weights_dir,
-                                   status=lambda text, name=info.name: emit_err(f"{name}: {text}")).engine_choice
+                                   status=partial(_status, info.name)).engine_choice
         if choice is None:
             only = cpu_engines(info)[0]
             rows.append((info.name, only, "-", *("-" for _ in ENGINES.names()), "the only engine that can run it here"))
@@ -42,3 +43,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{choice.reason} ({choice.side} px probe, {choice.threads} threads)"))
     text_columns(rows)
     return 0
+
+
+def _status(name: str, text: str) -> None:
+    emit_err(f"{name}: {text}")

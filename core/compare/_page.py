@@ -169,8 +169,8 @@ def _table(comparison: Comparison) -> str:
     higher = {name: True if name == LR_PSNR else METRICS[name].higher_is_better for name in columns}
     best = {}
     for name in columns:
-        values = [r.get(name) for m, r in comparison.scores.items() if m != "hr" and r.get(name) is not None]
-        values = [v for v in values if not math.isnan(v)]
+        values = [v for m, r in comparison.scores.items() if m != "hr" and (v := r.get(name)) is not None
+                  and not math.isnan(v)]
         best[name] = (max if higher[name] else min)(values) if values else None
     head = "".join(f"<th>{html.escape(_title(n))} {'↑' if higher[n] else '↓'}</th>" for n in columns)
     rows = []

@@ -163,7 +163,8 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
     """
     methods = _methods(job)
     size = _grid(job, methods, load)
-    outputs, seconds = {}, {}
+    outputs: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
     for done, method in enumerate(methods):
         if cancel is not None and cancel():
             raise CancelledError("Cancelled; no comparison was written.")
@@ -171,6 +172,7 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
             progress(done, len(methods), f"{method} ({done + 1}/{len(methods)})")
         start = time.perf_counter()
         if method == HR_METHOD:
+            assert job.reference is not None  # _methods: "hr" only with a reference
             outputs[method] = job.reference
         else:
             upscaler = None if method in BASELINES else load(method)

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 
 import yaml
 
@@ -198,7 +198,7 @@ def _build(cls: type, data: Any) -> Any:
         hint = hints[name]
         target = next((t for t in getattr(hint, "__args__", (hint,)) if is_dataclass(t)), None)
         if target is not None:
-            values[name] = _build(target, value)
+            values[name] = _build(cast(type, target), value)
         elif isinstance(value, list):
             values[name] = tuple(value)
         else:
@@ -344,7 +344,7 @@ def parse_params(text: str, name: str = "params.json") -> DegradationParams:
 
 # ---------------------------------------------------------------- presets
 
-_STAGE_CLASSIC = dict(resize_to_target=True, resize_modes=("matlab",), resize_probs=(0.0, 1.0, 0.0),
+_STAGE_CLASSIC: dict[str, Any] = dict(resize_to_target=True, resize_modes=("matlab",), resize_probs=(0.0, 1.0, 0.0),
                       resize_range=(0.15, 1.0))
 
 PRESETS: dict[str, DegradationConfig] = {

@@ -105,5 +105,7 @@ def jpeg(image: np.ndarray, quality: float, engine: str = "opencv") -> np.ndarra
     if not ok:  # pragma: no cover - OpenCV only fails on invalid input
         raise RuntimeError("JPEG encoding failed")
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None:  # pragma: no cover - OpenCV decodes what it encoded
+        raise RuntimeError("JPEG decoding failed")
     rgb = decoded[:, :, None] if decoded.ndim == 2 else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return rgb.astype(np.float32) / 255.0

@@ -256,12 +256,14 @@ def forget(fingerprint: str, folder: Path) -> bool:
 
 def pick(trials: list[EngineTrial]) -> tuple[str, str]:
     """The engine to use and why: the fastest that agrees with PyTorch, memory deciding within :data:`TIE`."""
-    usable = [t for t in trials if t.agrees and t.seconds is not None]
+    timed = {t.engine: t.seconds for t in trials if t.agrees and t.seconds is not None}
+    usable = [t for t in trials if t.engine in timed]
     if not usable:
         return ENGINES.reference.name, "no engine could be measured; the reference runs"
-    fastest = min(t.seconds for t in usable)
-    close = [t for t in usable if t.seconds <= fastest * (1 + TIE)]
-    best = min(close, key=lambda t: (t.bytes_per_pixel if t.bytes_per_pixel is not None else float("inf"), t.seconds))
+    fastest = min(timed.values())
+    close = [t for t in usable if timed[t.engine] <= fastest * (1 + TIE)]
+    best = min(close, key=lambda t: (t.bytes_per_pixel if t.bytes_per_pixel is not None else float("inf"),
+                                     timed[t.engine]))
     others = [t for t in usable if t is not best]
     if not others:
         reason = "the only engine that gives PyTorch's output here"
@@ -269,7 +271,7 @@ def pick(trials: list[EngineTrial]) -> tuple[str, str]:
         reason = (f"as fast as {', '.join(t.engine for t in close if t is not best)} (within {TIE:.0%}) "
                   "and needs the least memory")
     else:
-        reason = ", ".join(f"{t.seconds / best.seconds:.2f}x faster than {t.engine}" for t in others)
+        reason = ", ".join(f"{timed[t.engine] / timed[best.engine]:.2f}x faster than {t.engine}" for t in others)
     refused = [t for t in trials if not t.agrees]
     for t in refused:
         why = t.error or f"{t.psnr:.0f} dB against PyTorch, below {MIN_PSNR:.0f}"
@@ -404,13 +406,13 @@ def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[
         return found is not None and found.engine in engines and not found.due()
 
     found = remembered(fingerprint, folder)
-    if current(found):
+    if found is not None and current(found):
         return found
     label = name or fingerprint
     say = status or log.info
     with _locked(folder):
         found = remembered(fingerprint, folder)  # another process may have measured while we waited
-        if current(found):
+        if found is not None and current(found):
             return found
         start = time.perf_counter()
         if found is None or found.engine not in engines:

@@ -83,7 +83,7 @@ class OpenVinoForward:
             if self.converted:
                 self._convert(model, channels, ir)
         core.set_property({"CACHE_DIR": str(cache_dir / "compiled")})
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:

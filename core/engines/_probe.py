@@ -99,7 +99,7 @@ class _LiveStorages(TorchDispatchMode):
 
 def activation_profile(model: torch.nn.Module, channels: int = 3) -> ActivationProfile:
     """Trace one probe forward of ``model`` (on its device and dtype) and profile its activations."""
-    shapes: set[tuple[int, int, int]] = set()
+    shapes: set[tuple[int, ...]] = set()
     output = 0.0
 
     def hook(module: torch.nn.Module, inputs: tuple, out: object) -> None:

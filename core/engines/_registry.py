@@ -67,7 +67,7 @@ class BuildRequest:
     """What an engine builds its forward from."""
 
     info: ModelInfo
-    descriptor: ImageModelDescriptor  # type: ignore[type-arg]  # fp32 or the choice's dtype, on its device
+    descriptor: ImageModelDescriptor  # fp32 or the choice's dtype, on its device
     choice: DeviceChoice
     cache_dir: Path  # where the engine may keep converted or compiled files: beside the weights
     options: EngineOptions

@@ -59,7 +59,7 @@ class TorchEngine:
         return Runner(_compiled(descriptor, mode, channels_last), fixed_tiles=True, note=f"compiled, {mode}")
 
 
-def _eager(descriptor, channels_last: bool):  # type: ignore[no-untyped-def]
+def _eager(descriptor, channels_last: bool):
     def forward(tensor: torch.Tensor) -> torch.Tensor:
         if channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
@@ -68,7 +68,7 @@ def _eager(descriptor, channels_last: bool):  # type: ignore[no-untyped-def]
     return forward
 
 
-def _compiled(descriptor, mode: str, channels_last: bool):  # type: ignore[no-untyped-def]
+def _compiled(descriptor, mode: str, channels_last: bool):
     compiled = torch.compile(descriptor.model, mode=mode)
     # Compiled graphs run on one thread of their own: CUDA graphs keep per-thread state and fail
     # when called from several threads (pytorch/pytorch#123177); calls queue up there.
@@ -98,4 +98,4 @@ def _cancel_between_layers(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             module.register_forward_pre_hook(lambda *_: check_cancelled())
-    model._studio_cancel_hooks = True
+    setattr(model, "_studio_cancel_hooks", True)  # noqa: B010  (an attribute torch's Module types do not know)

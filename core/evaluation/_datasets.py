@@ -20,6 +20,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 import numpy as np
 
@@ -137,6 +138,7 @@ class Dataset:
         """
         limits = limits or ImageLimits()
         if item.hr is None:
+            assert item.lr is not None  # an item has one image at least
             return decode_image(item.lr.read_bytes(limits.max_file_bytes), limits), None
         hr = decode_image(item.hr.read_bytes(limits.max_file_bytes), limits)
         if min(hr.shape[:2]) < self.scale:
@@ -188,8 +190,9 @@ _REALSR_NAME = re.compile(r"^(?P<name>.+)_(?:HR|LR(?P<scale>\d+))$", re.IGNORECA
 def _realsr(entries: list[tuple[str, ImageRef]], scale: int, where: str) -> tuple[DatasetItem, ...] | None:
     """The pairs of a RealSR-style folder (``NAME_HR.png`` next to ``NAME_LR2.png`` .. ``NAME_LR4.png``), or
     ``None`` where the folder is not named that way."""
-    matches = [(_REALSR_NAME.match(Path(relative).stem), relative, ref) for relative, ref in entries]
-    if not matches or any(m is None for m, _, _ in matches) or not any(m["scale"] for m, _, _ in matches):
+    named = [(_REALSR_NAME.match(Path(relative).stem), relative, ref) for relative, ref in entries]
+    matches = [(m, relative, ref) for m, relative, ref in named if m is not None]
+    if not matches or len(matches) < len(named) or not any(m["scale"] for m, _, _ in matches):
         return None
     hr = _by_stem([(relative, ref) for m, relative, ref in matches if not m["scale"]], where, hr=True)
     lr = _by_stem([(relative, ref) for m, relative, ref in matches if m["scale"] == str(scale)], where, scale)
@@ -256,7 +259,7 @@ class _Root:
                 self.tree = list_tree(self.uri)
             except StudioError as exc:
                 raise DatasetError(str(exc)) from exc
-        self.name = self.uri.rsplit("/", 1)[-1] if self.uri is not None else self.path.name
+        self.name = self.uri.rsplit("/", 1)[-1] if self.uri is not None else cast(Path, self.path).name
 
     def __str__(self) -> str:
         return self.uri if self.uri is not None else str(self.path)
@@ -342,12 +345,12 @@ def open_dataset(
     on_the_fly = (f"degradation '{degradation.name}' (seed {seed})" if degradation is not None
                   else "MATLAB bicubic (on the fly)")
     if str(source) == "samples":
-        refs = tuple(DatasetItem(name, ref) for name, ref in _named(_Root(SAMPLES_DIR).images()).items())
+        refs = tuple(DatasetItem(name, ref) for name, ref in _named(_Root(SAMPLES_DIR).images() or []).items())
         return Dataset("samples", scale, refs, on_the_fly, degradation, seed)
     root = _Root(source)
     if root.path is not None and not root.path.exists():
         raise DatasetError(f"No such dataset folder: {root}.")
-    if root.uri is not None or root.path.is_dir():
+    if root.uri is not None or (root.path is not None and root.path.is_dir()):
         for split in ("valid", "train"):
             found = _div2k(root, scale, split)
             if found is not None:

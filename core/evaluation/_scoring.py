@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ def evaluate(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
-    check_ready(metrics)  # a metric whose weights are missing fails now, not on every row
+    check_ready(list(metrics))  # a metric whose weights are missing fails now, not on every row
     check_dataset(dataset, methods, metrics)
     factory = upscaler_factory or (
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
@@ -265,7 +266,7 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
             device, precision, source = upscaler.choice.device, upscaler.choice.precision, upscaler.info.source
     seconds = time.perf_counter() - start
     try:  # the one scoring path (each metric's own crop policy: the scale, NIQE's setting, or none)
-        values = score_images({method: output}, pair.hr, metrics=wanted, crop_border=context.crop,
+        values = score_images({method: cast(np.ndarray, output)}, pair.hr, metrics=wanted, crop_border=context.crop,
                               niqe_crop_border=settings.niqe_crop_border, unscorable="raise",
                               options=MetricOptions(0, settings.channel, settings.grey, context.metric_device))[method]
     except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why

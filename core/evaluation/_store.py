@@ -170,7 +170,7 @@ class ResultDB:
         if any(value is None for _, value in values):
             return None  # written before NaN was stored: NULL meant NaN or inf, so compute it again
         meta = dict(zip(("seconds", "device", "precision", "source"), run))
-        metrics = {}
+        metrics: dict[str, float | None] = {}
         for column, value in values:
             name = column.split("@")[0]
             if _column(name) == column:  # a value of the metric's current version

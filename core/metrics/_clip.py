@@ -13,6 +13,8 @@ Both take and give float32; BatchNorm uses the checkpoint's running statistics.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as func
@@ -152,7 +154,7 @@ class ClipRN50(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding[:length]
         mask = torch.full((length, length), float("-inf"), device=tokens.device).triu(1)  # causal
         x = x.transpose(0, 1)
-        for block in self.transformer.resblocks:
+        for block in cast(nn.Sequential, self.transformer.resblocks):
             x = block(x, mask)
         x = self.ln_final(x.transpose(0, 1))
         return x[torch.arange(len(tokens)), tokens.argmax(dim=-1)] @ self.text_projection

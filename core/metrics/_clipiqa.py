@@ -89,6 +89,10 @@ def download_clip(progress: Callable[[int, int | None], None] | None = None, wei
 class ClipIqa(torch.nn.Module):
     """CLIP-IQA with one prompt set: ``forward`` on ``(N, 3, H, W)`` in ``[0, 1]`` gives ``(N,)`` scores."""
 
+    anchors: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, clip: ClipRN50, prompts: str):
         super().__init__()
         self.clip = clip

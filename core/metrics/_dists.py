@@ -63,6 +63,8 @@ def dists_weights() -> tuple[WeightsFile, ...]:
 class _L2Pool(torch.nn.Module):
     """``sqrt(hann3x3 * x^2 + 1e-12)`` per channel, stride 2: the pooling DISTS uses instead of max-pooling."""
 
+    kernel: torch.Tensor
+
     def __init__(self, channels: int):
         super().__init__()
         window = torch.from_numpy(np.hanning(5)[1:-1]).float()
@@ -76,6 +78,11 @@ class _L2Pool(torch.nn.Module):
 
 class DistsNet(torch.nn.Module):
     """The DISTS network: ``forward(a, b)`` on ``(N, 3, H, W)`` in ``[0, 1]`` gives ``(N,)`` distances."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, backbone_state: dict[str, torch.Tensor], alpha_beta: dict[str, torch.Tensor]):
         super().__init__()

@@ -65,14 +65,18 @@ def lpips_weights(net: str) -> tuple[WeightsFile, ...]:
 class LpipsNet(torch.nn.Module):
     """The LPIPS network: ``forward(a, b)`` on ``(N, 3, H, W)`` in ``[0, 1]`` gives ``(N,)`` distances."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, net: str, backbone_state: dict[str, torch.Tensor], heads_state: dict[str, torch.Tensor]):
         super().__init__()
         features = BACKBONES[net].features(backbone_state)
         cuts = _CUTS[net]
         self.stages = torch.nn.ModuleList(features[a:b] for a, b in zip((0, *cuts[:-1]), cuts))
-        self.heads = torch.nn.ModuleList(torch.nn.Conv2d(c, 1, 1, bias=False) for c in _CHANNELS[net])
-        for index, head in enumerate(self.heads):
+        heads = [torch.nn.Conv2d(c, 1, 1, bias=False) for c in _CHANNELS[net]]
+        for index, head in enumerate(heads):
             head.weight.data.copy_(heads_state[f"lin{index}.model.1.weight"])
+        self.heads = torch.nn.ModuleList(heads)
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
         self.eval().requires_grad_(False)

@@ -20,8 +20,9 @@ import importlib
 import importlib.util
 import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -120,12 +121,12 @@ def _compute(metric: PyiqaMetric, image: np.ndarray, reference: np.ndarray | Non
     network = _network(metric, options.device)
     args = [to_tensor(image).to(options.device)]
     if metric.kind == FULL_REFERENCE:
-        args.append(to_tensor(reference).to(options.device))
+        args.append(to_tensor(cast(np.ndarray, reference)).to(options.device))  # checked above
     with torch.inference_mode():
         return float(torch.as_tensor(network(*args)).reshape(-1)[0])
 
 
-def _download(metric: PyiqaMetric) -> None:
+def _download(metric: PyiqaMetric, _progress: object = None) -> None:
     _network(metric, "cpu")  # pyiqa fetches what the metric needs when it is created
 
 
@@ -137,6 +138,5 @@ def register_pyiqa(registry: MetricRegistry) -> None:
         registry.add(MetricInfo(
             metric.name, metric.title, metric.kind, metric.higher_is_better, "", metric.description,
             metric.value_range, "RGB", "none", f"pyiqa {PYIQA_VERSION} create_metric('{metric.pyiqa_name}') itself",
-            lambda image, ref, options, metric=metric: _compute(metric, image, ref, options),
-            devices=("cpu", "cuda"), weights=weights, ready=lambda metric=metric: _ready(metric),
-            download=lambda _progress, metric=metric: _download(metric)))
+            partial(_compute, metric), devices=("cpu", "cuda"), weights=weights, ready=partial(_ready, metric),
+            download=partial(_download, metric)))

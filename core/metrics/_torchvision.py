@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +131,7 @@ def read_weights(path: Path, fix: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_tensors(path: Path, state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], what: str,
+def check_tensors(path: Path, state: dict[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]], what: str,
                   fix: str) -> None:
     """Refuse ``state`` (read from ``path``) unless it has every tensor of ``shapes`` in that shape."""
     for name, shape in shapes.items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class NcnnLayer:
 
     def int_param(self, key: int, default: int = 0) -> int:
         value = self.params.get(key, default)
-        return int(value)  # type: ignore[arg-type]
+        return int(cast(float, value))
 
     def float_param(self, key: int, default: float = 0.0) -> float:
         value = self.params.get(key, default)
@@ -153,7 +154,7 @@ def read_weights(layers: list[NcnnLayer], data: bytes) -> list[tuple[NcnnLayer, 
             if rest:
                 raise ConversionError(f"{layer.name}: weight size {size} does not fit its shape.")
             weight = reader.tagged(size).reshape(n_out, n_in, k_h, k_w)
-            blobs = [weight]
+            blobs: list[np.ndarray] = [weight]
             if layer.int_param(5):
                 blobs.append(reader.raw_fp32(n_out))
             else:

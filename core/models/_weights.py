@@ -130,7 +130,7 @@ class ModelInfo:
 class LoadedModel:
     """A model ready to run: the spandrel descriptor (fp32, CPU, eval mode) and its info."""
 
-    descriptor: spandrel.ImageModelDescriptor  # type: ignore[type-arg]
+    descriptor: spandrel.ImageModelDescriptor
     info: ModelInfo
 
 
@@ -217,7 +217,7 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else type(exc).__name__
 
 
-def _describe_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
+def _describe_file(path: Path) -> spandrel.ImageModelDescriptor:
     """Read ``path`` safely and let spandrel detect the architecture (CPU, fp32)."""
     state = read_state_dict(path)
     try:
@@ -317,7 +317,7 @@ def model_info(name: str, weights_dir: Path | None = None) -> ModelInfo:
     raise UnknownModelError(f"No model named {name!r}. Known models: {known}.")
 
 
-def _load_file(path: Path) -> spandrel.ImageModelDescriptor:  # type: ignore[type-arg]
+def _load_file(path: Path) -> spandrel.ImageModelDescriptor:
     try:
         descriptor = _describe_file(path)
     except Exception as exc:

@@ -100,7 +100,7 @@ def run_batch(job: BatchJob, executor: Executor, hooks: EvalHooks | None = None)
         name, worker = plan.names[index], outcome.pid if executor.remote else None
         target: Path | str = plan.target(index)
         error = outcome.error or ("" if outcome.png is not None or outcome.written else "no output came back")
-        if not error and not outcome.written:  # a cluster's worker sent the PNG: this process writes it
+        if not error and not outcome.written and outcome.png is not None:  # a worker sent the PNG: written here
             try:
                 write_any(str(target), outcome.png)
             except StudioError as exc:
@@ -137,7 +137,7 @@ def degrade_batch(files: Sequence[Path], outdir: Path, config: DegradationConfig
     Raises:
         SettingsError: an output would replace an input, or a file the studio did not write; nothing is written.
     """
-    files = drop_earlier_outputs(files, outdir, _is_degrade_output, named)
+    files = [f for f in drop_earlier_outputs(files, outdir, _is_degrade_output, named) if isinstance(f, Path)]
     names = unique_names(files, "")
     targets = [outdir / name.replace(".png", suffix) for name in names for suffix in ("_lr.png", "_params.json")]
     if save_stages:  # which stages apply is drawn per image: every stage file of these names must be ours

@@ -158,8 +158,12 @@ def refuse_replacing_inputs(files: Sequence[Source], targets: Sequence[Path | st
     clashes: list[tuple[Source, Path | str]] = [(t, t) for t in targets if isinstance(t, str) and t in uris]
     by_path = {f.resolve(): f for f in files if isinstance(f, Path)}
     by_file = {identity: f for f in by_path.values() if (identity := _identity(f)) is not None}
-    clashes += [(by_path.get(target.resolve()) or by_file[_identity(target)], target) for target in targets
-                if isinstance(target, Path) and (target.resolve() in by_path or _identity(target) in by_file)]
+    for target in targets:
+        if isinstance(target, Path):
+            same = by_path.get(target.resolve())
+            linked = by_file.get(identity) if (identity := _identity(target)) is not None else None
+            if (found := same or linked) is not None:
+                clashes.append((found, target))
     if clashes:
         source, target = clashes[0]
         why = (" (it was not written by the studio, so it is an input, not an earlier output)"
@@ -209,6 +213,7 @@ def plan_outputs(files: Sequence[Source], dest: Path | str, suffix: str | None =
     """
     if suffix:
         check_suffix(suffix)
+    holds_inputs: list[Source]
     if isinstance(dest, str):
         dest = dest.rstrip("/")
         holds_inputs = [f for f in files if isinstance(f, str) and f.rsplit("/", 1)[0] == dest]

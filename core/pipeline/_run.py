@@ -82,7 +82,7 @@ class UpscaleOutcome:
 
 
 def upscale_one(upscaler: Upscaler, index: int, source: str, settings: UpscaleSettings, target: str = "",
-                progress: Callable[[int, int], None] | None = None,
+                progress: Callable[[float, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> UpscaleOutcome:
     """Read ``source`` (a path or a URI), upscale it, and encode it as PNG with the input's colour profile;
     with a ``target``, write it there (atomically; an object appears only once uploaded) and return no

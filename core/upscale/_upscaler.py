@@ -364,7 +364,7 @@ def _engine_for(loaded: LoadedModel, choice: DeviceChoice, options: EngineOption
     ``auto`` measures on the CPU in fp32 without ``torch.compile`` where more than one engine can run the
     model; elsewhere it takes the first registered engine that can run it (the reference, PyTorch, where
     it can; OpenVINO on an Intel GPU)."""
-    if options.engine not in (None, AUTO):
+    if options.engine is not None and options.engine != AUTO:
         ENGINES.get(options.engine)  # an unknown name fails here, with the list
         return None, options.engine, False
     runnable = ENGINES.runnable(loaded.info, choice)
