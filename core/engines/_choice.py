@@ -1,37 +1,8 @@
-"""Which engine runs a model on the CPU: measured once per model and machine, then remembered.
-
-``engine="auto"`` on the CPU in fp32 does not go by where the weights came from. The first
-load of a model on a machine times every engine that can run it (PyTorch always; ncnn where
-an ncnn file of the model exists; OpenVINO where it is installed) on the same probe image
-through the whole upscaler (conversion to and from the edge convention included), and keeps:
-
-* only the engines whose output agrees with PyTorch's to :data:`MIN_PSNR` (the ncnn files
-  store fp16 weights: an official ``.pth`` run through them is a different network);
-* the fastest of those; an engine within :data:`TIE` of the fastest counts as as fast, and
-  then the one needing the least memory per pixel wins (its tiles can be larger).
-
-The decision and every engine's figures are written to ``engines.json`` in the weights
-folder, keyed by the weights' fingerprint and the machine (CPU model, core count, engine
-versions), so a new CPU or a new engine release measures again; :func:`forget` asks for a
-new measurement. A lock file makes concurrent processes (two workers of a cluster node, the
-dashboard and the API) measure once: the others wait and read the result.
-
-The probe is :data:`PROBE_SIDE` px, grown 1.5x while PyTorch needs under :data:`PROBE_SECONDS`
-per call (up to :data:`MAX_PROBE_SIDE`), so a network is timed on tiles of a realistic size,
-not on per-call overhead: on x4plus-type weights OpenVINO's lead over PyTorch is 1.09x at 64 px
-and 1.15-1.20x at 96-192 px (the ranking is the same; the margin over noise is not). Each engine
-runs once to warm up (OpenVINO compiles kernels for a new shape, ncnn fills its pools), then the
-engines take turns for up to :data:`ROUNDS` rounds and each keeps its median call (:func:`measure`).
-
-One measurement is one moment of the machine's life, and on a shared host that moment can mislead:
-on the 2-core cloud VM this was built on, the host slows every process for tens of seconds at a time
-(two processes taking turns see the slow phases together), and it slows ncnn's cache-heavy Winograd
-convolutions 1.45x but OpenVINO only 1.07x and PyTorch 1.1x. A measurement taken in such a phase
-ranks OpenVINO first for x4plus, though over minutes of alternating calls ncnn averaged 0.65 s to
-OpenVINO's 0.71 s (1.45x faster in the quiet phases). So a choice is provisional until it has been
-measured :data:`MEASUREMENTS` times, each at least :data:`RECHECK_AFTER_S` after the one before: a
-later load then times the engines again (:func:`recheck`, no probe sizing), each engine's figure
-becomes the mean of its measurements' medians, and the rule is applied to those means.
+"""Which engine runs a model on the CPU (``engine="auto"``): every engine that can run it is timed on one probe
+image through the whole upscaler, those whose output agrees with PyTorch's are kept, and the fastest wins (the
+one needing less memory within :data:`TIE`). The choice is remembered per weights and machine in
+``engines.json``, under a lock, and measured again until :data:`MEASUREMENTS` measurements are pooled.
+Why it is done so, with the measurements behind it: ``docs/engines.md``, "How auto picks a CPU engine".
 """
 
 from __future__ import annotations
