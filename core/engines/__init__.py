@@ -1,10 +1,10 @@
 """Engines: what runs a network (PyTorch, ncnn, OpenVINO), behind one protocol and one registry,
-and the per-model, per-machine measurement that picks the fastest on the CPU (``engine="auto"``)."""
+and the per-model, per-machine, per-device measurement that picks the fastest (``engine="auto"``)."""
 
 from __future__ import annotations
 
 from .._device import openvino_available, openvino_devices
-from ._auto import auto_engine, cpu_engine_label, cpu_engines, engine_folder, forget_engine
+from ._auto import CPU_FP32, auto_engine, cpu_engine_label, cpu_engines, engine_folder, forget_engine, place_of
 from ._choice import MEASUREMENTS, EngineChoice, EngineTrial, choose, cpu_name
 from ._engines import ENGINES, cpu_bytes_per_pixel, default_engine
 from ._memory import CALL_OVERHEAD
@@ -15,10 +15,9 @@ from ._registry import ANY_SHAPE, AUTO, BuildRequest, Engine, EngineOptions, Eng
 from ._startup import check_environment
 from ._torch import COMPILE_MODES
 
-__all__ = ["ANY_SHAPE", "AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "ENGINES", "MEASUREMENTS", "ActivationProfile",
-           "BuildRequest", "Engine", "EngineChoice", "EngineOptions", "EngineRegistry", "EngineTrial", "NcnnForward",
-           "OpenVinoForward", "Runner", "ShapeLimits", "activation_profile", "auto_engine", "check_environment",
-           "choose",
-           "conv_flops_per_pixel", "cpu_bytes_per_pixel", "cpu_engine_label", "cpu_engines", "cpu_name",
-           "default_engine", "engine_folder", "forget_engine", "ncnn_available", "openvino_available",
-           "openvino_devices"]
+__all__ = ["ANY_SHAPE", "AUTO", "CALL_OVERHEAD", "COMPILE_MODES", "CPU_FP32", "ENGINES", "MEASUREMENTS",
+           "ActivationProfile", "BuildRequest", "Engine", "EngineChoice", "EngineOptions", "EngineRegistry",
+           "EngineTrial", "NcnnForward", "OpenVinoForward", "Runner", "ShapeLimits", "activation_profile",
+           "auto_engine", "check_environment", "choose", "conv_flops_per_pixel", "cpu_bytes_per_pixel",
+           "cpu_engine_label", "cpu_engines", "cpu_name", "default_engine", "engine_folder", "forget_engine",
+           "ncnn_available", "openvino_available", "openvino_devices", "place_of"]

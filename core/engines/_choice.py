@@ -1,7 +1,8 @@
-"""Which engine runs a model on the CPU (``engine="auto"``): every engine that can run it is timed on one probe
-image through the whole upscaler, those whose output agrees with PyTorch's are kept, and the fastest wins (the
-one needing less memory within :data:`TIE`). The choice is remembered per weights and machine in
-``engines.json``, under a lock, and measured again until :data:`MEASUREMENTS` measurements are pooled.
+"""Which engine runs a model (``engine="auto"``): every engine that can run it on the device it will run on is
+timed on one probe image through the whole upscaler, those whose output agrees with the reference's (PyTorch's)
+are kept, and the fastest wins (the one needing less memory within :data:`TIE`). The choice is remembered per
+weights, machine and device in ``engines.json``, under a lock, and measured again until :data:`MEASUREMENTS`
+measurements are pooled.
 Why it is done so, with the measurements behind it: ``docs/engines.md``, "How auto picks a CPU engine".
 """
 
@@ -152,8 +153,9 @@ def machine_key() -> str:
     return f"{cpu_name()} | {os.cpu_count()} cpus | {versions}"
 
 
-def _key(fingerprint: str) -> str:
-    return f"{machine_key()} | {fingerprint}"
+def _key(fingerprint: str, place: str) -> str:
+    """``place``: the device and precision where they are not the CPU in fp32 (whose keys have no place)."""
+    return f"{machine_key()} | on {place} | {fingerprint}" if place else f"{machine_key()} | {fingerprint}"
 
 
 def _read(folder: Path) -> dict:
@@ -195,9 +197,10 @@ def _locked(folder: Path) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def remembered(fingerprint: str, folder: Path) -> EngineChoice | None:
-    """The measured choice for these weights on this machine, or ``None`` (not measured yet)."""
-    entry = _read(folder).get(_key(fingerprint))
+def remembered(fingerprint: str, folder: Path, place: str = "") -> EngineChoice | None:
+    """The measured choice for these weights on this machine (``place``: on that device, see :func:`_key`), or
+    ``None`` (not measured yet)."""
+    entry = _read(folder).get(_key(fingerprint, place))
     try:
         return EngineChoice.from_json(entry) if entry else None
     except (KeyError, TypeError, ValueError):
@@ -205,21 +208,21 @@ def remembered(fingerprint: str, folder: Path) -> EngineChoice | None:
 
 
 def remembered_all(folder: Path) -> dict[str, EngineChoice]:
-    """Every choice measured on this machine in ``folder``, by weights fingerprint."""
+    """Every choice measured on this machine's CPU in fp32 in ``folder``, by weights fingerprint."""
     prefix = machine_key() + " | "
     found = {}
     for key, entry in _read(folder).items():
-        if key.startswith(prefix):
+        if key.startswith(prefix) and not key.startswith(prefix + "on "):
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 found[key[len(prefix):]] = EngineChoice.from_json(entry)
     return found
 
 
-def forget(fingerprint: str, folder: Path) -> bool:
+def forget(fingerprint: str, folder: Path, place: str = "") -> bool:
     """Drop the remembered choice of these weights on this machine (the next load measures again)."""
     with _locked(folder):
         choices = _read(folder)
-        if choices.pop(_key(fingerprint), None) is None:
+        if choices.pop(_key(fingerprint, place), None) is None:
             return False
         _write(folder, choices)
         return True
@@ -368,41 +371,41 @@ def recheck(previous: EngineChoice, build: Callable[[str], _Candidate], settings
 
 
 def choose(fingerprint: str, folder: Path, engines: list[str], build: Callable[[str], _Candidate], settings,
-           status: Callable[[str], None] | None = None, name: str | None = None) -> EngineChoice:
-    """The remembered choice for these weights on this machine; a new measurement (kept) where there
-    is none, or where the remembered one names an engine that is not offered any more; a re-check
-    (:func:`recheck`) where the remembered one is due (:meth:`EngineChoice.due`)."""
+           status: Callable[[str], None] | None = None, name: str | None = None, place: str = "") -> EngineChoice:
+    """The remembered choice for these weights on this machine (and ``place``, the device where it is not the CPU
+    in fp32); a new measurement (kept) where there is none, or where the remembered one names an engine that is not
+    offered any more; a re-check (:func:`recheck`) where the remembered one is due (:meth:`EngineChoice.due`)."""
 
     def current(found: EngineChoice | None) -> bool:
         return found is not None and found.engine in engines and not found.due()
 
-    found = remembered(fingerprint, folder)
+    found = remembered(fingerprint, folder, place)
     if found is not None and current(found):
         return found
-    label = name or fingerprint
+    label, where = name or fingerprint, f"on {place}" if place else "on the CPU"
     say = status or log.info
     with _locked(folder):
-        found = remembered(fingerprint, folder)  # another process may have measured while we waited
+        found = remembered(fingerprint, folder, place)  # another process may have measured while we waited
         if found is not None and current(found):
             return found
         start = time.perf_counter()
         if found is None or found.engine not in engines:
-            say(f"measuring the CPU engines for {label} (measurement 1 of {MEASUREMENTS} on this machine; "
+            say(f"measuring the engines for {label} {where} (measurement 1 of {MEASUREMENTS} on this machine; "
                 "the others come on later loads)")
             choice = measure(engines, build, settings, status)
         else:
-            say(f"measuring the CPU engines for {label} again (measurement {found.measurements + 1} of "
+            say(f"measuring the engines for {label} {where} again (measurement {found.measurements + 1} of "
                 f"{MEASUREMENTS}; so far {found.engine})")
             try:
                 choice = recheck(found, build, settings, status)
             except Exception as exc:  # a re-check is a refinement: the kept choice still stands
                 log.warning("could not measure the engines of %s again (%s); keeping %s", label, exc, found.engine)
                 return found
-        log.info("CPU engine for %s: %s (%s); measurement %d took %.1f s", label, choice.engine, choice.reason,
+        log.info("engine for %s %s: %s (%s); measurement %d took %.1f s", label, where, choice.engine, choice.reason,
                  choice.measurements, time.perf_counter() - start)
         try:
             choices = _read(folder)
-            choices[_key(fingerprint)] = choice.to_json()
+            choices[_key(fingerprint, place)] = choice.to_json()
             _write(folder, choices)
         except OSError as exc:
             log.warning("cannot keep the engine measurement in %s (%s); the next start measures again", folder, exc)

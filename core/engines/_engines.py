@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from .._device import DeviceChoice
 from ..errors import SettingsError
 from ._ncnn import NcnnEngine
 from ._openvino import OpenVinoEngine
@@ -36,13 +37,16 @@ def default_engine() -> str:
 
 
 def cpu_bytes_per_pixel(profile: ActivationProfile, engine: str, itemsize: int = 4) -> float:
-    """Upper bound on the host memory one more LR pixel of a tile costs on ``engine`` (a call on
+    """Upper bound on the host memory one more LR pixel of a tile costs on ``engine`` on the CPU (a call on
     ``p`` pixels needs at most ``p * cpu_bytes_per_pixel(...) + CALL_OVERHEAD`` bytes; see
     :mod:`core.engines._memory`). ``itemsize``: bytes per activation element where the engine computes
     in the model's precision (4 for fp32, 2 for bf16).
 
     Raises:
-        ValueError: an unknown engine.
+        ValueError: an unknown engine, or one that states no bound on the CPU.
     """
-    return ENGINES.get(engine).cpu_bytes_per_pixel(profile, itemsize)
-
+    choice = DeviceChoice("cpu", "bf16" if itemsize == 2 else "fp32", "a memory bound")
+    bound = ENGINES.get(engine).bytes_per_pixel(profile, choice)
+    if bound is None:
+        raise ValueError(f"The {engine} engine states no memory bound on the CPU.")
+    return bound

@@ -17,7 +17,7 @@ killed. It is built from what drives the memory, not fitted to one measurement:
 * :data:`CALL_OVERHEAD`, a fixed cost per call whatever the tile (kernels and scratch set up
   for a new input shape): it matters only for small tiles.
 
-Each engine states its own bound (``cpu_bytes_per_pixel`` of :class:`core.engines.Engine`), from
+Each engine states its own bound on the CPU (``bytes_per_pixel`` of :class:`core.engines.Engine`), from
 these parts. Engines (checked with an allocation trace of every buffer >= 256 KB, x4plus, 64x64 input):
 
 * ``torch`` (oneDNN convolutions): the activations, plus one copy of the widest

@@ -160,8 +160,9 @@ class NcnnEngine:
             return f"The ncnn engine is not available for {info.name} on {choice.label()}."
         return None
 
-    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
-        # its pools still hold the forward's buffers while the result is converted
+    def bytes_per_pixel(self, profile: ActivationProfile, choice: DeviceChoice) -> float | None:
+        # on the CPU in fp32 only (unsupported elsewhere); its pools still hold the forward's buffers while
+        # the result is converted
         return MARGIN * (4 * (profile.live_peak + BUFFERS_PER_CONV_INPUT * profile.conv_inputs) + edge_bytes(profile))
 
     def build(self, request: BuildRequest) -> Runner:

@@ -147,7 +147,9 @@ class OpenVinoEngine:
             return f"The OpenVINO engine runs on the CPU in fp32 (or on an Intel GPU), not on {choice.label()}."
         return None
 
-    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
+    def bytes_per_pixel(self, profile: ActivationProfile, choice: DeviceChoice) -> float | None:
+        if choice.device != "cpu":
+            return None  # an Intel GPU's memory: not known to the studio (tiles by the device default)
         # as PyTorch, but its request keeps the output while the result is copied out and converted
         return MEMORY_MARGIN * (4 * (profile.live_peak + profile.widest_conv_input) + edge_bytes(profile))
 

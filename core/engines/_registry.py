@@ -152,8 +152,11 @@ class Engine(Protocol):
         converted, ``DeviceUnavailableError`` where the device cannot be used."""
         ...
 
-    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
-        """Upper bound on the host memory one more LR pixel of a tile costs (see :mod:`core.engines._memory`)."""
+    def bytes_per_pixel(self, profile: ActivationProfile, choice: DeviceChoice) -> float | None:
+        """Upper bound on the memory one more LR pixel of a tile costs on the memory ``choice`` runs in: host RAM on
+        the CPU, the device's own on a GPU (see :mod:`core.engines._memory`). ``None``: not known before a call;
+        the upscaler then measures it on the device (CUDA: the allocator's peak over two calls of the runner, or of
+        the eager network where the runner takes limited shapes), and where it cannot, tiles by the device default."""
         ...
 
 

@@ -37,9 +37,12 @@ class TorchEngine:
             return f"{choice.device} runs the network on OpenVINO only, not on PyTorch."
         return None
 
-    def cpu_bytes_per_pixel(self, profile: ActivationProfile, itemsize: int) -> float:
+    def bytes_per_pixel(self, profile: ActivationProfile, choice: DeviceChoice) -> float | None:
+        if choice.device != "cpu":
+            return None  # CUDA: cuDNN's workspaces depend on the algorithms it picks; measured
         # oneDNN may reorder the widest convolution input into its blocked layout; the activations are
         # freed before the result is converted, so the edge buffers count only if they are larger
+        itemsize = choice.dtype.itemsize
         return MARGIN * max(itemsize * (profile.live_peak + profile.widest_conv_input), edge_bytes(profile))
 
     def build(self, request: BuildRequest) -> Runner:

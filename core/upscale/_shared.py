@@ -8,7 +8,7 @@ The cache is bounded: at most ``STUDIO_MAX_MODELS`` models (default 4), and befo
 the least recently used ones go while the host has less than ``MIN_FREE_BYTES`` available.
 An upscaler still in use when it leaves the cache lives on until its callers finish.
 
-A model's first load on a machine does not wait for the CPU engines to be measured (tens of seconds,
+A model's first load on a machine does not wait for its engines to be measured (tens of seconds,
 OpenVINO compiling included): it starts on the engine measured before, or on the reference, which
 needs no compile, and a background thread measures once the model has been idle for
 :data:`MEASURE_WHEN_IDLE_S` (a measurement beside a user's first request would slow it down 3x on
@@ -73,7 +73,7 @@ def _load(key: Key) -> Upscaler:
         _ready.move_to_end(key)
         _evict(keep=key)
         if upscaler.measurement_due and key not in _measuring:
-            log.info("%s runs on %s until the CPU engines are measured (in the background)", name, upscaler.engine)
+            log.info("%s runs on %s until its engines are measured (in the background)", name, upscaler.engine)
             _measuring[key] = threading.Thread(target=_measure, args=(key, upscaler), daemon=True,
                                                name=f"studio-engine-measure-{name}")
             _measuring[key].start()
@@ -99,7 +99,7 @@ def _measure(key: Key, first: Upscaler) -> None:
             measured = Upscaler.load(name, device=device, precision=precision,
                                      weights_dir=Path(weights_dir) if weights_dir else None)
     except Exception as exc:  # the first engine serves on; the next first load measures again
-        log.warning("could not measure the CPU engines of %s (%s); it stays on its first engine", name, exc)
+        log.warning("could not measure the engines of %s (%s); it stays on its first engine", name, exc)
         return
     finally:
         with _lock:

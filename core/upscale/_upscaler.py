@@ -39,9 +39,9 @@ from ..engines import (
     activation_profile,
     auto_engine,
     choose,
-    cpu_engines,
     default_engine,
     engine_folder,
+    place_of,
 )
 from ..errors import DeviceUnavailableError, UnsupportedImageError
 from ..models import DownloadProgress, LoadedModel, ModelInfo, load_model
@@ -78,9 +78,9 @@ class Upscaler:
 
     def __init__(self, loaded: LoadedModel, choice: DeviceChoice, engine: str | EngineOptions = AUTO, *,
                  status: Callable[[str], None] | None = None) -> None:
-        """``engine``: ``auto`` (on the CPU in fp32: the engine measured fastest for this model on this
-        machine, :mod:`core.engines`, measured on the first load; elsewhere the first engine that can
-        run it), a registered engine's name to force one, or :class:`EngineOptions` (with
+        """``engine``: ``auto`` (the engine measured fastest for this model on this machine and device,
+        :mod:`core.engines`, measured on the first load there, where several engines can run it; else the
+        one that can), a registered engine's name to force one, or :class:`EngineOptions` (with
         ``compile_mode`` and ``channels_last``). ``status``: told what a first load is doing (measuring
         the engines) while it does.
 
@@ -183,18 +183,19 @@ class Upscaler:
         return self._compile_mode
 
     def activation_bytes_per_pixel(self) -> float | None:
-        """Peak memory per input pixel of one model call: measured once on CUDA, an upper bound
-        derived from the network's activations and the engine's buffers on the CPU
-        (the engine's ``cpu_bytes_per_pixel``), ``None`` elsewhere."""
+        """Peak memory per input pixel of one model call on the memory the device computes in: the engine's bound
+        (``bytes_per_pixel`` of :class:`core.engines.Engine`: on the CPU, derived from the network's activations and
+        the engine's buffers), else measured once on CUDA, else ``None`` (tiles by the device default)."""
         with self._memory_lock:
             if self._bytes_per_pixel is None:
-                if self._choice.device == "cpu":
-                    profile = activation_profile(self._descriptor.model, self._descriptor.input_channels)
-                    self._bytes_per_pixel = ENGINES.get(self._engine).cpu_bytes_per_pixel(
-                        profile, self._choice.dtype.itemsize)
-                else:
-                    self._bytes_per_pixel = activation_bytes_per_pixel(
-                        self._descriptor, self._descriptor.input_channels, self._choice.device, self._choice.dtype)
+                profile = activation_profile(self._descriptor.model, self._descriptor.input_channels)
+                bound = ENGINES.get(self._engine).bytes_per_pixel(profile, self._choice)
+                if bound is None:  # measured: through the runner where it takes any shape, else the eager network
+                    limited = self._fixed_tiles or self._runner.shapes != ANY_SHAPE
+                    network = self._descriptor if limited else self._runner.forward
+                    bound = activation_bytes_per_pixel(network, self._descriptor.input_channels, self._choice.device,
+                                                       self._choice.dtype)
+                self._bytes_per_pixel = bound
             return self._bytes_per_pixel
 
     def tile_for(self, settings: UpscaleSettings) -> tuple[int, int]:
@@ -361,20 +362,20 @@ def _engine_for(loaded: LoadedModel, choice: DeviceChoice, options: EngineOption
     """The engine that runs ``loaded`` on ``choice``, the measurement behind it where ``auto`` measured, and
     whether a measurement is due (``options.measure_later`` only).
 
-    ``auto`` measures on the CPU in fp32 without ``torch.compile`` where more than one engine can run the
-    model; elsewhere it takes the first registered engine that can run it (the reference, PyTorch, where
-    it can; OpenVINO on an Intel GPU)."""
+    ``auto`` measures, without ``torch.compile``, the engines that can run the model on ``choice``'s device and
+    precision where there are several (on the CPU in fp32 here: PyTorch, ncnn, OpenVINO; on CUDA, wherever a
+    second engine is registered), and remembers the result for that device; where one engine alone can run it,
+    it takes that one (PyTorch; OpenVINO on an Intel GPU)."""
     if options.engine is not None and options.engine != AUTO:
         ENGINES.get(options.engine)  # an unknown name fails here, with the list
         return None, options.engine, False
-    runnable = ENGINES.runnable(loaded.info, choice)
-    engines = cpu_engines(loaded.info)
-    if choice.device != "cpu" or choice.precision != "fp32" or options.compile_mode is not None or len(engines) == 1:
-        return None, runnable[0] if runnable else ENGINES.reference.name, False
+    engines = ENGINES.runnable(loaded.info, choice)
+    if options.compile_mode is not None or len(engines) <= 1:
+        return None, engines[0] if engines else ENGINES.reference.name, False
     if options.measure_later:
-        before = auto_engine(loaded.info)
+        before = auto_engine(loaded.info, choice)
         if before is None or before.engine not in engines:
-            return None, ENGINES.reference.name, True  # the reference: right at once, nothing to compile
+            return None, engines[0], True  # the reference: right at once, nothing to compile
         if before.due():
             return before, before.engine, True
 
@@ -382,7 +383,7 @@ def _engine_for(loaded: LoadedModel, choice: DeviceChoice, options: EngineOption
         return Upscaler(loaded, choice, replace(options, engine=engine))
 
     measured = choose(loaded.info.fingerprint, engine_folder(loaded.info), engines, build, UpscaleSettings(tile=0),
-                      status, loaded.info.name)
+                      status, loaded.info.name, place_of(choice))
     return measured, measured.engine, False
 
 

@@ -27,8 +27,8 @@ class _NearestEngine:
     def unsupported(self, info: core.ModelInfo, choice: core.DeviceChoice) -> str | None:
         return None if choice.device == "cpu" else f"{self.name} runs on the CPU only."
 
-    def cpu_bytes_per_pixel(self, profile, itemsize: int) -> float:
-        return 1000.0
+    def bytes_per_pixel(self, profile, choice: core.DeviceChoice) -> float | None:
+        return 1000.0 if choice.precision == "fp32" else None  # in bf16: no bound stated
 
     def build(self, request) -> Runner:
         scale = request.descriptor.scale
@@ -60,6 +60,30 @@ def test_an_engine_registered_once_runs_and_is_offered_everywhere(toy_engine, we
     with pytest.raises(core.errors.DeviceUnavailableError, match="CPU only"):
         core.Upscaler(core.load_model("realesr-animevideov3"), core.DeviceChoice("mps", "fp32", "test"),
                       "nearest-test")
+
+
+@pytest.mark.slow
+def test_auto_measures_the_engines_of_the_device_and_precision_it_runs_on(toy_engine, weights_dir: Path) -> None:
+    """Issue 42.5: ``auto`` measured on the CPU in fp32 only, and elsewhere took the first engine. Where two engines
+    can run a model on another device or precision (CPU bf16 here; CUDA with a TensorRT engine is the same path),
+    it measures them there and remembers the result for that place alone; an engine that states no memory bound
+    there gets the device's default tile."""
+    bf16 = core.DeviceChoice("cpu", "bf16", "test")
+    loaded = core.load_model("realesr-animevideov3")
+    said: list[str] = []
+    upscaler = core.Upscaler(loaded, bf16, "auto", status=said.append)
+    measured = upscaler.engine_choice
+    assert measured is not None and [t.engine for t in measured.trials] == ["torch", "nearest-test"]
+    assert upscaler.engine == "torch" and not measured.trial("nearest-test").agrees  # nearest is not the network
+    assert any("on cpu · bf16" in line for line in said), said
+    assert core.engines.auto_engine(loaded.info, bf16) == measured
+    assert core.engines.auto_engine(loaded.info) is None  # the CPU in fp32 was not measured by this
+    assert core.engines.place_of(bf16) == "cpu · bf16" and core.engines.place_of(core.engines.CPU_FP32) == ""
+    again = core.Upscaler(loaded, bf16, "auto")
+    assert again.engine_choice == measured  # remembered: no second measurement
+    toy = core.Upscaler(loaded, bf16, "nearest-test")
+    assert toy.activation_bytes_per_pixel() is None and toy.tile_for(core.UpscaleSettings()) == (384, 1)
+    assert core.engines.forget_engine(loaded.info, bf16) and core.engines.auto_engine(loaded.info, bf16) is None
 
 
 def test_an_unknown_engine_is_refused_with_the_registered_names() -> None:
@@ -124,7 +148,7 @@ class _Fixed64Engine:
     def unsupported(self, info: core.ModelInfo, choice: core.DeviceChoice) -> str | None:
         return None if choice.device == "cpu" else f"{self.name} runs on the CPU only."
 
-    def cpu_bytes_per_pixel(self, profile, itemsize: int) -> float:
+    def bytes_per_pixel(self, profile, choice: core.DeviceChoice) -> float | None:
         return 1000.0
 
     def build(self, request) -> Runner:
