@@ -12,7 +12,7 @@ free; at the tile sizes the estimate chooses (hundreds of pixels) every activati
 1.3x more RSS, varying from run to run). Fixing the threshold measures the regime real tiles are in.
 
 Run: ``.venv/bin/python benchmarks/cpu_memory.py [--models A,B] [--engines ncnn,torch]
-[--sides 64,128,192] [--json]``. Linux only. ``tests/core/test_fast_paths.py`` runs it.
+[--sides 64,128,192] [--json]``. Linux only. ``tests/core/engines/test_fast_paths.py`` runs it.
 """
 
 from __future__ import annotations

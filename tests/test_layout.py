@@ -157,6 +157,16 @@ def test_the_facade_is_narrow_and_each_package_has_a_face() -> None:
         assert face.__all__ and not missing, (package, missing)
 
 
+def test_the_core_tests_mirror_the_core_packages() -> None:
+    """Each sub-package of ``core`` has its tests in ``tests/core/<package>/``, so that whoever changes one
+    finds its tests by its name; the base layer's tests stay in ``tests/core/`` itself."""
+    packages = {p.parent.name for p in (ROOT / "core").glob("*/__init__.py")}
+    folders = {p.parent.name for p in (ROOT / "tests" / "core").glob("*/__init__.py")}
+    assert packages == folders, (sorted(packages - folders), sorted(folders - packages))
+    empty = [name for name in packages if not any((ROOT / "tests" / "core" / name).glob("test_*.py"))]
+    assert not empty, empty
+
+
 def test_no_core_module_is_over_450_lines() -> None:
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}

@@ -37,7 +37,7 @@ these parts. Engines (checked with an allocation trace of every buffer >= 256 KB
   but its infer request still holds the output while the result is copied out and converted,
   so the edge buffers come on top (measured: x4plus 12.5 KB per LR pixel against a 16.3 KB
   bound, realesr-animevideov3 1.5 KB against 1.9 KB; :data:`core.engines._openvino.MEMORY_MARGIN`).
-``tests/core/test_fast_paths.py`` measures the peak RSS of one call on several tile sizes
+``tests/core/engines/test_fast_paths.py`` measures the peak RSS of one call on several tile sizes
 and models with both engines and checks it against this bound from both sides;
 ``benchmarks/cpu_memory.py`` prints the table.
 """

@@ -22,7 +22,7 @@ from core.engines import auto_engine, cpu_engine_label, forget_engine
 from core.engines._choice import FILE_NAME, MEASUREMENTS, MIN_PSNR, TIE, EngineChoice, EngineTrial, pick, recheck
 from tests.conftest import psnr
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_fastest_engine_with_pytorchs_output_wins() -> None:

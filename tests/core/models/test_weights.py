@@ -200,7 +200,7 @@ def test_a_torchscript_file_in_weights_is_never_run(tmp_path: Path) -> None:
                              capture_output=True, text=True, check=True)
     assert "PAYLOAD-RAN-AT-LOAD" in control.stdout  # the payload is live: torch.jit.load runs it
     ours = subprocess.run([sys.executable, "-c", _STUDIO_OPENS, str(tmp_path)], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[2])
+                          check=True, cwd=Path(__file__).resolve().parents[3])
     assert "PAYLOAD-RAN-AT-LOAD" not in ours.stdout + ours.stderr
     assert "LISTED False Not usable: evil.pt is a TorchScript archive" in ours.stdout
     assert "REFUSED UnsupportedModelError" in ours.stdout and "TorchScript" in ours.stdout

@@ -1,6 +1,6 @@
 """The ``realesrgan`` preset reproduces Real-ESRGAN's own degradation of the same parameters and noise.
 
-Compared with :mod:`tests.core.realesrgan_port` (the official computation restated in PyTorch),
+Compared with :mod:`tests.core.degradation.realesrgan_port` (the official computation restated in PyTorch),
 stage by stage and end to end; the port itself is checked by hand first.
 """
 
@@ -14,7 +14,7 @@ import torch
 import core
 from core.degradation import DegradationParams, _jpeg, apply_params, params_from_dict, sample_params
 from core.degradation._ops import resize_to, usm_sharpen
-from tests.core import realesrgan_port as port
+from tests.core.degradation import realesrgan_port as port
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
