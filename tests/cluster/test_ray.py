@@ -287,7 +287,7 @@ def test_without_ray_installed_the_cli_says_how_to_enable_it(tmp_path: Path) -> 
 
 def test_the_benchmark_page_runs_on_the_cluster(ray_address: str, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.dashboard.test_app import open_page, wait
+    from tests.dashboard.apptest import open_page, wait
 
     monkeypatch.setenv("STUDIO_RESULTS_DIR", str(tmp_path / "results"))
     at = open_page("benchmark")
@@ -315,7 +315,7 @@ def _cli(args: list[str], cwd: Path, env: dict | None = None,
     (f"127.0.0.1:{_free_port()}", "No Ray head answers at 127.0.0.1:"),  # nothing listens there
     ("no-such-head.invalid:6379", "Cannot find the Ray head 'no-such-head.invalid'"),
     ("10.0.0.5", "is not a Ray address"),
-])
+], ids=["nothing-listens", "unknown-host", "no-port"])  # ids without the free port: the same in every process
 def test_a_wrong_address_fails_in_seconds_with_what_to_do(tmp_path: Path, address: str, message: str) -> None:
     proc, seconds = _cli(["evaluate", "--dataset", "samples", "--methods", "bicubic", "--metrics", "psnr", "--out",
                           str(tmp_path), "-q", "--ray", address], ROOT, timeout=120)
