@@ -26,6 +26,7 @@ def test_default_tiling_matches_untiled_on_a_real_photo(x4plus: core.Upscaler) -
     assert value >= 50, f"tiled vs untiled {value:.1f} dB; {describe_difference(tiled / 255, untiled / 255)}"
 
 
+@pytest.mark.slow  # x4plus's first load (conversion, the engines measured): 40-80 s, the fast subset's largest part
 def test_x4plus_is_sharper_than_bicubic(x4plus: core.Upscaler) -> None:
     hr = core.load_sample("astronaut")[100:292, 100:292]
     lr = core.imresize(hr, 0.25)
@@ -144,11 +145,13 @@ def test_the_upscaler_is_shared_safely_between_threads(compact: core.Upscaler) -
         assert psnr(got / 255.0, want / 255.0) > 45
 
 
+@pytest.mark.slow  # x4plus's first load
 def test_describe_says_where_the_weights_came_from(x4plus: core.Upscaler) -> None:
     line = x4plus.describe()
     assert "RealESRGAN_x4plus" in line and "cpu" in line and "fp32" in line and "ncnn" in line
 
 
+@pytest.mark.slow  # x4plus's first load
 def test_resolve_fills_in_tile_batch_and_context(compact: core.Upscaler, x4plus: core.Upscaler) -> None:
     auto = compact.resolve(core.UpscaleSettings())
     assert auto.tile is not None and auto.tile >= 128 and auto.batch == 1
