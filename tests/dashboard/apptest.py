@@ -1,5 +1,8 @@
 """What the dashboard tests share: the AppTest scripts that run the frame and a page, and the helpers that
-rerun a script until its background work is done (a page's polling fragment does that in a browser)."""
+rerun a script until its background work is done (a page's polling fragment does that in a browser).
+
+Pages run real core code (real models on small crops) through the real page functions; background jobs run in
+threads of the test process."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
 """The dashboard as a whole, driven with Streamlit's AppTest: the entry script, the sidebar, page switches,
 the model cache and the server's settings. Each page has its own module beside this one.
-
-Pages run real core code (real models on small crops) through the real page functions;
-background jobs run in threads of the test process, so a test reruns the script until the
-job has finished, as the page's polling fragment would (:mod:`tests.dashboard.apptest`).
-"""
+(helpers: :mod:`tests.dashboard.apptest`)."""
 
 from __future__ import annotations
 

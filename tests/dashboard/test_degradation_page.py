@@ -1,9 +1,5 @@
 """The Degradation Lab page, driven with Streamlit's AppTest: stages, sweeps, saved parameters.
-
-Pages run real core code (real models on small crops) through the real page functions;
-background jobs run in threads of the test process, so a test reruns the script until the
-job has finished, as the page's polling fragment would (:mod:`tests.dashboard.apptest`).
-"""
+(helpers: :mod:`tests.dashboard.apptest`)."""
 
 from __future__ import annotations
 
