@@ -58,6 +58,7 @@ from .evaluation import (
     check_dataset,
     compute_row,
     error_row,
+    outside_outputs,
     stored_row,
 )
 from .metrics import METRICS, check_ready
@@ -185,7 +186,7 @@ class _EvalWorker:
         self._device = plan.device
         self._upscalers = Upscalers(lambda name: _load_checked(name, weights.get(name), device=plan.device,
                                                                precision=precision, weights_dir=weights_dir,
-                                                               engine=plan.engine))
+                                                               engine=plan.engine), skip=tuple(context.outside))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         out: dict[str, list] = {"item": [], "row": [], "digest": [], "settings": [], "pid": []}
@@ -204,7 +205,7 @@ class _EvalWorker:
                     try:
                         upscaler = self._upscalers.get(method)
                         row = compute_row(self._scoring, pair, method, upscaler, self._context.wanted(method))
-                        digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey)
+                        digest, settings = pair.digest, self._context.key(method, upscaler, pair.grey, pair.name)
                     except StudioError as exc:
                         row = error_row(item.name, method, exc)
                     except RuntimeError as exc:  # this method's model on this node; the other methods go on
@@ -240,10 +241,11 @@ def evaluate_on_ray(
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
     check_ready(metrics)
+    methods, outside = outside_outputs(dataset, methods, hooks)  # paths as the driver sees them
     check_dataset(dataset, methods, metrics)
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
-    context = Scoring(tuple(metrics), settings, crop, dataset.scale, None)
-    models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
+    context = Scoring(tuple(metrics), settings, crop, dataset.scale, None, outside)
+    models = [m for m in methods if m not in BASELINES and m != HR_METHOD and m not in outside]
     weights = {m: _available(m, weights_dir).fingerprint for m in models}
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
     with connected(cluster.address):
@@ -266,7 +268,7 @@ def evaluate_on_ray(
             row = EvalRow(**json.loads(out["row"]))
             index = int(out["item"])
             if db is not None and not row.error:
-                work = context.work(row.method, pool.device_kind, weights.get(row.method))
+                work = _work(context, pool, weights, row.method, row.image)
                 db.put(out["digest"], row.method, out["settings"], row, item=(keys[index], work))
             rows[(index, row.method)] = row
             if hooks.on_row is not None:
@@ -286,6 +288,12 @@ def evaluate_on_ray(
     return result
 
 
+def _work(context: Scoring, pool: Pool, weights: dict[str, str], method: str, item: str) -> str:
+    """What ``method``'s result of the image ``item`` depends on besides the image (see :meth:`Scoring.work`): a
+    model's weights, or an outside output file's digest."""
+    return context.work(method, pool.device_kind, weights.get(method) or context.made_by(method, None, item) or None)
+
+
 def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool, weights: dict[str, str],
               db: ResultDB | None) -> tuple[dict[tuple[int, str], EvalRow], list[dict]]:
     """The rows the store already holds, and the work left: ``{"item", "methods", "key"}`` per image."""
@@ -295,7 +303,7 @@ def _finished(dataset: Dataset, methods: list[str], context: Scoring, pool: Pool
         key = dataset.item_key(item)
         pending = []
         for method in methods:
-            found = db.find(key, method, context.work(method, pool.device_kind, weights.get(method))) if db else None
+            found = db.find(key, method, _work(context, pool, weights, method, item.name)) if db else None
             stored = db.get(found[0], method, found[1]) if db is not None and found else None
             wanted = context.wanted(method)
             if stored is not None and all(m in stored[0] for m in wanted):

@@ -21,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("compare", help="compare up to six methods on one image as one offline HTML page")
     cp.add_argument("image", help="the input image (the LR)")
     cp.add_argument("--methods", default="bicubic,RealESRGAN_x4plus",
-                    help=f"comma-separated, at most {MAX_METHODS} with the reference: {', '.join(BASELINES)}, or "
-                         "model names")
+                    help=f"comma-separated, at most {MAX_METHODS} with the reference: {', '.join(BASELINES)}, "
+                         "model names, or NAME=PATH: an image made elsewhere (or a folder holding one named after "
+                         "the input)")
     cp.add_argument("--reference", default=None,
                     help="the HR image of the same scene: shown as a pane, and PSNR / SSIM / the SSIM map against it")
     cp.add_argument("--outscale", type=float, default=None,
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         image = read_image(args.image)
         reference = read_image(args.reference) if args.reference else None
-        job = CompareJob(image, methods, reference, args.outscale, metrics, args.tile)
+        job = CompareJob(image, methods, reference, args.outscale, metrics, args.tile, Path(args.image).stem)
         loaded: dict[str, Upscaler] = {}
 
         def load(name: str) -> Upscaler:

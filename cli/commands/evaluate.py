@@ -22,7 +22,7 @@ from core import (
     write_results,
 )
 from core.degradation import load_degradation
-from core.evaluation import BASELINES, check_dataset, coverage_notes
+from core.evaluation import BASELINES, check_dataset, coverage_notes, outside_outputs
 from core.metrics import GREY_MODES
 from core.pipeline import output_folder
 
@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "truth (RealSRSet, RealLQ250): upscale them and score no-reference metrics only")
     ev.add_argument("--scale", type=int, default=4)
     ev.add_argument("--methods", default="bicubic,RealESRGAN_x4plus",
-                    help="comma-separated: bicubic, bicubic-opencv, lanczos, hr, or model names")
+                    help="comma-separated: bicubic, bicubic-opencv, lanczos, hr, model names, or NAME=FOLDER: "
+                         "outputs made elsewhere (Upscayl, chaiNNer, a paper's results), matched to the images by "
+                         "name (0801.png, 0801_out.png) or else by order")
     ev.add_argument("--metrics", default=None, help=f"comma-separated, of: {', '.join(METRICS)} (default: "
                     "psnr,ssim,niqe; niqe with --lr-only)")
     ev.add_argument("--channel", default="y", choices=["y", "rgb"])
@@ -78,9 +80,14 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         emit_err(f"error: unknown metrics {', '.join(unknown)}; known: {', '.join(METRICS)}")
         return 2
-    check_dataset(dataset, methods, metrics)  # before a run folder is made
+    try:  # before a run folder is made
+        names, outside = outside_outputs(dataset, methods)
+        check_dataset(dataset, names, metrics)
+    except StudioError as exc:
+        emit_err(f"error: {exc}")
+        return 2
     known_models = {info.name for info in list_models(args.weights_dir) if info.available}
-    bad = [m for m in methods if m not in BASELINES and m != "hr" and m not in known_models]
+    bad = [m for m in names if m not in BASELINES and m != "hr" and m not in known_models and m not in outside]
     if bad:
         emit_err(f"error: unknown or unavailable methods {', '.join(bad)}; baselines: {', '.join(BASELINES)}, hr; "
              f"models: {', '.join(sorted(known_models))}")

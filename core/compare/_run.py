@@ -10,7 +10,7 @@ import numpy as np
 
 from .._resize import target_size
 from ..errors import CancelledError, SettingsError
-from ..evaluation import BASELINES, HR_METHOD, run_method
+from ..evaluation import BASELINES, HR_METHOD, OutsideOutputs, match_outputs, run_method, split_methods
 from ..metrics import METRICS, Heat, lr_consistency, score_images, ssim_map
 from ..upscale import Upscaler
 
@@ -24,11 +24,12 @@ Progress = Callable[[float, int, str], None]
 
 @dataclass(frozen=True)
 class CompareJob:
-    """What to compare: ``methods`` (models, :data:`~core.evaluation.BASELINES`, ``"hr"``) on ``image``.
+    """What to compare: ``methods`` (models, :data:`~core.evaluation.BASELINES`, ``"hr"``, or ``name=path``:
+    an image made elsewhere, or a folder holding one named after ``image_name``) on ``image``.
 
     The output grid is the reference's size where there is one, else ``outscale`` times the input
-    (default: the first model's scale, or 4 with baselines only). ``metrics`` default to every
-    registered metric whose weights are here.
+    (default: the first model's scale; else the first image made elsewhere's size; else 4). ``metrics``
+    default to every registered metric whose weights are here.
     """
 
     image: np.ndarray
@@ -37,6 +38,7 @@ class CompareJob:
     outscale: float | None = None
     metrics: tuple[str, ...] | None = None
     tile: int | None = None
+    image_name: str = "input"  # the input's name (a file's stem), which an image in a folder of outputs is named after
 
 
 @dataclass
@@ -66,8 +68,11 @@ class Comparison:
                      and (self.reference is not None or not METRICS[m].full_reference))
 
 
-def _methods(job: CompareJob) -> tuple[str, ...]:
-    methods = tuple(dict.fromkeys(job.methods))  # each once, in order
+def _methods(job: CompareJob) -> tuple[tuple[str, ...], dict[str, OutsideOutputs]]:
+    """The methods' names (each once, in order; the reference's ``hr`` added), and the outside ones' files."""
+    names, wanted = split_methods(job.methods)
+    outside = {name: match_outputs(method, {job.image_name: [job.image_name]}) for name, method in wanted.items()}
+    methods = tuple(names)
     if job.reference is not None and HR_METHOD not in methods:
         methods = (*methods, HR_METHOD)
     if not methods or (methods == (HR_METHOD,)):
@@ -78,10 +83,11 @@ def _methods(job: CompareJob) -> tuple[str, ...]:
                             f"got {len(methods)}: {', '.join(methods)}.")
     if HR_METHOD in methods and job.reference is None:
         raise SettingsError(f"'{HR_METHOD}' is the HR reference: give one (--reference) to show it.")
-    return methods
+    return methods, outside
 
 
-def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upscaler]) -> tuple[int, int]:
+def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upscaler],
+          outside: dict[str, OutsideOutputs]) -> tuple[int, int]:
     height, width = job.image.shape[:2]
     if job.reference is not None:
         ref_h, ref_w = job.reference.shape[:2]
@@ -90,8 +96,17 @@ def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upsca
                                 "is it the same scene?")
         return ref_h, ref_w
     scale = job.outscale
+    models = [m for m in methods if m not in BASELINES and m != HR_METHOD and m not in outside]
+    if scale is None and not models and outside:  # the first image made elsewhere sets the grid
+        first = next(iter(outside.values()))
+        found = first.size(job.image_name)
+        if found is not None:
+            out_h, out_w = found
+            if abs(out_h / height - out_w / width) > 0.05 * out_h / height:
+                raise SettingsError(f"{first.method}'s output ({out_w}x{out_h}) is not the input ({width}x"
+                                    f"{height}) at one scale: is it the same scene?")
+            return out_h, out_w
     if scale is None:
-        models = [m for m in methods if m not in BASELINES and m != HR_METHOD]
         scale = load(models[0]).scale if models else 4
     if not 0.25 <= scale <= 16:
         raise SettingsError(f"The output scale must be between 0.25 and 16, got {scale:g}.")
@@ -161,8 +176,9 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
         SettingsError: no method, more than :data:`MAX_METHODS`, ``"hr"`` without a reference, a scale out of range.
         CancelledError: ``cancel()`` became true.
     """
-    methods = _methods(job)
-    size = _grid(job, methods, load)
+    methods, outside = _methods(job)
+    size = _grid(job, methods, load, outside)
+    channels = (job.reference if job.reference is not None else job.image).shape[2]
     outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for done, method in enumerate(methods):
@@ -174,6 +190,8 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
         if method == HR_METHOD:
             assert job.reference is not None  # _methods: "hr" only with a reference
             outputs[method] = job.reference
+        elif method in outside:
+            outputs[method] = outside[method].read(job.image_name, size, channels)
         else:
             upscaler = None if method in BASELINES else load(method)
             outputs[method] = run_method(method, job.image, size, upscaler, tile=job.tile, cancel=cancel)

@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import cast
 
 import numpy as np
@@ -20,9 +20,10 @@ from ..errors import DatasetError, StudioError, UnknownNameError
 from ..metrics import METRICS, MetricOptions, check_ready, score_images
 from ..upscale import Upscaler, UpscaleSettings
 from ._datasets import Dataset, DatasetItem
+from ._outside import OutsideOutputs, dataset_stems, match_outputs, split_methods
 from ._store import EvalHooks, EvalResult, EvalRow, EvalSettings, ResultDB
 
-__all__ = ["BASELINES", "HR_METHOD", "check_dataset", "evaluate", "run_method",
+__all__ = ["BASELINES", "HR_METHOD", "check_dataset", "evaluate", "outside_outputs", "run_method",
            # the steps both executors run (this module's loop and core.cluster's Ray workers)
            "Pair", "Scoring", "Upscalers", "compute_row", "error_row", "stored_row"]
 
@@ -77,16 +78,19 @@ def evaluate(
 
     Args:
         methods: ``bicubic`` (MATLAB), ``bicubic-opencv``, ``lanczos``, ``hr`` (the ground
-            truth, for no-reference metrics) or model names.
+            truth, for no-reference metrics), model names, or ``name=folder`` (outputs made elsewhere, matched
+            to the images by name: see :mod:`core.evaluation._outside`; the rows name the method ``name``).
         metrics: names from :data:`core.METRICS`.
         db: where finished results are stored and looked up (none: nothing is reused).
         upscaler_factory: builds the upscaler of a model name (default: ``Upscaler.load``).
         hooks: progress, cancel and each finished row (to show results as they come); see
             :class:`EvalHooks`.
 
-    A failing image is recorded as a row with ``error`` set; the others go on.
+    A failing image is recorded as a row with ``error`` set; the others go on. ``hooks.status`` hears how an
+    outside method's files were matched where not all by name.
     """
     settings, hooks = settings or EvalSettings(), hooks or EvalHooks()
+    methods, outside = outside_outputs(dataset, methods, hooks)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise UnknownNameError(f"Unknown metrics {unknown}; known: {', '.join(METRICS)}.")
@@ -96,9 +100,9 @@ def evaluate(
         lambda name: Upscaler.load(name, device=settings.device, precision=settings.precision)
     )
     crop = dataset.scale if settings.crop_border is None else settings.crop_border
-    context = Scoring(tuple(metrics), settings, crop, dataset.scale, db)
+    context = Scoring(tuple(metrics), settings, crop, dataset.scale, db, outside)
     result = EvalResult(dataset.name, dataset.scale, dataset.lr_source, list(methods), list(metrics), settings)
-    upscalers = Upscalers(factory)
+    upscalers = Upscalers(factory, skip=tuple(outside))
     total = len(dataset) * len(methods)
     step = 0
     for item in dataset.items:
@@ -126,6 +130,24 @@ def evaluate(
     return result
 
 
+def outside_outputs(dataset: Dataset, methods: Sequence[str],
+                    hooks: EvalHooks | None = None) -> tuple[list[str], dict[str, OutsideOutputs]]:
+    """The method names of ``methods`` and, for each ``name=folder`` among them, its files matched to the
+    dataset's images; ``hooks.status`` hears each match that is not all by name.
+
+    Raises:
+        SettingsError: an unusable ``name=folder``.
+        DatasetError: a folder none of whose images can be matched.
+    """
+    names, wanted = split_methods(methods)
+    stems = dataset_stems(dataset.items)
+    outside = {name: match_outputs(method, stems) for name, method in wanted.items()}
+    for matched in outside.values():
+        if matched.note() and hooks is not None and hooks.status is not None:
+            hooks.status(matched.note())
+    return names, outside
+
+
 def check_dataset(dataset: Dataset, methods: Sequence[str], metrics: Sequence[str]) -> None:
     """Refuse, before any work, what a dataset without ground truth cannot give.
 
@@ -146,14 +168,16 @@ def error_row(image: str, method: str, exc: StudioError) -> EvalRow:
 
 
 class Upscalers:
-    """The upscaler of each model method, built on first use; ``None`` for baselines and ``hr``."""
+    """The upscaler of each model method, built on first use; ``None`` for baselines, ``hr`` and the methods of
+    ``skip`` (outputs made elsewhere)."""
 
-    def __init__(self, factory: UpscalerFactory) -> None:
+    def __init__(self, factory: UpscalerFactory, skip: tuple[str, ...] = ()) -> None:
         self._factory = factory
+        self._skip = skip
         self._loaded: dict[str, Upscaler] = {}
 
     def get(self, method: str) -> Upscaler | None:
-        if method in BASELINES or method == HR_METHOD:
+        if method in BASELINES or method == HR_METHOD or method in self._skip:
             return None
         if method not in self._loaded:
             self._loaded[method] = self._factory(method)
@@ -162,16 +186,26 @@ class Upscalers:
 
 @dataclass(frozen=True)
 class Scoring:
-    """The frozen context of one evaluation: what is scored, how, and where results are kept."""
+    """The frozen context of one evaluation: what is scored, how, where results are kept, and the outputs made
+    elsewhere (``outside``: method name -> its files)."""
 
     metrics: tuple[str, ...]
     settings: EvalSettings
     crop: int
     scale: int
     db: ResultDB | None
+    outside: Mapping[str, OutsideOutputs] = field(default_factory=dict)
 
-    def key(self, method: str, upscaler: Upscaler | None, grey_image: bool) -> str:
-        """The settings part of a stored result's key."""
+    def made_by(self, method: str, upscaler: Upscaler | None, item: str) -> str:
+        """What made ``method``'s output of the image ``item``, by content: the model's weights' fingerprint, or
+        ``sha256:<digest>`` of an outside output file; empty for baselines and the ground truth."""
+        if upscaler is not None:
+            return upscaler.info.fingerprint
+        digest = self.outside[method].digest(item) if method in self.outside else ""
+        return f"sha256:{digest}" if digest else ""
+
+    def key(self, method: str, upscaler: Upscaler | None, grey_image: bool, item: str = "") -> str:
+        """The settings part of a stored result's key (an outside output's: its file's digest)."""
         settings = self.settings
         key: dict[str, object] = {"scale": self.scale, "crop": self.crop, "channel": settings.channel,
                                   "niqe_crop": settings.niqe_crop_border, "method": method}
@@ -179,13 +213,17 @@ class Scoring:
             key["grey"] = settings.grey
         if upscaler is not None:
             key |= {"precision": upscaler.choice.precision, "weights": upscaler.info.fingerprint}
+        elif method in self.outside:
+            key["outputs"] = self.made_by(method, None, item)
         return json.dumps(key, sort_keys=True)
 
     def work(self, method: str, device: str | None, weights: str | None) -> str:
         """What a result of ``method`` depends on besides the image, known before anything runs: the
         settings, the device kind a model runs on (``cpu``, ``cuda``) and its weights' fingerprint."""
         key = asdict(self.settings) | {"scale": self.scale, "crop": self.crop, "method": method}
-        if method not in BASELINES and method != HR_METHOD:
+        if method in self.outside:  # ``weights``: its output file's digest
+            key["outputs"] = weights
+        elif method not in BASELINES and method != HR_METHOD:
             key |= {"device_kind": device, "weights": weights}
         key.pop("device")  # the requested device is replaced by the kind it resolved to
         return json.dumps(key, sort_keys=True)
@@ -229,14 +267,14 @@ class Pair:
 
 def _score(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | None) -> EvalRow:
     """``method``'s row of ``pair``: from the store where it holds every wanted metric, else computed and stored."""
-    key = context.key(method, upscaler, pair.grey)
+    key = context.key(method, upscaler, pair.grey, pair.name)
     wanted = context.wanted(method)
     db = context.db
     stored = db.get(pair.digest, method, key) if db is not None else None
     if db is None:
         return compute_row(context, pair, method, upscaler, wanted)
     device = upscaler.choice.device.split(":")[0] if upscaler is not None else None
-    weights = upscaler.info.fingerprint if upscaler is not None else None
+    weights = context.made_by(method, upscaler, pair.name) or None
     work = context.work(method, device, weights)
     if stored is not None and all(m in stored[0] for m in wanted):
         db.link(pair.item_key, method, work, pair.digest, key)
@@ -258,6 +296,11 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
     start = time.perf_counter()
     if method == HR_METHOD:
         output, device, precision, source = pair.hr, "", "", "ground truth"
+    elif method in context.outside:
+        made = context.outside[method]
+        channels = (pair.hr if pair.hr is not None else pair.lr).shape[2]
+        output, device, precision = made.read(pair.name, pair.size, channels), "", ""
+        source = f"outputs in {made.root}"
     else:
         output = run_method(method, pair.lr, pair.size, upscaler, tile=settings.tile)
         if upscaler is None:
@@ -271,7 +314,7 @@ def compute_row(context: Scoring, pair: Pair, method: str, upscaler: Upscaler | 
                               options=MetricOptions(0, settings.channel, settings.grey, context.metric_device))[method]
     except ValueError as exc:  # this image cannot be scored so (too small to crop, ...): its row says why
         raise StudioError(str(exc)) from exc
-    weights = upscaler.info.fingerprint if upscaler is not None else ""
+    weights = context.made_by(method, upscaler, pair.name)
     return EvalRow(pair.name, method, values, seconds, device, precision, source, weights=weights)
 
 

@@ -61,7 +61,8 @@ class EvalRow:
     source: str
     reused: bool = False
     error: str = ""
-    weights: str = ""  # the model's fingerprint (its weights' SHA-256), empty for baselines and the ground truth
+    # the model's fingerprint (its weights' SHA-256), an outside output's file's SHA-256; empty for baselines and HR
+    weights: str = ""
 
 
 @dataclass

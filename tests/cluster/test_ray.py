@@ -172,7 +172,11 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
     from core import cluster
 
     dataset = core.open_dataset(_folder(tmp_path / "hr", 6, 96, broken=True), 4)
-    methods, metrics = ["bicubic", MODEL, "hr"], ["psnr", "ssim", "niqe"]
+    made = tmp_path / "made"  # outputs made elsewhere: the workers read them where the driver named them
+    made.mkdir()
+    for path in sorted((tmp_path / "hr").glob("0*.png")):
+        core.write_png(made / f"{path.stem}_out.png", core.read_image(path)[:, ::-1])
+    methods, metrics = ["bicubic", MODEL, "hr", f"made={made}"], ["psnr", "ssim", "niqe"]
     local = _local(dataset, methods, metrics)
     db = core.ResultDB(tmp_path / "results.sqlite")
     seen: list[int | None] = []
@@ -192,7 +196,8 @@ def test_evaluation_on_ray_equals_the_local_run_and_shares_its_store(ray_address
     # the driver wrote every finished row; a second run finds them without reading an image or starting workers
     again = cluster.evaluate_on_ray(dataset, methods, metrics, core.EvalSettings(device="cpu"),
                                     cluster=cluster.ClusterSettings(ray_address, workers=2), db=db)
-    assert again.reused == remote.computed == 18 and again.computed == 0
+    assert again.reused == remote.computed == 24 and again.computed == 0
+    assert {r.source for r in remote.rows if r.method == "made" and not r.error} == {f"outputs in {made}"}
     assert [r.metrics for r in again.rows if not r.error] == [r.metrics for r in remote.rows if not r.error]
     db.close()
 
