@@ -94,6 +94,12 @@ def decode(data: bytes) -> core.DecodedImage:
     return core.decode_with_profile(data)
 
 
+@st.cache_data(show_spinner=False, max_entries=12)
+def decode_output(data: bytes) -> np.ndarray:
+    """An uploaded output made elsewhere: as large as any output the studio makes itself."""
+    return core.decode_image(data, core.ImageLimits(max_input_pixels=core.ImageLimits().max_output_pixels))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def sample(name: str) -> np.ndarray:
     return core.load_sample(name)

@@ -350,6 +350,31 @@ def _output(method: str, lr, size: tuple[int, int], scale: int):
     return stored
 
 
+def _made_elsewhere(dataset: evaluation.Dataset | None, taken: list[str]) -> list[str] | None:
+    """Folders of outputs made by other tools, one ``NAME=FOLDER`` a line, matched to the dataset's images now (how,
+    said under the box); ``None`` where one cannot be used (the reason shown)."""
+    text = st.text_area("Outputs made elsewhere (optional): NAME=FOLDER, one a line", key="bench_outside",
+                        placeholder="upscayl=/data/upscayl/DIV2K_valid", height=68,
+                        help="Folders of this dataset's images upscaled by other tools (Upscayl, chaiNNer, a "
+                             "paper's released results), on this server: each is a method, matched to the images "
+                             "by name (0801.png, 0801_out.png...), else by order. Scored and stored like a model's "
+                             "outputs, keyed by each file's content.")
+    specs = [line.strip() for line in text.splitlines() if line.strip()]
+    if not specs or dataset is None:
+        return specs
+    try:
+        names, matched = evaluation.outside_outputs(dataset, specs)
+        clash = [n for n in names if n in taken]
+        if clash:
+            raise errors.SettingsError(f"{', '.join(clash)} is already a method above: name the folder otherwise.")
+    except core.StudioError as exc:
+        show_error(exc)
+        return None
+    for name, outputs in matched.items():
+        st.caption(outputs.note() or f"{name}: {len(outputs.files)} of {len(dataset)} images matched by name.")
+    return specs
+
+
 def render() -> None:
     st.title("Benchmark")
     form = _dataset_form()
@@ -375,18 +400,20 @@ def render() -> None:
                               "16 + 219/255 g; 'as is' scores the grey values themselves (1.32 dB less PSNR "
                               "for the same error).")
     crop = cols[2].number_input("Crop border (empty = scale)", 0, 64, value=None, key="bench_crop")
+    made = _made_elsewhere(form[1] if form is not None else None, methods)
     ray_address = _ray_choice()
     running = follow_job("bench", _finish, live=_live(st.session_state.get("bench_job_metrics", metrics)),
                          success=_finished)
     if not running and form is not None:
         spec, dataset = form
         st.write(f"{dataset.name}: {len(dataset)} images, x{dataset.scale}, LR from {dataset.lr_source}.")
-        if st.button("Run benchmark", type="primary", key="bench_run_button", disabled=not methods or not metrics):
+        usable = made is not None and bool(methods or made) and bool(metrics)
+        if st.button("Run benchmark", type="primary", key="bench_run_button", disabled=not usable):
             settings = core.EvalSettings(crop_border=crop, channel=channel, grey=grey,
                                          tile=st.session_state.get("tile"),
                                          device=st.session_state.get("device", "auto"),
                                          precision=st.session_state.get("precision", "auto"))
-            _start(spec, dataset, methods, metrics, settings, ray_address)
+            _start(spec, dataset, [*methods, *(made or [])], metrics, settings, ray_address)
     writing = st.session_state.get("bench_job_dir") if running else None  # the running job's folder: not yet
     runs = sorted((p for p in core.default_results_dir().glob("*/results.json") if p.parent.name != writing),
                   reverse=True)

@@ -206,12 +206,44 @@ def _offer_restore() -> None:
     no.button("Dismiss", key="restore_dismiss", on_click=answer, args=(False,))
 
 
+def _made_elsewhere(stem: str, whole: tuple[int, int], box: tuple[int, int, int, int], size: tuple[int, int],
+                    channels: int, taken: list[str], room: int) -> dict[str, np.ndarray]:
+    """Uploaded outputs of this input made by other tools (Upscayl, chaiNNer...): each a pane named after its file,
+    cut to the region where one is upscaled; those that do not fit are said, and left out."""
+    files = st.file_uploader("Outputs made elsewhere (optional)", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="up_outside",
+                             help="This input upscaled by another tool (Upscayl, chaiNNer, a paper's results): each "
+                                  "file is a pane, scored like the others. Upload the whole image's output at the "
+                                  "output scale; where a region is upscaled, the same region is cut from it.")
+    made: dict[str, np.ndarray] = {}
+    for upload in files or []:
+        name = evaluation.outside_name(upload.name, stem, [*taken, *made])
+        if len(made) >= room:
+            st.warning(f"{upload.name} is left out: at most {core.compare.MAX_METHODS} panes.")
+            continue
+        try:
+            picture = cache.decode_output(upload.getvalue())
+            made[name] = evaluation.fit_to_region(picture, upload.name, whole, box, size, channels)
+        except core.StudioError as exc:
+            st.warning(f"Left out: {exc}")
+    if made:
+        st.caption("Made elsewhere: " + ", ".join(f"**{n}**" for n in made) + " (named after their files).")
+    return made
+
+
 def _results(request: Request, results: dict[str, core.UpscaleResult], image: np.ndarray,
-             reference: np.ndarray | None, stem: str, baselines: tuple[str, ...]) -> None:
+             reference: np.ndarray | None, stem: str, baselines: tuple[str, ...],
+             made: dict[str, np.ndarray]) -> None:
     first = results[request.models[0]]
     out = first.image
     outputs = {b: cache.baseline(image, request.image, out.shape[:2], evaluation.BASELINES[b]) for b in baselines}
     outputs |= {name: results[name].image for name in request.models}
+    for name, picture in made.items():
+        if picture.shape == out.shape:
+            outputs[name] = picture
+        else:  # the model's alpha setting changed its output's channels
+            st.warning(f"{name} is left out: {picture.shape[2]} channels, where {first.model}'s output has "
+                       f"{out.shape[2]}.")
     runs = list(results.values())
     timing = ", ".join((f"{r.model} " if len(runs) > 1 else "") + f"{r.seconds:.2f} s (tile {r.tile or 'none'})"
                        for r in runs)  # each model named once
@@ -221,7 +253,8 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
                    f"{out.shape[1]}x{out.shape[0]}: PSNR / SSIM need the same size (set the output scale).")
     matching = reference if reference is not None and reference.shape == out.shape else None
     scored = outputs | ({"hr": matching} if matching is not None else {})
-    key = f"{request}|{'/'.join(baselines)}|{cache.image_key(matching) if matching is not None else ''}"
+    key = f"{request}|{'/'.join(baselines)}|{cache.image_key(matching) if matching is not None else ''}|" + \
+        "/".join(f"{name}={cache.image_key(picture)}" for name, picture in made.items())
     compared = scoring.scoring(key, image, scored, matching)  # in the background: as far as it is scored
     if len(compared.maps) < len(scored):
         st.info("Scoring stopped before the maps were ready: \"Compute the missing scores\" below opens the viewer."
@@ -242,7 +275,8 @@ def _results(request: Request, results: dict[str, core.UpscaleResult], image: np
             values = scored_so_far.scores.get(name, {})
             row = {"method": name, **{metric_header(m): values.get(m) for m in scored_so_far.metrics}}
             row |= {"LR-PSNR ↑": values.get(core.compare.LR_PSNR)}
-            row |= {"seconds": f"{run.seconds:.2f}" if run else "—", "device": run.device if run else "cpu",
+            row |= {"seconds": f"{run.seconds:.2f}" if run else "—",
+                    "device": run.device if run else "made elsewhere" if name in made else "cpu",
                     "precision": run.precision if run else "—"}
             table.append(row)
         return table
@@ -316,6 +350,7 @@ def render() -> None:
     if source is None:
         return
     image, stem = source
+    whole = image.shape[:2]
     name = st.session_state.model
     upscaler = load_upscaler(name)  # None while it loads in the background: the page works meanwhile
     if upscaler is None and not model_loading(name):
@@ -335,6 +370,7 @@ def render() -> None:
     versus = st.multiselect("Compare with", choices, key="compare_with", max_selections=room,
                               help=f"Up to {room} more: baselines and other models (MATLAB bicubic is the "
                                    "literature's). Keys 1-9 in the viewer pick the compared pane.")
+    box = (*origin, *image.shape[:2])
     right, third, _ = st.columns(3)
     scale = upscaler.scale if upscaler else (core.model_info(name).scale or 4)
     key = _outscale_key(float(factor or scale))  # value= too: a client reset in a rerun race (streamlit#9056)
@@ -347,6 +383,7 @@ def render() -> None:
     device, precision = model_key(name)[1:]
     request = Request(cache.image_key(image), models, device, precision, settings)
     out_h, out_w = core.target_size(*image.shape[:2], outscale)
+    made = _made_elsewhere(stem, whole, box, (out_h, out_w), image.shape[2], [name, *versus], room - len(versus))
     st.write(f"Input: {core.image_info(image)} → output {out_w}x{out_h}")
     if outscale > scale:
         st.caption(f"Beyond x{scale:g}, the model's own scale, the x{scale:g} output is resized to x{outscale:g} "
@@ -373,4 +410,4 @@ def render() -> None:
                 return
             _start(request, image)
         return
-    _results(request, results, image, reference, stem, baselines)
+    _results(request, results, image, reference, stem, baselines, made)

@@ -19,7 +19,8 @@ PAGE_WARNING_MB = 200  # a page this large opens slowly: say so
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("compare", help="compare up to six methods on one image as one offline HTML page")
-    cp.add_argument("image", help="the input image (the LR)")
+    cp.add_argument("image", nargs="?", default=None,
+                    help="the input image (the LR); leave it out to compare images made elsewhere only (NAME=PATH)")
     cp.add_argument("--methods", default="bicubic,RealESRGAN_x4plus",
                     help=f"comma-separated, at most {MAX_METHODS} with the reference: {', '.join(BASELINES)}, "
                          "model names, or NAME=PATH: an image made elsewhere (or a folder holding one named after "
@@ -68,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
         _err(f"error: unknown metrics {', '.join(unknown)}; known: {', '.join(METRICS)}")
         return 2
     try:
-        image = read_image(args.image)
+        image = read_image(args.image) if args.image else None
         reference = read_image(args.reference) if args.reference else None
-        job = CompareJob(image, methods, reference, args.outscale, metrics, args.tile, Path(args.image).stem)
+        job = CompareJob(image, methods, reference, args.outscale, metrics, args.tile,
+                         Path(args.image).stem if args.image else "input")
         loaded: dict[str, Upscaler] = {}
 
         def load(name: str) -> Upscaler:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 _err(f"[{int(done)}/{total}] {label}")
 
         comparison = compare_methods(job, load, progress=progress)
-        title = f"{Path(args.image).name}: {', '.join(comparison.outputs)}"
+        title = f"{Path(args.image).name if args.image else 'Images made elsewhere'}: {', '.join(comparison.outputs)}"
         write_comparison(out, comparison, title=title)
     except (StudioError, ValueError) as exc:
         _err(f"error: {exc}")

@@ -165,7 +165,7 @@ def panes_of(comparison: Comparison, labels: dict[str, str] | None = None, *,
 
 
 def _table(comparison: Comparison) -> str:
-    columns = [*comparison.metrics, LR_PSNR]
+    columns = [*comparison.metrics, *([LR_PSNR] if comparison.image is not None else [])]  # LR-PSNR needs the input
     higher = {name: True if name == LR_PSNR else METRICS[name].higher_is_better for name in columns}
     best = {}
     for name in columns:
@@ -185,8 +185,9 @@ def _table(comparison: Comparison) -> str:
         rows.append(f"<tr><td>{html.escape('HR reference' if method == 'hr' else method)}</td>{''.join(cells)}</tr>")
     return (f'<table id="scores"><thead><tr><th>method</th>{head}<th>seconds</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
-            "<p class=\"sub\">Best per column in bold (the HR reference is not counted). LR-PSNR: each output brought "
-            "back to the input's size (MATLAB bicubic) against the input, on Y; high means faithful to the input.</p>")
+            "<p class=\"sub\">Best per column in bold (the HR reference is not counted)."
+            + (" LR-PSNR: each output brought back to the input's size (MATLAB bicubic) against the input, on Y; "
+               "high means faithful to the input." if comparison.image is not None else "") + "</p>")
 
 
 def _title(name: str) -> str:
@@ -197,8 +198,9 @@ def comparison_page(comparison: Comparison, *, title: str, note: str = "") -> st
     """A standalone page: the viewer on every output at full resolution (grid mode), the maps, and the
     scores table. It makes no request: open it from disk, offline."""
     grid = next(iter(comparison.outputs.values())).shape[:2]
-    lr = comparison.image.shape[:2]
-    header = (f"<h1>{html.escape(title)}</h1><p class=\"sub\">Input {lr[1]}x{lr[0]} → {grid[1]}x{grid[0]}"
+    lr = comparison.image.shape[:2] if comparison.image is not None else None
+    size = f"Input {lr[1]}x{lr[0]} → {grid[1]}x{grid[0]}" if lr is not None else f"{grid[1]}x{grid[0]}, no input"
+    header = (f"<h1>{html.escape(title)}</h1><p class=\"sub\">{size}"
               f"{' · ' + html.escape(note) if note else ''} · made with realesrgan-studio</p>")
     layout = _Layout(size=None, height=None, mode="grid", compression=6, header=header, table=_table(comparison),
                      title=title)

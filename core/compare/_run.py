@@ -29,10 +29,12 @@ class CompareJob:
 
     The output grid is the reference's size where there is one, else ``outscale`` times the input
     (default: the first model's scale; else the first image made elsewhere's size; else 4). ``metrics``
-    default to every registered metric whose weights are here.
+    default to every registered metric whose weights are here. Without an input (``image`` is ``None``), every
+    method is an image made elsewhere (imgsli's use: images of one scene compared, with or without a
+    reference), and there is no LR-PSNR.
     """
 
-    image: np.ndarray
+    image: np.ndarray | None
     methods: tuple[str, ...]
     reference: np.ndarray | None = None
     outscale: float | None = None
@@ -45,7 +47,7 @@ class CompareJob:
 class Comparison:
     """Every method's output on one grid, with its scores, maps and seconds, in the job's order."""
 
-    image: np.ndarray
+    image: np.ndarray | None  # the input (None: images made elsewhere compared without one)
     reference: np.ndarray | None
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -83,11 +85,21 @@ def _methods(job: CompareJob) -> tuple[tuple[str, ...], dict[str, OutsideOutputs
                             f"got {len(methods)}: {', '.join(methods)}.")
     if HR_METHOD in methods and job.reference is None:
         raise SettingsError(f"'{HR_METHOD}' is the HR reference: give one (--reference) to show it.")
+    made_here = [m for m in methods if m not in outside and m != HR_METHOD]
+    if job.image is None and made_here:
+        verb = "needs" if len(made_here) == 1 else "need"
+        raise SettingsError(f"{', '.join(made_here)} {verb} an input image to upscale; without one, compare images "
+                            "made elsewhere only (NAME=PATH).")
     return methods, outside
 
 
 def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upscaler],
           outside: dict[str, OutsideOutputs]) -> tuple[int, int]:
+    if job.image is None:  # images made elsewhere only: the reference's grid, else the first image's
+        if job.reference is not None:
+            return job.reference.shape[:2]
+        first = next(iter(outside.values()))
+        return first.size(job.image_name) or (0, 0)  # (0, 0): reading it says why it cannot be read
     height, width = job.image.shape[:2]
     if job.reference is not None:
         ref_h, ref_w = job.reference.shape[:2]
@@ -113,7 +125,7 @@ def _grid(job: CompareJob, methods: tuple[str, ...], load: Callable[[str], Upsca
     return target_size(height, width, scale)
 
 
-def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: np.ndarray | None = None,
+def score_outputs(image: np.ndarray | None, outputs: dict[str, np.ndarray], reference: np.ndarray | None = None,
                   metrics: tuple[str, ...] | None = None, *, progress: Progress | None = None,
                   cancel: Callable[[], bool] | None = None, publish: Callable[[Comparison], None] | None = None,
                   start: Comparison | None = None) -> Comparison:
@@ -136,7 +148,7 @@ def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: 
         result.scores = {m: dict(start.scores.get(m, {})) for m in outputs}
         result.maps = {m: dict(start.maps[m]) for m in outputs if m in start.maps}
     first = next(iter(outputs.values()))
-    border = round(first.shape[0] / image.shape[0]) if reference is not None else 0
+    border = round(first.shape[0] / image.shape[0]) if reference is not None and image is not None else 0
     cheap = tuple(m for m in result.metrics if not METRICS[m].learned)
     learned = tuple(m for m in result.metrics if METRICS[m].learned)
     steps = [*(("cheap", m, cheap) for m in outputs), *(("maps", m, ()) for m in outputs),
@@ -151,8 +163,10 @@ def score_outputs(image: np.ndarray, outputs: dict[str, np.ndarray], reference: 
             progress(done, len(steps), f"{what} of {method}")
         if stage == "maps":
             if method not in result.maps:
-                views = {"lr": lr_consistency(outputs[method], image)}
-                scores[LR_PSNR] = views["lr"].summary
+                views: dict[str, Heat] = {}
+                if image is not None:  # LR consistency needs the input
+                    views["lr"] = lr_consistency(outputs[method], image)
+                    scores[LR_PSNR] = views["lr"].summary
                 if reference is not None and reference.shape == outputs[method].shape:
                     views["ssim"] = ssim_map(outputs[method], reference, crop_border=border)  # its mean: the SSIM
                 result.maps[method] = views
@@ -178,7 +192,8 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
     """
     methods, outside = _methods(job)
     size = _grid(job, methods, load, outside)
-    channels = (job.reference if job.reference is not None else job.image).shape[2]
+    shaped = job.reference if job.reference is not None else job.image
+    channels = shaped.shape[2] if shaped is not None else None
     outputs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for done, method in enumerate(methods):
@@ -192,8 +207,10 @@ def compare_methods(job: CompareJob, load: Callable[[str], Upscaler], *, progres
             outputs[method] = job.reference
         elif method in outside:
             outputs[method] = outside[method].read(job.image_name, size, channels)
+            channels = outputs[method].shape[2]  # without an input or a reference: the first image's
         else:
             upscaler = None if method in BASELINES else load(method)
+            assert job.image is not None  # _methods: models and baselines only with an input
             outputs[method] = run_method(method, job.image, size, upscaler, tile=job.tile, cancel=cancel)
         seconds[method] = time.perf_counter() - start
     if progress:

@@ -23,7 +23,8 @@ from .._io import IMAGE_SUFFIXES, ImageLimits, read_image
 from ..errors import DatasetError, SettingsError, StudioError
 from ..models._digest import file_digest
 
-__all__ = ["OutsideMethod", "OutsideOutputs", "dataset_stems", "match_outputs", "split_methods"]
+__all__ = ["OutsideMethod", "OutsideOutputs", "dataset_stems", "fit_to_region", "match_outputs", "outside_name",
+           "split_methods"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _SEPARATORS = "_-. "
@@ -145,9 +146,9 @@ class OutsideOutputs:
         except StudioError:
             return None
 
-    def read(self, item: str, size: tuple[int, int], channels: int) -> np.ndarray:
+    def read(self, item: str, size: tuple[int, int], channels: int | None) -> np.ndarray:
         """``item``'s output, checked to be ``size = (height, width)`` and given ``channels`` (an opaque alpha
-        dropped, a grey image written as RGB made grey again).
+        dropped, a grey image written as RGB made grey again; ``None``: as it is).
 
         Raises:
             StudioError: no file for ``item``, an unreadable file, or one of another size or colour.
@@ -164,9 +165,9 @@ class OutsideOutputs:
         height, width = image.shape[:2]
         if (height, width) != tuple(size):
             ratio = f"{height / size[0]:.3g}x of the size expected" if size[0] else ""
-            raise DatasetError(f"{self.method}'s {path.name} is {width}x{height}; its input is scored at "
+            raise DatasetError(f"{self.method}'s {path.name} is {width}x{height}; it is compared at "
                                f"{size[1]}x{size[0]} ({ratio}): was it made at another scale, or cropped?")
-        return _conform(image, channels, f"{self.method}'s {path.name}")
+        return image if channels is None else _conform(image, channels, f"{self.method}'s {path.name}")
 
 
 def _conform(image: np.ndarray, channels: int, what: str) -> np.ndarray:
@@ -238,3 +239,46 @@ def dataset_stems(items: Sequence) -> dict[str, list[str]]:
     item's name, and the stems of its LR and HR files."""
     return {item.name: list(dict.fromkeys(n for n in (item.name, _ref_stem(item.lr), _ref_stem(item.hr)) if n))
             for item in items}
+
+
+def outside_name(file_name: str, input_stem: str = "", taken: Sequence[str] = ()) -> str:
+    """A method name for an uploaded output: its file's stem without the input's name in front
+    (``chelsea_upscayl_4x.png`` of ``chelsea`` -> ``upscayl_4x``), in the characters a method name allows, and
+    not one of ``taken`` or the reserved names (a ``-2``, ``-3``... added)."""
+    stem = Path(file_name).stem
+    if input_stem and stem.startswith(input_stem) and len(stem) > len(input_stem) + 1 \
+            and stem[len(input_stem)] in _SEPARATORS:
+        stem = stem[len(input_stem) + 1:]
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", stem).lstrip("._+-")[:60] or "made-elsewhere"
+    candidate, count = name, 1
+    while candidate in taken or candidate in _RESERVED:
+        count += 1
+        candidate = f"{name}-{count}"
+    return candidate
+
+
+def fit_to_region(image: np.ndarray, what: str, whole: tuple[int, int], box: tuple[int, int, int, int],
+                  size: tuple[int, int], channels: int) -> np.ndarray:
+    """The part of ``image``, an output of a whole input of ``whole = (height, width)``, that is the output of the
+    input's region ``box = (left, top, height, width)``, checked to be ``size = (height, width)``, with the input's
+    ``channels`` (see :meth:`OutsideOutputs.read`).
+
+    Raises:
+        SettingsError: ``image`` is not the whole input at one scale, or not at the scale the comparison is at.
+        DatasetError: ``image`` has other colours than the input (colour for grey, transparency for none).
+    """
+    out_h, out_w = image.shape[:2]
+    scale = out_h / whole[0]
+    if abs(out_w - whole[1] * scale) > max(1.0, scale):
+        raise SettingsError(f"{what} is {out_w}x{out_h}, not the input ({whole[1]}x{whole[0]}) at one scale: is it "
+                            "an output of this image?")
+    left, top, height, width = box
+    wanted = size[0] / height
+    if abs(out_h - whole[0] * wanted) > 1 + 0.5 * whole[0] / height:  # the sizes' rounding allowed for
+        raise SettingsError(f"{what} is {out_w}x{out_h}: x{scale:.3g} of the input, where the comparison is at "
+                            f"x{wanted:.3g}; set the output scale to {scale:.3g}.")
+    y, x = round(top * scale), round(left * scale)
+    part = image[y: y + size[0], x: x + size[1]]
+    if part.shape[:2] != tuple(size):
+        raise SettingsError(f"{what} is {out_w}x{out_h}: too small for the region at x{wanted:.3g}.")
+    return _conform(part, channels, what)

@@ -150,3 +150,38 @@ def test_a_real_world_lr_only_folder_is_benchmarked_with_no_reference_metrics(tm
     means = at.dataframe[0].value.set_index("method")
     assert list(means.columns[:1]) == ["NIQE ↓"] and (means["NIQE ↓"] > 0).all() and (means["images"] == 2).all()
     assert any("real-world LR (no ground truth)" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_folder_of_outputs_made_elsewhere_is_benchmarked_as_a_method(tmp_path: Path) -> None:
+    """NAME=FOLDER under the methods: matched to the samples (what is missing said before the run), scored as the
+    method that made the files scores, and an unusable folder is one message with the run disabled."""
+    dataset = core.open_dataset("samples", 4)
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    for item in dataset.items[:-1]:  # the last one is missing
+        lr, hr = dataset.load(item)
+        core.write_png(folder / f"{item.name}_out.png", core.evaluation.run_method("lanczos", lr, hr.shape[:2]))
+    at = open_page("benchmark")
+    at.multiselect(key="bench_methods").set_value(["lanczos"]).run()
+    at.multiselect(key="bench_metrics").set_value(["psnr"]).run()
+    at.text_area(key="bench_outside").set_value(f"theirs={tmp_path / 'nowhere'}").run()
+    assert any("no folder or image at" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="bench_run_button").disabled
+    at.text_area(key="bench_outside").set_value(f"lanczos={folder}").run()
+    assert any("not one of bicubic, bicubic-opencv, lanczos, hr" in e.value for e in at.error)
+    at.multiselect(key="bench_methods").set_value(["lanczos", "realesr-animevideov3"]).run()
+    at.text_area(key="bench_outside").set_value(f"realesr-animevideov3={folder}").run()
+    assert any("realesr-animevideov3 is already a method above" in e.value for e in at.error)
+    at.multiselect(key="bench_methods").set_value(["lanczos"]).run()
+    at.text_area(key="bench_outside").set_value(f"theirs={folder}").run()
+    missing = dataset.items[-1].name
+    assert any(f"no output for 1 input(s): {missing}" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="bench_run_button").click().run()
+    wait(at, lambda a: any("Per-method means" in s.value for s in a.subheader))
+    means = at.dataframe[0].value.set_index("method")
+    assert means.loc["theirs", "images"] == 5 and means.loc["lanczos", "images"] == 6
+    rows = at.dataframe[1].value
+    ours = rows[rows["method"] == "lanczos"].set_index("image")["PSNR ↑"]
+    made = rows[rows["method"] == "theirs"].set_index("image")["PSNR ↑"].dropna()
+    assert len(made) == 5 and (made == ours[made.index]).all()  # the same pixels, the same scores

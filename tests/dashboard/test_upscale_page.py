@@ -281,3 +281,30 @@ def test_cancel_a_running_upscale() -> None:
     wait(at, lambda a: bool(a.info) and any("Cancelled" in i.value for i in a.info))
     assert not at.success and not at.error
     assert [b for b in at.button if b.key == "run"]  # ready to run again
+
+
+@pytest.mark.slow
+def test_outputs_made_elsewhere_are_panes_cut_to_the_region_and_scored_like_the_others() -> None:
+    """An upload of the whole image upscaled by another tool: cut to the region, named after its file, scored in the
+    table and shown in the viewer; one at another scale is left out with the scale to set."""
+    at = open_page("upscale", {"model": "realesr-animevideov3", "device": "cpu", "precision": "auto", "tile": None})
+    at.slider(key="roi_size").set_value(48).run()
+    x, y = at.slider(key="roi_x").value, at.slider(key="roi_y").value
+    sample = core.load_sample("chelsea")
+    theirs = core.resize(sample, (sample.shape[0] * 4, sample.shape[1] * 4), "lanczos")
+    half = core.resize(sample, (sample.shape[0] * 2, sample.shape[1] * 2), "lanczos")
+    at.file_uploader(key="up_outside").set_value([("chelsea_upscayl_4x.png", core.encode_png(theirs), "image/png"),
+                                                  ("half.png", core.encode_png(half), "image/png")]).run()
+    assert any("Left out: half.png is 896x600" in w.value and "set the output scale to 2" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    at.button(key="run").click().run()
+    wait(at, scored)
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["bicubic", "realesr-animevideov3", "upscayl_4x"]
+    row = table[table["method"] == "upscayl_4x"].iloc[0]
+    assert row["device"] == "made elsewhere" and row["seconds"] == "—"
+    region = theirs[y * 4: (y + 48) * 4, x * 4: (x + 48) * 4]
+    expected = core.score_images({"it": region}, None, metrics=("niqe",))["it"]["niqe"]
+    assert row["NIQE ↓"] == pytest.approx(expected, abs=1e-9)  # the region of their output, not another part
+    frames = [e for e in at.get("iframe") if "studioViewer" in str(e.proto)]
+    assert frames and "upscayl_4x" in str(frames[0].proto)

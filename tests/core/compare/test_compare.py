@@ -214,3 +214,25 @@ def test_scoring_comes_cheap_first_stops_on_cancel_keeping_what_finished_and_res
         assert list(whole.scores["lanczos"]) == ["psnr", "slow-net", compare.LR_PSNR]  # the registry's order
         assert whole.scores == compare.score_outputs(lr, outputs, hr, ("psnr", "slow-net")).scores
     assert "slow-net" not in core.METRICS  # the scope ended
+
+
+def test_images_made_elsewhere_are_compared_without_an_input_as_imgsli_does(pair, tmp_path: Path) -> None:
+    """Images of one scene that the studio did not make: the first one's size is the grid, scores against the
+    reference where one is given, no LR-PSNR (there is no input), and a page that says so."""
+    lr, hr = pair
+    core.write_png(tmp_path / "soft.png", core.imresize(lr, size=hr.shape[:2]))
+    core.write_png(tmp_path / "sharp.png", evaluation.run_method("lanczos", lr, hr.shape[:2]))
+    core.write_png(tmp_path / "small.png", lr)
+    specs = (f"soft={tmp_path / 'soft.png'}", f"sharp={tmp_path / 'sharp.png'}")
+    result = compare.compare_methods(compare.CompareJob(None, specs, reference=hr, metrics=("psnr",)), load=None)
+    assert list(result.outputs) == ["soft", "sharp", "hr"]
+    assert result.scores["soft"] == {"psnr": pytest.approx(metrics.psnr(core.imresize(lr, size=hr.shape[:2]), hr))}
+    assert all("lr" not in views for views in result.maps.values()) and all("ssim" in v for v in result.maps.values())
+    page = compare.comparison_page(result, title="three")
+    assert "96x96, no input" in page and "LR-PSNR" not in page.split('id="scores"')[1]
+    alone = compare.compare_methods(compare.CompareJob(None, specs, metrics=("niqe",)), load=None)
+    assert alone.outputs["soft"].shape == hr.shape and list(alone.outputs) == ["soft", "sharp"]
+    with pytest.raises(SettingsError, match="bicubic needs an input image"):
+        compare.compare_methods(compare.CompareJob(None, ("bicubic", *specs)), load=None)
+    with pytest.raises(core.StudioError, match="small.png is 24x24; it is compared at 96x96"):
+        compare.compare_methods(compare.CompareJob(None, (*specs, f"small={tmp_path / 'small.png'}")), load=None)

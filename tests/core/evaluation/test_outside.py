@@ -85,7 +85,7 @@ def test_an_output_of_another_size_or_colour_is_a_clear_error_and_opaque_alpha_i
         matched.read("clear", (8, 6), 3)
     with pytest.raises(DatasetError, match="in colour; its input is grey"):
         matched.read("opaque", (8, 6), 1)
-    with pytest.raises(DatasetError, match=r"is 6x8; its input is scored at 12x16 \(0.5x"):
+    with pytest.raises(DatasetError, match=r"is 6x8; it is compared at 12x16 \(0.5x"):
         matched.read("opaque", (16, 12), 3)
 
 
