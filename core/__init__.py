@@ -5,10 +5,10 @@ own public face: :mod:`core.models` (catalogue, weights, conversion), :mod:`core
 runs a network), :mod:`core.upscale` (the upscaler in layers, tiling), :mod:`core.metrics` (the
 metric registry), :mod:`core.degradation` (the Real-ESRGAN pipeline), :mod:`core.evaluation`
 (datasets, scoring, the store, sweeps), :mod:`core.compare` (methods side by side, maps, the viewer),
-:mod:`core.pipeline` (sources, output plans, the batch
-pipelines and their executors), :mod:`core.errors`, and :mod:`core.cluster` (the Ray executor, imported
-on request). Dependencies point down only: the base (io, errors, settings, files, device,
-cancellation) <- models, metrics, degradation <- engines <- upscale <- evaluation <- pipeline, compare <- cluster.
+:mod:`core.pipeline` (sources, output plans, the batch pipelines and their executors), :mod:`core.study`
+(preference studies and their fit), :mod:`core.errors`, and :mod:`core.cluster` (the Ray executor, imported on
+request). Dependencies point down only: the base (io, errors, settings, files, device, cancellation) <- models,
+metrics, degradation <- engines <- upscale <- evaluation <- pipeline, compare, study <- cluster.
 
 Image convention: see :mod:`core._io`.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import compare as compare  # compare methods on one image, and the viewer (a package face)
 from . import pipeline as pipeline  # the batch pipelines and their executors (a package face)
+from . import study as study  # preference studies: trials, votes and their fit (a package face)
 from ._device import PRECISIONS, DeviceChoice, Precision, available_devices, resolve_device, system_info
 from ._files import new_folder, write_file
 from ._io import (

@@ -103,7 +103,7 @@ def test_no_private_name_is_imported_across_modules() -> None:
 
 # core's layers, bottom up: a module may import its own package and the layers below it, never above
 _LAYERS = {"base": 0, "models": 1, "metrics": 1, "degradation": 1, "engines": 2, "upscale": 3, "evaluation": 4,
-           "pipeline": 5, "compare": 5, "cluster": 6}
+           "pipeline": 5, "compare": 5, "study": 5, "cluster": 6}
 
 
 def _core_layer(path: Path) -> str:
@@ -151,7 +151,8 @@ def test_the_facade_is_narrow_and_each_package_has_a_face() -> None:
     import core
 
     assert len(core.__all__) <= 60, len(core.__all__)
-    for package in ("models", "engines", "upscale", "metrics", "degradation", "evaluation", "pipeline", "compare"):
+    for package in ("models", "engines", "upscale", "metrics", "degradation", "evaluation", "pipeline", "compare",
+                    "study"):
         face = getattr(core, package)
         missing = [name for name in face.__all__ if not hasattr(face, name)]
         assert face.__all__ and not missing, (package, missing)

@@ -1,0 +1,23 @@
+"""Studies: people's blind preferences between methods' outputs, and what they say (Bradley-Terry scores with
+intervals, P(best), agreement of raters and of every metric with them), with the design that picks each trial."""
+
+from __future__ import annotations
+
+from ._design import Trial, adaptive_trial, round_robin_trial
+from ._fit import (
+    LEFT,
+    RIGHT,
+    TIE,
+    Agreement,
+    Fit,
+    Vote,
+    bradley_terry,
+    fit_votes,
+    metric_agreement,
+    per_image,
+    rater_agreement,
+    win_matrix,
+)
+
+__all__ = ["LEFT", "RIGHT", "TIE", "Agreement", "Fit", "Trial", "Vote", "adaptive_trial", "bradley_terry",
+           "fit_votes", "metric_agreement", "per_image", "rater_agreement", "round_robin_trial", "win_matrix"]
