@@ -26,6 +26,7 @@ from api.middleware import BodyLimit, DocsPolicy, LocalRedocBundle, Observe
 from api.routes import router
 from api.settings import ApiSettings
 from api.state import ServerState
+from api.studies import router as studies_router
 
 log = logging.getLogger("studio.api")
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +136,7 @@ def create_app(settings: ApiSettings | None = None, *, dashboard: bool = False) 
     _install_handlers(app, settings)
 
     app.include_router(router)
+    app.include_router(studies_router)
     app.add_middleware(Observe, observe=server.metrics.observe)
     app.add_middleware(DocsPolicy)
     app.add_middleware(LocalRedocBundle)

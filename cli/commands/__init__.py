@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
-from cli.commands import bench, compare, degrade, div2k, engines, evaluate, metrics, models, table, upscale
+from cli.commands import bench, compare, degrade, div2k, engines, evaluate, metrics, models, study, table, upscale
 
-COMMANDS = (models, metrics, table, compare, engines, upscale, evaluate, degrade, bench, div2k)  # in --help's order
+# in --help's order
+COMMANDS = (models, metrics, table, compare, engines, upscale, evaluate, degrade, bench, div2k, study)

@@ -18,6 +18,10 @@ from ._fit import (
     rater_agreement,
     win_matrix,
 )
+from ._make import make_study
+from ._report import StudyResults, study_results, study_table
+from ._store import CHOICES, Study, TrialView, create_study
 
-__all__ = ["LEFT", "RIGHT", "TIE", "Agreement", "Fit", "Trial", "Vote", "adaptive_trial", "bradley_terry",
-           "fit_votes", "metric_agreement", "per_image", "rater_agreement", "round_robin_trial", "win_matrix"]
+__all__ = ["CHOICES", "LEFT", "RIGHT", "TIE", "Agreement", "Fit", "Study", "StudyResults", "Trial", "TrialView",
+           "Vote", "adaptive_trial", "bradley_terry", "create_study", "fit_votes", "make_study", "metric_agreement",
+           "per_image", "rater_agreement", "round_robin_trial", "study_results", "study_table", "win_matrix"]

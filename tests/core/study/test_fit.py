@@ -152,3 +152,25 @@ def test_the_adaptive_design_needs_clearly_fewer_votes_than_every_pair_in_turn()
     adaptive = [votes_needed(adaptive_trial, truth, images, seed, 10, 0.2, resamples=100) for seed in range(5)]
     turns = [votes_needed(round_robin_trial, truth, images, seed, 10, 0.2, resamples=100) for seed in range(5)]
     assert np.median(adaptive) < 0.75 * np.median(turns), (adaptive, turns)
+
+
+@pytest.mark.slow
+def test_simulated_studies_recover_the_ranking_and_their_intervals_cover_the_truth() -> None:
+    """Raters voting from known Bradley-Terry scores, on uniformly drawn pairs: at 300 votes among six methods the
+    ranking's Kendall tau averages at least 0.9; over 30 studies of 400 votes among four methods, the 95 %
+    intervals cover the true (centred) scores about 95 % of the time."""
+    from scipy.stats import kendalltau
+
+    six = {f"m{k}": 0.5 * k for k in range(6)}
+    taus = []
+    for seed in range(5):
+        fit = fit_votes(list(six), _simulated(six, 300, seed), resamples=0)
+        taus.append(kendalltau(fit.scores, list(six.values())).statistic)
+    assert np.mean(taus) >= 0.9, taus
+    truth = {"a": -0.9, "b": -0.2, "c": 0.3, "d": 0.8}
+    centred = np.array(list(truth.values())) - np.mean(list(truth.values()))
+    covered = []
+    for seed in range(30):
+        fit = fit_votes(list(truth), _simulated(truth, 400, 100 + seed), resamples=200, seed=seed)
+        covered += list((fit.low <= centred) & (centred <= fit.high))
+    assert 0.88 <= np.mean(covered) <= 1.0, np.mean(covered)
