@@ -113,8 +113,9 @@ def test_upload_upscale_compare_in_a_real_browser(chromium: str, server: str, tm
         # Upload once the model is ready: the page reruns as a whole when the background load ends,
         # and an upload sent at that moment was lost once in a full-suite run (an open race, see the note).
         page.get_by_text("In use: RealESRGAN_x4plus").wait_for(timeout=120_000)
-        page.get_by_text("Upload", exact=True).click()
-        page.locator("input[type=file]").first.set_input_files(str(sample))
+        page.get_by_role("radiogroup", name="Image").get_by_text("Upload").click()  # the source radio
+        picker = page.locator('[data-testid="stFileUploader"]', has_text="Upload an image")  # not the other uploader
+        picker.locator("input[type=file]").set_input_files(str(sample))
         page.get_by_text("Input: 128x128 RGB 8-bit").wait_for(timeout=60_000)
         start = time.monotonic()
         page.get_by_role("button", name="Upscale", exact=True).click()
@@ -196,8 +197,9 @@ def test_real_pixels_past_100_percent_of_a_preview(chromium: str, server: str, t
         page.get_by_label("Model", exact=True).first.click()
         page.get_by_role("option", name="realesr-animevideov3", exact=True).click()
         page.get_by_text("In use: realesr-animevideov3").wait_for(timeout=180_000)
-        page.get_by_text("Upload", exact=True).click()
-        page.locator("input[type=file]").first.set_input_files(str(tmp_path / "wide.png"))
+        page.get_by_role("radiogroup", name="Image").get_by_text("Upload").click()  # the source radio
+        picker = page.locator('[data-testid="stFileUploader"]', has_text="Upload an image")  # not the other uploader
+        picker.locator("input[type=file]").set_input_files(str(tmp_path / "wide.png"))
         page.get_by_text("Upscale only a region").wait_for(timeout=60_000)
         page.get_by_text("Upscale only a region").click()  # on by default on the CPU: the whole image here
         page.get_by_text("Input: 412x100").wait_for(timeout=60_000)

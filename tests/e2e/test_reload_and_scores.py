@@ -67,8 +67,9 @@ REGION = "Upscale only a region (fast on CPU)"
 
 def _upload(page, path: Path) -> None:
     """Upload ``path`` and upscale all of it (a first large image starts with "only a region" ticked, on a CPU)."""
-    page.get_by_text("Upload", exact=True).click()
-    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.get_by_role("radiogroup", name="Image").get_by_text("Upload").click()  # the source radio
+    picker = page.locator('[data-testid="stFileUploader"]', has_text="Upload an image")  # not the other uploader
+    picker.locator("input[type=file]").set_input_files(str(path))
     page.get_by_text(f"Source {core.read_image(path).shape[1]}x").wait_for(timeout=60_000)
     _region(page, False)
 
